@@ -1,0 +1,107 @@
+namespace QuotaProxy.Enforcement.Configuration;
+
+/// <summary>The <c>Quota</c> configuration section: who callers are, which pools they share, where counters live.</summary>
+public sealed record QuotaOptions
+{
+    public const string SectionName = "Quota";
+
+    /// <summary>Switches the quota step off; the proxy then forwards like plain YARP (used by the benchmark's baseline arm).</summary>
+    public bool Enabled { get; init; } = true;
+
+    public IdentityOptions Identity { get; init; } = new();
+
+    public Dictionary<string, PoolOptions> Pools { get; init; } = new(StringComparer.Ordinal);
+
+    public StoreOptions Store { get; init; } = new();
+
+    public HeaderOptions Headers { get; init; } = new();
+
+    /// <summary>Per YARP cluster id: the vendor credential the proxy adds to every forwarded request.</summary>
+    public Dictionary<string, UpstreamOptions> Upstreams { get; init; } = new(StringComparer.OrdinalIgnoreCase);
+}
+
+public sealed record IdentityOptions
+{
+    public string ApiKeyHeader { get; init; } = "X-Api-Key";
+
+    /// <summary>API keys, kept only as SHA-256 hex digests, each mapped to one tenant.</summary>
+    public List<ApiKeyOptions> ApiKeys { get; init; } = [];
+
+    public string TenantHeader { get; init; } = "X-Environment";
+
+    /// <summary>The tenant header is believed only when this is true …</summary>
+    public bool TrustTenantHeader { get; init; }
+
+    /// <summary>… and, when this list is not empty, only from callers inside one of these networks (CIDR).</summary>
+    public List<string> TrustedNetworks { get; init; } = [];
+}
+
+public sealed record ApiKeyOptions
+{
+    /// <summary>SHA-256 of the key as 64 hex characters (<c>printf %s "$KEY" | sha256sum</c>).</summary>
+    public string Sha256 { get; init; } = "";
+
+    public string Tenant { get; init; } = "";
+}
+
+public sealed record PoolOptions
+{
+    public long Limit { get; init; }
+
+    public string Window { get; init; } = "";
+
+    public string TimeZone { get; init; } = "UTC";
+
+    public Dictionary<string, TenantOptions> Tenants { get; init; } = new(StringComparer.Ordinal);
+}
+
+public sealed record TenantOptions
+{
+    /// <summary>Ceiling per window; unset means the pool's limit.</summary>
+    public long? Limit { get; init; }
+}
+
+public sealed record StoreOptions
+{
+    public StoreKind Kind { get; init; } = StoreKind.InProcess;
+
+    /// <summary>StackExchange.Redis configuration string, e.g. <c>localhost:6379</c> or a Sentinel/Cluster list.</summary>
+    public string? Redis { get; init; }
+
+    /// <summary>How long a decision may wait for the store before the outage policy answers.</summary>
+    public TimeSpan Timeout { get; init; } = TimeSpan.FromMilliseconds(50);
+
+    /// <summary>Retry-After sent with the 503 while the store is unreachable.</summary>
+    public TimeSpan RetryAfterWhenUnavailable { get; init; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>Prefix of every Redis key; keep the default <c>qp:</c> unless several deployments share one Redis.</summary>
+    public string KeyPrefix { get; init; } = "qp:";
+}
+
+public enum StoreKind
+{
+    InProcess,
+    Redis,
+}
+
+public sealed record HeaderOptions
+{
+    /// <summary>Send <c>X-RateLimit-Limit/Remaining/Used/Reset</c> next to the IETF <c>RateLimit</c> pair.</summary>
+    public bool Legacy { get; init; } = true;
+}
+
+public sealed record UpstreamOptions
+{
+    public UpstreamCredentialOptions? Credential { get; init; }
+}
+
+public sealed record UpstreamCredentialOptions
+{
+    public string Header { get; init; } = "";
+
+    /// <summary>The secret itself (prefer <see cref="EnvironmentVariable"/> so it never sits in a file).</summary>
+    public string? Value { get; init; }
+
+    /// <summary>Name of an environment variable that holds the secret.</summary>
+    public string? EnvironmentVariable { get; init; }
+}

@@ -1,0 +1,207 @@
+using System.Net;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.Options;
+using QuotaProxy.Enforcement.Identity;
+using QuotaProxy.Enforcement.Pricing;
+using QuotaProxy.Enforcement.Quotas;
+
+namespace QuotaProxy.Enforcement.Configuration;
+
+/// <summary>
+/// Checks the <c>Quota</c> section and the quota metadata of every YARP route, and reports every error at
+/// once, each naming its key path and what to fix, so that a bad config stops the start with a full list.
+/// </summary>
+public sealed class QuotaOptionsValidator(IConfiguration configuration) : IValidateOptions<QuotaOptions>
+{
+    public const string RoutesSection = "ReverseProxy:Routes";
+
+    public ValidateOptionsResult Validate(string? name, QuotaOptions options)
+    {
+        var errors = Validate(options, configuration.GetSection(RoutesSection), Environment.GetEnvironmentVariable);
+        return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
+    }
+
+    public static List<string> Validate(QuotaOptions options, IConfigurationSection routes, Func<string, string?> environment)
+    {
+        var errors = new List<string>();
+        ValidatePools(options, errors);
+        ValidateRoutes(options, routes, errors);
+        ValidateIdentity(options, errors);
+        ValidateStore(options.Store, errors);
+        ValidateUpstreams(options, environment, errors);
+        return errors;
+    }
+
+    private static void ValidatePools(QuotaOptions options, List<string> errors)
+    {
+        foreach (var (poolName, pool) in options.Pools)
+        {
+            var path = $"Quota:Pools:{poolName}";
+            if (pool.Limit <= 0)
+            {
+                errors.Add($"{path}:Limit must be a positive integer (credits per window), got {pool.Limit}.");
+            }
+
+            if (!QuotaWindow.TryParse(pool.Window, out _))
+            {
+                errors.Add($"{path}:Window must be one of 1s, 1m, 1h, 1d, 1mo, got '{pool.Window}'.");
+            }
+
+            if (!TimeZoneInfo.TryFindSystemTimeZoneById(pool.TimeZone, out _))
+            {
+                errors.Add($"{path}:TimeZone '{pool.TimeZone}' is not a known IANA time zone (such as UTC, Europe/Berlin, America/New_York).");
+            }
+
+            foreach (var (tenantName, tenant) in pool.Tenants)
+            {
+                if (tenant.Limit is not { } limit)
+                {
+                    continue;
+                }
+
+                if (limit <= 0)
+                {
+                    errors.Add($"{path}:Tenants:{tenantName}:Limit must be a positive integer, got {limit}; remove it to use the pool's Limit.");
+                }
+                else if (pool.Limit > 0 && limit > pool.Limit)
+                {
+                    errors.Add($"{path}:Tenants:{tenantName}:Limit must be ≤ the pool's Limit ({pool.Limit}), got {limit}.");
+                }
+            }
+        }
+    }
+
+    private static void ValidateRoutes(QuotaOptions options, IConfigurationSection routes, List<string> errors)
+    {
+        foreach (var route in routes.GetChildren())
+        {
+            var metadata = route.GetSection("Metadata");
+            var path = $"{RoutesSection}:{route.Key}:Metadata";
+            var pool = metadata[RouteQuota.PoolKey];
+            var cost = metadata[RouteQuota.CostKey];
+            if (pool is null)
+            {
+                if (cost is not null)
+                {
+                    errors.Add($"{path}:{RouteQuota.CostKey} is set but {RouteQuota.PoolKey} is not; name the pool the cost is charged to.");
+                }
+
+                continue;
+            }
+
+            if (!options.Pools.ContainsKey(pool))
+            {
+                var known = options.Pools.Count == 0 ? "none are configured" : "known pools: " + string.Join(", ", options.Pools.Keys.Order(StringComparer.Ordinal));
+                errors.Add($"{path}:{RouteQuota.PoolKey} names unknown pool '{pool}'; {known}.");
+            }
+
+            if (!RouteQuota.TryParseCost(cost, out _))
+            {
+                errors.Add($"{path}:{RouteQuota.CostKey} must be a positive integer, got '{cost}'.");
+            }
+        }
+    }
+
+    private static void ValidateIdentity(QuotaOptions options, List<string> errors)
+    {
+        var identity = options.Identity;
+        if (string.IsNullOrWhiteSpace(identity.ApiKeyHeader))
+        {
+            errors.Add("Quota:Identity:ApiKeyHeader must name a header, such as X-Api-Key.");
+        }
+
+        if (string.IsNullOrWhiteSpace(identity.TenantHeader))
+        {
+            errors.Add("Quota:Identity:TenantHeader must name a header, such as X-Environment.");
+        }
+
+        var tenants = options.Pools.Values.SelectMany(p => p.Tenants.Keys).ToHashSet(StringComparer.Ordinal);
+        var firstIndexByHash = new Dictionary<string, int>(StringComparer.OrdinalIgnoreCase);
+        for (var i = 0; i < identity.ApiKeys.Count; i++)
+        {
+            var key = identity.ApiKeys[i];
+            var path = $"Quota:Identity:ApiKeys:{i}";
+            if (!ApiKeyHash.IsWellFormed(key.Sha256))
+            {
+                // Never echo the value: someone may have pasted the raw key instead of its hash.
+                errors.Add($"{path}:Sha256 must be the key's SHA-256 as 64 hex characters (printf %s \"$KEY\" | sha256sum), got {key.Sha256.Length} characters.");
+            }
+            else if (firstIndexByHash.TryGetValue(key.Sha256, out var first))
+            {
+                errors.Add($"{path}:Sha256 is the same key as Quota:Identity:ApiKeys:{first}:Sha256; a key maps to exactly one tenant, remove one of them.");
+            }
+            else
+            {
+                firstIndexByHash.Add(key.Sha256, i);
+            }
+
+            if (string.IsNullOrWhiteSpace(key.Tenant))
+            {
+                errors.Add($"{path}:Tenant must name the tenant the key belongs to.");
+            }
+            else if (!tenants.Contains(key.Tenant))
+            {
+                errors.Add($"{path}:Tenant '{key.Tenant}' is not a tenant of any pool; add it under Quota:Pools:<pool>:Tenants.");
+            }
+        }
+
+        for (var i = 0; i < identity.TrustedNetworks.Count; i++)
+        {
+            if (!IPNetwork.TryParse(identity.TrustedNetworks[i], out _))
+            {
+                errors.Add($"Quota:Identity:TrustedNetworks:{i} '{identity.TrustedNetworks[i]}' is not a network in CIDR form, such as 10.0.0.0/8.");
+            }
+        }
+    }
+
+    private static void ValidateStore(StoreOptions store, List<string> errors)
+    {
+        if (store.Kind == StoreKind.Redis && string.IsNullOrWhiteSpace(store.Redis))
+        {
+            errors.Add("Quota:Store:Redis must be a Redis connection string (such as localhost:6379) when Quota:Store:Kind is Redis.");
+        }
+
+        if (store.Timeout <= TimeSpan.Zero || store.Timeout > TimeSpan.FromSeconds(10))
+        {
+            errors.Add($"Quota:Store:Timeout must be between 00:00:00.001 and 00:00:10, got {store.Timeout}.");
+        }
+
+        if (store.RetryAfterWhenUnavailable < TimeSpan.FromSeconds(1))
+        {
+            errors.Add($"Quota:Store:RetryAfterWhenUnavailable must be at least 00:00:01, got {store.RetryAfterWhenUnavailable}.");
+        }
+
+        if (string.IsNullOrEmpty(store.KeyPrefix) || store.KeyPrefix.Contains('{') || store.KeyPrefix.Contains('}'))
+        {
+            errors.Add($"Quota:Store:KeyPrefix must be non-empty and free of braces (they would break the hash tag), got '{store.KeyPrefix}'.");
+        }
+    }
+
+    private static void ValidateUpstreams(QuotaOptions options, Func<string, string?> environment, List<string> errors)
+    {
+        foreach (var (clusterId, upstream) in options.Upstreams)
+        {
+            if (upstream.Credential is not { } credential)
+            {
+                continue;
+            }
+
+            var path = $"Quota:Upstreams:{clusterId}:Credential";
+            if (string.IsNullOrWhiteSpace(credential.Header))
+            {
+                errors.Add($"{path}:Header must name the header that carries the vendor credential, such as Authorization.");
+            }
+
+            var hasValue = !string.IsNullOrEmpty(credential.Value);
+            var hasVariable = !string.IsNullOrEmpty(credential.EnvironmentVariable);
+            if (hasValue == hasVariable)
+            {
+                errors.Add($"{path} must set exactly one of Value and EnvironmentVariable.");
+            }
+            else if (hasVariable && string.IsNullOrEmpty(environment(credential.EnvironmentVariable!)))
+            {
+                errors.Add($"{path}:EnvironmentVariable names {credential.EnvironmentVariable}, which is not set in the proxy's environment.");
+            }
+        }
+    }
+}

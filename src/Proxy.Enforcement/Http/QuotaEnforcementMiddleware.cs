@@ -1,0 +1,86 @@
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Logging;
+using QuotaProxy.Enforcement.Configuration;
+using QuotaProxy.Enforcement.Identity;
+using QuotaProxy.Enforcement.Observability;
+using QuotaProxy.Enforcement.Pricing;
+using QuotaProxy.Enforcement.Quotas;
+using Yarp.ReverseProxy.Model;
+
+namespace QuotaProxy.Enforcement.Http;
+
+/// <summary>
+/// The quota step in YARP's pipeline: identify the caller, price the request, ask the store for one atomic
+/// decision, then forward with rate-limit headers or answer 401/403/429/503 without calling the vendor.
+/// </summary>
+internal sealed class QuotaEnforcementMiddleware(
+    RequestDelegate next,
+    RouteQuotaCatalog routes,
+    CallerIdentifier identifier,
+    QuotaModel model,
+    IQuotaStore store,
+    QuotaOptions options,
+    ILogger<QuotaEnforcementMiddleware> logger)
+{
+    private readonly bool _legacyHeaders = options.Headers.Legacy;
+    private readonly TimeSpan _retryAfterWhenUnavailable = options.Store.RetryAfterWhenUnavailable;
+
+    public async Task InvokeAsync(HttpContext context)
+    {
+        var route = context.GetReverseProxyFeature().Route.Config;
+        var quota = routes.For(route);
+        if (quota is null)
+        {
+            await next(context);
+            return;
+        }
+
+        var tenantName = identifier.Identify(context);
+        if (tenantName is null)
+        {
+            QuotaLog.Unidentified(logger, route.RouteId);
+            await QuotaProblems.UnidentifiedAsync(context, identifier.ApiKeyHeader);
+            return;
+        }
+
+        var pool = model.Pools[quota.Pool];
+        if (!pool.Tenants.TryGetValue(tenantName, out var tenant))
+        {
+            QuotaLog.Forbidden(logger, tenantName, pool.Name, route.RouteId);
+            await QuotaProblems.ForbiddenAsync(context, tenantName, pool.Name);
+            return;
+        }
+
+        QuotaDecision decision;
+        try
+        {
+            decision = await store.DebitAsync(new QuotaDebit(pool, tenant, quota.Cost), context.RequestAborted);
+        }
+        catch (QuotaStoreUnavailableException)
+        {
+            await QuotaProblems.StoreUnavailableAsync(context, _retryAfterWhenUnavailable);
+            return;
+        }
+
+        if (!decision.Admitted)
+        {
+            QuotaLog.Rejected(logger, pool.Name, tenant.Name, quota.Cost, decision.LimitedBy.ToString(), decision.Remaining);
+            RateLimitHeaders.Write(context.Response.Headers, pool.Name, decision, _legacyHeaders);
+            await QuotaProblems.QuotaExceededAsync(context, pool.Name, tenant.Name, quota.Cost, decision);
+            return;
+        }
+
+        // Written as the response starts, so the vendor's own rate-limit headers cannot override ours.
+        context.Response.OnStarting(WriteHeadersOnStarting, new AdmittedResponse(context.Response, pool.Name, decision, _legacyHeaders));
+        await next(context);
+    }
+
+    private static Task WriteHeadersOnStarting(object state)
+    {
+        var admitted = (AdmittedResponse)state;
+        RateLimitHeaders.Write(admitted.Response.Headers, admitted.Pool, admitted.Decision, admitted.Legacy);
+        return Task.CompletedTask;
+    }
+
+    private sealed record AdmittedResponse(HttpResponse Response, string Pool, QuotaDecision Decision, bool Legacy);
+}

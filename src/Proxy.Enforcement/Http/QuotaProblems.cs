@@ -1,0 +1,85 @@
+using System.Globalization;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Mvc;
+using QuotaProxy.Enforcement.Quotas;
+
+namespace QuotaProxy.Enforcement.Http;
+
+/// <summary>The <c>application/problem+json</c> answers the quota step gives instead of forwarding.</summary>
+internal static class QuotaProblems
+{
+    public const string ContentType = "application/problem+json";
+
+    public static Task UnidentifiedAsync(HttpContext context, string apiKeyHeader) => WriteAsync(context, new ProblemDetails
+    {
+        Type = "urn:quotaproxy:problem:unidentified",
+        Title = "Caller not identified",
+        Status = StatusCodes.Status401Unauthorized,
+        Detail = $"This route is metered. Send a valid API key in the {apiKeyHeader} header.",
+    });
+
+    public static Task ForbiddenAsync(HttpContext context, string tenant, string pool) => WriteAsync(context, new ProblemDetails
+    {
+        Type = "urn:quotaproxy:problem:tenant-not-in-pool",
+        Title = "Tenant has no share of this pool",
+        Status = StatusCodes.Status403Forbidden,
+        Detail = $"Tenant '{tenant}' is not a tenant of pool '{pool}', which this route draws on.",
+        Extensions = { ["pool"] = pool, ["tenant"] = tenant },
+    });
+
+    public static Task StoreUnavailableAsync(HttpContext context, TimeSpan retryAfter)
+    {
+        var seconds = (long)Math.Max(1, Math.Ceiling(retryAfter.TotalSeconds));
+        context.Response.Headers.RetryAfter = seconds.ToString(CultureInfo.InvariantCulture);
+        return WriteAsync(context, new ProblemDetails
+        {
+            Type = "urn:quotaproxy:problem:store-unavailable",
+            Title = "Quota store unavailable",
+            Status = StatusCodes.Status503ServiceUnavailable,
+            Detail = $"The quota store did not answer in time, so the request was not forwarded. Retry in {seconds} s.",
+        });
+    }
+
+    public static Task QuotaExceededAsync(HttpContext context, string pool, string tenant, long cost, in QuotaDecision decision)
+    {
+        var reset = decision.Window.End;
+        var retryAfter = decision.SecondsToReset;
+        context.Response.Headers.RetryAfter = retryAfter.ToString(CultureInfo.InvariantCulture);
+        var which = decision.LimitedBy == QuotaLimitedBy.Tenant ? $"tenant '{tenant}'" : $"pool '{pool}'";
+        return WriteAsync(context, new ProblemDetails
+        {
+            Type = "urn:quotaproxy:problem:quota-exceeded",
+            Title = "Quota exceeded",
+            Status = StatusCodes.Status429TooManyRequests,
+            Detail = $"The request costs {cost} credit{(cost == 1 ? "" : "s")} but {which} has {decision.Remaining} left in this window. "
+                + $"The window resets at {reset.UtcDateTime:yyyy-MM-dd HH:mm:ss} UTC, in {Describe(TimeSpan.FromSeconds(retryAfter))}.",
+            Extensions =
+            {
+                ["pool"] = pool,
+                ["tenant"] = tenant,
+                ["cost"] = cost,
+                ["remaining"] = decision.Remaining,
+                ["limit"] = Math.Min(decision.TenantLimit, decision.PoolLimit),
+                ["used"] = decision.TenantUsed,
+                ["limitedBy"] = decision.LimitedBy == QuotaLimitedBy.Tenant ? "tenant" : "pool",
+                ["reset"] = reset.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture),
+                ["retryAfterSeconds"] = retryAfter,
+            },
+        });
+    }
+
+    /// <summary>"3 h 12 min", "45 s": a reset time a person reads at a glance.</summary>
+    internal static string Describe(TimeSpan span) => span switch
+    {
+        { TotalDays: >= 1 } => $"{(int)span.TotalDays} d {span.Hours} h",
+        { TotalHours: >= 1 } => $"{(int)span.TotalHours} h {span.Minutes} min",
+        { TotalMinutes: >= 1 } => $"{(int)span.TotalMinutes} min {span.Seconds} s",
+        _ => $"{Math.Max(1, (int)Math.Ceiling(span.TotalSeconds))} s",
+    };
+
+    private static Task WriteAsync(HttpContext context, ProblemDetails problem)
+    {
+        context.Response.StatusCode = problem.Status!.Value;
+        return context.Response.WriteAsJsonAsync(problem, options: null, contentType: ContentType);
+    }
+}

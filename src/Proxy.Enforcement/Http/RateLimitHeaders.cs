@@ -1,0 +1,35 @@
+using System.Globalization;
+using Microsoft.AspNetCore.Http;
+using QuotaProxy.Enforcement.Quotas;
+
+namespace QuotaProxy.Enforcement.Http;
+
+/// <summary>
+/// Writes the rate-limit headers of a decision: the IETF httpapi pair
+/// (<c>RateLimit-Policy: "pool";q=250;w=86400</c>, <c>RateLimit: "pool";r=17;t=3600</c>) and, unless
+/// switched off, <c>X-RateLimit-Limit/Remaining/Used/Reset</c> (Reset in Unix seconds).
+/// </summary>
+internal static class RateLimitHeaders
+{
+    public const string Policy = "RateLimit-Policy";
+    public const string RateLimit = "RateLimit";
+    public const string LegacyLimit = "X-RateLimit-Limit";
+    public const string LegacyRemaining = "X-RateLimit-Remaining";
+    public const string LegacyUsed = "X-RateLimit-Used";
+    public const string LegacyReset = "X-RateLimit-Reset";
+
+    public static void Write(IHeaderDictionary headers, string pool, in QuotaDecision decision, bool legacy)
+    {
+        var limit = Math.Min(decision.TenantLimit, decision.PoolLimit);
+        var windowSeconds = (decision.Window.EndMs - decision.Window.StartMs) / 1000;
+        headers[Policy] = string.Create(CultureInfo.InvariantCulture, $"\"{pool}\";q={limit};w={windowSeconds}");
+        headers[RateLimit] = string.Create(CultureInfo.InvariantCulture, $"\"{pool}\";r={decision.Remaining};t={decision.SecondsToReset}");
+        if (legacy)
+        {
+            headers[LegacyLimit] = limit.ToString(CultureInfo.InvariantCulture);
+            headers[LegacyRemaining] = decision.Remaining.ToString(CultureInfo.InvariantCulture);
+            headers[LegacyUsed] = decision.TenantUsed.ToString(CultureInfo.InvariantCulture);
+            headers[LegacyReset] = ((decision.Window.EndMs + 999) / 1000).ToString(CultureInfo.InvariantCulture);
+        }
+    }
+}

@@ -1,0 +1,12 @@
+using System.Security.Cryptography;
+using System.Text;
+
+namespace QuotaProxy.Enforcement.Identity;
+
+/// <summary>API keys are kept only as SHA-256 digests, in lower-case hex.</summary>
+public static class ApiKeyHash
+{
+    public static string Compute(string apiKey) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(apiKey)));
+
+    public static bool IsWellFormed(string? hash) => hash is { Length: 64 } && hash.All(Uri.IsHexDigit);
+}

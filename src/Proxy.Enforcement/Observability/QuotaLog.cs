@@ -1,0 +1,22 @@
+using Microsoft.Extensions.Logging;
+
+namespace QuotaProxy.Enforcement.Observability;
+
+/// <summary>Log messages of the enforcement library. Event ids: 1000–1099 decisions, 1100–1199 store, 1200–1299 config.</summary>
+internal static partial class QuotaLog
+{
+    [LoggerMessage(EventId = 1001, Level = LogLevel.Debug, Message = "Rejected {Cost} credits for tenant {Tenant} in pool {Pool}: {LimitedBy} limit, {Remaining} remaining")]
+    public static partial void Rejected(ILogger logger, string pool, string tenant, long cost, string limitedBy, long remaining);
+
+    [LoggerMessage(EventId = 1002, Level = LogLevel.Information, Message = "Unidentified caller on metered route {Route}")]
+    public static partial void Unidentified(ILogger logger, string route);
+
+    [LoggerMessage(EventId = 1003, Level = LogLevel.Information, Message = "Tenant {Tenant} is not in pool {Pool} (route {Route})")]
+    public static partial void Forbidden(ILogger logger, string tenant, string pool, string route);
+
+    [LoggerMessage(EventId = 1101, Level = LogLevel.Warning, Message = "Quota store unavailable for pool {Pool}: {ErrorType}: {Error}")]
+    public static partial void StoreUnavailable(ILogger logger, string pool, string errorType, string error);
+
+    [LoggerMessage(EventId = 1102, Level = LogLevel.Information, Message = "Redis quota store: {Endpoint}, timeout {TimeoutMs} ms, key prefix {Prefix}")]
+    public static partial void RedisStoreConfigured(ILogger logger, string endpoint, double timeoutMs, string prefix);
+}

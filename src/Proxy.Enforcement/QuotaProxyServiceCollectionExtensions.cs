@@ -1,0 +1,90 @@
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using QuotaProxy.Enforcement.Configuration;
+using QuotaProxy.Enforcement.Forwarding;
+using QuotaProxy.Enforcement.Http;
+using QuotaProxy.Enforcement.Identity;
+using QuotaProxy.Enforcement.Observability;
+using QuotaProxy.Enforcement.Pricing;
+using QuotaProxy.Enforcement.Quotas;
+using QuotaProxy.Enforcement.Redis;
+using StackExchange.Redis;
+using Yarp.ReverseProxy.Configuration;
+
+namespace QuotaProxy.Enforcement;
+
+public static class QuotaProxyServiceCollectionExtensions
+{
+    /// <summary>
+    /// Adds YARP (routes and clusters from <c>ReverseProxy</c>) and the quota step (from <c>Quota</c>),
+    /// validated at start: an invalid config throws <see cref="OptionsValidationException"/> listing every error.
+    /// </summary>
+    public static IServiceCollection AddQuotaProxy(this IServiceCollection services, IConfiguration configuration)
+    {
+        services.TryAddSingleton(TimeProvider.System);
+        services.AddOptions<QuotaOptions>().Bind(configuration.GetSection(QuotaOptions.SectionName)).ValidateOnStart();
+        services.AddSingleton<IValidateOptions<QuotaOptions>, QuotaOptionsValidator>();
+        services.AddSingleton(sp => sp.GetRequiredService<IOptions<QuotaOptions>>().Value);
+        services.AddSingleton(sp => QuotaModel.Create(sp.GetRequiredService<QuotaOptions>()));
+        services.AddSingleton(sp => new CallerIdentifier(sp.GetRequiredService<QuotaOptions>().Identity));
+        services.AddSingleton<RouteQuotaCatalog>();
+        services.AddSingleton<IQuotaStore>(CreateStore);
+        services.AddQuotaRedisConnection();
+
+        services.AddReverseProxy()
+            .LoadFromConfig(configuration.GetSection("ReverseProxy"))
+            .AddTransforms(context =>
+            {
+                var options = context.Services.GetRequiredService<QuotaOptions>();
+                UpstreamRequestTransforms.Apply(context, options, Environment.GetEnvironmentVariable);
+            });
+        return services;
+    }
+
+    /// <summary>Maps YARP with the quota step ahead of YARP's own pipeline steps.</summary>
+    public static IEndpointConventionBuilder MapQuotaProxy(this WebApplication app)
+    {
+        var enabled = app.Services.GetRequiredService<QuotaOptions>().Enabled;
+        return app.MapReverseProxy(pipeline =>
+        {
+            if (enabled)
+            {
+                pipeline.UseMiddleware<QuotaEnforcementMiddleware>();
+            }
+
+            pipeline.UseSessionAffinity();
+            pipeline.UseLoadBalancing();
+            pipeline.UsePassiveHealthChecks();
+        });
+    }
+
+    private static IQuotaStore CreateStore(IServiceProvider services)
+    {
+        var options = services.GetRequiredService<QuotaOptions>();
+        var timeProvider = services.GetRequiredService<TimeProvider>();
+        if (options.Store.Kind == StoreKind.InProcess)
+        {
+            return new InProcessQuotaStore(timeProvider);
+        }
+
+        var logger = services.GetRequiredService<ILogger<RedisQuotaStore>>();
+        var connection = services.GetRequiredService<IConnectionMultiplexer>();
+        QuotaLog.RedisStoreConfigured(logger, options.Store.Redis!, options.Store.Timeout.TotalMilliseconds, options.Store.KeyPrefix);
+        return new RedisQuotaStore(connection, new RedisKeys(options.Store.KeyPrefix), options.Store.Timeout, timeProvider, logger);
+    }
+
+    /// <summary>One multiplexer per process, configured to fail fast rather than queue behind an outage.</summary>
+    public static IServiceCollection AddQuotaRedisConnection(this IServiceCollection services)
+    {
+        services.TryAddSingleton<IConnectionMultiplexer>(sp =>
+        {
+            var store = sp.GetRequiredService<QuotaOptions>().Store;
+            return ConnectionMultiplexer.Connect(RedisConnectionOptions.Create(store));
+        });
+        return services;
+    }
+}

@@ -1,0 +1,16 @@
+namespace QuotaProxy.Enforcement.Quotas;
+
+/// <summary>
+/// The counter store. One call is one atomic decision: every limit on the caller's path is checked against
+/// the cost, and all of them are debited or none. Implementations: <see cref="InProcessQuotaStore"/> (the
+/// embedded default and the reference model) and <c>RedisQuotaStore</c> (production, one Lua script).
+/// </summary>
+public interface IQuotaStore
+{
+    /// <exception cref="QuotaStoreUnavailableException">The store did not answer within its timeout.</exception>
+    ValueTask<QuotaDecision> DebitAsync(QuotaDebit debit, CancellationToken cancellationToken);
+}
+
+/// <summary>The store could not decide in time; the request gets the configured outage policy.</summary>
+public sealed class QuotaStoreUnavailableException(string message, Exception? innerException = null)
+    : Exception(message, innerException);

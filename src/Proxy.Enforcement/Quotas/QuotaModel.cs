@@ -1,0 +1,62 @@
+using System.Collections.Frozen;
+using QuotaProxy.Enforcement.Configuration;
+
+namespace QuotaProxy.Enforcement.Quotas;
+
+/// <summary>The validated quota configuration, compiled once into what a decision needs.</summary>
+public sealed class QuotaModel
+{
+    private QuotaModel(FrozenDictionary<string, PoolDefinition> pools) => Pools = pools;
+
+    public FrozenDictionary<string, PoolDefinition> Pools { get; }
+
+    /// <summary>Builds the model from options that <see cref="QuotaOptionsValidator"/> has accepted.</summary>
+    public static QuotaModel Create(QuotaOptions options)
+    {
+        var pools = options.Pools.ToFrozenDictionary(
+            pair => pair.Key,
+            pair => PoolDefinition.Create(pair.Key, pair.Value),
+            StringComparer.Ordinal);
+        return new QuotaModel(pools);
+    }
+}
+
+public sealed class PoolDefinition
+{
+    private PoolDefinition(string name, long limit, QuotaWindow window, TimeZoneInfo timeZone, FrozenDictionary<string, TenantDefinition> tenants)
+    {
+        Name = name;
+        Limit = limit;
+        Window = window;
+        TimeZone = timeZone;
+        Tenants = tenants;
+    }
+
+    public string Name { get; }
+
+    public long Limit { get; }
+
+    public QuotaWindow Window { get; }
+
+    public TimeZoneInfo TimeZone { get; }
+
+    public FrozenDictionary<string, TenantDefinition> Tenants { get; }
+
+    internal static PoolDefinition Create(string name, PoolOptions options)
+    {
+        if (!QuotaWindow.TryParse(options.Window, out var window))
+        {
+            throw new ArgumentException($"Pool '{name}' has an invalid window '{options.Window}'.", nameof(options));
+        }
+
+        var tenants = options.Tenants.ToFrozenDictionary(
+            pair => pair.Key,
+            pair => new TenantDefinition(pair.Key, pair.Value.Limit ?? options.Limit),
+            StringComparer.Ordinal);
+        return new PoolDefinition(name, options.Limit, window, TimeZoneInfo.FindSystemTimeZoneById(options.TimeZone), tenants);
+    }
+
+    public WindowBounds Locate(DateTimeOffset instant) => Window.Locate(instant, TimeZone);
+}
+
+public sealed record TenantDefinition(string Name, long Limit);

@@ -1,0 +1,41 @@
+using Microsoft.Extensions.Logging;
+using QuotaProxy.Enforcement.Observability;
+using QuotaProxy.Enforcement.Quotas;
+using StackExchange.Redis;
+
+namespace QuotaProxy.Enforcement.Redis;
+
+/// <summary>
+/// Counters in Redis: one <c>debit.lua</c> call per decision, one round trip. A decision that does not come
+/// back within the store timeout, or cannot be sent because the connection is down, becomes a
+/// <see cref="QuotaStoreUnavailableException"/> at once: commands are never queued behind an outage.
+/// </summary>
+internal sealed class RedisQuotaStore(
+    IConnectionMultiplexer connection,
+    RedisKeys keys,
+    TimeSpan timeout,
+    TimeProvider timeProvider,
+    ILogger<RedisQuotaStore> logger,
+    bool useProxyClock = false) : IQuotaStore
+{
+    public async ValueTask<QuotaDecision> DebitAsync(QuotaDebit debit, CancellationToken cancellationToken)
+    {
+        var proxyNow = timeProvider.GetUtcNow();
+        var (redisKeys, args) = DebitScript.Arguments(keys, debit, proxyNow, useProxyClock ? proxyNow.ToUnixTimeMilliseconds() : 0);
+        try
+        {
+            var result = await connection.GetDatabase()
+                .ScriptEvaluateAsync(DebitScript.Source, redisKeys, args)
+                .WaitAsync(timeout, cancellationToken)
+                .ConfigureAwait(false);
+            return DebitScript.Read(result, debit);
+        }
+        catch (Exception ex) when (ex is RedisException or TimeoutException)
+        {
+            // RedisServerException (a script error such as QP_CLOCK_SKEW, LOADING, READONLY) is a
+            // RedisException too: whatever the store cannot decide, the outage policy answers.
+            QuotaLog.StoreUnavailable(logger, debit.Pool.Name, ex.GetType().Name, ex.Message);
+            throw new QuotaStoreUnavailableException($"Redis did not decide within {timeout.TotalMilliseconds} ms.", ex);
+        }
+    }
+}

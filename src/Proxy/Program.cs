@@ -1,0 +1,3 @@
+using QuotaProxy;
+
+return await QuotaProxyHost.RunAsync(args);

@@ -1,0 +1,52 @@
+using Microsoft.Extensions.Options;
+using QuotaProxy.Enforcement;
+using QuotaProxy.StandIn;
+
+namespace QuotaProxy;
+
+/// <summary>Builds and runs the proxy: YARP with the quota step, plus the stand-in vendor when it is switched on.</summary>
+public static class QuotaProxyHost
+{
+    public const int InvalidConfigurationExitCode = 2;
+
+    /// <param name="args">Command line; <c>--config FILE</c> adds a JSON file on top of appsettings.json.</param>
+    /// <param name="configure">Extra configuration (tests use it to point at their own servers).</param>
+    public static WebApplication Build(string[] args, Action<IConfigurationBuilder>? configure = null)
+    {
+        var builder = WebApplication.CreateBuilder(args);
+        if (builder.Configuration["config"] is { Length: > 0 } file)
+        {
+            builder.Configuration.AddJsonFile(Path.GetFullPath(file), optional: false, reloadOnChange: false);
+            builder.Configuration.AddEnvironmentVariables();
+            builder.Configuration.AddCommandLine(args);
+        }
+
+        configure?.Invoke(builder.Configuration);
+        builder.Services.AddQuotaProxy(builder.Configuration);
+        builder.Services.AddStandInVendor(builder.Configuration);
+
+        var app = builder.Build();
+        app.MapQuotaProxy();
+        return app;
+    }
+
+    public static async Task<int> RunAsync(string[] args)
+    {
+        try
+        {
+            await using var app = Build(args);
+            await app.RunAsync();
+            return 0;
+        }
+        catch (OptionsValidationException ex)
+        {
+            await Console.Error.WriteLineAsync($"QuotaProxy did not start: the configuration has {ex.Failures.Count()} error(s).");
+            foreach (var failure in ex.Failures)
+            {
+                await Console.Error.WriteLineAsync($"  - {failure}");
+            }
+
+            return InvalidConfigurationExitCode;
+        }
+    }
+}
