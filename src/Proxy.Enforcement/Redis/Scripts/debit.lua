@@ -30,6 +30,7 @@ local tenant_limit = tonumber(ARGV[5])
 local fixed_length = tonumber(ARGV[6])
 
 local LIMITED_BY_NONE, LIMITED_BY_TENANT, LIMITED_BY_POOL = 0, 1, 2
+local KEEP_AFTER_WINDOW_MS = 60000
 
 if now == 0 then
   local time = redis.call('TIME')
@@ -63,7 +64,8 @@ local pool_used, tenant_used
 if stored_start == nil or window_start > stored_start then
   redis.call('DEL', usage_key)
   redis.call('HSET', usage_key, 'start', window_start, 'end', window_end, 'pool', 0)
-  redis.call('PEXPIREAT', usage_key, window_end)
+  -- Memory cleanup only (the start check above is what resets): kept a minute past the window's end.
+  redis.call('PEXPIRE', usage_key, window_end - now + KEEP_AFTER_WINDOW_MS)
   pool_used, tenant_used = 0, 0
 else
   window_start, window_end = stored_start, tonumber(stored[2])

@@ -1,0 +1,95 @@
+using System.Diagnostics;
+using Microsoft.Extensions.Logging.Abstractions;
+using QuotaProxy.Enforcement.Configuration;
+using QuotaProxy.Enforcement.Quotas;
+using QuotaProxy.Enforcement.Redis;
+using QuotaProxy.Enforcement.Tests.Quotas;
+using QuotaProxy.Testing;
+using StackExchange.Redis;
+
+namespace QuotaProxy.Enforcement.Tests.Redis;
+
+[Collection(RedisCollection.Name)]
+public sealed class RedisQuotaStoreTests(RedisFixture redis)
+{
+    private static readonly PoolDefinition Daily = TestPools.Create("daily", 10, "1d", "UTC", ("prod", null), ("test", 4));
+
+    [Fact]
+    public async Task Debit_ServerClock_PicksTheWindowHoldingRedisTime()
+    {
+        var store = RedisStores.Create(redis.Connection);
+        var server = redis.Connection.GetServer(redis.Connection.GetEndPoints()[0]);
+        var serverNow = await server.TimeAsync();
+
+        var decision = await store.DebitAsync(Daily.Debit("prod", 1), CancellationToken.None);
+
+        var expected = Daily.Locate(new DateTimeOffset(serverNow, TimeSpan.Zero));
+        Assert.True(decision.Admitted);
+        Assert.Equal(expected, decision.Window);
+        Assert.InRange(decision.NowMs, expected.StartMs, expected.EndMs - 1);
+    }
+
+    [Fact]
+    public async Task Debit_KeepsEveryCounterInOneHashTaggedKey()
+    {
+        var prefix = RedisFixture.NewKeyPrefix();
+        var store = RedisStores.Create(redis.Connection, prefix: prefix);
+
+        await store.DebitAsync(Daily.Debit("test", 3), CancellationToken.None);
+
+        var key = $"{prefix}{{daily}}:usage";
+        var fields = (await redis.Connection.GetDatabase().HashGetAllAsync(key)).ToDictionary(e => e.Name.ToString(), e => (long)e.Value);
+        Assert.Equal(3, fields["pool"]);
+        Assert.Equal(3, fields["t:test"]);
+        Assert.True(fields["end"] > fields["start"]);
+        var ttl = await redis.Connection.GetDatabase().KeyTimeToLiveAsync(key);
+        Assert.NotNull(ttl);
+        Assert.InRange(ttl.Value, TimeSpan.FromSeconds(1), TimeSpan.FromDays(1) + TimeSpan.FromMinutes(1));
+    }
+
+    [Fact]
+    public async Task Debit_AfterScriptFlush_StillDecides()
+    {
+        var store = RedisStores.Create(redis.Connection);
+        var server = redis.Connection.GetServer(redis.Connection.GetEndPoints()[0]);
+        await store.DebitAsync(Daily.Debit("prod", 1), CancellationToken.None);
+
+        await server.ScriptFlushAsync();
+        var decision = await store.DebitAsync(Daily.Debit("prod", 1), CancellationToken.None);
+
+        Assert.True(decision.Admitted);
+        Assert.Equal(2, decision.PoolUsed);
+    }
+
+    [Fact]
+    public async Task Debit_RedisUnreachable_ThrowsUnavailableWithinTheTimeout()
+    {
+        var options = RedisConnectionOptions.Create(new StoreOptions { Redis = $"127.0.0.1:{LoopbackPorts.Free()}", Timeout = TimeSpan.FromMilliseconds(50) });
+        await using var connection = await ConnectionMultiplexer.ConnectAsync(options);
+        var store = new RedisQuotaStore(connection, new RedisKeys(RedisFixture.NewKeyPrefix()), TimeSpan.FromMilliseconds(50), TimeProvider.System, NullLogger<RedisQuotaStore>.Instance);
+
+        var watch = Stopwatch.StartNew();
+        await Assert.ThrowsAsync<QuotaStoreUnavailableException>(() => store.DebitAsync(Daily.Debit("prod", 1), CancellationToken.None).AsTask());
+
+        // A generous bound: the point is "no hang", not speed (the timeout itself is 50 ms).
+        Assert.InRange(watch.Elapsed, TimeSpan.Zero, TimeSpan.FromSeconds(2));
+    }
+
+    [Fact]
+    public async Task Debit_ConcurrentCallers_NeverExceedThePool()
+    {
+        var store = RedisStores.Create(redis.Connection);
+        var pool = TestPools.Create("race", 100, "1d", "UTC", ("a", 70), ("b", 70));
+
+        var decisions = await Task.WhenAll(Enumerable.Range(0, 300).Select(i =>
+            store.DebitAsync(pool.Debit(i % 2 == 0 ? "a" : "b", 1 + (i % 3)), CancellationToken.None).AsTask()))
+            .WaitAsync(TimeSpan.FromSeconds(30));
+
+        var admitted = decisions.Where(d => d.Admitted).ToList();
+        var credits = decisions.Select((d, i) => d.Admitted ? 1 + (i % 3) : 0).Sum();
+        Assert.Equal(100, credits);
+        Assert.Equal(100, decisions.Max(d => d.PoolUsed));
+        Assert.All(decisions, d => Assert.InRange(d.TenantUsed, 0, 70));
+        Assert.NotEmpty(admitted);
+    }
+}

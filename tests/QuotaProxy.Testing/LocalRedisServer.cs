@@ -1,0 +1,110 @@
+using System.Diagnostics;
+using System.Net.Sockets;
+
+namespace QuotaProxy.Testing;
+
+/// <summary>
+/// A <c>redis-server</c> process of the test's own on a loopback port, in a temp directory, with no
+/// persistence. It can be stopped and started again on the same port (outage tests).
+/// </summary>
+public sealed class LocalRedisServer : IAsyncDisposable
+{
+    private readonly string _directory = Directory.CreateTempSubdirectory("quotaproxy-redis-").FullName;
+    private Process? _process;
+
+    private LocalRedisServer(int port) => Port = port;
+
+    public int Port { get; }
+
+    public string ConnectionString => $"127.0.0.1:{Port}";
+
+    public static async Task<LocalRedisServer> StartAsync()
+    {
+        var server = new LocalRedisServer(LoopbackPorts.Free());
+        await server.StartAgainAsync();
+        return server;
+    }
+
+    public async Task StartAgainAsync()
+    {
+        var binary = ExecutableFinder.Find("redis-server")
+            ?? throw new InvalidOperationException("redis-server is not installed: run scripts/test.sh (it installs it) or set QUOTAPROXY_TEST_REDIS.");
+        var start = new ProcessStartInfo(binary)
+        {
+            ArgumentList = { "--port", Port.ToString(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", _directory, "--protected-mode", "no" },
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
+        _process = Process.Start(start) ?? throw new InvalidOperationException("redis-server did not start.");
+        _process.OutputDataReceived += (_, _) => { };
+        _process.ErrorDataReceived += (_, _) => { };
+        _process.BeginOutputReadLine();
+        _process.BeginErrorReadLine();
+        await WaitUntilAsync(accepting: true);
+    }
+
+    /// <summary>Kills the server (SIGKILL: an outage, not a graceful shutdown) and waits until the port is closed.</summary>
+    public async Task StopAsync()
+    {
+        if (_process is { HasExited: false } process)
+        {
+            process.Kill(entireProcessTree: true);
+            await process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(10));
+        }
+
+        _process = null;
+        await WaitUntilAsync(accepting: false);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await StopAsync();
+        Directory.Delete(_directory, recursive: true);
+    }
+
+    private async Task WaitUntilAsync(bool accepting)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(15);
+        while (DateTime.UtcNow < deadline)
+        {
+            if (await IsAcceptingAsync() == accepting)
+            {
+                return;
+            }
+
+            await Task.Delay(25);
+        }
+
+        throw new TimeoutException($"redis-server on port {Port} did not become {(accepting ? "ready" : "unreachable")} in 15 s.");
+    }
+
+    private async Task<bool> IsAcceptingAsync()
+    {
+        try
+        {
+            using var client = new TcpClient();
+            await client.ConnectAsync("127.0.0.1", Port).WaitAsync(TimeSpan.FromSeconds(1));
+            await using var stream = client.GetStream();
+            await stream.WriteAsync("PING\r\n"u8.ToArray());
+            var buffer = new byte[16];
+            var read = await stream.ReadAsync(buffer).AsTask().WaitAsync(TimeSpan.FromSeconds(1));
+            return read > 0 && buffer[0] == (byte)'+';
+        }
+        catch (Exception ex) when (ex is SocketException or IOException or TimeoutException)
+        {
+            return false;
+        }
+    }
+}
+
+internal static class ExecutableFinder
+{
+    public static string? Find(string name)
+    {
+        var path = Environment.GetEnvironmentVariable("PATH") ?? "";
+        string[] extra = ["/usr/bin", "/usr/local/bin", "/usr/sbin"];
+        return path.Split(Path.PathSeparator).Concat(extra)
+            .Select(dir => Path.Combine(dir, name))
+            .FirstOrDefault(File.Exists);
+    }
+}

@@ -1,0 +1,104 @@
+using System.Globalization;
+using QuotaProxy.Enforcement.Identity;
+
+namespace QuotaProxy.Testing;
+
+/// <summary>
+/// The configuration of a proxy under test, as flat configuration keys: the same keys an operator writes in
+/// appsettings. Every test builds its proxy through this one builder.
+/// </summary>
+public sealed class TestProxyConfig
+{
+    private readonly Dictionary<string, string?> _values = new(StringComparer.OrdinalIgnoreCase);
+    private int _apiKeys;
+
+    public TestProxyConfig(string vendorUrl)
+    {
+        _values["ReverseProxy:Clusters:vendor:Destinations:d1:Address"] = vendorUrl;
+        _values["Quota:Store:Kind"] = "InProcess";
+    }
+
+    public TestProxyConfig Pool(string name, long limit, string window = "1d", string? timeZone = null, params (string Name, long? Limit)[] tenants)
+    {
+        _values[$"Quota:Pools:{name}:Limit"] = limit.ToString(CultureInfo.InvariantCulture);
+        _values[$"Quota:Pools:{name}:Window"] = window;
+        if (timeZone is not null)
+        {
+            _values[$"Quota:Pools:{name}:TimeZone"] = timeZone;
+        }
+
+        foreach (var (tenant, tenantLimit) in tenants)
+        {
+            // An empty section still declares the tenant; Limit unset means the pool's.
+            _values[$"Quota:Pools:{name}:Tenants:{tenant}:Limit"] = tenantLimit?.ToString(CultureInfo.InvariantCulture);
+        }
+
+        return this;
+    }
+
+    /// <summary>A route <c>/{id}/{**rest}</c> to the vendor, with the prefix removed; metered when <paramref name="pool"/> is set.</summary>
+    public TestProxyConfig Route(string id, string? pool = null, long? cost = null)
+    {
+        _values[$"ReverseProxy:Routes:{id}:ClusterId"] = "vendor";
+        _values[$"ReverseProxy:Routes:{id}:Match:Path"] = $"/{id}/{{**rest}}";
+        _values[$"ReverseProxy:Routes:{id}:Transforms:0:PathRemovePrefix"] = $"/{id}";
+        if (pool is not null)
+        {
+            _values[$"ReverseProxy:Routes:{id}:Metadata:Quota.Pool"] = pool;
+        }
+
+        if (cost is not null)
+        {
+            _values[$"ReverseProxy:Routes:{id}:Metadata:Quota.Cost"] = cost.Value.ToString(CultureInfo.InvariantCulture);
+        }
+
+        return this;
+    }
+
+    public TestProxyConfig ApiKey(string key, string tenant)
+    {
+        _values[$"Quota:Identity:ApiKeys:{_apiKeys}:Sha256"] = ApiKeyHash.Compute(key);
+        _values[$"Quota:Identity:ApiKeys:{_apiKeys}:Tenant"] = tenant;
+        _apiKeys++;
+        return this;
+    }
+
+    public TestProxyConfig TrustTenantHeader(params string[] networks)
+    {
+        _values["Quota:Identity:TrustTenantHeader"] = "true";
+        for (var i = 0; i < networks.Length; i++)
+        {
+            _values[$"Quota:Identity:TrustedNetworks:{i}"] = networks[i];
+        }
+
+        return this;
+    }
+
+    public TestProxyConfig VendorCredential(string header, string value)
+    {
+        _values["Quota:Upstreams:vendor:Credential:Header"] = header;
+        _values["Quota:Upstreams:vendor:Credential:Value"] = value;
+        return this;
+    }
+
+    public TestProxyConfig Redis(string connectionString, string keyPrefix, TimeSpan? timeout = null)
+    {
+        _values["Quota:Store:Kind"] = "Redis";
+        _values["Quota:Store:Redis"] = connectionString;
+        _values["Quota:Store:KeyPrefix"] = keyPrefix;
+        if (timeout is not null)
+        {
+            _values["Quota:Store:Timeout"] = timeout.Value.ToString("c", CultureInfo.InvariantCulture);
+        }
+
+        return this;
+    }
+
+    public TestProxyConfig Set(string key, string? value)
+    {
+        _values[key] = value;
+        return this;
+    }
+
+    public IReadOnlyDictionary<string, string?> Values => _values;
+}

@@ -1,0 +1,30 @@
+using WireMock.Logging;
+using WireMock.RequestBuilders;
+using WireMock.ResponseBuilders;
+using WireMock.Server;
+using WireMock.Settings;
+
+namespace QuotaProxy.Testing;
+
+/// <summary>The vendor API in tests: a WireMock server on a loopback port that answers 200 to everything and logs each call.</summary>
+public sealed class VendorServer : IDisposable
+{
+    private readonly WireMockServer _server;
+
+    public VendorServer()
+    {
+        _server = WireMockServer.Start(new WireMockServerSettings { Urls = [$"http://127.0.0.1:{LoopbackPorts.Free()}"] });
+        _server.Given(Request.Create().UsingAnyMethod())
+            .RespondWith(Response.Create().WithStatusCode(200).WithHeader("Content-Type", "application/json").WithBody("{\"vendor\":\"ok\"}"));
+    }
+
+    public string Url => _server.Urls[0];
+
+    public WireMockServer Server => _server;
+
+    public IReadOnlyList<ILogEntry> Calls => [.. _server.LogEntries];
+
+    public int CallsTo(string path) => _server.LogEntries.Count(e => e.RequestMessage?.Path == path);
+
+    public void Dispose() => _server.Stop();
+}
