@@ -26,5 +26,11 @@ public sealed class VendorServer : IDisposable
 
     public int CallsTo(string path) => _server.LogEntries.Count(e => e.RequestMessage?.Path == path);
 
+    /// <summary>The values of one header as the vendor received it, matched without regard to case.</summary>
+    public static IReadOnlyList<string> HeaderValues(ILogEntry call, string name) =>
+        [.. (call.RequestMessage?.Headers ?? new Dictionary<string, WireMock.Types.WireMockList<string>>())
+            .Where(h => string.Equals(h.Key, name, StringComparison.OrdinalIgnoreCase))
+            .SelectMany(h => h.Value)];
+
     public void Dispose() => _server.Stop();
 }

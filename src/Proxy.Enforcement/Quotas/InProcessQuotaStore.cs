@@ -33,8 +33,9 @@ internal sealed class InProcessQuotaStore(TimeProvider timeProvider) : IQuotaSto
             }
 
             var tenantUsed = counters.TenantUsed.GetValueOrDefault(debit.Tenant.Name);
-            var limitedBy = tenantUsed + debit.Cost > debit.Tenant.Limit ? QuotaLimitedBy.Tenant
-                : counters.PoolUsed + debit.Cost > debit.Pool.Limit ? QuotaLimitedBy.Pool
+            // When both would be exceeded the pool is named: it is what ran dry for everyone.
+            var limitedBy = counters.PoolUsed + debit.Cost > debit.Pool.Limit ? QuotaLimitedBy.Pool
+                : tenantUsed + debit.Cost > debit.Tenant.Limit ? QuotaLimitedBy.Tenant
                 : QuotaLimitedBy.None;
             if (limitedBy == QuotaLimitedBy.None)
             {

@@ -72,11 +72,12 @@ else
   pool_used, tenant_used = tonumber(stored[3]) or 0, tonumber(stored[4]) or 0
 end
 
+-- When both would be exceeded the pool is named: it is what ran dry for everyone.
 local limited_by = LIMITED_BY_NONE
-if tenant_used + cost > tenant_limit then
-  limited_by = LIMITED_BY_TENANT
-elseif pool_used + cost > pool_limit then
+if pool_used + cost > pool_limit then
   limited_by = LIMITED_BY_POOL
+elseif tenant_used + cost > tenant_limit then
+  limited_by = LIMITED_BY_TENANT
 end
 
 if limited_by == LIMITED_BY_NONE then

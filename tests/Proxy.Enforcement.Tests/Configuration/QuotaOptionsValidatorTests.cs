@@ -1,0 +1,175 @@
+using Microsoft.Extensions.Configuration;
+using QuotaProxy.Enforcement.Configuration;
+using QuotaProxy.Enforcement.Identity;
+
+namespace QuotaProxy.Enforcement.Tests.Configuration;
+
+/// <summary>One invalid config per rule, with the exact message asserted; the valid base config has no errors.</summary>
+public sealed class QuotaOptionsValidatorTests
+{
+    private static readonly string ProdKeyHash = ApiKeyHash.Compute("prod-key");
+
+    private static Dictionary<string, string?> ValidConfig() => new()
+    {
+        ["ReverseProxy:Routes:quotes:ClusterId"] = "vendor",
+        ["ReverseProxy:Routes:quotes:Match:Path"] = "/quotes/{**rest}",
+        ["ReverseProxy:Routes:quotes:Metadata:Quota.Pool"] = "vendor-daily",
+        ["ReverseProxy:Routes:quotes:Metadata:Quota.Cost"] = "5",
+        ["ReverseProxy:Routes:health:ClusterId"] = "vendor",
+        ["ReverseProxy:Routes:health:Match:Path"] = "/health",
+        ["Quota:Pools:vendor-daily:Limit"] = "250",
+        ["Quota:Pools:vendor-daily:Window"] = "1d",
+        ["Quota:Pools:vendor-daily:TimeZone"] = "America/New_York",
+        ["Quota:Pools:vendor-daily:Tenants:prod:Limit"] = "250",
+        ["Quota:Pools:vendor-daily:Tenants:e2e:Limit"] = "20",
+        ["Quota:Identity:ApiKeys:0:Sha256"] = ProdKeyHash,
+        ["Quota:Identity:ApiKeys:0:Tenant"] = "prod",
+        ["Quota:Identity:TrustedNetworks:0"] = "10.0.0.0/8",
+        ["Quota:Upstreams:vendor:Credential:Header"] = "X-Vendor-Key",
+        ["Quota:Upstreams:vendor:Credential:EnvironmentVariable"] = "VENDOR_API_KEY",
+    };
+
+    private static List<string> Validate(Dictionary<string, string?> values)
+    {
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(values).Build();
+        var options = configuration.GetSection(QuotaOptions.SectionName).Get<QuotaOptions>() ?? new QuotaOptions();
+        return QuotaOptionsValidator.Validate(options, configuration.GetSection(QuotaOptionsValidator.RoutesSection), name => name == "VENDOR_API_KEY" ? "secret" : null);
+    }
+
+    private static List<string> ValidateWith(string key, string? value)
+    {
+        var values = ValidConfig();
+        values[key] = value;
+        return Validate(values);
+    }
+
+    [Fact]
+    public void Validate_ValidConfig_HasNoErrors() => Assert.Empty(Validate(ValidConfig()));
+
+    [Fact]
+    public void Validate_RouteNamesUnknownPool_NamesTheRouteAndTheKnownPools() => Assert.Equal(
+        ["ReverseProxy:Routes:quotes:Metadata:Quota.Pool names unknown pool 'vendor-dialy'; known pools: vendor-daily."],
+        ValidateWith("ReverseProxy:Routes:quotes:Metadata:Quota.Pool", "vendor-dialy"));
+
+    [Theory]
+    [InlineData("0")]
+    [InlineData("-3")]
+    [InlineData("2.5")]
+    [InlineData("five")]
+    public void Validate_NonPositiveOrNonIntegerCost_IsRejected(string cost) => Assert.Equal(
+        [$"ReverseProxy:Routes:quotes:Metadata:Quota.Cost must be a positive integer, got '{cost}'."],
+        ValidateWith("ReverseProxy:Routes:quotes:Metadata:Quota.Cost", cost));
+
+    [Fact]
+    public void Validate_CostWithoutPool_IsRejected() => Assert.Equal(
+        ["ReverseProxy:Routes:health:Metadata:Quota.Cost is set but Quota.Pool is not; name the pool the cost is charged to."],
+        ValidateWith("ReverseProxy:Routes:health:Metadata:Quota.Cost", "2"));
+
+    [Theory]
+    [InlineData("0")]
+    [InlineData("-250")]
+    public void Validate_NonPositivePoolLimit_IsRejected(string limit)
+    {
+        var values = ValidConfig();
+        values["Quota:Pools:vendor-daily:Limit"] = limit;
+        values["Quota:Pools:vendor-daily:Tenants:prod:Limit"] = null;
+        values["Quota:Pools:vendor-daily:Tenants:e2e:Limit"] = null;
+
+        Assert.Equal([$"Quota:Pools:vendor-daily:Limit must be a positive integer (credits per window), got {limit}."], Validate(values));
+    }
+
+    [Fact]
+    public void Validate_NonPositiveTenantLimit_IsRejected() => Assert.Equal(
+        ["Quota:Pools:vendor-daily:Tenants:e2e:Limit must be a positive integer, got 0; remove it to use the pool's Limit."],
+        ValidateWith("Quota:Pools:vendor-daily:Tenants:e2e:Limit", "0"));
+
+    [Fact]
+    public void Validate_TenantLimitAbovePool_IsRejected() => Assert.Equal(
+        ["Quota:Pools:vendor-daily:Tenants:e2e:Limit must be ≤ the pool's Limit (250), got 300."],
+        ValidateWith("Quota:Pools:vendor-daily:Tenants:e2e:Limit", "300"));
+
+    [Theory]
+    [InlineData("1w")]
+    [InlineData("24h")]
+    [InlineData("")]
+    public void Validate_BadWindow_IsRejected(string window) => Assert.Equal(
+        [$"Quota:Pools:vendor-daily:Window must be one of 1s, 1m, 1h, 1d, 1mo, got '{window}'."],
+        ValidateWith("Quota:Pools:vendor-daily:Window", window));
+
+    [Fact]
+    public void Validate_BadTimeZone_IsRejected() => Assert.Equal(
+        ["Quota:Pools:vendor-daily:TimeZone 'Mars/Olympus_Mons' is not a known IANA time zone (such as UTC, Europe/Berlin, America/New_York)."],
+        ValidateWith("Quota:Pools:vendor-daily:TimeZone", "Mars/Olympus_Mons"));
+
+    [Fact]
+    public void Validate_ApiKeyThatIsNotASha256_IsRejectedWithoutEchoingIt()
+    {
+        var errors = ValidateWith("Quota:Identity:ApiKeys:0:Sha256", "sk-live-raw-key");
+
+        Assert.Equal(["Quota:Identity:ApiKeys:0:Sha256 must be the key's SHA-256 as 64 hex characters (printf %s \"$KEY\" | sha256sum), got 15 characters."], errors);
+        Assert.DoesNotContain("sk-live", errors[0]);
+    }
+
+    [Fact]
+    public void Validate_OneKeyMappedTwice_IsRejectedEvenInAnotherCase()
+    {
+        var values = ValidConfig();
+        values["Quota:Identity:ApiKeys:1:Sha256"] = ProdKeyHash.ToUpperInvariant();
+        values["Quota:Identity:ApiKeys:1:Tenant"] = "e2e";
+
+        Assert.Equal(
+            ["Quota:Identity:ApiKeys:1:Sha256 is the same key as Quota:Identity:ApiKeys:0:Sha256; a key maps to exactly one tenant, remove one of them."],
+            Validate(values));
+    }
+
+    [Fact]
+    public void Validate_ApiKeyForUnknownTenant_IsRejected() => Assert.Equal(
+        ["Quota:Identity:ApiKeys:0:Tenant 'staging' is not a tenant of any pool; add it under Quota:Pools:<pool>:Tenants."],
+        ValidateWith("Quota:Identity:ApiKeys:0:Tenant", "staging"));
+
+    [Fact]
+    public void Validate_BadTrustedNetwork_IsRejected() => Assert.Equal(
+        ["Quota:Identity:TrustedNetworks:0 '10.0.0.0/33' is not a network in CIDR form, such as 10.0.0.0/8."],
+        ValidateWith("Quota:Identity:TrustedNetworks:0", "10.0.0.0/33"));
+
+    [Fact]
+    public void Validate_RedisStoreWithoutConnectionString_IsRejected() => Assert.Equal(
+        ["Quota:Store:Redis must be a Redis connection string (such as localhost:6379) when Quota:Store:Kind is Redis."],
+        ValidateWith("Quota:Store:Kind", "Redis"));
+
+    [Fact]
+    public void Validate_StoreTimeoutOutOfRange_IsRejected() => Assert.Equal(
+        ["Quota:Store:Timeout must be between 00:00:00.001 and 00:00:10, got 00:01:00."],
+        ValidateWith("Quota:Store:Timeout", "00:01:00"));
+
+    [Fact]
+    public void Validate_CredentialFromUnsetEnvironmentVariable_IsRejected() => Assert.Equal(
+        ["Quota:Upstreams:vendor:Credential:EnvironmentVariable names VENDOR_TOKEN, which is not set in the proxy's environment."],
+        ValidateWith("Quota:Upstreams:vendor:Credential:EnvironmentVariable", "VENDOR_TOKEN"));
+
+    [Fact]
+    public void Validate_CredentialWithValueAndVariable_IsRejected() => Assert.Equal(
+        ["Quota:Upstreams:vendor:Credential must set exactly one of Value and EnvironmentVariable."],
+        ValidateWith("Quota:Upstreams:vendor:Credential:Value", "inline-secret"));
+
+    [Fact]
+    public void Validate_ManyErrors_ReportsEveryOneAtOnce()
+    {
+        var values = ValidConfig();
+        values["ReverseProxy:Routes:quotes:Metadata:Quota.Pool"] = "nope";
+        values["ReverseProxy:Routes:health:Metadata:Quota.Pool"] = "vendor-daily";
+        values["ReverseProxy:Routes:health:Metadata:Quota.Cost"] = "0";
+        values["Quota:Pools:vendor-daily:Window"] = "1y";
+        values["Quota:Pools:vendor-daily:Tenants:e2e:Limit"] = "999";
+        values["Quota:Identity:ApiKeys:0:Sha256"] = "abc";
+
+        var errors = Validate(values);
+
+        Assert.Equal(5, errors.Count);
+        Assert.Contains(errors, e => e.StartsWith("Quota:Pools:vendor-daily:Window", StringComparison.Ordinal));
+        Assert.Contains(errors, e => e.StartsWith("Quota:Pools:vendor-daily:Tenants:e2e:Limit", StringComparison.Ordinal));
+        Assert.Contains(errors, e => e.StartsWith("ReverseProxy:Routes:quotes:Metadata:Quota.Pool", StringComparison.Ordinal));
+        Assert.Contains(errors, e => e.StartsWith("ReverseProxy:Routes:health:Metadata:Quota.Cost", StringComparison.Ordinal));
+        Assert.Contains(errors, e => e.StartsWith("Quota:Identity:ApiKeys:0:Sha256", StringComparison.Ordinal));
+    }
+}

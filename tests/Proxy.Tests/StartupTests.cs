@@ -1,0 +1,81 @@
+using System.Diagnostics;
+using Microsoft.Extensions.Configuration;
+using QuotaProxy.Enforcement.Configuration;
+
+namespace QuotaProxy.Tests;
+
+public sealed class StartupTests
+{
+    private static string RepoRoot()
+    {
+        var directory = new DirectoryInfo(AppContext.BaseDirectory);
+        while (directory is not null && !File.Exists(Path.Combine(directory.FullName, "QuotaProxy.sln")))
+        {
+            directory = directory.Parent;
+        }
+
+        return directory?.FullName ?? throw new InvalidOperationException("QuotaProxy.sln not found above the test binaries.");
+    }
+
+    [Fact]
+    public async Task InvalidConfig_ProcessExitsNonZeroListingEveryError()
+    {
+        var directory = Directory.CreateTempSubdirectory("quotaproxy-badconfig-").FullName;
+        var configFile = Path.Combine(directory, "bad.json");
+        await File.WriteAllTextAsync(configFile, """
+            {
+              "ReverseProxy": {
+                "Routes": { "quotes": { "ClusterId": "vendor", "Match": { "Path": "/q" }, "Metadata": { "Quota.Pool": "missing", "Quota.Cost": "0" } } },
+                "Clusters": { "vendor": { "Destinations": { "d": { "Address": "http://127.0.0.1:9/" } } } }
+              },
+              "Quota": { "Pools": { "daily": { "Limit": 10, "Window": "1week", "Tenants": { "prod": { "Limit": 11 } } } } }
+            }
+            """);
+        var start = new ProcessStartInfo("dotnet")
+        {
+            ArgumentList = { Path.Combine(AppContext.BaseDirectory, "QuotaProxy.dll"), "--config", configFile, "--urls", "http://127.0.0.1:0" },
+            WorkingDirectory = directory,
+            RedirectStandardError = true,
+            RedirectStandardOutput = true,
+        };
+
+        using var process = Process.Start(start)!;
+        var stderr = process.StandardError.ReadToEndAsync();
+        _ = process.StandardOutput.ReadToEndAsync();
+        await process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(60));
+        var errors = await stderr;
+
+        Assert.Equal(2, process.ExitCode);
+        Assert.Contains("the configuration has 4 error(s)", errors, StringComparison.Ordinal);
+        Assert.Contains("ReverseProxy:Routes:quotes:Metadata:Quota.Pool names unknown pool 'missing'; known pools: daily.", errors, StringComparison.Ordinal);
+        Assert.Contains("ReverseProxy:Routes:quotes:Metadata:Quota.Cost must be a positive integer, got '0'.", errors, StringComparison.Ordinal);
+        Assert.Contains("Quota:Pools:daily:Window must be one of 1s, 1m, 1h, 1d, 1mo, got '1week'.", errors, StringComparison.Ordinal);
+        Assert.Contains("Quota:Pools:daily:Tenants:prod:Limit must be ≤ the pool's Limit (10), got 11.", errors, StringComparison.Ordinal);
+    }
+
+    public static TheoryData<string> ExampleConfigs() => [.. Directory.GetFiles(Path.Combine(RepoRoot(), "config"), "*.json").Select(Path.GetFileName).OfType<string>()];
+
+    [Theory]
+    [MemberData(nameof(ExampleConfigs))]
+    public void ExampleConfig_IsValid(string file)
+    {
+        var configuration = new ConfigurationBuilder().AddJsonFile(Path.Combine(RepoRoot(), "config", file)).Build();
+        var options = configuration.GetSection(QuotaOptions.SectionName).Get<QuotaOptions>() ?? new QuotaOptions();
+
+        // Example configs name their secrets by environment variable; any value will do for the check.
+        var errors = QuotaOptionsValidator.Validate(options, configuration.GetSection(QuotaOptionsValidator.RoutesSection), _ => "set");
+
+        Assert.Empty(errors);
+        Assert.NotEmpty(options.Pools);
+    }
+
+    [Fact]
+    public void EmbeddedDefault_AppSettingsIsValid()
+    {
+        var configuration = new ConfigurationBuilder().AddJsonFile(Path.Combine(RepoRoot(), "src", "Proxy", "appsettings.json")).Build();
+        var options = configuration.GetSection(QuotaOptions.SectionName).Get<QuotaOptions>() ?? new QuotaOptions();
+
+        Assert.Empty(QuotaOptionsValidator.Validate(options, configuration.GetSection(QuotaOptionsValidator.RoutesSection), _ => null));
+        Assert.Equal(StoreKind.InProcess, options.Store.Kind);
+    }
+}

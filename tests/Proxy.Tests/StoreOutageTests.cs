@@ -1,0 +1,114 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
+using QuotaProxy.Testing;
+using StackExchange.Redis;
+
+namespace QuotaProxy.Tests;
+
+/// <summary>
+/// Redis going away and coming back under a running proxy. Each test owns its redis-server process, so that it
+/// can kill it; the shared fixture's server is never stopped.
+/// </summary>
+public sealed class StoreOutageTests : IAsyncLifetime
+{
+    private static readonly TimeSpan StoreTimeout = TimeSpan.FromMilliseconds(50);
+    private readonly VendorServer _vendor = new();
+    private LocalRedisServer _redis = null!;
+    private ProxyInstance _proxy = null!;
+
+    public async Task InitializeAsync()
+    {
+        _redis = await LocalRedisServer.StartAsync();
+        _proxy = await ProxyInstance.StartAsync(new TestProxyConfig(_vendor.Url)
+            .Pool("vendor-daily", 1000, "1d", "UTC", ("prod", null))
+            .Route("quotes", pool: "vendor-daily")
+            .ApiKey("prod-key", "prod")
+            .Redis(_redis.ConnectionString, RedisFixture.NewKeyPrefix(), StoreTimeout));
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _proxy.DisposeAsync();
+        await _redis.DisposeAsync();
+        _vendor.Dispose();
+    }
+
+    private async Task<(HttpStatusCode Status, TimeSpan Elapsed, HttpResponseMessage Response)> SendAsync()
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Get, "/quotes/AAPL");
+        request.Headers.Add("X-Api-Key", "prod-key");
+        var watch = Stopwatch.StartNew();
+        var response = await _proxy.Client.SendAsync(request).WaitAsync(TimeSpan.FromSeconds(10));
+        return (response.StatusCode, watch.Elapsed, response);
+    }
+
+    private async Task<HttpStatusCode> EventuallyAsync(HttpStatusCode wanted, TimeSpan within)
+    {
+        var deadline = DateTime.UtcNow + within;
+        HttpStatusCode last;
+        do
+        {
+            var (status, _, response) = await SendAsync();
+            response.Dispose();
+            last = status;
+            if (last == wanted)
+            {
+                return last;
+            }
+
+            await Task.Delay(100);
+        }
+        while (DateTime.UtcNow < deadline);
+        return last;
+    }
+
+    [Fact]
+    public async Task RedisStopped_Answers503Fast_ThenAdmitsAgainWhenItReturns()
+    {
+        Assert.Equal(HttpStatusCode.OK, (await SendAsync()).Status);
+        await _redis.StopAsync();
+
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, await EventuallyAsync(HttpStatusCode.ServiceUnavailable, TimeSpan.FromSeconds(5)));
+        var outage = new List<TimeSpan>();
+        for (var i = 0; i < 5; i++)
+        {
+            var (status, elapsed, response) = await SendAsync();
+            using (response)
+            {
+                Assert.Equal(HttpStatusCode.ServiceUnavailable, status);
+                Assert.Equal("1", response.Headers.GetValues("Retry-After").Single());
+                Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+                var problem = await response.Content.ReadFromJsonAsync<JsonElement>();
+                Assert.Equal(503, problem.GetProperty("status").GetInt32());
+            }
+
+            outage.Add(elapsed);
+        }
+
+        // "Never a hang": far inside a generous bound (the store timeout itself is 50 ms).
+        Assert.All(outage, elapsed => Assert.InRange(elapsed, TimeSpan.Zero, TimeSpan.FromSeconds(1)));
+        var callsDuringOutage = _vendor.Calls.Count;
+
+        await _redis.StartAgainAsync();
+        Assert.Equal(HttpStatusCode.OK, await EventuallyAsync(HttpStatusCode.OK, TimeSpan.FromSeconds(15)));
+        Assert.Equal(1, callsDuringOutage);
+    }
+
+    [Fact]
+    public async Task ScriptCacheFlushed_StillAdmits()
+    {
+        Assert.Equal(HttpStatusCode.OK, (await SendAsync()).Status);
+        await using (var admin = await ConnectionMultiplexer.ConnectAsync(_redis.ConnectionString + ",allowAdmin=true"))
+        {
+            await admin.GetServer(admin.GetEndPoints()[0]).ScriptFlushAsync();
+        }
+
+        var (status, _, response) = await SendAsync();
+
+        Assert.Equal(HttpStatusCode.OK, status);
+        Assert.Equal("2", response.Headers.GetValues("X-RateLimit-Used").Single());
+        response.Dispose();
+    }
+}
