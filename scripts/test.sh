@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh clone on Debian with the .NET SDK.
+# Installs what the tests need when it is missing (redis-server; PostgreSQL for the ledger tests),
+# then builds and runs every test project. Tests start their own servers on loopback ports;
+# set QUOTAPROXY_TEST_REDIS / QUOTAPROXY_TEST_POSTGRES to use servers of your own instead.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  missing+=(postgresql)
+fi
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "Installing: ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # Debian starts installed servers; the tests run their own on free ports.
+  $SUDO service redis-server stop >/dev/null 2>&1 || true
+fi
+
+dotnet build QuotaProxy.sln -c Release -nologo -v quiet
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+set +e
+dotnet test QuotaProxy.sln -c Release --no-build -nologo --logger "console;verbosity=normal" "$@" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+passed=$(grep -E '^\s+Passed:\s+[0-9]+' "$log" | awk '{s+=$2} END {print s+0}')
+failed=$(grep -E '^\s+Failed:\s+[0-9]+' "$log" | awk '{s+=$2} END {print s+0}')
+echo "tests: ${passed} passed, ${failed} failed"
+exit "$status"
