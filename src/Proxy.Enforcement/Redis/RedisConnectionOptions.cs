@@ -19,6 +19,7 @@ internal static class RedisConnectionOptions
         options.ConnectTimeout = Math.Min(options.ConnectTimeout, 2000);
         options.AsyncTimeout = Math.Max(100, (int)store.Timeout.TotalMilliseconds * 4);
         options.ReconnectRetryPolicy = new LinearRetry(250);
+        options.SocketManager = SocketManager.ThreadPool;
         return options;
     }
 }
