@@ -1,7 +1,5 @@
 using System.Collections.Frozen;
 using System.Net;
-using System.Security.Cryptography;
-using System.Text;
 using Microsoft.AspNetCore.Http;
 using QuotaProxy.Enforcement.Configuration;
 
@@ -38,7 +36,7 @@ internal sealed class CallerIdentifier
         if (apiKey.Count > 0)
         {
             // A key that is presented but unknown identifies nobody, even if a tenant header is present too.
-            return _tenantByKeyHash.GetValueOrDefault(HashOf(apiKey.ToString()));
+            return _tenantByKeyHash.GetValueOrDefault(ApiKeyHash.Compute(apiKey.ToString()));
         }
 
         if (_trustTenantHeader && IsFromTrustedNetwork(context.Connection.RemoteIpAddress))
@@ -75,12 +73,5 @@ internal sealed class CallerIdentifier
         }
 
         return false;
-    }
-
-    private static string HashOf(string apiKey)
-    {
-        Span<byte> digest = stackalloc byte[SHA256.HashSizeInBytes];
-        SHA256.HashData(Encoding.UTF8.GetBytes(apiKey), digest);
-        return Convert.ToHexStringLower(digest);
     }
 }

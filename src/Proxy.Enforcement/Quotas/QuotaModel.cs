@@ -56,7 +56,30 @@ public sealed class PoolDefinition
         return new PoolDefinition(name, options.Limit, window, TimeZoneInfo.FindSystemTimeZoneById(options.TimeZone), tenants);
     }
 
+    private CalendarWindows? _calendar;
+
     public WindowBounds Locate(DateTimeOffset instant) => Window.Locate(instant, TimeZone);
+
+    /// <summary>
+    /// The calendar window holding <paramref name="instant"/> and its two neighbours, computed once per window
+    /// rather than once per request (time-zone conversions are not free on the hot path).
+    /// </summary>
+    internal CalendarWindows CalendarAround(DateTimeOffset instant)
+    {
+        var ms = instant.ToUnixTimeMilliseconds();
+        var cached = _calendar;
+        if (cached is not null && ms >= cached.Current.StartMs && ms < cached.Current.EndMs)
+        {
+            return cached;
+        }
+
+        var current = Locate(instant);
+        var fresh = new CalendarWindows(Locate(current.Start.AddMilliseconds(-1)), current, Locate(current.End));
+        _calendar = fresh;
+        return fresh;
+    }
 }
+
+internal sealed record CalendarWindows(WindowBounds Previous, WindowBounds Current, WindowBounds Next);
 
 public sealed record TenantDefinition(string Name, long Limit);

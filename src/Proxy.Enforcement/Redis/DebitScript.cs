@@ -19,10 +19,8 @@ internal static class DebitScript
         if (pool.Window.IsCalendar)
         {
             // The proxy offers the window its own clock sees and both neighbours; the server picks by its clock.
-            var current = pool.Locate(proxyNow);
-            var previous = pool.Locate(current.Start.AddMilliseconds(-1));
-            var next = pool.Locate(current.End);
-            args = [nowMs, debit.Cost, debit.Tenant.Name, pool.Limit, debit.Tenant.Limit, 0, 0, previous.StartMs, current.StartMs, current.EndMs, next.EndMs];
+            var windows = pool.CalendarAround(proxyNow);
+            args = [nowMs, debit.Cost, debit.Tenant.Name, pool.Limit, debit.Tenant.Limit, 0, 0, windows.Previous.StartMs, windows.Current.StartMs, windows.Current.EndMs, windows.Next.EndMs];
         }
         else
         {
