@@ -4,13 +4,17 @@
 #   yarp     wrk -> the QuotaProxy host with the quota step off (Quota:Enabled=false) -> nginx
 #   quota    wrk -> QuotaProxy on Redis, every request metered and admitted -> nginx
 # and the Redis commands per metered request (INFO commandstats over the quota arm).
-# Usage: bench/run.sh [seconds per arm, default 15] [connections, default 64]
+# The two proxy arms run alternately for ROUNDS rounds (default 3) after a warm-up long enough for tiered
+# JIT to settle; the ratio quoted is the median of the per-round ratios, since these shared machines drift.
+# Usage: bench/run.sh [seconds per arm, default 15] [connections, default 64]   (env ROUNDS, WARMUP)
 # Needs: nginx, wrk, redis-server (apt-get install nginx wrk redis-server), the .NET SDK.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${1:-15}
 CONNECTIONS=${2:-64}
 THREADS=2
+ROUNDS=${ROUNDS:-3}
+WARMUP=${WARMUP:-10}
 for tool in nginx wrk redis-server redis-cli; do
   command -v "$tool" >/dev/null || { echo "bench: $tool is missing (apt-get install nginx wrk redis-server)" >&2; exit 1; }
 done
@@ -43,7 +47,7 @@ http {
   }
 }
 NGINX
-nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" & pids+=($!)
+nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" & pids+=($!); NGINX_PID=$!
 
 REDIS_PORT=$(free_port)
 redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no --dir "$work" >/dev/null & pids+=($!)
@@ -53,45 +57,78 @@ start_proxy() { # $1 = port, rest = extra config
   (cd "$work" && exec dotnet "$PROXY_DLL" --config "$OLDPWD/bench/proxy.json" --urls "http://127.0.0.1:$port" \
       --ReverseProxy:Clusters:vendor:Destinations:nginx:Address="http://127.0.0.1:$NGINX_PORT/" \
       --Quota:Store:Redis="127.0.0.1:$REDIS_PORT" "$@" >"$work/proxy-$port.log" 2>&1) & pids+=($!)
+  STARTED_PID=$!
 }
-YARP_PORT=$(free_port); start_proxy "$YARP_PORT" --Quota:Enabled=false
-QUOTA_PORT=$(free_port); start_proxy "$QUOTA_PORT"
+YARP_PORT=$(free_port); start_proxy "$YARP_PORT" --Quota:Enabled=false; YARP_PID=$STARTED_PID
+QUOTA_PORT=$(free_port); start_proxy "$QUOTA_PORT"; QUOTA_PID=$STARTED_PID
 wait_http "http://127.0.0.1:$NGINX_PORT/metered/x"
 wait_http "http://127.0.0.1:$YARP_PORT/metered/x"
 wait_http -H "X-Api-Key: bench-key" "http://127.0.0.1:$QUOTA_PORT/metered/x"
 
-# wrk: requests/s, p50 and p99 (ms) from --latency; warm each arm first (JIT, connection pools).
-run_arm() { # $1 = name, $2 = url, rest = wrk args
-  local name=$1 url=$2; shift 2
-  wrk -t"$THREADS" -c"$CONNECTIONS" -d3s "$@" "$url" >/dev/null
-  [ "$name" = quota ] && redis-cli -p "$REDIS_PORT" CONFIG RESETSTAT >/dev/null
-  wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency "$@" "$url" > "$work/$name.txt"
-  [ "$name" = quota ] && redis-cli -p "$REDIS_PORT" INFO commandstats > "$work/commandstats.txt"
-  true
+# wrk: requests/s, p50 and p99 (ms) from --latency. CPU per request from /proc/<pid>/stat (proxy) and
+# INFO cpu (redis-server) over the same interval.
+clk_tck=$(getconf CLK_TCK)
+proc_cpu_us() { # a process and its children (nginx's worker)
+  local p; for p in "$1" $(pgrep -P "$1"); do cat "/proc/$p/stat"; done | awk -v t="$clk_tck" '{s += $14 + $15} END {printf "%.0f", s * 1e6 / t}'
 }
-run_arm vendor "http://127.0.0.1:$NGINX_PORT/metered/x"
-run_arm yarp "http://127.0.0.1:$YARP_PORT/metered/x"
-run_arm quota "http://127.0.0.1:$QUOTA_PORT/metered/x" -H "X-Api-Key: bench-key"
+redis_cpu_us() { redis-cli -p "$REDIS_PORT" INFO cpu | awk -F: '/^used_cpu_(user|sys):/ {s += $2} END {printf "%.0f", s * 1e6}'; }
+declare -A PID_OF=([vendor]=$NGINX_PID [yarp]=$YARP_PID [quota]=$QUOTA_PID)
+declare -A URL_OF=([vendor]="http://127.0.0.1:$NGINX_PORT/metered/x" [yarp]="http://127.0.0.1:$YARP_PORT/metered/x" [quota]="http://127.0.0.1:$QUOTA_PORT/metered/x")
+hdr_args() { [ "$1" = quota ] && printf '%s\n' -H "X-Api-Key: bench-key"; true; }
+run_arm() { # $1 = arm, $2 = output file
+  local arm=$1 out=$2 c0 r0 c1 r1
+  mapfile -t extra < <(hdr_args "$arm")
+  c0=$(proc_cpu_us "${PID_OF[$arm]}"); r0=$(redis_cpu_us)
+  wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency "${extra[@]}" "${URL_OF[$arm]}" > "$out"
+  c1=$(proc_cpu_us "${PID_OF[$arm]}"); r1=$(redis_cpu_us)
+  echo "cpu_us $((c1 - c0)) redis_us $((r1 - r0))" >> "$out"
+}
+for arm in vendor yarp quota; do
+  mapfile -t extra < <(hdr_args "$arm")
+  wrk -t"$THREADS" -c"$CONNECTIONS" -d"${WARMUP}s" "${extra[@]}" "${URL_OF[$arm]}" >/dev/null
+done
+redis-cli -p "$REDIS_PORT" CONFIG RESETSTAT >/dev/null
+run_arm vendor "$work/vendor.1.txt"
+for round in $(seq 1 "$ROUNDS"); do
+  run_arm yarp "$work/yarp.$round.txt"
+  run_arm quota "$work/quota.$round.txt"
+done
+redis-cli -p "$REDIS_PORT" INFO commandstats > "$work/commandstats.txt"
 
 to_ms() { awk '{v=$1; if (v ~ /us$/) {sub(/us$/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms$/,"",v)} else if (v ~ /s$/) {sub(/s$/,"",v); v*=1000}; printf "%.2f", v}'; }
-rps() { awk '/^Requests\/sec/ {print $2}' "$work/$1.txt"; }
-pct() { awk -v p="$2" '$1 == p {print $2}' "$work/$1.txt" | to_ms; }
-total() { awk '/requests in/ {print $1}' "$work/$1.txt"; }
-non2xx() { awk '/Non-2xx/ {print $5}' "$work/$1.txt"; }
+rps() { awk '/^Requests\/sec/ {print $2}' "$1"; }
+pct() { awk -v p="$2" '$1 == p {print $2}' "$1" | to_ms; }
+total() { awk '/requests in/ {print $1}' "$1"; }
+non2xx() { awk '/Non-2xx/ {print $5}' "$1"; }
+cpu_per_req() { awk -v f="$2" '/requests in/ {n = $1} /^cpu_us/ {c = $2; r = $4} END {printf "%.1f", (f == "redis" ? r : c) / n}' "$1"; }
 
 echo "QuotaProxy benchmark — $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(uname -r)"
-echo "wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s per arm, keep-alive, loopback; one metered route of cost 1"
+echo "wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s per arm, keep-alive, loopback; one metered route of cost 1;"
+echo "${WARMUP}s warm-up per arm, then $ROUNDS alternating rounds of yarp and quota"
 echo
-printf '| arm | requests/s | p50 ms | p99 ms | non-2xx |\n|---|---:|---:|---:|---:|\n'
-for arm in vendor yarp quota; do
-  printf '| %s | %s | %s | %s | %s |\n' "$arm" "$(rps $arm)" "$(pct $arm 50%)" "$(pct $arm 99%)" "$(non2xx $arm)"
+printf '| arm | round | requests/s | p50 ms | p99 ms | non-2xx | server CPU µs/request | redis-server CPU µs/request |\n'
+printf '|---|---:|---:|---:|---:|---:|---:|---:|\n'
+row() { printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$1" "$2" "$(rps "$3")" "$(pct "$3" 50%)" "$(pct "$3" 99%)" "$(non2xx "$3")" "$(cpu_per_req "$3" proc)" "$(cpu_per_req "$3" redis)"; }
+row vendor 1 "$work/vendor.1.txt"
+for round in $(seq 1 "$ROUNDS"); do
+  row yarp "$round" "$work/yarp.$round.txt"
+  row quota "$round" "$work/quota.$round.txt"
 done
 echo
-awk -v q="$(rps quota)" -v y="$(rps yarp)" -v v="$(rps vendor)" 'BEGIN {
-  printf "QuotaProxy / plain YARP throughput: %.2f\nplain YARP / vendor direct throughput: %.2f\n", q / y, y / v }'
-requests=$(total quota)
+ratios=()
+for round in $(seq 1 "$ROUNDS"); do
+  ratios+=("$(awk -v q="$(rps "$work/quota.$round.txt")" -v y="$(rps "$work/yarp.$round.txt")" 'BEGIN {printf "%.3f", q / y}')")
+done
+median=$(printf '%s\n' "${ratios[@]}" | sort -n | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}')
+echo "QuotaProxy / plain YARP throughput per round: ${ratios[*]}; median: $median"
+awk -v y="$(rps "$work/yarp.1.txt")" -v v="$(rps "$work/vendor.1.txt")" 'BEGIN {printf "plain YARP / vendor direct throughput (round 1): %.2f\n", y / v}'
+requests=0
+for round in $(seq 1 "$ROUNDS"); do requests=$((requests + $(total "$work/quota.$round.txt"))); done
+# Counted: the commands the script runs. Not counted: the INFO and CONFIG calls of this script and the
+# client's PING heartbeats.
 awk -F'[:=,]' -v n="$requests" '
-  /^cmdstat_/ { name = substr($1, 9); calls[name] = $3; if (name == "eval" || name == "evalsha") top += $3; else inner += $3 }
+  /^cmdstat_/ { name = substr($1, 9); if (name ~ /^(info|ping|config\||client\||cluster\||echo|subscribe|script\|)/) next
+                calls[name] = $3; if (name == "eval" || name == "evalsha") top += $3; else inner += $3 }
   END {
     printf "Redis, quota arm: %d requests, %d EVAL/EVALSHA calls = %.3f round trips per metered request\n", n, top, top / n
     printf "  commands run inside the script per request: %.2f (", inner / n

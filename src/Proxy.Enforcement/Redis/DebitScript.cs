@@ -1,4 +1,6 @@
 using System.Reflection;
+using System.Security.Cryptography;
+using System.Text;
 using QuotaProxy.Enforcement.Quotas;
 using StackExchange.Redis;
 
@@ -8,6 +10,9 @@ namespace QuotaProxy.Enforcement.Redis;
 internal static class DebitScript
 {
     public static readonly string Source = LoadEmbedded("debit.lua");
+
+    /// <summary>SHA-1 of <see cref="Source"/>: the hot path sends EVALSHA with it, so neither side hashes the script per call.</summary>
+    public static readonly byte[] Sha1 = SHA1.HashData(Encoding.UTF8.GetBytes(Source));
 
     public const string ClockSkewError = "QP_CLOCK_SKEW";
 

@@ -1,3 +1,6 @@
+using System.Collections.Concurrent;
+using StackExchange.Redis;
+
 namespace QuotaProxy.Enforcement.Redis;
 
 /// <summary>
@@ -6,8 +9,10 @@ namespace QuotaProxy.Enforcement.Redis;
 /// </summary>
 internal sealed class RedisKeys(string prefix)
 {
+    private readonly ConcurrentDictionary<string, RedisKey> _poolUsage = new(StringComparer.Ordinal);
+
     public string Prefix { get; } = prefix;
 
-    /// <summary><c>qp:{vendor-daily}:usage</c>: the pool's counters for its current window.</summary>
-    public string PoolUsage(string pool) => $"{Prefix}{{{pool}}}:usage";
+    /// <summary><c>qp:{vendor-daily}:usage</c>: the pool's counters for its current window (built once per pool).</summary>
+    public RedisKey PoolUsage(string pool) => _poolUsage.GetOrAdd(pool, static (name, prefix) => (RedisKey)$"{prefix}{{{name}}}:usage", Prefix);
 }

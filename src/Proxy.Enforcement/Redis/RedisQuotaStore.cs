@@ -24,8 +24,7 @@ internal sealed class RedisQuotaStore(
         var (redisKeys, args) = DebitScript.Arguments(keys, debit, proxyNow, useProxyClock ? proxyNow.ToUnixTimeMilliseconds() : 0);
         try
         {
-            var result = await connection.GetDatabase()
-                .ScriptEvaluateAsync(DebitScript.Source, redisKeys, args)
+            var result = await EvaluateAsync(connection.GetDatabase(), redisKeys, args)
                 .WaitAsync(timeout, cancellationToken)
                 .ConfigureAwait(false);
             return DebitScript.Read(result, debit);
@@ -36,6 +35,23 @@ internal sealed class RedisQuotaStore(
             // RedisException too: whatever the store cannot decide, the outage policy answers.
             QuotaLog.StoreUnavailable(logger, debit.Pool.Name, ex.GetType().Name, ex.Message);
             throw new QuotaStoreUnavailableException($"Redis did not decide within {timeout.TotalMilliseconds} ms.", ex);
+        }
+    }
+
+    /// <summary>
+    /// EVALSHA by the script's precomputed hash; when the server does not hold the script (a restart, a
+    /// failover, <c>SCRIPT FLUSH</c>) the same call is sent once as EVAL, which also loads it again.
+    /// Either way the decision is one command.
+    /// </summary>
+    private static async Task<RedisResult> EvaluateAsync(IDatabase database, RedisKey[] redisKeys, RedisValue[] args)
+    {
+        try
+        {
+            return await database.ScriptEvaluateAsync(DebitScript.Sha1, redisKeys, args).ConfigureAwait(false);
+        }
+        catch (RedisServerException ex) when (ex.Message.StartsWith("NOSCRIPT", StringComparison.Ordinal))
+        {
+            return await database.ScriptEvaluateAsync(DebitScript.Source, redisKeys, args).ConfigureAwait(false);
         }
     }
 }
