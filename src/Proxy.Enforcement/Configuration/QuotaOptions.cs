@@ -52,13 +52,50 @@ public sealed record PoolOptions
 
     public string TimeZone { get; init; } = "UTC";
 
+    /// <summary>Crossing it admits but warns (header, log once per window); unset means no warning.</summary>
+    public long? SoftLimit { get; init; }
+
+    /// <summary><c>Enforce</c> (default) or <c>Shadow</c>: decide and report, never reject. Tenants inherit it.</summary>
+    public QuotaMode Mode { get; init; } = QuotaMode.Enforce;
+
+    /// <summary>The top of the tenant tree; each tenant may hold its own <see cref="TenantOptions.Tenants"/>.</summary>
     public Dictionary<string, TenantOptions> Tenants { get; init; } = new(StringComparer.Ordinal);
 }
 
+/// <summary>One node of a pool's tenant tree (organisation, environment, team, user: any depth).</summary>
 public sealed record TenantOptions
 {
-    /// <summary>Ceiling per window; unset means the pool's limit.</summary>
+    /// <summary>Ceiling per window for this node with everything below it; unset means the parent's capacity.</summary>
     public long? Limit { get; init; }
+
+    /// <summary>Its share: while unused, protected from tenants of lower priority. Default 0.</summary>
+    public long? Allocation { get; init; }
+
+    /// <summary>Its floor: while unused, protected from everyone. Default: the Allocation.</summary>
+    public long? Guaranteed { get; init; }
+
+    /// <summary>1 is the highest; unset is the lowest of all.</summary>
+    public int? Priority { get; init; }
+
+    /// <summary>Crossing it admits but warns (header, log once per window); unset means no warning.</summary>
+    public long? SoftLimit { get; init; }
+
+    /// <summary>Credits above Limit still admitted while the parent has room, marked as overage. Default 0.</summary>
+    public long? Overage { get; init; }
+
+    /// <summary>Unset inherits the parent's mode.</summary>
+    public QuotaMode? Mode { get; init; }
+
+    public Dictionary<string, TenantOptions> Tenants { get; init; } = new(StringComparer.Ordinal);
+}
+
+public enum QuotaMode
+{
+    /// <summary>Reject what the quota does not allow.</summary>
+    Enforce,
+
+    /// <summary>Decide, count and report would-be rejections, but forward anyway.</summary>
+    Shadow,
 }
 
 public sealed record StoreOptions

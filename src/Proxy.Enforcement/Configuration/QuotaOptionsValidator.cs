@@ -52,21 +52,119 @@ public sealed class QuotaOptionsValidator(IConfiguration configuration) : IValid
                 errors.Add($"{path}:TimeZone '{pool.TimeZone}' is not a known IANA time zone (such as UTC, Europe/Berlin, America/New_York).");
             }
 
-            foreach (var (tenantName, tenant) in pool.Tenants)
+            if (pool.SoftLimit is < 0)
             {
-                if (tenant.Limit is not { } limit)
-                {
-                    continue;
-                }
+                errors.Add($"{path}:SoftLimit must be ≥ 0, got {pool.SoftLimit}.");
+            }
 
-                if (limit <= 0)
+            ValidateChildren(path, "the pool", pool.Limit, pool.Tenants, [], errors);
+        }
+    }
+
+    /// <summary>One level of a tenant tree: each child's own fields, then the sums over the children.</summary>
+    private static void ValidateChildren(string parentPath, string parentName, long capacity, Dictionary<string, TenantOptions> tenants, List<string> ancestors, List<string> errors)
+    {
+        long guaranteedSum = 0, allocationSum = 0;
+        foreach (var (name, tenant) in tenants)
+        {
+            var path = $"{parentPath}:Tenants:{name}";
+            if (!IsValidNodeName(name))
+            {
+                errors.Add($"{path}: a tenant name may hold only letters, digits, '.', '_' and '-'.");
+            }
+
+            if (ancestors.Contains(name, StringComparer.Ordinal))
+            {
+                errors.Add($"{path}: the name '{name}' is already used higher on the same path; names must be unique along a path.");
+            }
+
+            var limit = tenant.Limit ?? capacity;
+            if (tenant.Limit is { } explicitLimit)
+            {
+                if (explicitLimit <= 0)
                 {
-                    errors.Add($"{path}:Tenants:{tenantName}:Limit must be a positive integer, got {limit}; remove it to use the pool's Limit.");
+                    errors.Add($"{path}:Limit must be a positive integer, got {explicitLimit}; remove it to use {parentName}'s Limit.");
                 }
-                else if (pool.Limit > 0 && limit > pool.Limit)
+                else if (capacity > 0 && explicitLimit > capacity)
                 {
-                    errors.Add($"{path}:Tenants:{tenantName}:Limit must be ≤ the pool's Limit ({pool.Limit}), got {limit}.");
+                    var whose = parentName == "the pool" ? "the pool's Limit" : $"the Limit of {parentName}";
+                    errors.Add($"{path}:Limit must be ≤ {whose} ({capacity}), got {explicitLimit}.");
                 }
+            }
+
+            var allocation = tenant.Allocation ?? 0;
+            var guaranteed = tenant.Guaranteed ?? allocation;
+            if (allocation < 0)
+            {
+                errors.Add($"{path}:Allocation must be ≥ 0, got {allocation}.");
+            }
+
+            if (guaranteed < 0)
+            {
+                errors.Add($"{path}:Guaranteed must be ≥ 0, got {guaranteed}.");
+            }
+            else if (guaranteed > allocation)
+            {
+                errors.Add($"{path}:Guaranteed ({guaranteed}) must be ≤ Allocation ({allocation}); raise Allocation or lower Guaranteed.");
+            }
+
+            if (allocation > limit && limit > 0)
+            {
+                errors.Add($"{path}:Limit ({limit}) must be ≥ Allocation ({allocation}).");
+            }
+
+            if (tenant.Priority is < 1)
+            {
+                errors.Add($"{path}:Priority must be a positive integer (1 is the highest), got {tenant.Priority}.");
+            }
+
+            if (tenant.Overage is < 0)
+            {
+                errors.Add($"{path}:Overage must be ≥ 0, got {tenant.Overage}.");
+            }
+
+            if (tenant.SoftLimit is < 0)
+            {
+                errors.Add($"{path}:SoftLimit must be ≥ 0, got {tenant.SoftLimit}.");
+            }
+
+            guaranteedSum += Math.Max(0, guaranteed);
+            allocationSum += Math.Max(0, allocation);
+            ValidateChildren(path, $"'{name}'", limit, tenant.Tenants, [.. ancestors, name], errors);
+        }
+
+        if (capacity > 0 && guaranteedSum > capacity)
+        {
+            errors.Add($"{parentPath}:Tenants: the Guaranteed of these tenants add up to {guaranteedSum}, more than the {capacity} credits of {parentName}; lower them so that every guarantee can be honoured.");
+        }
+
+        if (capacity > 0 && allocationSum > capacity)
+        {
+            errors.Add($"{parentPath}:Tenants: the Allocation of these tenants add up to {allocationSum}, more than the {capacity} credits of {parentName}; lower them.");
+        }
+    }
+
+    private static bool IsValidNodeName(string name) =>
+        name.Length > 0 && name.All(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '_' or '-');
+
+    /// <summary>Every tenant path (<c>prod</c>, <c>acme/search</c>) of every pool.</summary>
+    private static HashSet<string> TenantPaths(QuotaOptions options)
+    {
+        var paths = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var pool in options.Pools.Values)
+        {
+            Add("", pool.Tenants);
+        }
+
+        return paths;
+
+        void Add(string prefix, Dictionary<string, TenantOptions> tenants)
+        {
+            foreach (var (name, tenant) in tenants)
+            {
+                var path = prefix.Length == 0 ? name : $"{prefix}/{name}";
+                paths.Add(path);
+                Add(path, tenant.Tenants);
             }
         }
     }
@@ -115,7 +213,7 @@ public sealed class QuotaOptionsValidator(IConfiguration configuration) : IValid
             errors.Add("Quota:Identity:TenantHeader must name a header, such as X-Environment.");
         }
 
-        var tenants = options.Pools.Values.SelectMany(p => p.Tenants.Keys).ToHashSet(StringComparer.Ordinal);
+        var tenants = TenantPaths(options);
         var firstIndexByHash = new Dictionary<string, int>(StringComparer.OrdinalIgnoreCase);
         for (var i = 0; i < identity.ApiKeys.Count; i++)
         {
@@ -141,7 +239,7 @@ public sealed class QuotaOptionsValidator(IConfiguration configuration) : IValid
             }
             else if (!tenants.Contains(key.Tenant))
             {
-                errors.Add($"{path}:Tenant '{key.Tenant}' is not a tenant of any pool; add it under Quota:Pools:<pool>:Tenants.");
+                errors.Add($"{path}:Tenant '{key.Tenant}' is not a tenant of any pool; add it under Quota:Pools:<pool>:Tenants (a nested tenant is named by its path, such as acme/search).");
             }
         }
 

@@ -5,6 +5,7 @@ using QuotaProxy.Enforcement.Identity;
 using QuotaProxy.Enforcement.Observability;
 using QuotaProxy.Enforcement.Pricing;
 using QuotaProxy.Enforcement.Quotas;
+
 using Yarp.ReverseProxy.Model;
 
 namespace QuotaProxy.Enforcement.Http;
@@ -44,7 +45,7 @@ internal sealed class QuotaEnforcementMiddleware(
         }
 
         var pool = model.Pools[quota.Pool];
-        if (!pool.Tenants.TryGetValue(tenantName, out var tenant))
+        if (!pool.Nodes.TryGetValue(tenantName, out var tenant))
         {
             QuotaLog.Forbidden(logger, tenantName, pool.Name, route.RouteId);
             await QuotaProblems.ForbiddenAsync(context, tenantName, pool.Name);
@@ -64,10 +65,21 @@ internal sealed class QuotaEnforcementMiddleware(
 
         if (!decision.Admitted)
         {
-            QuotaLog.Rejected(logger, pool.Name, tenant.Name, quota.Cost, decision.LimitedBy.ToString(), decision.Remaining);
+            QuotaLog.Rejected(logger, pool.Name, tenant.Path, quota.Cost, decision.LimitedBy.ToString(), decision.Remaining);
             RateLimitHeaders.Write(context.Response.Headers, pool.Name, decision, _legacyHeaders);
-            await QuotaProblems.QuotaExceededAsync(context, pool.Name, tenant.Name, quota.Cost, decision);
+            await QuotaProblems.QuotaExceededAsync(context, pool.Name, tenant.Path, quota.Cost, decision);
             return;
+        }
+
+        if (decision.SoftLimitCrossed)
+        {
+            // Once per node per window: only the decision that crosses the soft limit says so.
+            QuotaLog.SoftLimitCrossed(logger, pool.Name, NodeName(decision.SoftLimitNode!), decision.SoftLimitNode!.SoftLimit!.Value);
+        }
+
+        if (decision.Shadow)
+        {
+            QuotaLog.ShadowRejected(logger, pool.Name, tenant.Path, quota.Cost, decision.LimitedBy.ToString());
         }
 
         // Written as the response starts, so the vendor's own rate-limit headers cannot override ours.
@@ -78,9 +90,28 @@ internal sealed class QuotaEnforcementMiddleware(
     private static Task WriteHeadersOnStarting(object state)
     {
         var admitted = (AdmittedResponse)state;
-        RateLimitHeaders.Write(admitted.Response.Headers, admitted.Pool, admitted.Decision, admitted.Legacy);
+        var headers = admitted.Response.Headers;
+        var decision = admitted.Decision;
+        RateLimitHeaders.Write(headers, admitted.Pool, decision, admitted.Legacy);
+        if (decision.SoftLimitNode is { } soft)
+        {
+            headers[QuotaHeaders.Warning] = $"soft-limit; pool=\"{admitted.Pool}\"; node=\"{NodeName(soft)}\"; soft-limit={soft.SoftLimit}";
+        }
+
+        if (decision.OverageCredits > 0)
+        {
+            headers[QuotaHeaders.Overage] = decision.OverageCredits.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        }
+
+        if (decision.Shadow)
+        {
+            headers[QuotaHeaders.Shadow] = $"would-reject; limited-by={QuotaProblems.LimitedByName(decision.LimitedBy)}; node=\"{NodeName(decision.LimitingNode!)}\"";
+        }
+
         return Task.CompletedTask;
     }
+
+    private static string NodeName(QuotaNode node) => node.IsRoot ? "(pool)" : node.Path;
 
     private sealed record AdmittedResponse(HttpResponse Response, string Pool, QuotaDecision Decision, bool Legacy);
 }

@@ -45,13 +45,19 @@ internal static class QuotaProblems
         var reset = decision.Window.End;
         var retryAfter = decision.SecondsToReset;
         context.Response.Headers.RetryAfter = retryAfter.ToString(CultureInfo.InvariantCulture);
-        var which = decision.LimitedBy == QuotaLimitedBy.Tenant ? $"tenant '{tenant}'" : $"pool '{pool}'";
+        var node = decision.LimitingNode is { IsRoot: false } limiting ? limiting.Path : tenant;
+        var which = decision.LimitedBy switch
+        {
+            QuotaLimitedBy.Tenant => $"tenant '{node}' has reached its limit and",
+            QuotaLimitedBy.Reserved => $"what is left in pool '{pool}' is held for other tenants' guarantees and higher-priority allocations, so tenant '{tenant}'",
+            _ => $"pool '{pool}' has run dry and tenant '{tenant}'",
+        };
         return WriteAsync(context, new ProblemDetails
         {
             Type = "urn:quotaproxy:problem:quota-exceeded",
             Title = "Quota exceeded",
             Status = StatusCodes.Status429TooManyRequests,
-            Detail = $"The request costs {cost} credit{(cost == 1 ? "" : "s")} but {which} has {decision.Remaining} left in this window. "
+            Detail = $"The request costs {cost} credit{(cost == 1 ? "" : "s")} but {which} can spend {decision.Remaining} more in this window. "
                 + $"The window resets at {reset.UtcDateTime:yyyy-MM-dd HH:mm:ss} UTC, in {Describe(TimeSpan.FromSeconds(retryAfter))}.",
             Extensions =
             {
@@ -59,14 +65,24 @@ internal static class QuotaProblems
                 ["tenant"] = tenant,
                 ["cost"] = cost,
                 ["remaining"] = decision.Remaining,
-                ["limit"] = Math.Min(decision.TenantLimit, decision.PoolLimit),
-                ["used"] = decision.TenantUsed,
-                ["limitedBy"] = decision.LimitedBy == QuotaLimitedBy.Tenant ? "tenant" : "pool",
+                ["limit"] = decision.Limit,
+                ["used"] = decision.Used,
+                ["limitedBy"] = LimitedByName(decision.LimitedBy),
+                ["limitingNode"] = decision.LimitingNode is { IsRoot: false } n ? n.Path : pool,
                 ["reset"] = reset.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture),
                 ["retryAfterSeconds"] = retryAfter,
             },
         });
     }
+
+    /// <summary>The name a problem body and a shadow header give to what limited a request.</summary>
+    internal static string LimitedByName(QuotaLimitedBy limitedBy) => limitedBy switch
+    {
+        QuotaLimitedBy.Tenant => "tenant",
+        QuotaLimitedBy.Pool => "pool",
+        QuotaLimitedBy.Reserved => "reserved",
+        _ => "none",
+    };
 
     /// <summary>"3 h 12 min", "45 s": a reset time a person reads at a glance.</summary>
     internal static string Describe(TimeSpan span) => span switch

@@ -20,7 +20,7 @@ internal static class RateLimitHeaders
 
     public static void Write(IHeaderDictionary headers, string pool, in QuotaDecision decision, bool legacy)
     {
-        var limit = Math.Min(decision.TenantLimit, decision.PoolLimit);
+        var limit = decision.Limit;
         var windowSeconds = (decision.Window.EndMs - decision.Window.StartMs) / 1000;
         headers[Policy] = string.Create(CultureInfo.InvariantCulture, $"\"{pool}\";q={limit};w={windowSeconds}");
         headers[RateLimit] = string.Create(CultureInfo.InvariantCulture, $"\"{pool}\";r={decision.Remaining};t={decision.SecondsToReset}");
@@ -28,8 +28,21 @@ internal static class RateLimitHeaders
         {
             headers[LegacyLimit] = limit.ToString(CultureInfo.InvariantCulture);
             headers[LegacyRemaining] = decision.Remaining.ToString(CultureInfo.InvariantCulture);
-            headers[LegacyUsed] = decision.TenantUsed.ToString(CultureInfo.InvariantCulture);
+            headers[LegacyUsed] = decision.Used.ToString(CultureInfo.InvariantCulture);
             headers[LegacyReset] = ((decision.Window.EndMs + 999) / 1000).ToString(CultureInfo.InvariantCulture);
         }
     }
+}
+
+/// <summary>The proxy's own headers on admitted responses, beyond the rate-limit set.</summary>
+internal static class QuotaHeaders
+{
+    /// <summary>A node on the caller's path is above its SoftLimit: <c>soft-limit; pool="p"; node="test"; soft-limit=50</c>.</summary>
+    public const string Warning = "X-Quota-Warning";
+
+    /// <summary>Credits of this request above a Limit on the path (admitted as overage).</summary>
+    public const string Overage = "X-Quota-Overage";
+
+    /// <summary>Shadow mode let through what enforcement would have rejected: <c>would-reject; limited-by=tenant; node="dev"</c>.</summary>
+    public const string Shadow = "X-Quota-Shadow";
 }

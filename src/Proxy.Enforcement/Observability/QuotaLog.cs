@@ -14,6 +14,12 @@ internal static partial class QuotaLog
     [LoggerMessage(EventId = 1003, Level = LogLevel.Information, Message = "Tenant {Tenant} is not in pool {Pool} (route {Route})")]
     public static partial void Forbidden(ILogger logger, string tenant, string pool, string route);
 
+    [LoggerMessage(EventId = 1004, Level = LogLevel.Warning, Message = "Soft limit crossed in pool {Pool}: {Node} is above {SoftLimit} credits this window")]
+    public static partial void SoftLimitCrossed(ILogger logger, string pool, string node, long softLimit);
+
+    [LoggerMessage(EventId = 1005, Level = LogLevel.Information, Message = "Shadow mode admitted {Cost} credits for tenant {Tenant} in pool {Pool} that enforcement would reject: {LimitedBy}")]
+    public static partial void ShadowRejected(ILogger logger, string pool, string tenant, long cost, string limitedBy);
+
     [LoggerMessage(EventId = 1101, Level = LogLevel.Warning, Message = "Quota store unavailable for pool {Pool}: {ErrorType}: {Error}")]
     public static partial void StoreUnavailable(ILogger logger, string pool, string errorType, string error);
 

@@ -1,8 +1,9 @@
 namespace QuotaProxy.Enforcement.Quotas;
 
 /// <summary>
-/// Counters in this process's memory, with the same rule as <c>debit.lua</c>. It serves a single replica
-/// (the embedded default) and is the reference model the Lua script is tested against.
+/// Counters in this process's memory, with the same rule and the same field layout as <c>debit.lua</c>
+/// (<see cref="TreeAdmission"/>). It serves a single replica (the embedded default) and is the reference
+/// model the Lua script is tested against.
 /// </summary>
 internal sealed class InProcessQuotaStore(TimeProvider timeProvider) : IQuotaStore
 {
@@ -14,54 +15,56 @@ internal sealed class InProcessQuotaStore(TimeProvider timeProvider) : IQuotaSto
         var window = debit.Pool.Locate(now);
         lock (_pools)
         {
-            if (!_pools.TryGetValue(debit.Pool.Name, out var counters))
-            {
-                counters = new PoolCounters();
-                _pools.Add(debit.Pool.Name, counters);
-            }
-
-            // A new window starts from zero: no reset job, the first decision in it clears the counters.
-            if (window.StartMs > counters.Window.StartMs)
-            {
-                counters.Window = window;
-                counters.PoolUsed = 0;
-                counters.TenantUsed.Clear();
-            }
-            else
-            {
-                window = counters.Window;
-            }
-
-            var tenantUsed = counters.TenantUsed.GetValueOrDefault(debit.Tenant.Name);
-            // When both would be exceeded the pool is named: it is what ran dry for everyone.
-            var limitedBy = counters.PoolUsed + debit.Cost > debit.Pool.Limit ? QuotaLimitedBy.Pool
-                : tenantUsed + debit.Cost > debit.Tenant.Limit ? QuotaLimitedBy.Tenant
-                : QuotaLimitedBy.None;
-            if (limitedBy == QuotaLimitedBy.None)
-            {
-                counters.PoolUsed += debit.Cost;
-                tenantUsed += debit.Cost;
-                counters.TenantUsed[debit.Tenant.Name] = tenantUsed;
-            }
-
+            var counters = CountersFor(debit.Pool.Name, window);
+            var outcome = TreeAdmission.Decide(debit.Tenant, debit.Cost, counters.Fields);
             return ValueTask.FromResult(new QuotaDecision(
-                limitedBy == QuotaLimitedBy.None,
-                limitedBy,
-                counters.PoolUsed,
-                tenantUsed,
-                debit.Pool.Limit,
-                debit.Tenant.Limit,
-                window,
-                now.ToUnixTimeMilliseconds()));
+                outcome.Admitted,
+                outcome.LimitedBy,
+                outcome.LimitingNode,
+                counters.Fields.GetValueOrDefault(debit.Tenant.UsageField),
+                counters.Fields.GetValueOrDefault(QuotaNode.RootField),
+                debit.Tenant.EffectiveLimit,
+                outcome.Remaining,
+                counters.Window,
+                now.ToUnixTimeMilliseconds(),
+                outcome.OverageCredits,
+                outcome.SoftLimitNode,
+                outcome.SoftLimitCrossed,
+                outcome.Shadow));
         }
+    }
+
+    /// <summary>A copy of one pool's counters in its current window (tests compare it with Redis's hash).</summary>
+    internal Dictionary<string, long> Snapshot(string pool)
+    {
+        lock (_pools)
+        {
+            return _pools.TryGetValue(pool, out var counters) ? new Dictionary<string, long>(counters.Fields, StringComparer.Ordinal) : [];
+        }
+    }
+
+    private PoolCounters CountersFor(string pool, WindowBounds window)
+    {
+        if (!_pools.TryGetValue(pool, out var counters))
+        {
+            counters = new PoolCounters();
+            _pools.Add(pool, counters);
+        }
+
+        // A new window starts from zero: no reset job, the first decision in it clears the counters.
+        if (window.StartMs > counters.Window.StartMs)
+        {
+            counters.Window = window;
+            counters.Fields.Clear();
+        }
+
+        return counters;
     }
 
     private sealed class PoolCounters
     {
         public WindowBounds Window { get; set; } = new(long.MinValue, long.MinValue);
 
-        public long PoolUsed { get; set; }
-
-        public Dictionary<string, long> TenantUsed { get; } = new(StringComparer.Ordinal);
+        public Dictionary<string, long> Fields { get; } = new(StringComparer.Ordinal);
     }
 }

@@ -1,33 +1,51 @@
 namespace QuotaProxy.Enforcement.Quotas;
 
-/// <summary>One request's claim on a pool: <paramref name="Cost"/> credits for <paramref name="Tenant"/>.</summary>
-public readonly record struct QuotaDebit(PoolDefinition Pool, TenantDefinition Tenant, long Cost);
+/// <summary>One request's claim on a pool: <paramref name="Cost"/> credits for the tenant node <paramref name="Tenant"/>.</summary>
+public readonly record struct QuotaDebit(PoolDefinition Pool, QuotaNode Tenant, long Cost);
 
-/// <summary>What limited a rejected request.</summary>
+/// <summary>What limited a rejected (or, in shadow mode, a would-be rejected) request.</summary>
 public enum QuotaLimitedBy
 {
     None = 0,
+
+    /// <summary>A tenant node's <c>Limit</c> (plus its <c>Overage</c>) would be exceeded.</summary>
     Tenant = 1,
+
+    /// <summary>The pool's <c>Limit</c> would be exceeded.</summary>
     Pool = 2,
+
+    /// <summary>What is left is held for others: unused guarantees, or unused allocations of higher priority.</summary>
+    Reserved = 3,
 }
 
 /// <summary>
-/// The store's answer to a <see cref="QuotaDebit"/>: admitted (and debited everywhere) or rejected (and
-/// debited nowhere), with the counters as they stand after the decision and the window it fell in.
+/// The store's answer to a <see cref="QuotaDebit"/>: admitted (and debited on every node from the tenant up
+/// to the pool) or rejected (and debited nowhere), with the counters as they stand after the decision.
 /// </summary>
+/// <param name="LimitingNode">The node whose check failed (the root for the pool), or null.</param>
+/// <param name="Used">The tenant node's usage this window, after the decision.</param>
+/// <param name="PoolUsed">The pool's usage this window, after the decision.</param>
+/// <param name="Limit">The tenant's effective limit: the smallest Limit on its path.</param>
+/// <param name="Remaining">What this tenant could spend right now (its largest admissible cost).</param>
+/// <param name="OverageCredits">Of an admitted cost, the credits above a Limit on the path (billed as overage).</param>
+/// <param name="SoftLimitNode">The first node on the path (from the pool down) now above its SoftLimit, or null.</param>
+/// <param name="SoftLimitCrossed">This decision is the one that crossed that SoftLimit.</param>
+/// <param name="Shadow">Admitted only because every failing check was on a node in shadow mode.</param>
 public readonly record struct QuotaDecision(
     bool Admitted,
     QuotaLimitedBy LimitedBy,
+    QuotaNode? LimitingNode,
+    long Used,
     long PoolUsed,
-    long TenantUsed,
-    long PoolLimit,
-    long TenantLimit,
+    long Limit,
+    long Remaining,
     WindowBounds Window,
-    long NowMs)
+    long NowMs,
+    long OverageCredits = 0,
+    QuotaNode? SoftLimitNode = null,
+    bool SoftLimitCrossed = false,
+    bool Shadow = false)
 {
-    /// <summary>What this tenant could spend right now: the smaller of its own and the pool's headroom.</summary>
-    public long Remaining => Math.Max(0, Math.Min(TenantLimit - TenantUsed, PoolLimit - PoolUsed));
-
     /// <summary>Whole seconds until the window resets, at least 1.</summary>
     public long SecondsToReset => Math.Max(1, (Window.EndMs - NowMs + 999) / 1000);
 }

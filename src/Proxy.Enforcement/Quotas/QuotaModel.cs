@@ -23,24 +23,28 @@ public sealed class QuotaModel
 
 public sealed class PoolDefinition
 {
-    private PoolDefinition(string name, long limit, QuotaWindow window, TimeZoneInfo timeZone, FrozenDictionary<string, TenantDefinition> tenants)
+    private PoolDefinition(string name, QuotaWindow window, TimeZoneInfo timeZone, QuotaNode root, FrozenDictionary<string, QuotaNode> nodes)
     {
         Name = name;
-        Limit = limit;
         Window = window;
         TimeZone = timeZone;
-        Tenants = tenants;
+        Root = root;
+        Nodes = nodes;
     }
 
     public string Name { get; }
 
-    public long Limit { get; }
+    public long Limit => Root.Limit;
 
     public QuotaWindow Window { get; }
 
     public TimeZoneInfo TimeZone { get; }
 
-    public FrozenDictionary<string, TenantDefinition> Tenants { get; }
+    /// <summary>The pool itself, as the root of its tenant tree.</summary>
+    public QuotaNode Root { get; }
+
+    /// <summary>Every tenant node by its path (<c>prod</c>, <c>acme/search/alice</c>).</summary>
+    public FrozenDictionary<string, QuotaNode> Nodes { get; }
 
     internal static PoolDefinition Create(string name, PoolOptions options)
     {
@@ -49,11 +53,19 @@ public sealed class PoolDefinition
             throw new ArgumentException($"Pool '{name}' has an invalid window '{options.Window}'.", nameof(options));
         }
 
-        var tenants = options.Tenants.ToFrozenDictionary(
-            pair => pair.Key,
-            pair => new TenantDefinition(pair.Key, pair.Value.Limit ?? options.Limit),
-            StringComparer.Ordinal);
-        return new PoolDefinition(name, options.Limit, window, TimeZoneInfo.FindSystemTimeZoneById(options.TimeZone), tenants);
+        var root = QuotaNode.CreateRoot(options);
+        var nodes = new Dictionary<string, QuotaNode>(StringComparer.Ordinal);
+        Collect(root, nodes);
+        return new PoolDefinition(name, window, TimeZoneInfo.FindSystemTimeZoneById(options.TimeZone), root, nodes.ToFrozenDictionary(StringComparer.Ordinal));
+    }
+
+    private static void Collect(QuotaNode node, Dictionary<string, QuotaNode> nodes)
+    {
+        foreach (var child in node.Children)
+        {
+            nodes.Add(child.Path, child);
+            Collect(child, nodes);
+        }
     }
 
     private CalendarWindows? _calendar;
@@ -82,4 +94,3 @@ public sealed class PoolDefinition
 
 internal sealed record CalendarWindows(WindowBounds Previous, WindowBounds Current, WindowBounds Next);
 
-public sealed record TenantDefinition(string Name, long Limit);

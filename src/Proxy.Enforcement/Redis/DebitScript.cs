@@ -1,6 +1,9 @@
+using System.Globalization;
 using System.Reflection;
+using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
 using System.Text;
+using QuotaProxy.Enforcement.Configuration;
 using QuotaProxy.Enforcement.Quotas;
 using StackExchange.Redis;
 
@@ -16,24 +19,37 @@ internal static class DebitScript
 
     public const string ClockSkewError = "QP_CLOCK_SKEW";
 
+    private static readonly ConditionalWeakTable<QuotaNode, RedisValue[]> PathArguments = [];
+
     /// <param name="nowMs">The caller's clock in Unix ms, or 0 to let the Redis server's clock decide.</param>
     public static (RedisKey[] Keys, RedisValue[] Args) Arguments(RedisKeys keys, in QuotaDebit debit, DateTimeOffset proxyNow, long nowMs)
     {
         var pool = debit.Pool;
-        RedisValue[] args;
+        long lengthMs = 0, offsetMs = 0, previousStart = 0, start = 0, end = 0, nextEnd = 0;
         if (pool.Window.IsCalendar)
         {
             // The proxy offers the window its own clock sees and both neighbours; the server picks by its clock.
             var windows = pool.CalendarAround(proxyNow);
-            args = [nowMs, debit.Cost, debit.Tenant.Name, pool.Limit, debit.Tenant.Limit, 0, 0, windows.Previous.StartMs, windows.Current.StartMs, windows.Current.EndMs, windows.Next.EndMs];
+            (previousStart, start, end, nextEnd) = (windows.Previous.StartMs, windows.Current.StartMs, windows.Current.EndMs, windows.Next.EndMs);
         }
         else
         {
-            var lengthMs = (long)pool.Window.FixedLength.TotalMilliseconds;
-            var offsetMs = pool.Window.FixedOffsetMilliseconds(proxyNow, pool.TimeZone);
-            args = [nowMs, debit.Cost, debit.Tenant.Name, pool.Limit, debit.Tenant.Limit, lengthMs, offsetMs];
+            lengthMs = (long)pool.Window.FixedLength.TotalMilliseconds;
+            offsetMs = pool.Window.FixedOffsetMilliseconds(proxyNow, pool.TimeZone);
         }
 
+        // The path's records depend on configuration only: built once per tenant node.
+        var path = PathArguments.GetValue(debit.Tenant, BuildPathArguments);
+        var args = new RedisValue[HeaderLength + path.Length];
+        args[0] = nowMs;
+        args[1] = debit.Cost;
+        args[2] = lengthMs;
+        args[3] = offsetMs;
+        args[4] = previousStart;
+        args[5] = start;
+        args[6] = end;
+        args[7] = nextEnd;
+        path.CopyTo(args, HeaderLength);
         return ([keys.PoolUsage(pool.Name)], args);
     }
 
@@ -43,12 +59,73 @@ internal static class DebitScript
         return new QuotaDecision(
             Admitted: reply[0] == 1,
             LimitedBy: (QuotaLimitedBy)reply[1],
-            PoolUsed: reply[2],
-            TenantUsed: reply[3],
-            PoolLimit: debit.Pool.Limit,
-            TenantLimit: debit.Tenant.Limit,
-            Window: new WindowBounds(reply[4], reply[5]),
-            NowMs: reply[6]);
+            LimitingNode: NodeAt(debit.Tenant, reply[2]),
+            Used: reply[3],
+            PoolUsed: reply[12],
+            Limit: debit.Tenant.EffectiveLimit,
+            Remaining: reply[4],
+            Window: new WindowBounds(reply[5], reply[6]),
+            NowMs: reply[7],
+            OverageCredits: reply[8],
+            SoftLimitNode: NodeAt(debit.Tenant, reply[9]),
+            SoftLimitCrossed: reply[10] == 1,
+            Shadow: reply[11] == 1);
+    }
+
+    private const int HeaderLength = 8;
+
+    /// <summary>ARGV[9..]: the depth, then one record per node from the pool down to the tenant (see debit.lua).</summary>
+    private static RedisValue[] BuildPathArguments(QuotaNode tenant)
+    {
+        var path = new List<QuotaNode>();
+        for (var node = tenant; node is not null; node = node.Parent)
+        {
+            path.Insert(0, node);
+        }
+
+        var args = new List<RedisValue> { tenant.Depth };
+        foreach (var node in path)
+        {
+            args.Add(node.UsageField);
+            args.Add(node.Limit);
+            args.Add(node.Overage);
+            args.Add(node.SoftLimit ?? -1);
+            args.Add(node.Mode == QuotaMode.Shadow ? 1 : 0);
+            if (node.IsRoot)
+            {
+                continue;
+            }
+
+            args.Add(node.Guaranteed);
+            args.Add(node.Allocation);
+            args.Add(node.Priority.ToString(CultureInfo.InvariantCulture));
+            args.Add(node.Parent!.ChildGuaranteedSum);
+            args.Add(node.HigherLevels.Count);
+            foreach (var level in node.HigherLevels)
+            {
+                args.Add(level.Priority.ToString(CultureInfo.InvariantCulture));
+                args.Add(level.AllocationAboveGuaranteed);
+            }
+        }
+
+        return [.. args];
+    }
+
+    /// <summary>The node at a reply index: 0 the pool, i the i-th tenant from the top of the path; -1 none.</summary>
+    private static QuotaNode? NodeAt(QuotaNode tenant, long index)
+    {
+        if (index < 0)
+        {
+            return null;
+        }
+
+        var node = tenant;
+        while (node.Depth > index)
+        {
+            node = node.Parent!;
+        }
+
+        return node;
     }
 
     private static string LoadEmbedded(string fileName)

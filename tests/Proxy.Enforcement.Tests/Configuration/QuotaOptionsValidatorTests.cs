@@ -36,10 +36,16 @@ public sealed class QuotaOptionsValidatorTests
         return QuotaOptionsValidator.Validate(options, configuration.GetSection(QuotaOptionsValidator.RoutesSection), name => name == "VENDOR_API_KEY" ? "secret" : null);
     }
 
-    private static List<string> ValidateWith(string key, string? value)
+    private static List<string> ValidateWith(string key, string? value) => ValidateWith((key, value));
+
+    private static List<string> ValidateWith(params (string Key, string? Value)[] changes)
     {
         var values = ValidConfig();
-        values[key] = value;
+        foreach (var (key, value) in changes)
+        {
+            values[key] = value;
+        }
+
         return Validate(values);
     }
 
@@ -124,8 +130,44 @@ public sealed class QuotaOptionsValidatorTests
 
     [Fact]
     public void Validate_ApiKeyForUnknownTenant_IsRejected() => Assert.Equal(
-        ["Quota:Identity:ApiKeys:0:Tenant 'staging' is not a tenant of any pool; add it under Quota:Pools:<pool>:Tenants."],
+        ["Quota:Identity:ApiKeys:0:Tenant 'staging' is not a tenant of any pool; add it under Quota:Pools:<pool>:Tenants (a nested tenant is named by its path, such as acme/search)."],
         ValidateWith("Quota:Identity:ApiKeys:0:Tenant", "staging"));
+
+    [Fact]
+    public void Validate_GuaranteedAboveAllocation_IsRejected() => Assert.Equal(
+        ["Quota:Pools:vendor-daily:Tenants:e2e:Guaranteed (8) must be ≤ Allocation (5); raise Allocation or lower Guaranteed."],
+        ValidateWith(("Quota:Pools:vendor-daily:Tenants:e2e:Allocation", "5"), ("Quota:Pools:vendor-daily:Tenants:e2e:Guaranteed", "8")));
+
+    [Fact]
+    public void Validate_AllocationAboveLimit_IsRejected() => Assert.Equal(
+        ["Quota:Pools:vendor-daily:Tenants:e2e:Limit (20) must be ≥ Allocation (30)."],
+        ValidateWith("Quota:Pools:vendor-daily:Tenants:e2e:Allocation", "30"));
+
+    [Fact]
+    public void Validate_GuaranteesAboveCapacity_IsRejected() => Assert.Equal(
+        ["Quota:Pools:vendor-daily:Tenants: the Guaranteed of these tenants add up to 260, more than the 250 credits of the pool; lower them so that every guarantee can be honoured.",
+         "Quota:Pools:vendor-daily:Tenants: the Allocation of these tenants add up to 260, more than the 250 credits of the pool; lower them."],
+        ValidateWith(("Quota:Pools:vendor-daily:Tenants:prod:Allocation", "250"), ("Quota:Pools:vendor-daily:Tenants:e2e:Allocation", "10")));
+
+    [Fact]
+    public void Validate_PriorityNotPositive_IsRejected() => Assert.Equal(
+        ["Quota:Pools:vendor-daily:Tenants:e2e:Priority must be a positive integer (1 is the highest), got 0."],
+        ValidateWith("Quota:Pools:vendor-daily:Tenants:e2e:Priority", "0"));
+
+    [Fact]
+    public void Validate_NestedLimitAboveParent_IsRejected() => Assert.Equal(
+        ["Quota:Pools:vendor-daily:Tenants:e2e:Tenants:alice:Limit must be ≤ the Limit of 'e2e' (20), got 21."],
+        ValidateWith("Quota:Pools:vendor-daily:Tenants:e2e:Tenants:alice:Limit", "21"));
+
+    [Fact]
+    public void Validate_NameRepeatedAlongAPath_IsRejected() => Assert.Equal(
+        ["Quota:Pools:vendor-daily:Tenants:e2e:Tenants:e2e: the name 'e2e' is already used higher on the same path; names must be unique along a path."],
+        ValidateWith("Quota:Pools:vendor-daily:Tenants:e2e:Tenants:e2e:Limit", "5"));
+
+    [Fact]
+    public void Validate_NegativeOverageAndSoftLimit_AreRejected() => Assert.Equal(
+        ["Quota:Pools:vendor-daily:Tenants:e2e:Overage must be ≥ 0, got -1.", "Quota:Pools:vendor-daily:Tenants:e2e:SoftLimit must be ≥ 0, got -2."],
+        ValidateWith(("Quota:Pools:vendor-daily:Tenants:e2e:Overage", "-1"), ("Quota:Pools:vendor-daily:Tenants:e2e:SoftLimit", "-2")));
 
     [Fact]
     public void Validate_BadTrustedNetwork_IsRejected() => Assert.Equal(

@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Time.Testing;
+using QuotaProxy.Enforcement.Configuration;
 using QuotaProxy.Enforcement.Quotas;
 
 namespace QuotaProxy.Enforcement.Tests.Quotas;
@@ -29,7 +30,7 @@ public abstract class QuotaStoreContractTests
 
         Assert.True(decision.Admitted);
         Assert.Equal(QuotaLimitedBy.None, decision.LimitedBy);
-        Assert.Equal(3, decision.TenantUsed);
+        Assert.Equal(3, decision.Used);
         Assert.Equal(3, decision.PoolUsed);
         Assert.Equal(1, decision.Remaining);
         Assert.Equal(new DateTimeOffset(2030, 6, 14, 0, 0, 0, TimeSpan.Zero), decision.Window.Start);
@@ -46,7 +47,7 @@ public abstract class QuotaStoreContractTests
 
         Assert.False(rejected.Admitted);
         Assert.Equal(QuotaLimitedBy.Tenant, rejected.LimitedBy);
-        Assert.Equal(3, rejected.TenantUsed);
+        Assert.Equal(3, rejected.Used);
         Assert.Equal(3, rejected.PoolUsed);
         Assert.Equal(1, rejected.Remaining);
         Assert.Equal(4, prod.PoolUsed);
@@ -61,7 +62,7 @@ public abstract class QuotaStoreContractTests
 
         Assert.False(rejected.Admitted);
         Assert.Equal(QuotaLimitedBy.Pool, rejected.LimitedBy);
-        Assert.Equal(0, rejected.TenantUsed);
+        Assert.Equal(0, rejected.Used);
         Assert.Equal(8, rejected.PoolUsed);
         Assert.Equal(2, rejected.Remaining);
     }
@@ -122,6 +123,197 @@ public abstract class QuotaStoreContractTests
         Assert.Equal(new DateTimeOffset(2030, 6, 15, 4, 0, 0, TimeSpan.Zero), sameDay.Window.End);
         Assert.True(nextDay.Admitted);
         Assert.Equal(1, nextDay.PoolUsed);
+    }
+
+    /// <summary>Debits one credit at a time until the first rejection; returns how many were admitted.</summary>
+    private async Task<(int Admitted, QuotaDecision Rejection)> SpendAllAsync(PoolDefinition pool, string tenant)
+    {
+        for (var admitted = 0; ; admitted++)
+        {
+            var decision = await DebitAsync(pool.Debit(tenant, 1));
+            if (!decision.Admitted)
+            {
+                return (admitted, decision);
+            }
+        }
+    }
+
+    [Fact]
+    public async Task WorkedExample_ProdAlone_Reaches225AndNoMore()
+    {
+        var pool = TestPools.WorkedExample();
+
+        var (admitted, rejection) = await SpendAllAsync(pool, "prod");
+
+        Assert.Equal(225, admitted);
+        Assert.Equal(QuotaLimitedBy.Reserved, rejection.LimitedBy);
+        Assert.Equal("prod", rejection.LimitingNode!.Path);
+        Assert.Equal(0, rejection.Remaining);
+        Assert.Equal(225, rejection.PoolUsed);
+    }
+
+    [Fact]
+    public async Task WorkedExample_AfterProdSpike_EachOtherTenantStillSpendsItsGuarantee()
+    {
+        var pool = TestPools.WorkedExample();
+        await SpendAllAsync(pool, "prod");
+
+        Assert.Equal(10, (await SpendAllAsync(pool, "test")).Admitted);
+        Assert.Equal(10, (await SpendAllAsync(pool, "dev")).Admitted);
+        var (e2e, last) = await SpendAllAsync(pool, "e2e");
+
+        Assert.Equal(5, e2e);
+        Assert.Equal(250, last.PoolUsed);
+        Assert.Equal(QuotaLimitedBy.Pool, last.LimitedBy);
+    }
+
+    [Fact]
+    public async Task WorkedExample_E2eOnAnIdleDay_GetsAtMost10()
+    {
+        var pool = TestPools.WorkedExample();
+
+        var (admitted, rejection) = await SpendAllAsync(pool, "e2e");
+
+        Assert.Equal(10, admitted);
+        Assert.Equal(QuotaLimitedBy.Reserved, rejection.LimitedBy);
+    }
+
+    [Fact]
+    public async Task WorkedExample_TestBorrowsAboveItsAllocation_ButNeverProdsShare()
+    {
+        var pool = TestPools.WorkedExample();
+
+        // test (priority 2) may not take prod's unused 180, nor dev's and e2e's floors (10 + 5): 250 − 195 = 55.
+        var (admitted, rejection) = await SpendAllAsync(pool, "test");
+
+        Assert.Equal(55, admitted);
+        Assert.Equal(QuotaLimitedBy.Reserved, rejection.LimitedBy);
+        Assert.Equal(180, (await SpendAllAsync(pool, "prod")).Admitted);
+    }
+
+    private static readonly PoolDefinition Org = TestPools.Create("org", new PoolOptions
+    {
+        Limit = 100,
+        Window = "1d",
+        SoftLimit = 90,
+        Tenants =
+        {
+            ["acme"] = new TenantOptions
+            {
+                Limit = 60,
+                Tenants =
+                {
+                    ["search"] = new TenantOptions
+                    {
+                        Limit = 40,
+                        SoftLimit = 5,
+                        Tenants = { ["alice"] = new TenantOptions { Limit = 10, Overage = 3 }, ["bob"] = new TenantOptions() },
+                    },
+                },
+            },
+            ["globex"] = new TenantOptions { Limit = 50, Mode = QuotaMode.Shadow },
+        },
+    });
+
+    [Fact]
+    public async Task Debit_NestedTenant_ChargesEveryNodeUpToThePool()
+    {
+        await DebitAsync(Org.Debit("acme/search/alice", 4));
+        var decision = await DebitAsync(Org.Debit("acme/search/bob", 30));
+
+        Assert.True(decision.Admitted);
+        Assert.Equal(30, decision.Used);
+        Assert.Equal(34, decision.PoolUsed);
+        Assert.Equal(40, decision.Limit);
+        // search has 40 − 34 = 6 left, and bob is bounded by search.
+        Assert.Equal(6, decision.Remaining);
+
+        var rejected = await DebitAsync(Org.Debit("acme/search/bob", 7));
+        Assert.False(rejected.Admitted);
+        Assert.Equal(QuotaLimitedBy.Tenant, rejected.LimitedBy);
+        Assert.Equal("acme/search", rejected.LimitingNode!.Path);
+        Assert.Equal(34, rejected.PoolUsed);
+    }
+
+    [Fact]
+    public async Task Debit_AboveLimitWithinOverage_AdmitsAndReportsTheOverageCredits()
+    {
+        var withinLimit = await DebitAsync(Org.Debit("acme/search/alice", 9));
+        var overage = await DebitAsync(Org.Debit("acme/search/alice", 3));
+        var beyond = await DebitAsync(Org.Debit("acme/search/alice", 2));
+
+        Assert.Equal(0, withinLimit.OverageCredits);
+        Assert.True(overage.Admitted);
+        Assert.Equal(2, overage.OverageCredits);
+        Assert.Equal(12, overage.Used);
+        Assert.Equal(1, overage.Remaining);
+        Assert.False(beyond.Admitted);
+        Assert.Equal("acme/search/alice", beyond.LimitingNode!.Path);
+    }
+
+    [Fact]
+    public async Task Debit_CrossingASoftLimit_IsAdmittedAndSaysSoOnce()
+    {
+        var below = await DebitAsync(Org.Debit("acme/search/bob", 5));
+        var crossing = await DebitAsync(Org.Debit("acme/search/bob", 1));
+        var after = await DebitAsync(Org.Debit("acme/search/alice", 1));
+
+        Assert.Null(below.SoftLimitNode);
+        Assert.True(crossing.Admitted);
+        Assert.Equal("acme/search", crossing.SoftLimitNode!.Path);
+        Assert.True(crossing.SoftLimitCrossed);
+        Assert.Equal("acme/search", after.SoftLimitNode!.Path);
+        Assert.False(after.SoftLimitCrossed);
+    }
+
+    [Fact]
+    public async Task Debit_ShadowTenantOverItsLimit_IsAdmittedDebitedAndFlagged()
+    {
+        await DebitAsync(Org.Debit("globex", 50));
+        var shadow = await DebitAsync(Org.Debit("globex", 5));
+
+        Assert.True(shadow.Admitted);
+        Assert.True(shadow.Shadow);
+        Assert.Equal(QuotaLimitedBy.Tenant, shadow.LimitedBy);
+        Assert.Equal("globex", shadow.LimitingNode!.Path);
+        Assert.Equal(55, shadow.Used);
+        Assert.Equal(0, shadow.Remaining);
+    }
+
+    [Fact]
+    public async Task Debit_ShadowTenantUnderAnEnforcingPool_IsStillStoppedByThePool()
+    {
+        await DebitAsync(Org.Debit("acme/search/bob", 40));
+        await DebitAsync(Org.Debit("globex", 58));
+        var rejected = await DebitAsync(Org.Debit("globex", 3));
+
+        Assert.False(rejected.Admitted);
+        Assert.Equal(QuotaLimitedBy.Pool, rejected.LimitedBy);
+        Assert.True(rejected.LimitingNode!.IsRoot);
+        Assert.Equal(98, rejected.PoolUsed);
+    }
+
+    [Fact]
+    public async Task Debit_ShadowPool_NeverRejects()
+    {
+        var pool = TestPools.Create("shadow", new PoolOptions
+        {
+            Limit = 3,
+            Window = "1d",
+            Mode = QuotaMode.Shadow,
+            Tenants = { ["prod"] = new TenantOptions() },
+        });
+
+        var decisions = new List<QuotaDecision>();
+        for (var i = 0; i < 5; i++)
+        {
+            decisions.Add(await DebitAsync(pool.Debit("prod", 1)));
+        }
+
+        Assert.All(decisions, d => Assert.True(d.Admitted));
+        Assert.Equal([false, false, false, true, true], decisions.Select(d => d.Shadow));
+        Assert.Equal(QuotaLimitedBy.Pool, decisions[^1].LimitedBy);
+        Assert.Equal(5, decisions[^1].PoolUsed);
     }
 }
 

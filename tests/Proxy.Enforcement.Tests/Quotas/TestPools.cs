@@ -24,5 +24,22 @@ internal static class TestPools
         return QuotaModel.Create(options).Pools[name];
     }
 
-    public static QuotaDebit Debit(this PoolDefinition pool, string tenant, long cost) => new(pool, pool.Tenants[tenant], cost);
+    public static PoolDefinition Create(string name, PoolOptions options) =>
+        QuotaModel.Create(new QuotaOptions { Pools = { [name] = options } }).Pools[name];
+
+    /// <summary>DESIGN.md's worked example: 250 a day shared by prod, test, dev and e2e.</summary>
+    public static PoolDefinition WorkedExample(string name = "vendor-daily") => Create(name, new PoolOptions
+    {
+        Limit = 250,
+        Window = "1d",
+        Tenants =
+        {
+            ["prod"] = new TenantOptions { Allocation = 180, Guaranteed = 180, Priority = 1, Limit = 250 },
+            ["test"] = new TenantOptions { Allocation = 30, Guaranteed = 10, Priority = 2, Limit = 60 },
+            ["dev"] = new TenantOptions { Allocation = 30, Guaranteed = 10, Priority = 3, Limit = 60 },
+            ["e2e"] = new TenantOptions { Allocation = 10, Guaranteed = 5, Priority = 4, Limit = 20 },
+        },
+    });
+
+    public static QuotaDebit Debit(this PoolDefinition pool, string tenant, long cost) => new(pool, pool.Nodes[tenant], cost);
 }

@@ -40,14 +40,14 @@ public sealed class DebitScriptDifferentialTests(RedisFixture redis, ITestOutput
         {
             clock.Advance(NextClockMove(random));
             var pool = Pools[random.Next(Pools.Length)];
-            var tenant = pool.Tenants.Values.ElementAt(random.Next(pool.Tenants.Count));
+            var tenant = pool.Nodes.Values.ElementAt(random.Next(pool.Nodes.Count));
             var debit = new QuotaDebit(pool, tenant, random.Next(10) == 0 ? random.Next(1, 60) : random.Next(1, 4));
 
             var expected = await reference.DebitAsync(debit, CancellationToken.None);
             var actual = await lua.DebitAsync(debit, CancellationToken.None);
 
             Assert.True(expected == actual, $"seed {seed}, step {step}, {pool.Name}/{tenant.Name} cost {debit.Cost} at {clock.GetUtcNow():O}: in-process {expected}, Lua {actual}");
-            Assert.True(actual.PoolUsed <= pool.Limit && actual.TenantUsed <= tenant.Limit, $"limit exceeded at step {step}: {actual}");
+            Assert.True(actual.PoolUsed <= pool.Limit && actual.Used <= tenant.Limit, $"limit exceeded at step {step}: {actual}");
             admitted += actual.Admitted ? 1 : 0;
         }
 

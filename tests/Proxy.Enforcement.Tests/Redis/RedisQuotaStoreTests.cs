@@ -89,7 +89,7 @@ public sealed class RedisQuotaStoreTests(RedisFixture redis)
         var credits = decisions.Select((d, i) => d.Admitted ? 1 + (i % 3) : 0).Sum();
         Assert.Equal(100, credits);
         Assert.Equal(100, decisions.Max(d => d.PoolUsed));
-        Assert.All(decisions, d => Assert.InRange(d.TenantUsed, 0, 70));
+        Assert.All(decisions, d => Assert.InRange(d.Used, 0, 70));
         Assert.NotEmpty(admitted);
     }
 }

@@ -1,0 +1,137 @@
+using QuotaProxy.Enforcement.Configuration;
+
+namespace QuotaProxy.Enforcement.Quotas;
+
+/// <summary>
+/// One node of a pool's tenant tree, with its defaults resolved and the configuration sums its parent's
+/// running aggregates are measured against (see <see cref="TreeAdmission"/>). The pool itself is the root.
+/// </summary>
+public sealed class QuotaNode
+{
+    /// <summary>The root's usage field, and its key in aggregate field names.</summary>
+    public const string RootField = "pool";
+
+    /// <summary>Priority of a tenant that sets none: below every configured priority.</summary>
+    public const int LowestPriority = int.MaxValue;
+
+    private QuotaNode(string name, string path, QuotaNode? parent, long limit, long allocation, long guaranteed, int priority, long? softLimit, long overage, QuotaMode mode)
+    {
+        Name = name;
+        Path = path;
+        Parent = parent;
+        Depth = parent is null ? 0 : parent.Depth + 1;
+        Limit = limit;
+        Allocation = allocation;
+        Guaranteed = guaranteed;
+        Priority = priority;
+        SoftLimit = softLimit;
+        Overage = overage;
+        Mode = mode;
+        UsageField = parent is null ? RootField : "t:" + path;
+        EffectiveLimit = parent is null ? limit : Math.Min(limit, parent.EffectiveLimit);
+    }
+
+    public string Name { get; }
+
+    /// <summary><c>acme/search/alice</c>; empty for the root.</summary>
+    public string Path { get; }
+
+    public QuotaNode? Parent { get; }
+
+    public int Depth { get; }
+
+    public bool IsRoot => Parent is null;
+
+    public long Limit { get; }
+
+    public long Allocation { get; }
+
+    public long Guaranteed { get; }
+
+    public int Priority { get; }
+
+    public long? SoftLimit { get; }
+
+    public long Overage { get; }
+
+    /// <summary>The mode in force here: its own, else inherited.</summary>
+    public QuotaMode Mode { get; }
+
+    /// <summary>The smallest Limit from here up to the pool: what headers call this tenant's limit.</summary>
+    public long EffectiveLimit { get; }
+
+    public IReadOnlyList<QuotaNode> Children { get; private set; } = [];
+
+    /// <summary>Store field holding this node's usage in the window: <c>pool</c> or <c>t:&lt;path&gt;</c>.</summary>
+    public string UsageField { get; }
+
+    /// <summary>Σ Guaranteed over the children (the configuration side of the parent's guarantee aggregate).</summary>
+    public long ChildGuaranteedSum { get; private set; }
+
+    /// <summary>
+    /// For each priority level among the children, Σ (Allocation − Guaranteed) over the children at that
+    /// level, highest priority first.
+    /// </summary>
+    public IReadOnlyList<PriorityLevel> ChildLevels { get; private set; } = [];
+
+    /// <summary>The levels of this node's parent strictly above this node's priority.</summary>
+    public IReadOnlyList<PriorityLevel> HigherLevels { get; private set; } = [];
+
+    /// <summary>Parent's aggregate of used guarantees: Σ min(u(s), Guaranteed(s)) over the children.</summary>
+    public string GuaranteeAggregateField => "g:" + UsageField;
+
+    /// <summary>Parent's aggregate at one level: Σ (min(u, Allocation) − min(u, Guaranteed)) over the children there.</summary>
+    public string LevelAggregateField(int priority) => $"d:{UsageField}:{priority}";
+
+    /// <summary>From this node up to (not including) the root.</summary>
+    public IEnumerable<QuotaNode> PathToRoot()
+    {
+        for (var node = this; !node.IsRoot; node = node.Parent!)
+        {
+            yield return node;
+        }
+    }
+
+    internal static QuotaNode CreateRoot(PoolOptions options)
+    {
+        var root = new QuotaNode("", "", null, options.Limit, options.Limit, options.Limit, 1, options.SoftLimit, 0, options.Mode);
+        root.AddChildren(options.Tenants);
+        return root;
+    }
+
+    private void AddChildren(Dictionary<string, TenantOptions> tenants)
+    {
+        var children = new List<QuotaNode>();
+        foreach (var (name, options) in tenants.OrderBy(t => t.Key, StringComparer.Ordinal))
+        {
+            var allocation = options.Allocation ?? 0;
+            var child = new QuotaNode(
+                name,
+                IsRoot ? name : $"{Path}/{name}",
+                this,
+                options.Limit ?? Limit,
+                allocation,
+                options.Guaranteed ?? allocation,
+                options.Priority ?? LowestPriority,
+                options.SoftLimit,
+                options.Overage ?? 0,
+                options.Mode ?? Mode);
+            child.AddChildren(options.Tenants);
+            children.Add(child);
+        }
+
+        Children = children;
+        ChildGuaranteedSum = children.Sum(c => c.Guaranteed);
+        ChildLevels = [.. children
+            .GroupBy(c => c.Priority)
+            .OrderBy(g => g.Key)
+            .Select(g => new PriorityLevel(g.Key, g.Sum(c => c.Allocation - c.Guaranteed)))];
+        foreach (var child in children)
+        {
+            child.HigherLevels = [.. ChildLevels.Where(l => l.Priority < child.Priority)];
+        }
+    }
+}
+
+/// <summary>A priority level among siblings and Σ (Allocation − Guaranteed) of the siblings at it.</summary>
+public readonly record struct PriorityLevel(int Priority, long AllocationAboveGuaranteed);

@@ -1,0 +1,165 @@
+namespace QuotaProxy.Enforcement.Quotas;
+
+/// <summary>
+/// The admission rule of DESIGN.md over one window's counters, written once in C# (this class, used by
+/// <see cref="InProcessQuotaStore"/>) and once in Lua (<c>debit.lua</c>); the differential tests hold the
+/// two to identical decisions and identical counters.
+/// <para>
+/// A cost c from tenant x is admitted iff for every node n from x up to the pool, with parent P and
+/// R = Limit(P) − u(P): u(n) + c ≤ Limit(n) + Overage(n), and c ≤ max(Guaranteed(n) − u(n), R − Σ claim(s))
+/// over the siblings s of n, where claim(s) is s's unused Allocation when s has a higher priority than n,
+/// else its unused Guaranteed. The pool itself: u + c ≤ Limit.
+/// </para>
+/// <para>
+/// The sums come from running aggregates per parent instead of a scan of the siblings:
+/// <c>g:P</c> = Σ min(u(s), Guaranteed(s)) and, per priority level q, <c>d:P:q</c> =
+/// Σ (min(u(s), Allocation(s)) − min(u(s), Guaranteed(s))). With the configuration sums on
+/// <see cref="QuotaNode"/>, Σ claim(s) over the siblings of n is
+/// (ΣG(P) − g:P) − unusedG(n) + Σ over levels q above n of (Σ(A−G)(P,q) − d:P:q):
+/// O(depth × priority levels) per decision, whatever the number of siblings.
+/// </para>
+/// </summary>
+internal static class TreeAdmission
+{
+    /// <summary>Decides and, when admitted, debits <paramref name="counters"/> (field → value, absent = 0).</summary>
+    public static TreeOutcome Decide(QuotaNode tenant, long cost, Dictionary<string, long> counters)
+    {
+        var path = PathFromRoot(tenant);
+        var (limitedBy, limiting, shadowLimitedBy, shadowLimiting) = Check(path, cost, counters);
+        if (limitedBy != QuotaLimitedBy.None)
+        {
+            return new TreeOutcome(false, limitedBy, limiting, Remaining(path, counters), 0, null, false, false);
+        }
+
+        long overage = 0;
+        QuotaNode? softNode = null;
+        var softCrossed = false;
+        foreach (var node in path)
+        {
+            var before = Get(counters, node.UsageField);
+            var after = before + cost;
+            if (!node.IsRoot)
+            {
+                var parent = node.Parent!;
+                Add(counters, parent.GuaranteeAggregateField, Math.Min(after, node.Guaranteed) - Math.Min(before, node.Guaranteed));
+                Add(counters, parent.LevelAggregateField(node.Priority), AboveGuarantee(node, after) - AboveGuarantee(node, before));
+                overage = Math.Max(overage, Math.Clamp(after - node.Limit, 0, cost));
+            }
+
+            counters[node.UsageField] = after;
+            if (softNode is null && node.SoftLimit is { } soft && after > soft)
+            {
+                softNode = node;
+                softCrossed = before <= soft;
+            }
+        }
+
+        var shadow = shadowLimitedBy != QuotaLimitedBy.None;
+        return new TreeOutcome(true, shadowLimitedBy, shadowLimiting, Remaining(path, counters), overage, softNode, softCrossed, shadow);
+    }
+
+    /// <summary>The largest cost <paramref name="tenant"/> could be admitted for now, without debiting.</summary>
+    public static long Remaining(QuotaNode tenant, Dictionary<string, long> counters) => Remaining(PathFromRoot(tenant), counters);
+
+    /// <summary>
+    /// The first failing check from the pool down, split by mode: an enforcing node's failure rejects; a
+    /// failure on a node in shadow mode is only reported.
+    /// </summary>
+    private static (QuotaLimitedBy, QuotaNode?, QuotaLimitedBy, QuotaNode?) Check(QuotaNode[] path, long cost, Dictionary<string, long> counters)
+    {
+        QuotaLimitedBy shadowLimitedBy = QuotaLimitedBy.None;
+        QuotaNode? shadowLimiting = null;
+        foreach (var node in path)
+        {
+            var failure = Failure(node, cost, counters);
+            if (failure == QuotaLimitedBy.None)
+            {
+                continue;
+            }
+
+            if (node.Mode == Configuration.QuotaMode.Enforce)
+            {
+                return (failure, node, QuotaLimitedBy.None, null);
+            }
+
+            if (shadowLimitedBy == QuotaLimitedBy.None)
+            {
+                (shadowLimitedBy, shadowLimiting) = (failure, node);
+            }
+        }
+
+        return (QuotaLimitedBy.None, null, shadowLimitedBy, shadowLimiting);
+    }
+
+    private static QuotaLimitedBy Failure(QuotaNode node, long cost, Dictionary<string, long> counters)
+    {
+        var used = Get(counters, node.UsageField);
+        if (used + cost > node.Limit + node.Overage)
+        {
+            return node.IsRoot ? QuotaLimitedBy.Pool : QuotaLimitedBy.Tenant;
+        }
+
+        return !node.IsRoot && cost > ShareRoom(node, used, counters) ? QuotaLimitedBy.Reserved : QuotaLimitedBy.None;
+    }
+
+    /// <summary>max(Guaranteed(n) − u(n), R − Σ claims of the siblings).</summary>
+    private static long ShareRoom(QuotaNode node, long used, Dictionary<string, long> counters)
+    {
+        var parent = node.Parent!;
+        var left = parent.Limit - Get(counters, parent.UsageField);
+        var unusedGuarantee = node.Guaranteed - Math.Min(used, node.Guaranteed);
+        var claims = parent.ChildGuaranteedSum - Get(counters, parent.GuaranteeAggregateField) - unusedGuarantee;
+        foreach (var level in node.HigherLevels)
+        {
+            claims += level.AllocationAboveGuaranteed - Get(counters, parent.LevelAggregateField(level.Priority));
+        }
+
+        return Math.Max(node.Guaranteed - used, left - claims);
+    }
+
+    private static long Remaining(QuotaNode[] path, Dictionary<string, long> counters)
+    {
+        var remaining = long.MaxValue;
+        foreach (var node in path)
+        {
+            var used = Get(counters, node.UsageField);
+            var room = node.Limit + node.Overage - used;
+            if (!node.IsRoot)
+            {
+                room = Math.Min(room, ShareRoom(node, used, counters));
+            }
+
+            remaining = Math.Min(remaining, room);
+        }
+
+        return Math.Max(0, remaining);
+    }
+
+    private static long AboveGuarantee(QuotaNode node, long used) => Math.Min(used, node.Allocation) - Math.Min(used, node.Guaranteed);
+
+    private static QuotaNode[] PathFromRoot(QuotaNode tenant)
+    {
+        var path = new QuotaNode[tenant.Depth + 1];
+        for (var node = tenant; node is not null; node = node.Parent)
+        {
+            path[node.Depth] = node;
+        }
+
+        return path;
+    }
+
+    private static long Get(Dictionary<string, long> counters, string field) => counters.GetValueOrDefault(field);
+
+    private static void Add(Dictionary<string, long> counters, string field, long delta) => counters[field] = Get(counters, field) + delta;
+}
+
+/// <summary>What <see cref="TreeAdmission.Decide"/> found; the store adds the window and the clock.</summary>
+internal readonly record struct TreeOutcome(
+    bool Admitted,
+    QuotaLimitedBy LimitedBy,
+    QuotaNode? LimitingNode,
+    long Remaining,
+    long OverageCredits,
+    QuotaNode? SoftLimitNode,
+    bool SoftLimitCrossed,
+    bool Shadow);
