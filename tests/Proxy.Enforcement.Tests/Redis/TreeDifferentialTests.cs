@@ -1,0 +1,193 @@
+using System.Globalization;
+using Microsoft.Extensions.Time.Testing;
+using QuotaProxy.Enforcement.Configuration;
+using QuotaProxy.Enforcement.Quotas;
+using QuotaProxy.Enforcement.Tests.Quotas;
+using QuotaProxy.Testing;
+using StackExchange.Redis;
+using Xunit.Abstractions;
+
+namespace QuotaProxy.Enforcement.Tests.Redis;
+
+/// <summary>
+/// Random tenant trees (depth up to 3, random Allocation, Guaranteed, Priority, Limit, Overage, SoftLimit
+/// and Mode) and random debits from random nodes, with clock moves across windows, through the Lua script
+/// on real Redis and through the in-process store. After every step: identical decisions, identical
+/// counters (every field of the hash), and the invariants of the model. CI runs
+/// <see cref="DefaultOperations"/> per seed; <c>bench/differential.sh</c> runs the full 100,000.
+/// </summary>
+[Collection(RedisCollection.Name)]
+public sealed class TreeDifferentialTests(RedisFixture redis, ITestOutputHelper output)
+{
+    private const int DefaultOperations = 5_000;
+
+    /// <summary>Operations per seed; <c>QUOTAPROXY_DIFFERENTIAL_OPERATIONS</c> overrides it.</summary>
+    private static int Operations =>
+        int.TryParse(Environment.GetEnvironmentVariable("QUOTAPROXY_DIFFERENTIAL_OPERATIONS"), NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n > 0
+            ? n
+            : DefaultOperations;
+
+    [Theory]
+    [InlineData(11)]
+    [InlineData(12)]
+    [InlineData(13)]
+    [InlineData(14)]
+    public async Task RandomTrees_LuaAndInProcess_DecideAndCountIdentically(int seed)
+    {
+        var random = new Random(seed);
+        var clock = new FakeTimeProvider(new DateTimeOffset(2030, 3, 9, 4, 30, 0, TimeSpan.Zero));
+        var reference = new InProcessQuotaStore(clock);
+        var prefix = RedisFixture.NewKeyPrefix();
+        var lua = RedisStores.Create(redis.Connection, clock, prefix);
+        var database = redis.Connection.GetDatabase();
+        // Pools 0 and 1 always enforce, so every invariant holds on them; pool 2 flips modes as it goes.
+        var poolSeeds = Enumerable.Range(0, 3).Select(_ => random.Next()).ToArray();
+        var pools = Enumerable.Range(0, 3).Select(i => RandomPool($"tree{i}", poolSeeds[i], modeSeed: null)).ToArray();
+        int admitted = 0, rejected = 0, shadow = 0;
+
+        for (var step = 0; step < Operations; step++)
+        {
+            if (random.Next(50) == 0)
+            {
+                // A mode change: the same tree with its nodes' modes drawn again.
+                pools[2] = RandomPool(pools[2].Name, poolSeeds[2], modeSeed: random.Next());
+            }
+
+            clock.Advance(NextClockMove(random));
+            var pool = pools[random.Next(pools.Length)];
+            var tenant = pool.Nodes.Values.ElementAt(random.Next(pool.Nodes.Count));
+            var debit = new QuotaDebit(pool, tenant, random.Next(8) == 0 ? random.Next(5, 40) : random.Next(1, 4));
+
+            var expected = await reference.DebitAsync(debit, CancellationToken.None);
+            var actual = await lua.DebitAsync(debit, CancellationToken.None);
+
+            var where = $"seed {seed}, step {step}, {pool.Name}/{tenant.Path} cost {debit.Cost} at {clock.GetUtcNow():O}";
+            Assert.True(expected == actual, $"{where}: in-process {expected}, Lua {actual}");
+            var counters = reference.Snapshot(pool.Name);
+            var hash = await database.HashGetAllAsync($"{prefix}{{{pool.Name}}}:usage");
+            var luaCounters = hash.Where(e => e.Name != "start" && e.Name != "end").ToDictionary(e => (string)e.Name!, e => (long)e.Value, StringComparer.Ordinal);
+            Assert.True(Same(counters, luaCounters), $"{where}: counters differ: in-process {Show(counters)}, Lua {Show(luaCounters)}");
+            if (pool != pools[2])
+            {
+                CheckInvariants(pool, counters, where);
+            }
+
+            admitted += actual.Admitted ? 1 : 0;
+            rejected += actual.Admitted ? 0 : 1;
+            shadow += actual.Shadow ? 1 : 0;
+        }
+
+        output.WriteLine($"seed {seed}: {Operations} operations, {admitted} admitted ({shadow} by shadow mode), {rejected} rejected");
+        Assert.True(admitted > Operations / 10 && rejected > Operations / 20, $"the sequence should exercise both outcomes: {admitted} admitted, {rejected} rejected");
+    }
+
+    /// <summary>
+    /// No enforcing limit exceeded; every aggregate equals the sum it stands for; every unused guarantee is
+    /// still spendable (a node whose whole path has an unused guarantee and room under its limits can
+    /// still be admitted for one credit).
+    /// </summary>
+    private static void CheckInvariants(PoolDefinition pool, Dictionary<string, long> counters, string where)
+    {
+        long Used(QuotaNode node) => counters.GetValueOrDefault(node.UsageField);
+
+        foreach (var node in pool.Nodes.Values.Prepend(pool.Root))
+        {
+            Assert.True(Used(node) <= node.Limit + node.Overage, $"{where}: {NameOf(node)} used {Used(node)} > limit {node.Limit} + overage {node.Overage}");
+            Assert.True(Used(node) >= node.Children.Sum(Used), $"{where}: {NameOf(node)} used less than its children together");
+            Assert.True(
+                node.Children.Sum(c => Math.Min(Used(c), c.Guaranteed)) == counters.GetValueOrDefault(node.GuaranteeAggregateField),
+                $"{where}: guarantee aggregate of {NameOf(node)} is {counters.GetValueOrDefault(node.GuaranteeAggregateField)}");
+            foreach (var level in node.ChildLevels)
+            {
+                var sum = node.Children.Where(c => c.Priority == level.Priority)
+                    .Sum(c => Math.Min(Used(c), c.Allocation) - Math.Min(Used(c), c.Guaranteed));
+                Assert.True(
+                    sum == counters.GetValueOrDefault(node.LevelAggregateField(level.Priority)),
+                    $"{where}: level {level.Priority} aggregate of {NameOf(node)} is {counters.GetValueOrDefault(node.LevelAggregateField(level.Priority))}, expected {sum}");
+            }
+        }
+
+        foreach (var node in pool.Nodes.Values)
+        {
+            var path = node.PathToRoot().ToList();
+            var guaranteeLeft = path.All(n => n.Guaranteed - Used(n) >= 1 && Used(n) + 1 <= n.Limit + n.Overage);
+            if (guaranteeLeft)
+            {
+                Assert.True(TreeAdmission.Remaining(node, counters) >= 1, $"{where}: {node.Path} has an unused guarantee on its whole path but cannot spend it");
+            }
+        }
+    }
+
+    private static string NameOf(QuotaNode node) => node.IsRoot ? "the pool" : node.Path;
+
+    private static bool Same(Dictionary<string, long> a, Dictionary<string, long> b) =>
+        a.Count == b.Count && a.All(pair => b.TryGetValue(pair.Key, out var value) && value == pair.Value);
+
+    private static string Show(Dictionary<string, long> counters) =>
+        string.Join(", ", counters.OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => $"{p.Key}={p.Value}"));
+
+    private static readonly string[] Windows = ["1m", "1h", "1d", "1d"];
+
+    /// <summary>
+    /// A valid random tree from <paramref name="seed"/>: children's guarantees and allocations fit their
+    /// parent's capacity. Without <paramref name="modeSeed"/> every node enforces; with it, modes are drawn
+    /// from that seed and the tree stays the same.
+    /// </summary>
+    private static PoolDefinition RandomPool(string name, int seed, int? modeSeed)
+    {
+        var random = new Random(seed);
+        var modes = modeSeed is { } m ? new Random(m) : null;
+        var limit = random.Next(20, 120);
+        var options = new PoolOptions
+        {
+            Limit = limit,
+            Window = Windows[random.Next(Windows.Length)],
+            TimeZone = random.Next(2) == 0 ? "UTC" : "America/New_York",
+            SoftLimit = random.Next(3) == 0 ? random.Next(limit) : null,
+            Mode = modes?.Next(4) == 0 ? QuotaMode.Shadow : QuotaMode.Enforce,
+        };
+        AddChildren(options.Tenants, limit, depth: 1, random, modes);
+        return TestPools.Create(name, options);
+    }
+
+    private static void AddChildren(Dictionary<string, TenantOptions> tenants, long capacity, int depth, Random random, Random? modes)
+    {
+        var count = random.Next(1, depth == 1 ? 5 : 4);
+        var allocationLeft = capacity;
+        var guaranteeLeft = capacity;
+        for (var i = 0; i < count; i++)
+        {
+            var limit = random.Next(3) == 0 ? (long?)null : random.Next((int)Math.Max(1, capacity / 3), (int)capacity + 1);
+            var effectiveLimit = limit ?? capacity;
+            var allocation = Math.Min(random.Next(0, (int)Math.Max(1, capacity / 2)), Math.Min(allocationLeft, effectiveLimit));
+            var guaranteed = Math.Min(random.Next(0, (int)allocation + 1), guaranteeLeft);
+            allocationLeft -= allocation;
+            guaranteeLeft -= guaranteed;
+            var tenant = new TenantOptions
+            {
+                Limit = limit,
+                Allocation = allocation,
+                Guaranteed = guaranteed,
+                Priority = random.Next(4) == 0 ? null : random.Next(1, 4),
+                Overage = random.Next(4) == 0 ? random.Next(1, 10) : null,
+                SoftLimit = random.Next(4) == 0 ? random.Next(1, (int)effectiveLimit + 1) : null,
+                Mode = modes?.Next(4) switch { 0 => QuotaMode.Shadow, 1 => QuotaMode.Enforce, _ => null },
+            };
+            if (depth < 3 && random.Next(3) == 0)
+            {
+                AddChildren(tenant.Tenants, effectiveLimit, depth + 1, random, modes);
+            }
+
+            tenants[$"n{depth}{i}"] = tenant;
+        }
+    }
+
+    /// <summary>Mostly small steps, sometimes a jump across a minute, an hour or a day.</summary>
+    private static TimeSpan NextClockMove(Random random) => random.Next(100) switch
+    {
+        < 90 => TimeSpan.FromMilliseconds(random.Next(0, 300)),
+        < 98 => TimeSpan.FromSeconds(random.Next(1, 40)),
+        < 99 => TimeSpan.FromMinutes(random.Next(1, 90)),
+        _ => TimeSpan.FromHours(random.Next(1, 30)),
+    };
+}
