@@ -5,7 +5,6 @@ using QuotaProxy.Enforcement.Identity;
 using QuotaProxy.Enforcement.Observability;
 using QuotaProxy.Enforcement.Pricing;
 using QuotaProxy.Enforcement.Quotas;
-
 using Yarp.ReverseProxy.Model;
 
 namespace QuotaProxy.Enforcement.Http;

@@ -28,6 +28,8 @@ public sealed class QuotaNode
         Overage = overage;
         Mode = mode;
         UsageField = parent is null ? RootField : "t:" + path;
+        GuaranteeAggregateField = "g:" + UsageField;
+        LevelField = parent is null ? "" : parent.LevelAggregateField(priority);
         EffectiveLimit = parent is null ? limit : Math.Min(limit, parent.EffectiveLimit);
     }
 
@@ -78,7 +80,10 @@ public sealed class QuotaNode
     public IReadOnlyList<PriorityLevel> HigherLevels { get; private set; } = [];
 
     /// <summary>Parent's aggregate of used guarantees: Σ min(u(s), Guaranteed(s)) over the children.</summary>
-    public string GuaranteeAggregateField => "g:" + UsageField;
+    public string GuaranteeAggregateField { get; }
+
+    /// <summary>The parent's level aggregate this node counts in: <c>d:&lt;parent&gt;:&lt;priority&gt;</c> (empty for the root).</summary>
+    public string LevelField { get; }
 
     /// <summary>Parent's aggregate at one level: Σ (min(u, Allocation) − min(u, Guaranteed)) over the children there.</summary>
     public string LevelAggregateField(int priority) => $"d:{UsageField}:{priority}";
@@ -125,7 +130,7 @@ public sealed class QuotaNode
         ChildLevels = [.. children
             .GroupBy(c => c.Priority)
             .OrderBy(g => g.Key)
-            .Select(g => new PriorityLevel(g.Key, g.Sum(c => c.Allocation - c.Guaranteed)))];
+            .Select(g => new PriorityLevel(g.Key, g.Sum(c => c.Allocation - c.Guaranteed), LevelAggregateField(g.Key)))];
         foreach (var child in children)
         {
             child.HigherLevels = [.. ChildLevels.Where(l => l.Priority < child.Priority)];
@@ -133,5 +138,5 @@ public sealed class QuotaNode
     }
 }
 
-/// <summary>A priority level among siblings and Σ (Allocation − Guaranteed) of the siblings at it.</summary>
-public readonly record struct PriorityLevel(int Priority, long AllocationAboveGuaranteed);
+/// <summary>A priority level among siblings, Σ (Allocation − Guaranteed) of the siblings at it, and the parent's aggregate field for it.</summary>
+public readonly record struct PriorityLevel(int Priority, long AllocationAboveGuaranteed, string Field);

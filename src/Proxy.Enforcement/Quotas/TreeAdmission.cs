@@ -42,7 +42,7 @@ internal static class TreeAdmission
             {
                 var parent = node.Parent!;
                 Add(counters, parent.GuaranteeAggregateField, Math.Min(after, node.Guaranteed) - Math.Min(before, node.Guaranteed));
-                Add(counters, parent.LevelAggregateField(node.Priority), AboveGuarantee(node, after) - AboveGuarantee(node, before));
+                Add(counters, node.LevelField, AboveGuarantee(node, after) - AboveGuarantee(node, before));
                 overage = Math.Max(overage, Math.Clamp(after - node.Limit, 0, cost));
             }
 
@@ -111,7 +111,7 @@ internal static class TreeAdmission
         var claims = parent.ChildGuaranteedSum - Get(counters, parent.GuaranteeAggregateField) - unusedGuarantee;
         foreach (var level in node.HigherLevels)
         {
-            claims += level.AllocationAboveGuaranteed - Get(counters, parent.LevelAggregateField(level.Priority));
+            claims += level.AllocationAboveGuaranteed - Get(counters, level.Field);
         }
 
         return Math.Max(node.Guaranteed - used, left - claims);

@@ -1,4 +1,3 @@
-using System.Globalization;
 using System.Reflection;
 using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
@@ -98,12 +97,13 @@ internal static class DebitScript
 
             args.Add(node.Guaranteed);
             args.Add(node.Allocation);
-            args.Add(node.Priority.ToString(CultureInfo.InvariantCulture));
-            args.Add(node.Parent!.ChildGuaranteedSum);
+            args.Add(node.Parent!.GuaranteeAggregateField);
+            args.Add(node.LevelField);
+            args.Add(node.Parent.ChildGuaranteedSum);
             args.Add(node.HigherLevels.Count);
             foreach (var level in node.HigherLevels)
             {
-                args.Add(level.Priority.ToString(CultureInfo.InvariantCulture));
+                args.Add(level.Field);
                 args.Add(level.AllocationAboveGuaranteed);
             }
         }

@@ -19,9 +19,11 @@
 -- ARGV[9]   depth: the number of tenant nodes on the path (the root is not counted)
 -- ARGV[10..] one record per node, the pool first, then down to the caller:
 --             pool:   field, limit, overage, soft limit (-1: none), shadow (1|0)
---             tenant: the same five, then guaranteed, allocation, priority, Σ Guaranteed of its parent's
---                     children, k, and k pairs (priority q, Σ (Allocation − Guaranteed) at q) for the
---                     sibling levels of higher priority than this node
+--             tenant: the same five, then guaranteed, allocation, the parent's g: field, the parent's
+--                     d: field for this node's priority, Σ Guaranteed of the parent's children, k, and
+--                     k pairs (d: field, Σ (Allocation − Guaranteed) at that level) for the sibling
+--                     levels of higher priority than this node
+--           Field names arrive ready-made, so the script builds no strings per call.
 --
 -- Reply: { admitted (1|0), limited_by (0 none, 1 tenant, 2 pool, 3 reserved), limiting node index
 --          (0 the pool, i the i-th tenant from the top, -1 none), caller's used, remaining, window_start_ms,
@@ -51,13 +53,12 @@ for index = 0, depth do
     local parent = nodes[index - 1]
     node.guaranteed, node.allocation = tonumber(ARGV[at]), tonumber(ARGV[at + 1])
     node.parent = parent
-    node.g_field = 'g:' .. parent.field
-    node.d_field = 'd:' .. parent.field .. ':' .. ARGV[at + 2]
-    node.parent_guaranteed_sum = tonumber(ARGV[at + 3])
-    local level_count = tonumber(ARGV[at + 4])
-    at = at + 5
+    node.g_field, node.d_field = ARGV[at + 2], ARGV[at + 3]
+    node.parent_guaranteed_sum = tonumber(ARGV[at + 4])
+    local level_count = tonumber(ARGV[at + 5])
+    at = at + 6
     for level = 1, level_count do
-      node.levels[level] = { field = 'd:' .. parent.field .. ':' .. ARGV[at], sum = tonumber(ARGV[at + 1]) }
+      node.levels[level] = { field = ARGV[at], sum = tonumber(ARGV[at + 1]) }
       at = at + 2
     end
   end
