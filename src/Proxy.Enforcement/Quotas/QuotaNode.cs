@@ -29,7 +29,6 @@ public sealed class QuotaNode
         Mode = mode;
         UsageField = parent is null ? RootField : "t:" + path;
         GuaranteeAggregateField = "g:" + UsageField;
-        LevelField = parent is null ? "" : parent.LevelAggregateField(priority);
         EffectiveLimit = parent is null ? limit : Math.Min(limit, parent.EffectiveLimit);
     }
 
@@ -82,8 +81,11 @@ public sealed class QuotaNode
     /// <summary>Parent's aggregate of used guarantees: Σ min(u(s), Guaranteed(s)) over the children.</summary>
     public string GuaranteeAggregateField { get; }
 
-    /// <summary>The parent's level aggregate this node counts in: <c>d:&lt;parent&gt;:&lt;priority&gt;</c> (empty for the root).</summary>
-    public string LevelField { get; }
+    /// <summary>
+    /// The parent's level aggregate this node counts in, <c>d:&lt;parent&gt;:&lt;priority&gt;</c>; null when no
+    /// sibling has a lower priority (nothing would ever read it) and for the root.
+    /// </summary>
+    public string? LevelField { get; private set; }
 
     /// <summary>Parent's aggregate at one level: Σ (min(u, Allocation) − min(u, Guaranteed)) over the children there.</summary>
     public string LevelAggregateField(int priority) => $"d:{UsageField}:{priority}";
@@ -131,9 +133,11 @@ public sealed class QuotaNode
             .GroupBy(c => c.Priority)
             .OrderBy(g => g.Key)
             .Select(g => new PriorityLevel(g.Key, g.Sum(c => c.Allocation - c.Guaranteed), LevelAggregateField(g.Key)))];
+        var lowestPriority = children.Count == 0 ? 0 : children.Max(c => c.Priority);
         foreach (var child in children)
         {
             child.HigherLevels = [.. ChildLevels.Where(l => l.Priority < child.Priority)];
+            child.LevelField = child.Priority < lowestPriority ? LevelAggregateField(child.Priority) : null;
         }
     }
 }

@@ -16,7 +16,14 @@ namespace QuotaProxy.Enforcement.Quotas;
 /// Σ (min(u(s), Allocation(s)) − min(u(s), Guaranteed(s))). With the configuration sums on
 /// <see cref="QuotaNode"/>, Σ claim(s) over the siblings of n is
 /// (ΣG(P) − g:P) − unusedG(n) + Σ over levels q above n of (Σ(A−G)(P,q) − d:P:q):
-/// O(depth × priority levels) per decision, whatever the number of siblings.
+/// O(depth × priority levels) per decision, whatever the number of siblings. <c>d:P:q</c> is kept only where
+/// a sibling of lower priority than q reads it, and an aggregate is written only when it changes.
+/// </para>
+/// <para>
+/// After an admission every term of every path node's room falls by exactly c (its parent's R, its own
+/// Guaranteed − u, and its Limit room; its siblings' claims do not move, since the change in g:P is its own
+/// change in used guarantee), so the remaining after is the remaining before minus c. The Lua script uses
+/// this to compute the path once.
 /// </para>
 /// </summary>
 internal static class TreeAdmission
@@ -42,7 +49,11 @@ internal static class TreeAdmission
             {
                 var parent = node.Parent!;
                 Add(counters, parent.GuaranteeAggregateField, Math.Min(after, node.Guaranteed) - Math.Min(before, node.Guaranteed));
-                Add(counters, node.LevelField, AboveGuarantee(node, after) - AboveGuarantee(node, before));
+                if (node.LevelField is { } levelField)
+                {
+                    Add(counters, levelField, AboveGuarantee(node, after) - AboveGuarantee(node, before));
+                }
+
                 overage = Math.Max(overage, Math.Clamp(after - node.Limit, 0, cost));
             }
 
@@ -150,7 +161,14 @@ internal static class TreeAdmission
 
     private static long Get(Dictionary<string, long> counters, string field) => counters.GetValueOrDefault(field);
 
-    private static void Add(Dictionary<string, long> counters, string field, long delta) => counters[field] = Get(counters, field) + delta;
+    /// <summary>Aggregates are written only when they change, as the Lua script does.</summary>
+    private static void Add(Dictionary<string, long> counters, string field, long delta)
+    {
+        if (delta != 0)
+        {
+            counters[field] = Get(counters, field) + delta;
+        }
+    }
 }
 
 /// <summary>What <see cref="TreeAdmission.Decide"/> found; the store adds the window and the clock.</summary>

@@ -73,7 +73,7 @@ internal static class DebitScript
 
     private const int HeaderLength = 8;
 
-    /// <summary>ARGV[9..]: the depth, then one record per node from the pool down to the tenant (see debit.lua).</summary>
+    /// <summary>ARGV[9..]: the fields to read, the depth, then one record per node from the pool down (see debit.lua).</summary>
     private static RedisValue[] BuildPathArguments(QuotaNode tenant)
     {
         var path = new List<QuotaNode>();
@@ -82,33 +82,54 @@ internal static class DebitScript
             path.Insert(0, node);
         }
 
-        var args = new List<RedisValue> { tenant.Depth };
+        var fields = new List<string>();
+        int Read(string? field)
+        {
+            if (field is null)
+            {
+                return 0;
+            }
+
+            var at = fields.IndexOf(field);
+            if (at < 0)
+            {
+                fields.Add(field);
+                at = fields.Count - 1;
+            }
+
+            return at + 1;
+        }
+
+        var records = new List<RedisValue>();
         foreach (var node in path)
         {
-            args.Add(node.UsageField);
-            args.Add(node.Limit);
-            args.Add(node.Overage);
-            args.Add(node.SoftLimit ?? -1);
-            args.Add(node.Mode == QuotaMode.Shadow ? 1 : 0);
+            records.Add(Read(node.UsageField));
+            records.Add(node.Limit);
+            records.Add(node.Overage);
+            records.Add(node.SoftLimit ?? -1);
+            records.Add(node.Mode == QuotaMode.Shadow ? 1 : 0);
             if (node.IsRoot)
             {
                 continue;
             }
 
-            args.Add(node.Guaranteed);
-            args.Add(node.Allocation);
-            args.Add(node.Parent!.GuaranteeAggregateField);
-            args.Add(node.LevelField);
-            args.Add(node.Parent.ChildGuaranteedSum);
-            args.Add(node.HigherLevels.Count);
-            foreach (var level in node.HigherLevels)
+            var parent = node.Parent!;
+            records.Add(node.Guaranteed);
+            records.Add(node.Allocation);
+            // Aggregates that are always zero are neither read nor written.
+            records.Add(Read(parent.ChildGuaranteedSum > 0 ? parent.GuaranteeAggregateField : null));
+            records.Add(Read(node.Allocation > node.Guaranteed ? node.LevelField : null));
+            records.Add(parent.ChildGuaranteedSum);
+            var levels = node.HigherLevels.Where(l => l.AllocationAboveGuaranteed > 0).ToList();
+            records.Add(levels.Count);
+            foreach (var level in levels)
             {
-                args.Add(level.Field);
-                args.Add(level.AllocationAboveGuaranteed);
+                records.Add(Read(level.Field));
+                records.Add(level.AllocationAboveGuaranteed);
             }
         }
 
-        return [.. args];
+        return [fields.Count, .. fields.Select(f => (RedisValue)f), tenant.Depth, .. records];
     }
 
     /// <summary>The node at a reply index: 0 the pool, i the i-th tenant from the top of the path; -1 none.</summary>
