@@ -55,6 +55,12 @@ public sealed record PoolOptions
     /// <summary>Crossing it admits but warns (header, log once per window); unset means no warning.</summary>
     public long? SoftLimit { get; init; }
 
+    /// <summary>A rate on this node, such as <c>10/s</c> or <c>600/m</c> (units s, m, h, d), checked by GCRA in the same decision.</summary>
+    public string? Rate { get; init; }
+
+    /// <summary>Credits the <see cref="Rate"/> lets through at once. Default 1: never more than the rate in any span of one unit.</summary>
+    public long? Burst { get; init; }
+
     /// <summary><c>Enforce</c> (default) or <c>Shadow</c>: decide and report, never reject. Tenants inherit it.</summary>
     public QuotaMode Mode { get; init; } = QuotaMode.Enforce;
 
@@ -82,6 +88,12 @@ public sealed record TenantOptions
 
     /// <summary>Credits above Limit still admitted while the parent has room, marked as overage. Default 0.</summary>
     public long? Overage { get; init; }
+
+    /// <summary>A rate on this node, such as <c>10/s</c> or <c>600/m</c> (units s, m, h, d), checked by GCRA in the same decision.</summary>
+    public string? Rate { get; init; }
+
+    /// <summary>Credits the <see cref="Rate"/> lets through at once. Default 1: never more than the rate in any span of one unit.</summary>
+    public long? Burst { get; init; }
 
     /// <summary>Unset inherits the parent's mode.</summary>
     public QuotaMode? Mode { get; init; }

@@ -24,7 +24,7 @@ public sealed class QuotaOptionsValidator(IConfiguration configuration) : IValid
     public static List<string> Validate(QuotaOptions options, IConfigurationSection routes, Func<string, string?> environment)
     {
         var errors = new List<string>();
-        ValidatePools(options, errors);
+        ValidatePools(options, MaxRouteCosts(routes), errors);
         ValidateRoutes(options, routes, errors);
         ValidateIdentity(options, errors);
         ValidateStore(options.Store, errors);
@@ -32,14 +32,25 @@ public sealed class QuotaOptionsValidator(IConfiguration configuration) : IValid
         return errors;
     }
 
-    private static void ValidatePools(QuotaOptions options, List<string> errors)
+    /// <summary>
+    /// Counters are Lua numbers in the Redis store, written with 14 significant digits: a window's credits
+    /// stay below this so they round-trip exactly.
+    /// </summary>
+    public const long MaxCredits = 10_000_000_000_000;
+
+    private static void ValidatePools(QuotaOptions options, Dictionary<string, long> maxRouteCosts, List<string> errors)
     {
         foreach (var (poolName, pool) in options.Pools)
         {
             var path = $"Quota:Pools:{poolName}";
+            var maxCost = maxRouteCosts.GetValueOrDefault(poolName, RouteQuota.DefaultCost);
             if (pool.Limit <= 0)
             {
                 errors.Add($"{path}:Limit must be a positive integer (credits per window), got {pool.Limit}.");
+            }
+            else if (pool.Limit > MaxCredits)
+            {
+                errors.Add($"{path}:Limit must be at most {MaxCredits} credits per window, got {pool.Limit}.");
             }
 
             if (!QuotaWindow.TryParse(pool.Window, out _))
@@ -57,12 +68,13 @@ public sealed class QuotaOptionsValidator(IConfiguration configuration) : IValid
                 errors.Add($"{path}:SoftLimit must be ≥ 0, got {pool.SoftLimit}.");
             }
 
-            ValidateChildren(path, "the pool", pool.Limit, pool.Tenants, [], errors);
+            ValidateRate(path, pool.Rate, pool.Burst, maxCost, errors);
+            ValidateChildren(path, "the pool", pool.Limit, pool.Tenants, [], maxCost, errors);
         }
     }
 
     /// <summary>One level of a tenant tree: each child's own fields, then the sums over the children.</summary>
-    private static void ValidateChildren(string parentPath, string parentName, long capacity, Dictionary<string, TenantOptions> tenants, List<string> ancestors, List<string> errors)
+    private static void ValidateChildren(string parentPath, string parentName, long capacity, Dictionary<string, TenantOptions> tenants, List<string> ancestors, long maxCost, List<string> errors)
     {
         long guaranteedSum = 0, allocationSum = 0;
         foreach (var (name, tenant) in tenants)
@@ -118,10 +130,12 @@ public sealed class QuotaOptionsValidator(IConfiguration configuration) : IValid
                 errors.Add($"{path}:Priority must be a positive integer (1 is the highest), got {tenant.Priority}.");
             }
 
-            if (tenant.Overage is < 0)
+            if (tenant.Overage is < 0 or > MaxCredits)
             {
-                errors.Add($"{path}:Overage must be ≥ 0, got {tenant.Overage}.");
+                errors.Add($"{path}:Overage must be between 0 and {MaxCredits}, got {tenant.Overage}.");
             }
+
+            ValidateRate(path, tenant.Rate, tenant.Burst, maxCost, errors);
 
             if (tenant.SoftLimit is < 0)
             {
@@ -130,7 +144,7 @@ public sealed class QuotaOptionsValidator(IConfiguration configuration) : IValid
 
             guaranteedSum += Math.Max(0, guaranteed);
             allocationSum += Math.Max(0, allocation);
-            ValidateChildren(path, $"'{name}'", limit, tenant.Tenants, [.. ancestors, name], errors);
+            ValidateChildren(path, $"'{name}'", limit, tenant.Tenants, [.. ancestors, name], maxCost, errors);
         }
 
         if (capacity > 0 && guaranteedSum > capacity)
@@ -142,6 +156,50 @@ public sealed class QuotaOptionsValidator(IConfiguration configuration) : IValid
         {
             errors.Add($"{parentPath}:Tenants: the Allocation of these tenants add up to {allocationSum}, more than the {capacity} credits of {parentName}; lower them.");
         }
+    }
+
+    private static void ValidateRate(string path, string? rate, long? burst, long maxCost, List<string> errors)
+    {
+        if (rate is null)
+        {
+            if (burst is not null)
+            {
+                errors.Add($"{path}:Burst is set but Rate is not; set a Rate such as 10/s, or remove Burst.");
+            }
+
+            return;
+        }
+
+        if (!QuotaRate.TryParse(rate, 1, out var parsed))
+        {
+            errors.Add($"{path}:Rate must be <count>/<unit> with a positive integer count and a unit of s, m, h or d (such as 10/s or 600/m), got '{rate}'.");
+            return;
+        }
+
+        if (burst is { } b && (b < 1 || b > parsed!.Count))
+        {
+            errors.Add($"{path}:Burst must be between 1 and the rate's count ({parsed!.Count}), got {b}; a larger burst would let more than twice the rate through in one {rate[(rate.IndexOf('/') + 1)..]}.");
+        }
+        else if ((burst ?? 1) < maxCost)
+        {
+            errors.Add($"{path}:Burst ({burst ?? 1}) must be at least the largest route cost charged to this pool ({maxCost}); otherwise such a request could never pass the rate.");
+        }
+    }
+
+    /// <summary>The largest valid Quota.Cost of the routes charged to each pool.</summary>
+    private static Dictionary<string, long> MaxRouteCosts(IConfigurationSection routes)
+    {
+        var costs = new Dictionary<string, long>(StringComparer.Ordinal);
+        foreach (var route in routes.GetChildren())
+        {
+            var metadata = route.GetSection("Metadata");
+            if (metadata[RouteQuota.PoolKey] is { } pool && RouteQuota.TryParseCost(metadata[RouteQuota.CostKey], out var cost))
+            {
+                costs[pool] = Math.Max(cost, costs.GetValueOrDefault(pool, RouteQuota.DefaultCost));
+            }
+        }
+
+        return costs;
     }
 
     private static bool IsValidNodeName(string name) =>

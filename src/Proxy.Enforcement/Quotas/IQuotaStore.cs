@@ -9,6 +9,13 @@ public interface IQuotaStore
 {
     /// <exception cref="QuotaStoreUnavailableException">The store did not answer within its timeout.</exception>
     ValueTask<QuotaDecision> DebitAsync(QuotaDebit debit, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Closes <paramref name="pool"/> until <paramref name="untilMs"/> (Unix ms; a later closure already in
+    /// force is kept): every decision before then is rejected as <see cref="QuotaLimitedBy.Vendor"/>.
+    /// </summary>
+    /// <exception cref="QuotaStoreUnavailableException">The store did not answer within its timeout.</exception>
+    ValueTask CloseAsync(PoolDefinition pool, long untilMs, CancellationToken cancellationToken);
 }
 
 /// <summary>The store could not decide in time; the request gets the configured outage policy.</summary>

@@ -16,6 +16,12 @@ public enum QuotaLimitedBy
 
     /// <summary>What is left is held for others: unused guarantees, or unused allocations of higher priority.</summary>
     Reserved = 3,
+
+    /// <summary>A node's <c>Rate</c> has no room for the cost yet; <see cref="QuotaDecision.RetryAfterMicros"/> says when it will.</summary>
+    Rate = 4,
+
+    /// <summary>The vendor answered 429 and the pool is closed until its Retry-After (or the window's end).</summary>
+    Vendor = 5,
 }
 
 /// <summary>
@@ -31,6 +37,7 @@ public enum QuotaLimitedBy
 /// <param name="SoftLimitNode">The first node on the path (from the pool down) now above its SoftLimit, or null.</param>
 /// <param name="SoftLimitCrossed">This decision is the one that crossed that SoftLimit.</param>
 /// <param name="Shadow">Admitted only because every failing check was on a node in shadow mode.</param>
+/// <param name="RetryAfterMicros">Limited by a rate or a closure: µs until a retry can succeed; else 0.</param>
 public readonly record struct QuotaDecision(
     bool Admitted,
     QuotaLimitedBy LimitedBy,
@@ -44,8 +51,17 @@ public readonly record struct QuotaDecision(
     long OverageCredits = 0,
     QuotaNode? SoftLimitNode = null,
     bool SoftLimitCrossed = false,
-    bool Shadow = false)
+    bool Shadow = false,
+    long RetryAfterMicros = 0)
 {
     /// <summary>Whole seconds until the window resets, at least 1.</summary>
     public long SecondsToReset => Math.Max(1, (Window.EndMs - NowMs + 999) / 1000);
+
+    /// <summary>
+    /// Whole seconds until a retry can succeed, at least 1: when the rate has room again or the closure ends,
+    /// else when the window resets.
+    /// </summary>
+    public long SecondsToRetry => LimitedBy is QuotaLimitedBy.Rate or QuotaLimitedBy.Vendor
+        ? Math.Max(1, (RetryAfterMicros + 999_999) / 1_000_000)
+        : SecondsToReset;
 }

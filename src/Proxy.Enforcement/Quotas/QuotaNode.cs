@@ -14,7 +14,7 @@ public sealed class QuotaNode
     /// <summary>Priority of a tenant that sets none: below every configured priority.</summary>
     public const int LowestPriority = int.MaxValue;
 
-    private QuotaNode(string name, string path, QuotaNode? parent, long limit, long allocation, long guaranteed, int priority, long? softLimit, long overage, QuotaMode mode)
+    private QuotaNode(string name, string path, QuotaNode? parent, long limit, long allocation, long guaranteed, int priority, long? softLimit, long overage, QuotaMode mode, QuotaRate? rate)
     {
         Name = name;
         Path = path;
@@ -27,8 +27,10 @@ public sealed class QuotaNode
         SoftLimit = softLimit;
         Overage = overage;
         Mode = mode;
+        Rate = rate;
         UsageField = parent is null ? RootField : "t:" + path;
         GuaranteeAggregateField = "g:" + UsageField;
+        RateField = "r:" + UsageField;
         EffectiveLimit = parent is null ? limit : Math.Min(limit, parent.EffectiveLimit);
     }
 
@@ -57,6 +59,15 @@ public sealed class QuotaNode
 
     /// <summary>The mode in force here: its own, else inherited.</summary>
     public QuotaMode Mode { get; }
+
+    /// <summary>A GCRA rate on this node, or null.</summary>
+    public QuotaRate? Rate { get; }
+
+    /// <summary>
+    /// Field of this node's GCRA theoretical arrival time (Unix µs) in the pool's state hash, which, unlike
+    /// the usage hash, outlives the window.
+    /// </summary>
+    public string RateField { get; }
 
     /// <summary>The smallest Limit from here up to the pool: what headers call this tenant's limit.</summary>
     public long EffectiveLimit { get; }
@@ -101,10 +112,15 @@ public sealed class QuotaNode
 
     internal static QuotaNode CreateRoot(PoolOptions options)
     {
-        var root = new QuotaNode("", "", null, options.Limit, options.Limit, options.Limit, 1, options.SoftLimit, 0, options.Mode);
+        var root = new QuotaNode("", "", null, options.Limit, options.Limit, options.Limit, 1, options.SoftLimit, 0, options.Mode, ParseRate(options.Rate, options.Burst));
         root.AddChildren(options.Tenants);
         return root;
     }
+
+    private static QuotaRate? ParseRate(string? text, long? burst) =>
+        text is null ? null
+        : QuotaRate.TryParse(text, burst ?? 1, out var rate) ? rate
+        : throw new ArgumentException($"Invalid rate '{text}' with burst {burst}; the validator should have refused it.", nameof(text));
 
     private void AddChildren(Dictionary<string, TenantOptions> tenants)
     {
@@ -122,7 +138,8 @@ public sealed class QuotaNode
                 options.Priority ?? LowestPriority,
                 options.SoftLimit,
                 options.Overage ?? 0,
-                options.Mode ?? Mode);
+                options.Mode ?? Mode,
+                ParseRate(options.Rate, options.Burst));
             child.AddChildren(options.Tenants);
             children.Add(child);
         }

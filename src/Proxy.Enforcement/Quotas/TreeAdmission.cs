@@ -28,14 +28,22 @@ namespace QuotaProxy.Enforcement.Quotas;
 /// </summary>
 internal static class TreeAdmission
 {
-    /// <summary>Decides and, when admitted, debits <paramref name="counters"/> (field → value, absent = 0).</summary>
-    public static TreeOutcome Decide(QuotaNode tenant, long cost, Dictionary<string, long> counters)
+    /// <summary>Window field: the pool is closed until then (Unix ms) after a vendor 429.</summary>
+    public const string ClosedField = "closed";
+
+    /// <summary>
+    /// Decides and, when admitted, debits <paramref name="counters"/> (the window's fields, field → value,
+    /// absent = 0) and moves the GCRA arrival times in <paramref name="state"/> (fields that outlive windows).
+    /// Checks in order: the pool's closure, every node's credits from the pool down, every node's rate from
+    /// the pool down; the first failure on an enforcing node rejects.
+    /// </summary>
+    public static TreeOutcome Decide(QuotaNode tenant, long cost, Dictionary<string, long> counters, Dictionary<string, long> state, long nowMicros)
     {
         var path = PathFromRoot(tenant);
-        var (limitedBy, limiting, shadowLimitedBy, shadowLimiting) = Check(path, cost, counters);
+        var (limitedBy, limiting, shadowLimitedBy, shadowLimiting, wait) = Check(path, cost, counters, state, nowMicros);
         if (limitedBy != QuotaLimitedBy.None)
         {
-            return new TreeOutcome(false, limitedBy, limiting, Remaining(path, counters), 0, null, false, false);
+            return new TreeOutcome(false, limitedBy, limiting, Remaining(path, counters), 0, null, false, false, wait);
         }
 
         long overage = 0;
@@ -58,6 +66,11 @@ internal static class TreeAdmission
             }
 
             counters[node.UsageField] = after;
+            if (node.Rate is { } rate)
+            {
+                state[node.RateField] = ArrivalAfter(node, rate, cost, state, nowMicros);
+            }
+
             if (softNode is null && node.SoftLimit is { } soft && after > soft)
             {
                 softNode = node;
@@ -66,41 +79,72 @@ internal static class TreeAdmission
         }
 
         var shadow = shadowLimitedBy != QuotaLimitedBy.None;
-        return new TreeOutcome(true, shadowLimitedBy, shadowLimiting, Remaining(path, counters), overage, softNode, softCrossed, shadow);
+        return new TreeOutcome(true, shadowLimitedBy, shadowLimiting, Remaining(path, counters), overage, softNode, softCrossed, shadow, 0);
     }
 
     /// <summary>The largest cost <paramref name="tenant"/> could be admitted for now, without debiting.</summary>
     public static long Remaining(QuotaNode tenant, Dictionary<string, long> counters) => Remaining(PathFromRoot(tenant), counters);
 
     /// <summary>
-    /// The first failing check from the pool down, split by mode: an enforcing node's failure rejects; a
-    /// failure on a node in shadow mode is only reported.
+    /// The first failing check, split by mode: an enforcing node's failure rejects; a failure on a node in
+    /// shadow mode is only reported. With the µs a retry has to wait when a rate or a closure rejects.
     /// </summary>
-    private static (QuotaLimitedBy, QuotaNode?, QuotaLimitedBy, QuotaNode?) Check(QuotaNode[] path, long cost, Dictionary<string, long> counters)
+    private static (QuotaLimitedBy, QuotaNode?, QuotaLimitedBy, QuotaNode?, long) Check(QuotaNode[] path, long cost, Dictionary<string, long> counters, Dictionary<string, long> state, long nowMicros)
     {
         QuotaLimitedBy shadowLimitedBy = QuotaLimitedBy.None;
         QuotaNode? shadowLimiting = null;
-        foreach (var node in path)
-        {
-            var failure = Failure(node, cost, counters);
-            if (failure == QuotaLimitedBy.None)
-            {
-                continue;
-            }
 
+        bool Rejects(QuotaNode node, QuotaLimitedBy failure)
+        {
             if (node.Mode == Configuration.QuotaMode.Enforce)
             {
-                return (failure, node, QuotaLimitedBy.None, null);
+                return true;
             }
 
             if (shadowLimitedBy == QuotaLimitedBy.None)
             {
                 (shadowLimitedBy, shadowLimiting) = (failure, node);
             }
+
+            return false;
         }
 
-        return (QuotaLimitedBy.None, null, shadowLimitedBy, shadowLimiting);
+        var root = path[0];
+        var closedUntilMs = Get(counters, ClosedField);
+        if (closedUntilMs > nowMicros / 1000 && Rejects(root, QuotaLimitedBy.Vendor))
+        {
+            return (QuotaLimitedBy.Vendor, root, QuotaLimitedBy.None, null, (closedUntilMs * 1000) - nowMicros);
+        }
+
+        foreach (var node in path)
+        {
+            var failure = Failure(node, cost, counters);
+            if (failure != QuotaLimitedBy.None && Rejects(node, failure))
+            {
+                return (failure, node, QuotaLimitedBy.None, null, 0);
+            }
+        }
+
+        foreach (var node in path)
+        {
+            if (node.Rate is not { } rate)
+            {
+                continue;
+            }
+
+            var arrival = ArrivalAfter(node, rate, cost, state, nowMicros);
+            if (arrival - nowMicros > rate.CapacityMicros && Rejects(node, QuotaLimitedBy.Rate))
+            {
+                return (QuotaLimitedBy.Rate, node, QuotaLimitedBy.None, null, arrival - rate.CapacityMicros - nowMicros);
+            }
+        }
+
+        return (QuotaLimitedBy.None, null, shadowLimitedBy, shadowLimiting, 0);
     }
+
+    /// <summary>GCRA: the node's theoretical arrival time once <paramref name="cost"/> more credits pass.</summary>
+    private static long ArrivalAfter(QuotaNode node, QuotaRate rate, long cost, Dictionary<string, long> state, long nowMicros) =>
+        Math.Max(Get(state, node.RateField), nowMicros) + (cost * rate.IntervalMicros);
 
     private static QuotaLimitedBy Failure(QuotaNode node, long cost, Dictionary<string, long> counters)
     {
@@ -180,4 +224,5 @@ internal readonly record struct TreeOutcome(
     long OverageCredits,
     QuotaNode? SoftLimitNode,
     bool SoftLimitCrossed,
-    bool Shadow);
+    bool Shadow,
+    long RetryAfterMicros);

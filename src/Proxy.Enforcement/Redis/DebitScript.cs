@@ -16,12 +16,15 @@ internal static class DebitScript
     /// <summary>SHA-1 of <see cref="Source"/>: the hot path sends EVALSHA with it, so neither side hashes the script per call.</summary>
     public static readonly byte[] Sha1 = SHA1.HashData(Encoding.UTF8.GetBytes(Source));
 
+    /// <summary>close.lua: closes a pool after a vendor 429 (rare, so sent as a plain EVAL by text).</summary>
+    public static readonly string CloseSource = LoadEmbedded("close.lua");
+
     public const string ClockSkewError = "QP_CLOCK_SKEW";
 
     private static readonly ConditionalWeakTable<QuotaNode, RedisValue[]> PathArguments = [];
 
-    /// <param name="nowMs">The caller's clock in Unix ms, or 0 to let the Redis server's clock decide.</param>
-    public static (RedisKey[] Keys, RedisValue[] Args) Arguments(RedisKeys keys, in QuotaDebit debit, DateTimeOffset proxyNow, long nowMs)
+    /// <param name="nowMicros">The caller's clock in Unix µs, or 0 to let the Redis server's clock decide.</param>
+    public static (RedisKey[] Keys, RedisValue[] Args) Arguments(RedisKeys keys, in QuotaDebit debit, DateTimeOffset proxyNow, long nowMicros)
     {
         var pool = debit.Pool;
         long lengthMs = 0, offsetMs = 0, previousStart = 0, start = 0, end = 0, nextEnd = 0;
@@ -40,7 +43,7 @@ internal static class DebitScript
         // The path's records depend on configuration only: built once per tenant node.
         var path = PathArguments.GetValue(debit.Tenant, BuildPathArguments);
         var args = new RedisValue[HeaderLength + path.Length];
-        args[0] = nowMs;
+        args[0] = nowMicros;
         args[1] = debit.Cost;
         args[2] = lengthMs;
         args[3] = offsetMs;
@@ -49,7 +52,7 @@ internal static class DebitScript
         args[6] = end;
         args[7] = nextEnd;
         path.CopyTo(args, HeaderLength);
-        return ([keys.PoolUsage(pool.Name)], args);
+        return (keys.PoolKeys(pool.Name), args);
     }
 
     public static QuotaDecision Read(RedisResult result, in QuotaDebit debit)
@@ -68,7 +71,8 @@ internal static class DebitScript
             OverageCredits: reply[8],
             SoftLimitNode: NodeAt(debit.Tenant, reply[9]),
             SoftLimitCrossed: reply[10] == 1,
-            Shadow: reply[11] == 1);
+            Shadow: reply[11] == 1,
+            RetryAfterMicros: reply[13]);
     }
 
     private const int HeaderLength = 8;
@@ -127,6 +131,18 @@ internal static class DebitScript
                 records.Add(Read(level.Field));
                 records.Add(level.AllocationAboveGuaranteed);
             }
+        }
+
+        // The nodes with a rate, pool first: index on the path, state field, interval, capacity, shadow.
+        var rates = path.Where(n => n.Rate is not null).ToList();
+        records.Add(rates.Count);
+        foreach (var node in rates)
+        {
+            records.Add(node.Depth);
+            records.Add(node.RateField);
+            records.Add(node.Rate!.IntervalMicros);
+            records.Add(node.Rate.CapacityMicros);
+            records.Add(node.Mode == QuotaMode.Shadow ? 1 : 0);
         }
 
         return [fields.Count, .. fields.Select(f => (RedisValue)f), tenant.Depth, .. records];

@@ -21,7 +21,7 @@ internal sealed class RedisQuotaStore(
     public async ValueTask<QuotaDecision> DebitAsync(QuotaDebit debit, CancellationToken cancellationToken)
     {
         var proxyNow = timeProvider.GetUtcNow();
-        var (redisKeys, args) = DebitScript.Arguments(keys, debit, proxyNow, useProxyClock ? proxyNow.ToUnixTimeMilliseconds() : 0);
+        var (redisKeys, args) = DebitScript.Arguments(keys, debit, proxyNow, useProxyClock ? (proxyNow - DateTimeOffset.UnixEpoch).Ticks / TimeSpan.TicksPerMicrosecond : 0);
         try
         {
             var result = await EvaluateAsync(connection.GetDatabase(), redisKeys, args)
@@ -35,6 +35,22 @@ internal sealed class RedisQuotaStore(
             // RedisException too: whatever the store cannot decide, the outage policy answers.
             QuotaLog.StoreUnavailable(logger, debit.Pool.Name, ex.GetType().Name, ex.Message);
             throw new QuotaStoreUnavailableException($"Redis did not decide within {timeout.TotalMilliseconds} ms.", ex);
+        }
+    }
+
+    public async ValueTask CloseAsync(PoolDefinition pool, long untilMs, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await connection.GetDatabase()
+                .ScriptEvaluateAsync(DebitScript.CloseSource, [keys.PoolUsage(pool.Name)], [untilMs])
+                .WaitAsync(timeout, cancellationToken)
+                .ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is RedisException or TimeoutException)
+        {
+            QuotaLog.StoreUnavailable(logger, pool.Name, ex.GetType().Name, ex.Message);
+            throw new QuotaStoreUnavailableException($"Redis did not close pool {pool.Name} within {timeout.TotalMilliseconds} ms.", ex);
         }
     }
 

@@ -166,7 +166,7 @@ public sealed class QuotaOptionsValidatorTests
 
     [Fact]
     public void Validate_NegativeOverageAndSoftLimit_AreRejected() => Assert.Equal(
-        ["Quota:Pools:vendor-daily:Tenants:e2e:Overage must be ≥ 0, got -1.", "Quota:Pools:vendor-daily:Tenants:e2e:SoftLimit must be ≥ 0, got -2."],
+        ["Quota:Pools:vendor-daily:Tenants:e2e:Overage must be between 0 and 10000000000000, got -1.", "Quota:Pools:vendor-daily:Tenants:e2e:SoftLimit must be ≥ 0, got -2."],
         ValidateWith(("Quota:Pools:vendor-daily:Tenants:e2e:Overage", "-1"), ("Quota:Pools:vendor-daily:Tenants:e2e:SoftLimit", "-2")));
 
     [Fact]
@@ -214,4 +214,38 @@ public sealed class QuotaOptionsValidatorTests
         Assert.Contains(errors, e => e.StartsWith("ReverseProxy:Routes:health:Metadata:Quota.Cost", StringComparison.Ordinal));
         Assert.Contains(errors, e => e.StartsWith("Quota:Identity:ApiKeys:0:Sha256", StringComparison.Ordinal));
     }
+
+    [Theory]
+    [InlineData("10")]
+    [InlineData("10/w")]
+    [InlineData("0/s")]
+    [InlineData("ten/s")]
+    [InlineData("2000000/s")]
+    public void Validate_BadRateSyntax_IsRejected(string rate) => Assert.Equal(
+        [$"Quota:Pools:vendor-daily:Tenants:prod:Rate must be <count>/<unit> with a positive integer count and a unit of s, m, h or d (such as 10/s or 600/m), got '{rate}'."],
+        ValidateWith("Quota:Pools:vendor-daily:Tenants:prod:Rate", rate));
+
+    [Fact]
+    public void Validate_RateWithBurstCoveringTheLargestCost_HasNoErrors() => Assert.Empty(
+        ValidateWith(("Quota:Pools:vendor-daily:Rate", "600/m"), ("Quota:Pools:vendor-daily:Burst", "5"), ("Quota:Pools:vendor-daily:Tenants:e2e:Rate", "5/s"), ("Quota:Pools:vendor-daily:Tenants:e2e:Burst", "5")));
+
+    [Fact]
+    public void Validate_BurstBelowTheLargestRouteCost_IsRejected() => Assert.Equal(
+        ["Quota:Pools:vendor-daily:Burst (1) must be at least the largest route cost charged to this pool (5); otherwise such a request could never pass the rate."],
+        ValidateWith("Quota:Pools:vendor-daily:Rate", "10/s"));
+
+    [Fact]
+    public void Validate_BurstAboveTheRatesCount_IsRejected() => Assert.Equal(
+        ["Quota:Pools:vendor-daily:Tenants:e2e:Burst must be between 1 and the rate's count (10), got 11; a larger burst would let more than twice the rate through in one s."],
+        ValidateWith(("Quota:Pools:vendor-daily:Tenants:e2e:Rate", "10/s"), ("Quota:Pools:vendor-daily:Tenants:e2e:Burst", "11")));
+
+    [Fact]
+    public void Validate_BurstWithoutRate_IsRejected() => Assert.Equal(
+        ["Quota:Pools:vendor-daily:Tenants:e2e:Burst is set but Rate is not; set a Rate such as 10/s, or remove Burst."],
+        ValidateWith("Quota:Pools:vendor-daily:Tenants:e2e:Burst", "5"));
+
+    [Fact]
+    public void Validate_PoolLimitBeyondExactCounters_IsRejected() => Assert.Equal(
+        ["Quota:Pools:vendor-daily:Limit must be at most 10000000000000 credits per window, got 20000000000000."],
+        ValidateWith("Quota:Pools:vendor-daily:Limit", "20000000000000"));
 }

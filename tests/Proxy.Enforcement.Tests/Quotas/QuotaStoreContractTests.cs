@@ -315,6 +315,137 @@ public abstract class QuotaStoreContractTests
         Assert.Equal(QuotaLimitedBy.Pool, decisions[^1].LimitedBy);
         Assert.Equal(5, decisions[^1].PoolUsed);
     }
+
+    private static PoolDefinition RatedPool(string window = "1h", long limit = 1000, string poolRate = "", long? poolBurst = null, QuotaMode tenantMode = QuotaMode.Enforce) =>
+        TestPools.Create("rated", new PoolOptions
+        {
+            Limit = limit,
+            Window = window,
+            Rate = poolRate.Length == 0 ? null : poolRate,
+            Burst = poolBurst,
+            Tenants =
+            {
+                ["prod"] = new TenantOptions(),
+                ["e2e"] = new TenantOptions { Rate = "10/s", Mode = tenantMode },
+            },
+        });
+
+    [Fact]
+    public async Task Debit_TenantOverItsRate_IsRejectedAsRateUntilTheNextIntervalAndDebitsNothing()
+    {
+        var pool = RatedPool();
+
+        var first = await DebitAsync(pool.Debit("e2e", 1));
+        Clock.Advance(TimeSpan.FromMilliseconds(40));
+        var tooSoon = await DebitAsync(pool.Debit("e2e", 1));
+        var prod = await DebitAsync(pool.Debit("prod", 1));
+        Clock.Advance(TimeSpan.FromMilliseconds(60));
+        var onTime = await DebitAsync(pool.Debit("e2e", 1));
+
+        Assert.True(first.Admitted);
+        Assert.False(tooSoon.Admitted);
+        Assert.Equal(QuotaLimitedBy.Rate, tooSoon.LimitedBy);
+        Assert.Equal("e2e", tooSoon.LimitingNode!.Path);
+        Assert.Equal(60_000, tooSoon.RetryAfterMicros);
+        Assert.Equal(1, tooSoon.SecondsToRetry);
+        Assert.Equal(1, tooSoon.Used);
+        Assert.True(prod.Admitted);
+        Assert.True(onTime.Admitted);
+        Assert.Equal(2, onTime.Used);
+        Assert.Equal(3, onTime.PoolUsed);
+    }
+
+    [Fact]
+    public async Task Debit_BurstStraddlingAWindowBoundary_NeverGetsTwiceTheLimitThrough()
+    {
+        // Ten credits a second by window and by rate (burst 5). A window alone lets 10 through just before
+        // the boundary and 10 more just after it; the rate does not.
+        var windowOnly = TestPools.Create("window-only", new PoolOptions { Limit = 10, Window = "1s", Tenants = { ["prod"] = new TenantOptions() } });
+        var rated = RatedPool(window: "1s", limit: 10, poolRate: "10/s", poolBurst: 5);
+        Clock.Advance(TimeSpan.FromMilliseconds(990));
+
+        async Task<(int WindowOnly, int Rated, QuotaDecision LastRated)> FireTen()
+        {
+            int windowOnlyAdmitted = 0, ratedAdmitted = 0;
+            QuotaDecision last = default;
+            for (var i = 0; i < 10; i++)
+            {
+                windowOnlyAdmitted += (await DebitAsync(windowOnly.Debit("prod", 1))).Admitted ? 1 : 0;
+                last = await DebitAsync(rated.Debit("prod", 1));
+                ratedAdmitted += last.Admitted ? 1 : 0;
+            }
+
+            return (windowOnlyAdmitted, ratedAdmitted, last);
+        }
+
+        var before = await FireTen();
+        Clock.Advance(TimeSpan.FromMilliseconds(20));
+        var after = await FireTen();
+
+        Assert.Equal((10, 10), (before.WindowOnly, after.WindowOnly));
+        Assert.Equal(5, before.Rated);
+        Assert.Equal(0, after.Rated);
+        Assert.Equal(QuotaLimitedBy.Rate, after.LastRated.LimitedBy);
+        Assert.True(after.LastRated.LimitingNode!.IsRoot);
+        Assert.Equal(0, after.LastRated.Used);
+    }
+
+    [Fact]
+    public async Task Debit_ShadowTenantOverItsRate_IsAdmittedAndFlagged()
+    {
+        var pool = RatedPool(tenantMode: QuotaMode.Shadow);
+
+        await DebitAsync(pool.Debit("e2e", 1));
+        var shadow = await DebitAsync(pool.Debit("e2e", 1));
+
+        Assert.True(shadow.Admitted);
+        Assert.True(shadow.Shadow);
+        Assert.Equal(QuotaLimitedBy.Rate, shadow.LimitedBy);
+        Assert.Equal(2, shadow.Used);
+    }
+
+    [Fact]
+    public async Task Close_RejectsAsVendorUntilTheClosureEnds_ThenReopensByItself()
+    {
+        var nowMs = Clock.GetUtcNow().ToUnixTimeMilliseconds();
+        await DebitAsync(Daily.Debit("prod", 1));
+
+        await Store.CloseAsync(Daily, nowMs + 30_000, CancellationToken.None);
+        var closed = await DebitAsync(Daily.Debit("test", 1));
+        Clock.Advance(TimeSpan.FromSeconds(30));
+        var reopened = await DebitAsync(Daily.Debit("test", 1));
+
+        Assert.False(closed.Admitted);
+        Assert.Equal(QuotaLimitedBy.Vendor, closed.LimitedBy);
+        Assert.True(closed.LimitingNode!.IsRoot);
+        Assert.Equal(30_000_000, closed.RetryAfterMicros);
+        Assert.Equal(30, closed.SecondsToRetry);
+        Assert.Equal(1, closed.PoolUsed);
+        Assert.True(reopened.Admitted);
+        Assert.Equal(2, reopened.PoolUsed);
+    }
+
+    [Fact]
+    public async Task Close_PastTheWindowsEnd_StaysClosedInTheNextWindow_AndKeepsTheLaterClosure()
+    {
+        var pool = TestPools.Create("minute", 100, "1m", "UTC", ("prod", null));
+        var nowMs = Clock.GetUtcNow().ToUnixTimeMilliseconds();
+        await DebitAsync(pool.Debit("prod", 1));
+
+        await Store.CloseAsync(pool, nowMs + 90_000, CancellationToken.None);
+        await Store.CloseAsync(pool, nowMs + 10_000, CancellationToken.None);
+        Clock.Advance(TimeSpan.FromSeconds(60));
+        var nextWindow = await DebitAsync(pool.Debit("prod", 1));
+        Clock.Advance(TimeSpan.FromSeconds(30));
+        var reopened = await DebitAsync(pool.Debit("prod", 1));
+
+        Assert.False(nextWindow.Admitted);
+        Assert.Equal(QuotaLimitedBy.Vendor, nextWindow.LimitedBy);
+        Assert.Equal(30_000_000, nextWindow.RetryAfterMicros);
+        Assert.Equal(0, nextWindow.PoolUsed);
+        Assert.True(reopened.Admitted);
+        Assert.Equal(1, reopened.PoolUsed);
+    }
 }
 
 public sealed class InProcessQuotaStoreTests : QuotaStoreContractTests

@@ -10,10 +10,11 @@ using Xunit.Abstractions;
 namespace QuotaProxy.Enforcement.Tests.Redis;
 
 /// <summary>
-/// Random tenant trees (depth up to 3, random Allocation, Guaranteed, Priority, Limit, Overage, SoftLimit
-/// and Mode) and random debits from random nodes, with clock moves across windows, through the Lua script
-/// on real Redis and through the in-process store. After every step: identical decisions, identical
-/// counters (every field of the hash), and the invariants of the model. CI runs
+/// Random tenant trees (depth up to 3, random Allocation, Guaranteed, Priority, Limit, Overage, SoftLimit,
+/// Rate, Burst and Mode) and random debits from random nodes, with clock moves across windows and rate
+/// intervals, mode changes and vendor closures, through the Lua script on real Redis and through the
+/// in-process store. After every step: identical decisions, identical counters (every field of the usage
+/// hash and of the state hash), and the invariants of the model. CI runs
 /// <see cref="DefaultOperations"/> per seed; <c>bench/differential.sh</c> runs the full 100,000.
 /// </summary>
 [Collection(RedisCollection.Name)]
@@ -43,7 +44,8 @@ public sealed class TreeDifferentialTests(RedisFixture redis, ITestOutputHelper 
         // Pools 0 and 1 always enforce, so every invariant holds on them; pool 2 flips modes as it goes.
         var poolSeeds = Enumerable.Range(0, 3).Select(_ => random.Next()).ToArray();
         var pools = Enumerable.Range(0, 3).Select(i => RandomPool($"tree{i}", poolSeeds[i], modeSeed: null)).ToArray();
-        int admitted = 0, rejected = 0, shadow = 0;
+        int admitted = 0, rejected = 0, shadow = 0, closures = 0;
+        var limitedBy = new Dictionary<QuotaLimitedBy, int>();
 
         for (var step = 0; step < Operations; step++)
         {
@@ -55,6 +57,15 @@ public sealed class TreeDifferentialTests(RedisFixture redis, ITestOutputHelper 
 
             clock.Advance(NextClockMove(random));
             var pool = pools[random.Next(pools.Length)];
+            if (random.Next(200) == 0)
+            {
+                // A vendor 429: the pool closes for up to two minutes, across window boundaries too.
+                var until = clock.GetUtcNow().ToUnixTimeMilliseconds() + random.Next(0, 120_000);
+                await reference.CloseAsync(pool, until, CancellationToken.None);
+                await lua.CloseAsync(pool, until, CancellationToken.None);
+                closures++;
+            }
+
             var tenant = pool.Nodes.Values.ElementAt(random.Next(pool.Nodes.Count));
             var debit = new QuotaDebit(pool, tenant, random.Next(8) == 0 ? random.Next(5, 40) : random.Next(1, 4));
 
@@ -67,17 +78,23 @@ public sealed class TreeDifferentialTests(RedisFixture redis, ITestOutputHelper 
             var hash = await database.HashGetAllAsync($"{prefix}{{{pool.Name}}}:usage");
             var luaCounters = hash.Where(e => e.Name != "start" && e.Name != "end").ToDictionary(e => (string)e.Name!, e => (long)e.Value, StringComparer.Ordinal);
             Assert.True(Same(counters, luaCounters), $"{where}: counters differ: in-process {Show(counters)}, Lua {Show(luaCounters)}");
+            var state = reference.SnapshotState(pool.Name);
+            var luaState = (await database.HashGetAllAsync($"{prefix}{{{pool.Name}}}:state")).ToDictionary(e => (string)e.Name!, e => (long)e.Value, StringComparer.Ordinal);
+            Assert.True(Same(state, luaState), $"{where}: rate state differs: in-process {Show(state)}, Lua {Show(luaState)}");
             if (pool != pools[2])
             {
                 CheckInvariants(pool, counters, where);
+                CheckRates(pool, state, (clock.GetUtcNow() - DateTimeOffset.UnixEpoch).Ticks / TimeSpan.TicksPerMicrosecond, where);
             }
 
             admitted += actual.Admitted ? 1 : 0;
             rejected += actual.Admitted ? 0 : 1;
             shadow += actual.Shadow ? 1 : 0;
+            limitedBy[actual.LimitedBy] = limitedBy.GetValueOrDefault(actual.LimitedBy) + 1;
         }
 
-        output.WriteLine($"seed {seed}: {Operations} operations, {admitted} admitted ({shadow} by shadow mode), {rejected} rejected");
+        output.WriteLine($"seed {seed}: {Operations} operations, {admitted} admitted ({shadow} by shadow mode), {rejected} rejected, {closures} closures; limited by: {string.Join(", ", limitedBy.OrderBy(p => p.Key).Select(p => $"{p.Key} {p.Value}"))}");
+        Assert.True(limitedBy.GetValueOrDefault(QuotaLimitedBy.Rate) > 0 && limitedBy.GetValueOrDefault(QuotaLimitedBy.Vendor) > 0, "the sequence should exercise rates and closures");
         Assert.True(admitted > Operations / 10 && rejected > Operations / 20, $"the sequence should exercise both outcomes: {admitted} admitted, {rejected} rejected");
     }
 
@@ -119,6 +136,16 @@ public sealed class TreeDifferentialTests(RedisFixture redis, ITestOutputHelper 
         }
     }
 
+    /// <summary>No enforcing node's GCRA arrival time runs further ahead of the clock than its burst allows.</summary>
+    private static void CheckRates(PoolDefinition pool, Dictionary<string, long> state, long nowMicros, string where)
+    {
+        foreach (var node in pool.Nodes.Values.Prepend(pool.Root).Where(n => n.Rate is not null))
+        {
+            var ahead = state.GetValueOrDefault(node.RateField) - nowMicros;
+            Assert.True(ahead <= node.Rate!.CapacityMicros, $"{where}: {NameOf(node)} is {ahead} µs ahead of the clock, more than its burst of {node.Rate.Burst} × {node.Rate.IntervalMicros} µs");
+        }
+    }
+
     private static string NameOf(QuotaNode node) => node.IsRoot ? "the pool" : node.Path;
 
     private static bool Same(Dictionary<string, long> a, Dictionary<string, long> b) =>
@@ -147,6 +174,8 @@ public sealed class TreeDifferentialTests(RedisFixture redis, ITestOutputHelper 
             SoftLimit = random.Next(3) == 0 ? random.Next(limit) : null,
             Mode = modes?.Next(4) == 0 ? QuotaMode.Shadow : QuotaMode.Enforce,
         };
+        var (poolRate, poolBurst) = RandomRate(random);
+        options = options with { Rate = poolRate, Burst = poolBurst };
         AddChildren(options.Tenants, limit, depth: 1, random, modes);
         return TestPools.Create(name, options);
     }
@@ -174,6 +203,8 @@ public sealed class TreeDifferentialTests(RedisFixture redis, ITestOutputHelper 
                 SoftLimit = random.Next(4) == 0 ? random.Next(1, (int)effectiveLimit + 1) : null,
                 Mode = modes?.Next(4) switch { 0 => QuotaMode.Shadow, 1 => QuotaMode.Enforce, _ => null },
             };
+            var (rate, burst) = RandomRate(random);
+            tenant = tenant with { Rate = rate, Burst = burst };
             if (depth < 3 && random.Next(3) == 0)
             {
                 AddChildren(tenant.Tenants, effectiveLimit, depth + 1, random, modes);
@@ -181,6 +212,19 @@ public sealed class TreeDifferentialTests(RedisFixture redis, ITestOutputHelper 
 
             tenants[$"n{depth}{i}"] = tenant;
         }
+    }
+
+    /// <summary>One node in four gets a rate: a few to a few hundred credits per second or minute, any burst.</summary>
+    private static (string? Rate, long? Burst) RandomRate(Random random)
+    {
+        if (random.Next(4) != 0)
+        {
+            return (null, null);
+        }
+
+        var count = random.Next(2, 300);
+        var rate = $"{count}/{(random.Next(2) == 0 ? "s" : "m")}";
+        return (rate, random.Next(3) == 0 ? null : random.Next(1, count + 1));
     }
 
     /// <summary>Mostly small steps, sometimes a jump across a minute, an hour or a day.</summary>

@@ -6,13 +6,21 @@
 -- The window is chosen by THIS REDIS SERVER'S CLOCK (TIME), so proxy replicas whose clocks drift
 -- cannot open the same window twice. Tests may pass their own clock in ARGV[1].
 --
+-- The order of checks: the pool closed by a vendor 429, then every node's credits from the pool down,
+-- then every node's rate from the pool down. The first failure on an enforcing node rejects; failures on
+-- nodes in shadow mode are only reported.
+--
 -- KEYS[1]   the pool's usage hash for its current window, fields:
 --             start, end        the window the counters belong to (Unix ms)
+--             closed            the pool is closed until then (Unix ms), after a vendor 429 (close.lua);
+--                               carried into the next window while it is still in the future
 --             pool, t:<path>    credits used by the pool and by each tenant node (with all below it)
 --             g:<parent>        Σ min(used, Guaranteed) over the parent's children
 --             d:<parent>:<q>    Σ (min(used, Allocation) − min(used, Guaranteed)) over its children of
 --                               priority q (kept only for levels that a lower-priority sibling reads)
--- ARGV[1]   now in Unix ms, or 0 to read the server clock
+-- KEYS[2]   the pool's state hash, which outlives windows: r:<node> = the node's GCRA theoretical
+--           arrival time (Unix µs). Touched only when the path has a rate.
+-- ARGV[1]   now in Unix µs, or 0 to read the server clock
 -- ARGV[2]   cost (credits, > 0)
 -- ARGV[3]   fixed window length in ms (1s, 1m, 1h), or 0 for a calendar window (1d, 1mo)
 -- ARGV[4]   fixed windows: the zone's UTC offset in ms, modulo the length
@@ -27,13 +35,16 @@
 --                     it), Σ Guaranteed of the parent's children, k, and k pairs (i of a d: field,
 --                     Σ (Allocation − Guaranteed) at that level) for the sibling levels of higher
 --                     priority that have credits above their guarantees
+-- then    q, the number of nodes on the path with a rate, and q records (node index, r: field, emission
+--           interval µs, capacity µs = Burst × interval, shadow 1|0), pool first
 --           The proxy builds all of this once per node (DebitScript.cs), so the script builds no strings
 --           and every argument is converted at most once: a call costs Redis a few microseconds.
 --
 -- Reply: { admitted (1|0), limited_by (0 none, 1 tenant, 2 pool, 3 reserved), limiting node index
 --          (0 the pool, i the i-th tenant from the top, -1 none), caller's used, remaining, window_start_ms,
 --          window_end_ms, now_ms, overage credits, soft-limit node index (-1 none), soft limit crossed now
---          (1|0), shadow (1|0: admitted only because every failing node is in shadow mode), pool's used }
+--          (1|0), shadow (1|0: admitted only because every failing node is in shadow mode), pool's used,
+--          µs until a retry can succeed when limited by a rate or a closure (else 0) }
 --          Remaining after an admission is the smallest room before it minus the cost: every term of a
 --          node's room falls by exactly the cost (see TreeAdmission.cs).
 -- Error: 'QP_CLOCK_SKEW' when the server clock is outside the three calendar windows offered.
@@ -47,14 +58,16 @@ local FIRST_FIELD = 10
 local depth = tonumber(ARGV[FIRST_FIELD + read_count])
 local FIRST_RECORD = FIRST_FIELD + read_count + 1
 
-local NONE, TENANT, POOL, RESERVED = 0, 1, 2, 3
+local NONE, TENANT, POOL, RESERVED, RATE, VENDOR = 0, 1, 2, 3, 4, 5
 local KEEP_AFTER_WINDOW_MS = 60000
 local min, max, tonumber = math.min, math.max, tonumber
 
 if now == 0 then
   local time = redis.call('TIME')
-  now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+  now = tonumber(time[1]) * 1000000 + tonumber(time[2])
 end
+local now_us = now
+now = math.floor(now_us / 1000)
 
 local window_start, window_end
 if fixed_length > 0 then
@@ -75,19 +88,25 @@ else
 end
 
 -- One HMGET for every field the decision reads, straight from ARGV.
-local stored = redis.call('HMGET', usage_key, 'start', 'end', unpack(ARGV, FIRST_FIELD, FIRST_FIELD + read_count - 1))
+local stored = redis.call('HMGET', usage_key, 'start', 'end', 'closed', unpack(ARGV, FIRST_FIELD, FIRST_FIELD + read_count - 1))
 local value = {}
 local stored_start = tonumber(stored[1])
+local closed = tonumber(stored[3]) or 0
 -- A new window starts from zero: no reset job, the first decision in it clears the counters.
 if stored_start == nil or window_start > stored_start then
   redis.call('DEL', usage_key)
-  redis.call('HSET', usage_key, 'start', window_start, 'end', window_end)
-  -- Memory cleanup only (the start check above is what resets): kept a minute past the window's end.
-  redis.call('PEXPIRE', usage_key, window_end - now + KEEP_AFTER_WINDOW_MS)
+  if closed > now then
+    redis.call('HSET', usage_key, 'start', window_start, 'end', window_end, 'closed', closed)
+  else
+    redis.call('HSET', usage_key, 'start', window_start, 'end', window_end)
+  end
+  -- Memory cleanup only (the start check above is what resets): kept a minute past the window's end
+  -- or the closure's, whichever is later.
+  redis.call('PEXPIRE', usage_key, max(window_end, closed) - now + KEEP_AFTER_WINDOW_MS)
   for i = 1, read_count do value[i] = 0 end
 else
   window_start, window_end = stored_start, tonumber(stored[2])
-  for i = 1, read_count do value[i] = tonumber(stored[i + 2]) or 0 end
+  for i = 1, read_count do value[i] = tonumber(stored[i + 3]) or 0 end
 end
 
 -- One pass, pool first: every node's room, the first failing check (an enforcing node rejects, a shadow
@@ -97,6 +116,14 @@ local smallest
 local parent_limit, parent_used, caller_used, pool_used
 local writes, w = {}, 0
 local overage, soft_index, soft_crossed = 0, -1, 0
+local wait_us = 0
+if closed > now then
+  if ARGV[FIRST_RECORD + 4] ~= '1' then
+    limited_by, limiting, wait_us = VENDOR, 0, closed * 1000 - now_us
+  else
+    shadow_limited_by, shadow_limiting = VENDOR, 0
+  end
+end
 local at = FIRST_RECORD
 for index = 0, depth do
   local used_index = tonumber(ARGV[at])
@@ -164,13 +191,40 @@ for index = 0, depth do
   parent_limit, parent_used, caller_used = limit, used, used
 end
 
+-- Rates, by GCRA: admitted iff max(TAT, now) + cost × interval − now ≤ capacity.
+local rate_count = tonumber(ARGV[at])
+local rate_writes
+if rate_count > 0 then
+  local first_rate = at + 1
+  local rate_fields = {}
+  for r = 1, rate_count do rate_fields[r] = ARGV[first_rate + (r - 1) * 5 + 1] end
+  local tats = redis.call('HMGET', KEYS[2], unpack(rate_fields))
+  rate_writes = {}
+  for r = 1, rate_count do
+    local record = first_rate + (r - 1) * 5
+    local interval, capacity = tonumber(ARGV[record + 2]), tonumber(ARGV[record + 3])
+    local tat = max(tonumber(tats[r]) or 0, now_us) + cost * interval
+    if tat - now_us > capacity and limited_by == NONE then
+      if ARGV[record + 4] ~= '1' then
+        limited_by, limiting, wait_us = RATE, tonumber(ARGV[record]), tat - capacity - now_us
+      elseif shadow_limited_by == NONE then
+        shadow_limited_by, shadow_limiting = RATE, tonumber(ARGV[record])
+      end
+    end
+    -- '%d': a Lua number passed as is would be written with 14 significant digits, and µs need 16.
+    rate_writes[2 * r - 1], rate_writes[2 * r] = rate_fields[r], string.format('%d', tat)
+  end
+end
+
 if limited_by ~= NONE then
-  return { 0, limited_by, limiting, caller_used, max(0, smallest), window_start, window_end, now, 0, -1, 0, 0, pool_used }
+  return { 0, limited_by, limiting, caller_used, max(0, smallest), window_start, window_end, now, 0, -1, 0, 0, pool_used,
+           wait_us }
 end
 
 redis.call('HSET', usage_key, unpack(writes))
+if rate_writes then redis.call('HSET', KEYS[2], unpack(rate_writes)) end
 
 local shadow = 0
 if shadow_limited_by ~= NONE then shadow = 1 end
 return { 1, shadow_limited_by, shadow_limiting, caller_used + cost, max(0, smallest - cost), window_start, window_end, now,
-         overage, soft_index, soft_crossed, shadow, pool_used + cost }
+         overage, soft_index, soft_crossed, shadow, pool_used + cost, 0 }
