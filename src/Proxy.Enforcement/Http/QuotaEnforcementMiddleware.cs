@@ -12,6 +12,7 @@ namespace QuotaProxy.Enforcement.Http;
 /// <summary>
 /// The quota step in YARP's pipeline: identify the caller, price the request, ask the store for one atomic
 /// decision, then forward with rate-limit headers or answer 401/403/429/503 without calling the vendor.
+/// A 429 from the vendor closes the pool until the vendor's Retry-After (or the window's end).
 /// </summary>
 internal sealed class QuotaEnforcementMiddleware(
     RequestDelegate next,
@@ -20,6 +21,7 @@ internal sealed class QuotaEnforcementMiddleware(
     QuotaModel model,
     IQuotaStore store,
     QuotaOptions options,
+    TimeProvider timeProvider,
     ILogger<QuotaEnforcementMiddleware> logger)
 {
     private readonly bool _legacyHeaders = options.Headers.Legacy;
@@ -74,6 +76,7 @@ internal sealed class QuotaEnforcementMiddleware(
         {
             // Once per node per window: only the decision that crosses the soft limit says so.
             QuotaLog.SoftLimitCrossed(logger, pool.Name, NodeName(decision.SoftLimitNode!), decision.SoftLimitNode!.SoftLimit!.Value);
+            QuotaMetrics.SoftLimitCrossed(pool.Name, NodeName(decision.SoftLimitNode!));
         }
 
         if (decision.Shadow)
@@ -84,6 +87,48 @@ internal sealed class QuotaEnforcementMiddleware(
         // Written as the response starts, so the vendor's own rate-limit headers cannot override ours.
         context.Response.OnStarting(WriteHeadersOnStarting, new AdmittedResponse(context.Response, pool.Name, decision, _legacyHeaders));
         await next(context);
+
+        if (context.Response.StatusCode == StatusCodes.Status429TooManyRequests)
+        {
+            await CloseAfterVendorLimitAsync(context, route.RouteId, pool, decision);
+        }
+    }
+
+    /// <summary>
+    /// The vendor said 429: no caller of this pool gets through until its Retry-After (seconds or an HTTP
+    /// date), or the window's end when it gives none. The caller at hand gets the vendor's own answer.
+    /// </summary>
+    private async Task CloseAfterVendorLimitAsync(HttpContext context, string routeId, PoolDefinition pool, QuotaDecision decision)
+    {
+        var now = timeProvider.GetUtcNow();
+        var until = VendorRetryAfter(context.Response.Headers.RetryAfter.ToString(), now) ?? decision.Window.End;
+        if (until <= now)
+        {
+            return;
+        }
+
+        QuotaLog.VendorLimited(logger, routeId, pool.Name, until);
+        QuotaMetrics.VendorClosed(pool.Name);
+        try
+        {
+            await store.CloseAsync(pool, until.ToUnixTimeMilliseconds(), CancellationToken.None);
+        }
+        catch (QuotaStoreUnavailableException)
+        {
+            // Logged by the store. The vendor will say 429 again, and the next close may get through.
+        }
+    }
+
+    internal static DateTimeOffset? VendorRetryAfter(string value, DateTimeOffset now)
+    {
+        if (long.TryParse(value, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var seconds))
+        {
+            return now.AddSeconds(Math.Min(seconds, TimeSpan.FromDays(366).TotalSeconds));
+        }
+
+        return DateTimeOffset.TryParseExact(value, "r", System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.AssumeUniversal, out var date)
+            ? date
+            : null;
     }
 
     private static Task WriteHeadersOnStarting(object state)

@@ -40,7 +40,69 @@ internal static class QuotaProblems
         });
     }
 
-    public static Task QuotaExceededAsync(HttpContext context, string pool, string tenant, long cost, in QuotaDecision decision)
+    public static Task QuotaExceededAsync(HttpContext context, string pool, string tenant, long cost, in QuotaDecision decision) => decision.LimitedBy switch
+    {
+        QuotaLimitedBy.Rate => RateLimitedAsync(context, pool, tenant, cost, decision),
+        QuotaLimitedBy.Vendor => VendorLimitedAsync(context, pool, tenant, decision),
+        _ => CreditsExceededAsync(context, pool, tenant, cost, decision),
+    };
+
+    private static Task RateLimitedAsync(HttpContext context, string pool, string tenant, long cost, in QuotaDecision decision)
+    {
+        var node = decision.LimitingNode!;
+        var rate = node.Rate!;
+        var retryAfter = decision.SecondsToRetry;
+        var retryAfterMs = (decision.RetryAfterMicros + 999) / 1000;
+        context.Response.Headers.RetryAfter = retryAfter.ToString(CultureInfo.InvariantCulture);
+        var where = node.IsRoot ? $"pool '{pool}'" : $"tenant '{node.Path}'";
+        return WriteAsync(context, new ProblemDetails
+        {
+            Type = "urn:quotaproxy:problem:rate-limited",
+            Title = "Rate limit exceeded",
+            Status = StatusCodes.Status429TooManyRequests,
+            Detail = $"The request costs {cost} credit{(cost == 1 ? "" : "s")} but {where} allows {rate} with a burst of {rate.Burst}; "
+                + $"it fits again in {retryAfterMs} ms. Credits in this window are not the limit: {decision.Remaining} remain.",
+            Extensions =
+            {
+                ["pool"] = pool,
+                ["tenant"] = tenant,
+                ["cost"] = cost,
+                ["remaining"] = decision.Remaining,
+                ["limitedBy"] = LimitedByName(decision.LimitedBy),
+                ["limitingNode"] = node.IsRoot ? pool : node.Path,
+                ["rate"] = rate.ToString(),
+                ["burst"] = rate.Burst,
+                ["retryAfterMs"] = retryAfterMs,
+                ["retryAfterSeconds"] = retryAfter,
+            },
+        });
+    }
+
+    private static Task VendorLimitedAsync(HttpContext context, string pool, string tenant, in QuotaDecision decision)
+    {
+        var retryAfter = decision.SecondsToRetry;
+        var until = DateTimeOffset.FromUnixTimeMilliseconds(decision.NowMs + ((decision.RetryAfterMicros + 999) / 1000));
+        context.Response.Headers.RetryAfter = retryAfter.ToString(CultureInfo.InvariantCulture);
+        return WriteAsync(context, new ProblemDetails
+        {
+            Type = "urn:quotaproxy:problem:vendor-limited",
+            Title = "Vendor rate limit",
+            Status = StatusCodes.Status429TooManyRequests,
+            Detail = $"The vendor answered 429 for pool '{pool}', so the proxy holds its requests back until {until.UtcDateTime:yyyy-MM-dd HH:mm:ss} UTC, in {Describe(TimeSpan.FromSeconds(retryAfter))}. The vendor was not called.",
+            Extensions =
+            {
+                ["pool"] = pool,
+                ["tenant"] = tenant,
+                ["remaining"] = decision.Remaining,
+                ["limitedBy"] = LimitedByName(decision.LimitedBy),
+                ["limitingNode"] = pool,
+                ["closedUntil"] = until.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture),
+                ["retryAfterSeconds"] = retryAfter,
+            },
+        });
+    }
+
+    private static Task CreditsExceededAsync(HttpContext context, string pool, string tenant, long cost, in QuotaDecision decision)
     {
         var reset = decision.Window.End;
         var retryAfter = decision.SecondsToReset;
@@ -81,6 +143,8 @@ internal static class QuotaProblems
         QuotaLimitedBy.Tenant => "tenant",
         QuotaLimitedBy.Pool => "pool",
         QuotaLimitedBy.Reserved => "reserved",
+        QuotaLimitedBy.Rate => "rate",
+        QuotaLimitedBy.Vendor => "vendor",
         _ => "none",
     };
 

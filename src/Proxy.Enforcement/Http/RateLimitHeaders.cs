@@ -23,7 +23,9 @@ internal static class RateLimitHeaders
         var limit = decision.Limit;
         var windowSeconds = (decision.Window.EndMs - decision.Window.StartMs) / 1000;
         headers[Policy] = string.Create(CultureInfo.InvariantCulture, $"\"{pool}\";q={limit};w={windowSeconds}");
-        headers[RateLimit] = string.Create(CultureInfo.InvariantCulture, $"\"{pool}\";r={decision.Remaining};t={decision.SecondsToReset}");
+        // t: when the caller can next spend anything — the window's reset, or sooner when a rate or a
+        // vendor closure is what stopped it.
+        headers[RateLimit] = string.Create(CultureInfo.InvariantCulture, $"\"{pool}\";r={decision.Remaining};t={decision.SecondsToRetry}");
         if (legacy)
         {
             headers[LegacyLimit] = limit.ToString(CultureInfo.InvariantCulture);

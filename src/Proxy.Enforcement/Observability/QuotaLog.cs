@@ -20,6 +20,9 @@ internal static partial class QuotaLog
     [LoggerMessage(EventId = 1005, Level = LogLevel.Information, Message = "Shadow mode admitted {Cost} credits for tenant {Tenant} in pool {Pool} that enforcement would reject: {LimitedBy}")]
     public static partial void ShadowRejected(ILogger logger, string pool, string tenant, long cost, string limitedBy);
 
+    [LoggerMessage(EventId = 1006, Level = LogLevel.Warning, Message = "Vendor answered 429 on route {Route}: pool {Pool} closed until {Until:O}")]
+    public static partial void VendorLimited(ILogger logger, string route, string pool, DateTimeOffset until);
+
     [LoggerMessage(EventId = 1101, Level = LogLevel.Warning, Message = "Quota store unavailable for pool {Pool}: {ErrorType}: {Error}")]
     public static partial void StoreUnavailable(ILogger logger, string pool, string errorType, string error);
 

@@ -61,7 +61,7 @@ public readonly record struct QuotaDecision(
     /// Whole seconds until a retry can succeed, at least 1: when the rate has room again or the closure ends,
     /// else when the window resets.
     /// </summary>
-    public long SecondsToRetry => LimitedBy is QuotaLimitedBy.Rate or QuotaLimitedBy.Vendor
+    public long SecondsToRetry => !Admitted && LimitedBy is QuotaLimitedBy.Rate or QuotaLimitedBy.Vendor
         ? Math.Max(1, (RetryAfterMicros + 999_999) / 1_000_000)
         : SecondsToReset;
 }

@@ -1,0 +1,183 @@
+using System.Diagnostics.Metrics;
+using System.Globalization;
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
+using QuotaProxy.Enforcement.Observability;
+using QuotaProxy.Testing;
+using WireMock.RequestBuilders;
+using WireMock.ResponseBuilders;
+
+namespace QuotaProxy.Tests;
+
+/// <summary>
+/// Rates, vendor 429s and the soft-limit metric at the door: the real proxy on real Redis, WireMock as the
+/// vendor. What the caller sees (status, Retry-After, problem body) and what the vendor received.
+/// </summary>
+[Collection(RedisCollection.Name)]
+public sealed class RateAndVendorLimitTests(RedisFixture redis)
+{
+    private TestProxyConfig Config(VendorServer vendor, string window = "1d") => new TestProxyConfig(vendor.Url)
+        .Pool("daily", 100, window, "UTC", ("prod", null), ("e2e", null))
+        .Route("downloads", pool: "daily", cost: 1)
+        .ApiKey("prod-key", "prod")
+        .ApiKey("e2e-key", "e2e")
+        .Redis(redis.ConnectionString, RedisFixture.NewKeyPrefix(), timeout: TimeSpan.FromSeconds(2));
+
+    [Fact]
+    public async Task TenantOverItsRate_Gets429WithRetryAfterUntilTheNextCreditFits_AndTheVendorIsNotCalled()
+    {
+        using var vendor = new VendorServer();
+        await using var proxy = await ProxyInstance.StartAsync(Config(vendor).Set("Quota:Pools:daily:Tenants:e2e:Rate", "2/m"));
+
+        using var first = await GetAsync(proxy, "e2e-key");
+        using var second = await GetAsync(proxy, "e2e-key");
+        using var prod = await GetAsync(proxy, "prod-key");
+
+        Assert.Equal(HttpStatusCode.OK, first.StatusCode);
+        Assert.Equal(HttpStatusCode.TooManyRequests, second.StatusCode);
+        Assert.Equal("30", Header(second, "Retry-After"));
+        Assert.Equal("\"daily\";r=99;t=30", Header(second, "RateLimit"));
+        var problem = await second.Content.ReadFromJsonAsync<JsonElement>();
+        Assert.Equal("urn:quotaproxy:problem:rate-limited", problem.GetProperty("type").GetString());
+        Assert.Equal("rate", problem.GetProperty("limitedBy").GetString());
+        Assert.Equal("e2e", problem.GetProperty("limitingNode").GetString());
+        Assert.Equal("2/m", problem.GetProperty("rate").GetString());
+        Assert.InRange(problem.GetProperty("retryAfterMs").GetInt64(), 25_000, 30_000);
+        Assert.Equal(HttpStatusCode.OK, prod.StatusCode);
+        Assert.Equal(2, vendor.Calls.Count);
+    }
+
+    [Fact]
+    public async Task Vendor429_ClosesThePoolForEveryTenantUntilItsRetryAfter_ThenItReopensByItself()
+    {
+        using var vendor = new VendorServer();
+        VendorAnswers429(vendor, retryAfter: "2");
+        await using var proxy = await ProxyInstance.StartAsync(Config(vendor));
+
+        using var limited = await GetAsync(proxy, "prod-key");
+        var closedAt = DateTimeOffset.UtcNow;
+        using var held = await GetAsync(proxy, "e2e-key");
+        VendorAnswersOk(vendor);
+        await Task.Delay(TimeSpan.FromSeconds(2.2) - (DateTimeOffset.UtcNow - closedAt));
+        using var reopened = await GetAsync(proxy, "e2e-key");
+
+        // The caller whose request met the vendor's 429 gets the vendor's answer.
+        Assert.Equal(HttpStatusCode.TooManyRequests, limited.StatusCode);
+        Assert.Equal("{\"vendor\":\"slow down\"}", await limited.Content.ReadAsStringAsync());
+        // Everyone else is held back by the proxy, without calling the vendor.
+        Assert.Equal(HttpStatusCode.TooManyRequests, held.StatusCode);
+        Assert.InRange(long.Parse(Header(held, "Retry-After"), CultureInfo.InvariantCulture), 1, 2);
+        var problem = await held.Content.ReadFromJsonAsync<JsonElement>();
+        Assert.Equal("urn:quotaproxy:problem:vendor-limited", problem.GetProperty("type").GetString());
+        Assert.Equal("vendor", problem.GetProperty("limitedBy").GetString());
+        Assert.Equal("daily", problem.GetProperty("limitingNode").GetString());
+        Assert.Equal(HttpStatusCode.OK, reopened.StatusCode);
+        Assert.Equal(2, vendor.Calls.Count);
+    }
+
+    [Fact]
+    public async Task Vendor429WithAnHttpDate_ClosesUntilThatDate()
+    {
+        using var vendor = new VendorServer();
+        var until = DateTimeOffset.UtcNow.AddMinutes(10);
+        VendorAnswers429(vendor, retryAfter: until.ToString("r", CultureInfo.InvariantCulture));
+        await using var proxy = await ProxyInstance.StartAsync(Config(vendor));
+
+        using var limited = await GetAsync(proxy, "prod-key");
+        using var held = await GetAsync(proxy, "prod-key");
+
+        Assert.Equal(HttpStatusCode.TooManyRequests, held.StatusCode);
+        var problem = await held.Content.ReadFromJsonAsync<JsonElement>();
+        Assert.Equal(until.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture), problem.GetProperty("closedUntil").GetString());
+        Assert.InRange(long.Parse(Header(held, "Retry-After"), CultureInfo.InvariantCulture), 595, 600);
+        Assert.Single(vendor.Calls);
+    }
+
+    [Fact]
+    public async Task Vendor429WithoutRetryAfter_ClosesUntilTheWindowsEnd()
+    {
+        using var vendor = new VendorServer();
+        VendorAnswers429(vendor, retryAfter: null);
+        await using var proxy = await ProxyInstance.StartAsync(Config(vendor, window: "1h"));
+
+        using var limited = await GetAsync(proxy, "prod-key");
+        using var held = await GetAsync(proxy, "e2e-key");
+
+        Assert.Equal(HttpStatusCode.TooManyRequests, held.StatusCode);
+        var problem = await held.Content.ReadFromJsonAsync<JsonElement>();
+        var windowEnd = DateTimeOffset.FromUnixTimeSeconds(long.Parse(Header(held, "X-RateLimit-Reset"), CultureInfo.InvariantCulture));
+        Assert.Equal(windowEnd.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture), problem.GetProperty("closedUntil").GetString());
+        Assert.Single(vendor.Calls);
+    }
+
+    [Fact]
+    public async Task CrossingASoftLimit_IsCountedOnTheQuotaProxyMeter_OncePerWindow()
+    {
+        using var vendor = new VendorServer();
+        var config = Config(vendor).Set("Quota:Pools:daily:Tenants:e2e:SoftLimit", "2");
+        var crossings = new List<(long Value, string Pool, string Node)>();
+        using var listener = new MeterListener();
+        listener.InstrumentPublished = (instrument, l) =>
+        {
+            if (instrument.Meter.Name == QuotaMetrics.MeterName && instrument.Name == "quotaproxy.soft_limit.crossings")
+            {
+                l.EnableMeasurementEvents(instrument);
+            }
+        };
+        listener.SetMeasurementEventCallback<long>((_, value, tags, _) =>
+        {
+            var pool = tags.ToArray().Single(t => t.Key == "pool").Value as string;
+            if (pool == "daily" && tags.ToArray().Single(t => t.Key == "node").Value is string node)
+            {
+                lock (crossings)
+                {
+                    crossings.Add((value, pool, node));
+                }
+            }
+        });
+        listener.Start();
+        await using var proxy = await ProxyInstance.StartAsync(config);
+
+        for (var i = 0; i < 5; i++)
+        {
+            using var response = await GetAsync(proxy, "e2e-key");
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        }
+
+        // Other tests' proxies may cross soft limits of their own pools named daily; this one's is e2e at 2.
+        lock (crossings)
+        {
+            Assert.Contains((1L, "daily", "e2e"), crossings);
+        }
+    }
+
+    private static void VendorAnswers429(VendorServer vendor, string? retryAfter)
+    {
+        vendor.Server.Reset();
+        var response = Response.Create().WithStatusCode(429).WithHeader("Content-Type", "application/json").WithBody("{\"vendor\":\"slow down\"}");
+        if (retryAfter is not null)
+        {
+            response = response.WithHeader("Retry-After", retryAfter);
+        }
+
+        vendor.Server.Given(Request.Create().UsingAnyMethod()).RespondWith(response);
+    }
+
+    private static void VendorAnswersOk(VendorServer vendor)
+    {
+        vendor.Server.ResetMappings();
+        vendor.Server.Given(Request.Create().UsingAnyMethod())
+            .RespondWith(Response.Create().WithStatusCode(200).WithHeader("Content-Type", "application/json").WithBody("{\"vendor\":\"ok\"}"));
+    }
+
+    private static string Header(HttpResponseMessage response, string name) =>
+        response.Headers.TryGetValues(name, out var values) ? string.Join(",", values) : string.Join(",", response.Content.Headers.GetValues(name));
+
+    private static async Task<HttpResponseMessage> GetAsync(ProxyInstance proxy, string key)
+    {
+        using var message = new HttpRequestMessage(HttpMethod.Get, "/downloads/file");
+        message.Headers.Add("X-Api-Key", key);
+        return await proxy.Client.SendAsync(message);
+    }
+}
