@@ -69,6 +69,12 @@ public sealed class QuotaNode
     /// </summary>
     public string RateField { get; }
 
+    /// <summary>
+    /// A store's precomputed data for decisions on this node (the Redis store keeps its script arguments
+    /// here), so that it lives and dies with the model that holds the node.
+    /// </summary>
+    internal object? StoreCache { get; set; }
+
     /// <summary>The smallest Limit from here up to the pool: what headers call this tenant's limit.</summary>
     public long EffectiveLimit { get; }
 
