@@ -29,7 +29,9 @@ public static class QuotaProxyServiceCollectionExtensions
         services.AddOptions<QuotaOptions>().Bind(configuration.GetSection(QuotaOptions.SectionName)).ValidateOnStart();
         services.AddSingleton<IValidateOptions<QuotaOptions>, QuotaOptionsValidator>();
         services.AddSingleton(sp => sp.GetRequiredService<IOptions<QuotaOptions>>().Value);
-        services.AddSingleton(sp => QuotaModel.Create(sp.GetRequiredService<QuotaOptions>()));
+        services.AddSingleton(sp => QuotaModel.Create(
+            sp.GetRequiredService<QuotaOptions>(),
+            RouteQuota.PoolsOfRoutes(configuration.GetSection(QuotaOptionsValidator.RoutesSection))));
         services.AddSingleton(sp => new CallerIdentifier(sp.GetRequiredService<QuotaOptions>().Identity));
         services.AddSingleton<RouteQuotaCatalog>();
         services.AddSingleton<IQuotaStore>(CreateStore);

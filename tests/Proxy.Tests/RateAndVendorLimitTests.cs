@@ -11,7 +11,7 @@ using WireMock.ResponseBuilders;
 namespace QuotaProxy.Tests;
 
 /// <summary>
-/// Rates, vendor 429s and the soft-limit metric at the door: the real proxy on real Redis, WireMock as the
+/// Rates, routes on several pools, vendor 429s and the soft-limit metric at the door: the real proxy on real Redis, WireMock as the
 /// vendor. What the caller sees (status, Retry-After, problem body) and what the vendor received.
 /// </summary>
 [Collection(RedisCollection.Name)]
@@ -46,6 +46,38 @@ public sealed class RateAndVendorLimitTests(RedisFixture redis)
         Assert.InRange(problem.GetProperty("retryAfterMs").GetInt64(), 25_000, 30_000);
         Assert.Equal(HttpStatusCode.OK, prod.StatusCode);
         Assert.Equal(2, vendor.Calls.Count);
+    }
+
+    [Fact]
+    public async Task RouteOnTwoPools_StopsAtTheTighterOne_ChargesNeitherOnA429_AndKeepsBothUnderOneHashTag()
+    {
+        using var vendor = new VendorServer();
+        var prefix = RedisFixture.NewKeyPrefix();
+        var config = new TestProxyConfig(vendor.Url)
+            .Pool("daily", 100, "1d", "UTC", ("prod", null))
+            .Pool("hourly", 2, "1h", "UTC", ("prod", null))
+            .Route("downloads", pool: "daily, hourly", cost: 1)
+            .ApiKey("prod-key", "prod")
+            .Redis(redis.ConnectionString, prefix, timeout: TimeSpan.FromSeconds(2));
+        await using var proxy = await ProxyInstance.StartAsync(config);
+
+        using var first = await GetAsync(proxy, "prod-key");
+        using var second = await GetAsync(proxy, "prod-key");
+        using var third = await GetAsync(proxy, "prod-key");
+
+        Assert.Equal([HttpStatusCode.OK, HttpStatusCode.OK, HttpStatusCode.TooManyRequests], new[] { first, second, third }.Select(r => r.StatusCode));
+        Assert.Equal("\"daily\";q=100;w=86400, \"hourly\";q=2;w=3600", Header(second, "RateLimit-Policy"));
+        Assert.StartsWith("\"daily\";r=98;t=", Header(second, "RateLimit"), StringComparison.Ordinal);
+        Assert.Equal("0", Header(second, "X-RateLimit-Remaining"));
+        var problem = await third.Content.ReadFromJsonAsync<JsonElement>();
+        Assert.Equal("hourly", problem.GetProperty("pool").GetString());
+        Assert.Equal("pool", problem.GetProperty("limitedBy").GetString());
+        Assert.Equal(2, vendor.Calls.Count);
+
+        // Both pools' counters sit under the tag {daily}: one decision, one cluster slot.
+        var database = redis.Connection.GetDatabase();
+        Assert.Equal(2, (long)await database.HashGetAsync($"{prefix}{{daily}}:usage", "pool"));
+        Assert.Equal(2, (long)await database.HashGetAsync($"{prefix}{{daily}}:hourly:usage", "pool"));
     }
 
     [Fact]

@@ -193,9 +193,12 @@ public sealed class QuotaOptionsValidator(IConfiguration configuration) : IValid
         foreach (var route in routes.GetChildren())
         {
             var metadata = route.GetSection("Metadata");
-            if (metadata[RouteQuota.PoolKey] is { } pool && RouteQuota.TryParseCost(metadata[RouteQuota.CostKey], out var cost))
+            if (RouteQuota.TryParseCost(metadata[RouteQuota.CostKey], out var cost))
             {
-                costs[pool] = Math.Max(cost, costs.GetValueOrDefault(pool, RouteQuota.DefaultCost));
+                foreach (var pool in RouteQuota.SplitPools(metadata[RouteQuota.PoolKey]))
+                {
+                    costs[pool] = Math.Max(cost, costs.GetValueOrDefault(pool, RouteQuota.DefaultCost));
+                }
             }
         }
 
@@ -245,10 +248,21 @@ public sealed class QuotaOptionsValidator(IConfiguration configuration) : IValid
                 continue;
             }
 
-            if (!options.Pools.ContainsKey(pool))
+            var names = RouteQuota.SplitPools(pool);
+            if (names.Count == 0)
+            {
+                errors.Add($"{path}:{RouteQuota.PoolKey} is empty; name a pool, or several separated by commas, or remove it.");
+            }
+
+            foreach (var name in names.Where(n => !options.Pools.ContainsKey(n)))
             {
                 var known = options.Pools.Count == 0 ? "none are configured" : "known pools: " + string.Join(", ", options.Pools.Keys.Order(StringComparer.Ordinal));
-                errors.Add($"{path}:{RouteQuota.PoolKey} names unknown pool '{pool}'; {known}.");
+                errors.Add($"{path}:{RouteQuota.PoolKey} names unknown pool '{name}'; {known}.");
+            }
+
+            foreach (var repeated in names.GroupBy(n => n, StringComparer.Ordinal).Where(g => g.Count() > 1))
+            {
+                errors.Add($"{path}:{RouteQuota.PoolKey} names pool '{repeated.Key}' more than once; a route draws on each pool once.");
             }
 
             if (!RouteQuota.TryParseCost(cost, out _))

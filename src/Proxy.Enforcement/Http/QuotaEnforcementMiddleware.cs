@@ -45,18 +45,25 @@ internal sealed class QuotaEnforcementMiddleware(
             return;
         }
 
-        var pool = model.Pools[quota.Pool];
-        if (!pool.Nodes.TryGetValue(tenantName, out var tenant))
+        // One debit per pool the route draws on; the caller must be a tenant of each.
+        var debits = new QuotaDebit[quota.Pools.Count];
+        for (var i = 0; i < debits.Length; i++)
         {
-            QuotaLog.Forbidden(logger, tenantName, pool.Name, route.RouteId);
-            await QuotaProblems.ForbiddenAsync(context, tenantName, pool.Name);
-            return;
+            var pool = model.Pools[quota.Pools[i]];
+            if (!pool.Nodes.TryGetValue(tenantName, out var tenant))
+            {
+                QuotaLog.Forbidden(logger, tenantName, pool.Name, route.RouteId);
+                await QuotaProblems.ForbiddenAsync(context, tenantName, pool.Name);
+                return;
+            }
+
+            debits[i] = new QuotaDebit(pool, tenant, quota.Cost);
         }
 
-        QuotaDecision decision;
+        RouteDecision decision;
         try
         {
-            decision = await store.DebitAsync(new QuotaDebit(pool, tenant, quota.Cost), context.RequestAborted);
+            decision = await store.DebitAsync(debits, context.RequestAborted);
         }
         catch (QuotaStoreUnavailableException)
         {
@@ -66,31 +73,38 @@ internal sealed class QuotaEnforcementMiddleware(
 
         if (!decision.Admitted)
         {
-            QuotaLog.Rejected(logger, pool.Name, tenant.Path, quota.Cost, decision.LimitedBy.ToString(), decision.Remaining);
-            RateLimitHeaders.Write(context.Response.Headers, pool.Name, decision, _legacyHeaders);
-            await QuotaProblems.QuotaExceededAsync(context, pool.Name, tenant.Path, quota.Cost, decision);
+            var limiting = decision.Pools[decision.LimitingIndex];
+            var limitingPool = debits[decision.LimitingIndex].Pool.Name;
+            QuotaLog.Rejected(logger, limitingPool, tenantName, quota.Cost, limiting.LimitedBy.ToString(), limiting.Remaining);
+            RateLimitHeaders.Write(context.Response.Headers, debits, decision, _legacyHeaders);
+            await QuotaProblems.QuotaExceededAsync(context, limitingPool, tenantName, quota.Cost, limiting);
             return;
         }
 
-        if (decision.SoftLimitCrossed)
+        for (var i = 0; i < debits.Length; i++)
         {
-            // Once per node per window: only the decision that crosses the soft limit says so.
-            QuotaLog.SoftLimitCrossed(logger, pool.Name, NodeName(decision.SoftLimitNode!), decision.SoftLimitNode!.SoftLimit!.Value);
-            QuotaMetrics.SoftLimitCrossed(pool.Name, NodeName(decision.SoftLimitNode!));
-        }
+            var (pool, poolDecision) = (debits[i].Pool, decision.Pools[i]);
+            if (poolDecision.SoftLimitCrossed)
+            {
+                // Once per node per window: only the decision that crosses the soft limit says so.
+                var node = poolDecision.SoftLimitNode!;
+                QuotaLog.SoftLimitCrossed(logger, pool.Name, NodeName(node), node.SoftLimit!.Value);
+                QuotaMetrics.SoftLimitCrossed(pool.Name, NodeName(node));
+            }
 
-        if (decision.Shadow)
-        {
-            QuotaLog.ShadowRejected(logger, pool.Name, tenant.Path, quota.Cost, decision.LimitedBy.ToString());
+            if (poolDecision.Shadow)
+            {
+                QuotaLog.ShadowRejected(logger, pool.Name, tenantName, quota.Cost, poolDecision.LimitedBy.ToString());
+            }
         }
 
         // Written as the response starts, so the vendor's own rate-limit headers cannot override ours.
-        context.Response.OnStarting(WriteHeadersOnStarting, new AdmittedResponse(context.Response, pool.Name, decision, _legacyHeaders));
+        context.Response.OnStarting(WriteHeadersOnStarting, new AdmittedResponse(context.Response, debits, decision, _legacyHeaders));
         await next(context);
 
         if (context.Response.StatusCode == StatusCodes.Status429TooManyRequests)
         {
-            await CloseAfterVendorLimitAsync(context, route.RouteId, pool, decision);
+            await CloseAfterVendorLimitAsync(context, route.RouteId, debits, decision);
         }
     }
 
@@ -98,24 +112,30 @@ internal sealed class QuotaEnforcementMiddleware(
     /// The vendor said 429: no caller of this pool gets through until its Retry-After (seconds or an HTTP
     /// date), or the window's end when it gives none. The caller at hand gets the vendor's own answer.
     /// </summary>
-    private async Task CloseAfterVendorLimitAsync(HttpContext context, string routeId, PoolDefinition pool, QuotaDecision decision)
+    private async Task CloseAfterVendorLimitAsync(HttpContext context, string routeId, QuotaDebit[] debits, RouteDecision decision)
     {
         var now = timeProvider.GetUtcNow();
-        var until = VendorRetryAfter(context.Response.Headers.RetryAfter.ToString(), now) ?? decision.Window.End;
-        if (until <= now)
+        var retryAfter = VendorRetryAfter(context.Response.Headers.RetryAfter.ToString(), now);
+        for (var i = 0; i < debits.Length; i++)
         {
-            return;
-        }
+            // The vendor does not say which of its allowances it hit: every pool of the route closes.
+            var pool = debits[i].Pool;
+            var until = retryAfter ?? decision.Pools[i].Window.End;
+            if (until <= now)
+            {
+                continue;
+            }
 
-        QuotaLog.VendorLimited(logger, routeId, pool.Name, until);
-        QuotaMetrics.VendorClosed(pool.Name);
-        try
-        {
-            await store.CloseAsync(pool, until.ToUnixTimeMilliseconds(), CancellationToken.None);
-        }
-        catch (QuotaStoreUnavailableException)
-        {
-            // Logged by the store. The vendor will say 429 again, and the next close may get through.
+            QuotaLog.VendorLimited(logger, routeId, pool.Name, until);
+            QuotaMetrics.VendorClosed(pool.Name);
+            try
+            {
+                await store.CloseAsync(pool, until.ToUnixTimeMilliseconds(), CancellationToken.None);
+            }
+            catch (QuotaStoreUnavailableException)
+            {
+                // Logged by the store. The vendor will say 429 again, and the next close may get through.
+            }
         }
     }
 
@@ -136,20 +156,27 @@ internal sealed class QuotaEnforcementMiddleware(
         var admitted = (AdmittedResponse)state;
         var headers = admitted.Response.Headers;
         var decision = admitted.Decision;
-        RateLimitHeaders.Write(headers, admitted.Pool, decision, admitted.Legacy);
-        if (decision.SoftLimitNode is { } soft)
+        RateLimitHeaders.Write(headers, admitted.Debits, decision, admitted.Legacy);
+        long overage = 0;
+        for (var i = 0; i < admitted.Debits.Length; i++)
         {
-            headers[QuotaHeaders.Warning] = $"soft-limit; pool=\"{admitted.Pool}\"; node=\"{NodeName(soft)}\"; soft-limit={soft.SoftLimit}";
+            var (pool, poolDecision) = (admitted.Debits[i].Pool.Name, decision.Pools[i]);
+            if (poolDecision.SoftLimitNode is { } soft)
+            {
+                headers.Append(QuotaHeaders.Warning, $"soft-limit; pool=\"{pool}\"; node=\"{NodeName(soft)}\"; soft-limit={soft.SoftLimit}");
+            }
+
+            if (poolDecision.Shadow)
+            {
+                headers.Append(QuotaHeaders.Shadow, $"would-reject; limited-by={QuotaProblems.LimitedByName(poolDecision.LimitedBy)}; node=\"{NodeName(poolDecision.LimitingNode!)}\"");
+            }
+
+            overage = Math.Max(overage, poolDecision.OverageCredits);
         }
 
-        if (decision.OverageCredits > 0)
+        if (overage > 0)
         {
-            headers[QuotaHeaders.Overage] = decision.OverageCredits.ToString(System.Globalization.CultureInfo.InvariantCulture);
-        }
-
-        if (decision.Shadow)
-        {
-            headers[QuotaHeaders.Shadow] = $"would-reject; limited-by={QuotaProblems.LimitedByName(decision.LimitedBy)}; node=\"{NodeName(decision.LimitingNode!)}\"";
+            headers[QuotaHeaders.Overage] = overage.ToString(System.Globalization.CultureInfo.InvariantCulture);
         }
 
         return Task.CompletedTask;
@@ -157,5 +184,5 @@ internal sealed class QuotaEnforcementMiddleware(
 
     private static string NodeName(QuotaNode node) => node.IsRoot ? "(pool)" : node.Path;
 
-    private sealed record AdmittedResponse(HttpResponse Response, string Pool, QuotaDecision Decision, bool Legacy);
+    private sealed record AdmittedResponse(HttpResponse Response, QuotaDebit[] Debits, RouteDecision Decision, bool Legacy);
 }

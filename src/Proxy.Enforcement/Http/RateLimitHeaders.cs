@@ -18,22 +18,40 @@ internal static class RateLimitHeaders
     public const string LegacyUsed = "X-RateLimit-Used";
     public const string LegacyReset = "X-RateLimit-Reset";
 
-    public static void Write(IHeaderDictionary headers, string pool, in QuotaDecision decision, bool legacy)
+    /// <summary>
+    /// One policy per pool of the route (<c>"daily";q=250;w=86400, "second";q=10;w=1</c>); the legacy set
+    /// speaks for <see cref="RouteDecision.ReportedIndex"/>: the pool that rejected, else the tightest.
+    /// </summary>
+    public static void Write(IHeaderDictionary headers, IReadOnlyList<QuotaDebit> debits, RouteDecision route, bool legacy)
     {
-        var limit = decision.Limit;
-        var windowSeconds = (decision.Window.EndMs - decision.Window.StartMs) / 1000;
-        headers[Policy] = string.Create(CultureInfo.InvariantCulture, $"\"{pool}\";q={limit};w={windowSeconds}");
-        // t: when the caller can next spend anything — the window's reset, or sooner when a rate or a
-        // vendor closure is what stopped it.
-        headers[RateLimit] = string.Create(CultureInfo.InvariantCulture, $"\"{pool}\";r={decision.Remaining};t={decision.SecondsToRetry}");
+        if (debits.Count == 1)
+        {
+            headers[Policy] = PolicyOf(debits[0].Pool.Name, route.Pools[0]);
+            headers[RateLimit] = RateLimitOf(debits[0].Pool.Name, route.Pools[0]);
+        }
+        else
+        {
+            headers[Policy] = string.Join(", ", debits.Select((d, i) => PolicyOf(d.Pool.Name, route.Pools[i])));
+            headers[RateLimit] = string.Join(", ", debits.Select((d, i) => RateLimitOf(d.Pool.Name, route.Pools[i])));
+        }
+
         if (legacy)
         {
-            headers[LegacyLimit] = limit.ToString(CultureInfo.InvariantCulture);
+            var decision = route.Pools[route.ReportedIndex];
+            headers[LegacyLimit] = decision.Limit.ToString(CultureInfo.InvariantCulture);
             headers[LegacyRemaining] = decision.Remaining.ToString(CultureInfo.InvariantCulture);
             headers[LegacyUsed] = decision.Used.ToString(CultureInfo.InvariantCulture);
             headers[LegacyReset] = ((decision.Window.EndMs + 999) / 1000).ToString(CultureInfo.InvariantCulture);
         }
     }
+
+    private static string PolicyOf(string pool, in QuotaDecision decision) =>
+        string.Create(CultureInfo.InvariantCulture, $"\"{pool}\";q={decision.Limit};w={(decision.Window.EndMs - decision.Window.StartMs) / 1000}");
+
+    // t: when the caller can next spend anything — the window's reset, or sooner when a rate or a vendor
+    // closure is what stopped it.
+    private static string RateLimitOf(string pool, in QuotaDecision decision) =>
+        string.Create(CultureInfo.InvariantCulture, $"\"{pool}\";r={decision.Remaining};t={decision.SecondsToRetry}");
 }
 
 /// <summary>The proxy's own headers on admitted responses, beyond the rate-limit set.</summary>

@@ -5,10 +5,12 @@ using Yarp.ReverseProxy.Configuration;
 namespace QuotaProxy.Enforcement.Pricing;
 
 /// <summary>
-/// What a route's metadata says about metering: <c>Quota.Pool</c> names the pool, <c>Quota.Cost</c> the
-/// credits one request costs (a positive integer, default 1). A route without <c>Quota.Pool</c> is not metered.
+/// What a route's metadata says about metering: <c>Quota.Pool</c> names the pool, or several separated by
+/// commas (a vendor's daily allowance and its per-second limit), all checked and debited in one atomic
+/// decision; <c>Quota.Cost</c> the credits one request costs in each (a positive integer, default 1). A
+/// route without <c>Quota.Pool</c> is not metered.
 /// </summary>
-internal sealed record RouteQuota(string Pool, long Cost)
+internal sealed record RouteQuota(IReadOnlyList<string> Pools, long Cost)
 {
     public const string PoolKey = "Quota.Pool";
     public const string CostKey = "Quota.Cost";
@@ -17,16 +19,26 @@ internal sealed record RouteQuota(string Pool, long Cost)
     /// <returns>The route's metering, or null for an unmetered route.</returns>
     public static RouteQuota? Parse(RouteConfig route)
     {
-        if (route.Metadata is null || !route.Metadata.TryGetValue(PoolKey, out var pool) || string.IsNullOrWhiteSpace(pool))
+        if (route.Metadata is null || !route.Metadata.TryGetValue(PoolKey, out var pools) || SplitPools(pools) is not { Count: > 0 } names)
         {
             return null;
         }
 
         // The validator rejects bad costs at start; this only guards a config that bypassed it.
         return TryParseCost(route.Metadata.GetValueOrDefault(CostKey), out var cost)
-            ? new RouteQuota(pool, cost)
+            ? new RouteQuota(names, cost)
             : throw new InvalidOperationException($"Route '{route.RouteId}' has an invalid {CostKey}.");
     }
+
+    /// <summary><c>"vendor-daily, vendor-second"</c> → the pool names, in order, blanks dropped.</summary>
+    public static IReadOnlyList<string> SplitPools(string? text) =>
+        text is null ? [] : text.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+
+    /// <summary>The pool lists of every metered route in a <c>ReverseProxy:Routes</c> section.</summary>
+    public static IEnumerable<IReadOnlyList<string>> PoolsOfRoutes(Microsoft.Extensions.Configuration.IConfigurationSection routes) =>
+        routes.GetChildren()
+            .Select(route => SplitPools(route.GetSection("Metadata")[PoolKey]))
+            .Where(pools => pools.Count > 0);
 
     public static bool TryParseCost(string? text, out long cost)
     {

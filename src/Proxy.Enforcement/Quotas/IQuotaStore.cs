@@ -7,8 +7,12 @@ namespace QuotaProxy.Enforcement.Quotas;
 /// </summary>
 public interface IQuotaStore
 {
+    /// <summary>
+    /// One atomic decision over a route's pools (usually one): every debit's tenant path checked in its
+    /// pool, and every pool debited or none.
+    /// </summary>
     /// <exception cref="QuotaStoreUnavailableException">The store did not answer within its timeout.</exception>
-    ValueTask<QuotaDecision> DebitAsync(QuotaDebit debit, CancellationToken cancellationToken);
+    ValueTask<RouteDecision> DebitAsync(IReadOnlyList<QuotaDebit> debits, CancellationToken cancellationToken);
 
     /// <summary>
     /// Closes <paramref name="pool"/> until <paramref name="untilMs"/> (Unix ms; a later closure already in
@@ -16,6 +20,13 @@ public interface IQuotaStore
     /// </summary>
     /// <exception cref="QuotaStoreUnavailableException">The store did not answer within its timeout.</exception>
     ValueTask CloseAsync(PoolDefinition pool, long untilMs, CancellationToken cancellationToken);
+}
+
+public static class QuotaStoreExtensions
+{
+    /// <summary>A decision on one pool: <see cref="IQuotaStore.DebitAsync(IReadOnlyList{QuotaDebit}, CancellationToken)"/> with a single debit.</summary>
+    public static async ValueTask<QuotaDecision> DebitAsync(this IQuotaStore store, QuotaDebit debit, CancellationToken cancellationToken) =>
+        (await store.DebitAsync([debit], cancellationToken).ConfigureAwait(false)).Pools[0];
 }
 
 /// <summary>The store could not decide in time; the request gets the configured outage policy.</summary>

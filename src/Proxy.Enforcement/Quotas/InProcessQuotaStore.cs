@@ -9,30 +9,56 @@ internal sealed class InProcessQuotaStore(TimeProvider timeProvider) : IQuotaSto
 {
     private readonly Dictionary<string, PoolCounters> _pools = new(StringComparer.Ordinal);
 
-    public ValueTask<QuotaDecision> DebitAsync(QuotaDebit debit, CancellationToken cancellationToken)
+    public ValueTask<RouteDecision> DebitAsync(IReadOnlyList<QuotaDebit> debits, CancellationToken cancellationToken)
     {
         var now = timeProvider.GetUtcNow();
         var nowMicros = (now - DateTimeOffset.UnixEpoch).Ticks / TimeSpan.TicksPerMicrosecond;
-        var window = debit.Pool.Locate(now);
+        var nowMs = nowMicros / 1000;
         lock (_pools)
         {
-            var counters = CountersFor(debit.Pool.Name, window, nowMicros / 1000);
-            var outcome = TreeAdmission.Decide(debit.Tenant, debit.Cost, counters.Fields, counters.State, nowMicros);
-            return ValueTask.FromResult(new QuotaDecision(
-                outcome.Admitted,
-                outcome.LimitedBy,
-                outcome.LimitingNode,
-                counters.Fields.GetValueOrDefault(debit.Tenant.UsageField),
-                counters.Fields.GetValueOrDefault(QuotaNode.RootField),
-                debit.Tenant.EffectiveLimit,
-                outcome.Remaining,
-                counters.Window,
-                nowMicros / 1000,
-                outcome.OverageCredits,
-                outcome.SoftLimitNode,
-                outcome.SoftLimitCrossed,
-                outcome.Shadow,
-                outcome.RetryAfterMicros));
+            var counters = new PoolCounters[debits.Count];
+            var outcomes = new TreeOutcome[debits.Count];
+            var limiting = -1;
+            for (var i = 0; i < debits.Count; i++)
+            {
+                var debit = debits[i];
+                counters[i] = CountersFor(debit.Pool.Name, debit.Pool.Locate(now), nowMs);
+                outcomes[i] = TreeAdmission.Evaluate(debit.Tenant, debit.Cost, counters[i].Fields, counters[i].State, nowMicros);
+                if (!outcomes[i].Admitted && limiting < 0)
+                {
+                    limiting = i;
+                }
+            }
+
+            var admitted = limiting < 0;
+            var decisions = new QuotaDecision[debits.Count];
+            for (var i = 0; i < debits.Count; i++)
+            {
+                var (debit, outcome, fields) = (debits[i], outcomes[i], counters[i].Fields);
+                if (admitted)
+                {
+                    TreeAdmission.Apply(debit.Tenant, debit.Cost, fields, counters[i].State, nowMicros);
+                }
+
+                var debited = admitted ? debit.Cost : 0;
+                decisions[i] = new QuotaDecision(
+                    outcome.Admitted,
+                    outcome.LimitedBy,
+                    outcome.LimitingNode,
+                    fields.GetValueOrDefault(debit.Tenant.UsageField),
+                    fields.GetValueOrDefault(QuotaNode.RootField),
+                    debit.Tenant.EffectiveLimit,
+                    Math.Max(0, outcome.SmallestRoom - (outcome.Admitted ? debited : 0)),
+                    counters[i].Window,
+                    nowMs,
+                    admitted ? outcome.OverageCredits : 0,
+                    admitted ? outcome.SoftLimitNode : null,
+                    admitted && outcome.SoftLimitCrossed,
+                    outcome.Shadow,
+                    outcome.RetryAfterMicros);
+            }
+
+            return ValueTask.FromResult(new RouteDecision(admitted, limiting, decisions));
         }
     }
 

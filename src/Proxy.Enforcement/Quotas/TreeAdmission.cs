@@ -32,18 +32,21 @@ internal static class TreeAdmission
     public const string ClosedField = "closed";
 
     /// <summary>
-    /// Decides and, when admitted, debits <paramref name="counters"/> (the window's fields, field → value,
-    /// absent = 0) and moves the GCRA arrival times in <paramref name="state"/> (fields that outlive windows).
+    /// Decides, without writing anything, whether this pool admits <paramref name="cost"/> from
+    /// <paramref name="tenant"/>, against <paramref name="counters"/> (the window's fields, field → value,
+    /// absent = 0) and the GCRA arrival times in <paramref name="state"/> (fields that outlive windows).
     /// Checks in order: the pool's closure, every node's credits from the pool down, every node's rate from
-    /// the pool down; the first failure on an enforcing node rejects.
+    /// the pool down; the first failure on an enforcing node rejects. The store then calls
+    /// <see cref="Apply"/> when every pool of the route admits.
     /// </summary>
-    public static TreeOutcome Decide(QuotaNode tenant, long cost, Dictionary<string, long> counters, Dictionary<string, long> state, long nowMicros)
+    public static TreeOutcome Evaluate(QuotaNode tenant, long cost, Dictionary<string, long> counters, Dictionary<string, long> state, long nowMicros)
     {
         var path = PathFromRoot(tenant);
         var (limitedBy, limiting, shadowLimitedBy, shadowLimiting, wait) = Check(path, cost, counters, state, nowMicros);
+        var smallestRoom = SmallestRoom(path, counters);
         if (limitedBy != QuotaLimitedBy.None)
         {
-            return new TreeOutcome(false, limitedBy, limiting, Remaining(path, counters), 0, null, false, false, wait);
+            return new TreeOutcome(false, limitedBy, limiting, smallestRoom, 0, null, false, false, wait);
         }
 
         long overage = 0;
@@ -55,20 +58,7 @@ internal static class TreeAdmission
             var after = before + cost;
             if (!node.IsRoot)
             {
-                var parent = node.Parent!;
-                Add(counters, parent.GuaranteeAggregateField, Math.Min(after, node.Guaranteed) - Math.Min(before, node.Guaranteed));
-                if (node.LevelField is { } levelField)
-                {
-                    Add(counters, levelField, AboveGuarantee(node, after) - AboveGuarantee(node, before));
-                }
-
                 overage = Math.Max(overage, Math.Clamp(after - node.Limit, 0, cost));
-            }
-
-            counters[node.UsageField] = after;
-            if (node.Rate is { } rate)
-            {
-                state[node.RateField] = ArrivalAfter(node, rate, cost, state, nowMicros);
             }
 
             if (softNode is null && node.SoftLimit is { } soft && after > soft)
@@ -79,11 +69,36 @@ internal static class TreeAdmission
         }
 
         var shadow = shadowLimitedBy != QuotaLimitedBy.None;
-        return new TreeOutcome(true, shadowLimitedBy, shadowLimiting, Remaining(path, counters), overage, softNode, softCrossed, shadow, 0);
+        return new TreeOutcome(true, shadowLimitedBy, shadowLimiting, smallestRoom, overage, softNode, softCrossed, shadow, 0);
+    }
+
+    /// <summary>Debits every node on the path, the aggregates that change, and the path's rates.</summary>
+    public static void Apply(QuotaNode tenant, long cost, Dictionary<string, long> counters, Dictionary<string, long> state, long nowMicros)
+    {
+        foreach (var node in PathFromRoot(tenant))
+        {
+            var before = Get(counters, node.UsageField);
+            var after = before + cost;
+            if (!node.IsRoot)
+            {
+                var parent = node.Parent!;
+                Add(counters, parent.GuaranteeAggregateField, Math.Min(after, node.Guaranteed) - Math.Min(before, node.Guaranteed));
+                if (node.LevelField is { } levelField)
+                {
+                    Add(counters, levelField, AboveGuarantee(node, after) - AboveGuarantee(node, before));
+                }
+            }
+
+            counters[node.UsageField] = after;
+            if (node.Rate is { } rate)
+            {
+                state[node.RateField] = ArrivalAfter(node, rate, cost, state, nowMicros);
+            }
+        }
     }
 
     /// <summary>The largest cost <paramref name="tenant"/> could be admitted for now, without debiting.</summary>
-    public static long Remaining(QuotaNode tenant, Dictionary<string, long> counters) => Remaining(PathFromRoot(tenant), counters);
+    public static long Remaining(QuotaNode tenant, Dictionary<string, long> counters) => Math.Max(0, SmallestRoom(PathFromRoot(tenant), counters));
 
     /// <summary>
     /// The first failing check, split by mode: an enforcing node's failure rejects; a failure on a node in
@@ -172,7 +187,8 @@ internal static class TreeAdmission
         return Math.Max(node.Guaranteed - used, left - claims);
     }
 
-    private static long Remaining(QuotaNode[] path, Dictionary<string, long> counters)
+    /// <summary>The smallest room on the path (may be negative: above a limit in shadow mode).</summary>
+    private static long SmallestRoom(QuotaNode[] path, Dictionary<string, long> counters)
     {
         var remaining = long.MaxValue;
         foreach (var node in path)
@@ -187,7 +203,7 @@ internal static class TreeAdmission
             remaining = Math.Min(remaining, room);
         }
 
-        return Math.Max(0, remaining);
+        return remaining;
     }
 
     private static long AboveGuarantee(QuotaNode node, long used) => Math.Min(used, node.Allocation) - Math.Min(used, node.Guaranteed);
@@ -215,12 +231,15 @@ internal static class TreeAdmission
     }
 }
 
-/// <summary>What <see cref="TreeAdmission.Decide"/> found; the store adds the window and the clock.</summary>
+/// <summary>
+/// What <see cref="TreeAdmission.Evaluate"/> found; the store adds the window and the clock.
+/// <paramref name="SmallestRoom"/> is before any debit: the remaining after one is SmallestRoom − cost.
+/// </summary>
 internal readonly record struct TreeOutcome(
     bool Admitted,
     QuotaLimitedBy LimitedBy,
     QuotaNode? LimitingNode,
-    long Remaining,
+    long SmallestRoom,
     long OverageCredits,
     QuotaNode? SoftLimitNode,
     bool SoftLimitCrossed,

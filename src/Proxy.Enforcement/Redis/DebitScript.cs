@@ -21,63 +21,107 @@ internal static class DebitScript
     public const string ClockSkewError = "QP_CLOCK_SKEW";
 
     /// <param name="nowMicros">The caller's clock in Unix µs, or 0 to let the Redis server's clock decide.</param>
-    public static (RedisKey[] Keys, RedisValue[] Args) Arguments(RedisKeys keys, in QuotaDebit debit, DateTimeOffset proxyNow, long nowMicros)
+    public static (RedisKey[] Keys, RedisValue[] Args) Arguments(RedisKeys keys, IReadOnlyList<QuotaDebit> debits, DateTimeOffset proxyNow, long nowMicros)
     {
-        var pool = debit.Pool;
-        long lengthMs = 0, offsetMs = 0, previousStart = 0, start = 0, end = 0, nextEnd = 0;
-        if (pool.Window.IsCalendar)
+        // The path's records depend on configuration only: built once per tenant node, and kept on the node
+        // itself (a ConditionalWeakTable here cost every GC a scan of one dependent handle per tenant: with
+        // 10,000 tenants, ~40 µs on a decision's p50, bench/siblings.sh). Two threads may build it at once;
+        // both build the same array.
+        var length = 3;
+        foreach (var debit in debits)
         {
-            // The proxy offers the window its own clock sees and both neighbours; the server picks by its clock.
-            var windows = pool.CalendarAround(proxyNow);
-            (previousStart, start, end, nextEnd) = (windows.Previous.StartMs, windows.Current.StartMs, windows.Current.EndMs, windows.Next.EndMs);
-        }
-        else
-        {
-            lengthMs = (long)pool.Window.FixedLength.TotalMilliseconds;
-            offsetMs = pool.Window.FixedOffsetMilliseconds(proxyNow, pool.TimeZone);
+            length += BlockHeaderLength + PathArguments(debit.Tenant).Length;
         }
 
-        // The path's records depend on configuration only: built once per tenant node.
-        // Kept on the node itself: a ConditionalWeakTable here cost every GC a scan of one dependent handle
-        // per tenant (10,000 tenants added ~40 µs to a decision's p50, bench/siblings.sh). Two threads may
-        // build it at once; both build the same array.
-        var path = debit.Tenant.StoreCache as RedisValue[] ?? (RedisValue[])(debit.Tenant.StoreCache = BuildPathArguments(debit.Tenant));
-        var args = new RedisValue[HeaderLength + path.Length];
+        var args = new RedisValue[length];
         args[0] = nowMicros;
-        args[1] = debit.Cost;
-        args[2] = lengthMs;
-        args[3] = offsetMs;
-        args[4] = previousStart;
-        args[5] = start;
-        args[6] = end;
-        args[7] = nextEnd;
-        path.CopyTo(args, HeaderLength);
-        return (keys.PoolKeys(pool.Name), args);
+        args[1] = debits[0].Cost;
+        args[2] = debits.Count;
+        var at = 3;
+        foreach (var debit in debits)
+        {
+            var pool = debit.Pool;
+            long lengthMs = 0, offsetMs = 0, previousStart = 0, start = 0, end = 0, nextEnd = 0;
+            if (pool.Window.IsCalendar)
+            {
+                // The proxy offers the window its own clock sees and both neighbours; the server picks by its clock.
+                var windows = pool.CalendarAround(proxyNow);
+                (previousStart, start, end, nextEnd) = (windows.Previous.StartMs, windows.Current.StartMs, windows.Current.EndMs, windows.Next.EndMs);
+            }
+            else
+            {
+                lengthMs = (long)pool.Window.FixedLength.TotalMilliseconds;
+                offsetMs = pool.Window.FixedOffsetMilliseconds(proxyNow, pool.TimeZone);
+            }
+
+            args[at] = lengthMs;
+            args[at + 1] = offsetMs;
+            args[at + 2] = previousStart;
+            args[at + 3] = start;
+            args[at + 4] = end;
+            args[at + 5] = nextEnd;
+            var path = PathArguments(debit.Tenant);
+            path.CopyTo(args, at + BlockHeaderLength);
+            at += BlockHeaderLength + path.Length;
+        }
+
+        return (Keys(keys, debits), args);
     }
 
-    public static QuotaDecision Read(RedisResult result, in QuotaDebit debit)
+    public static RouteDecision Read(RedisResult result, IReadOnlyList<QuotaDebit> debits)
     {
         var reply = (long[])result!;
-        return new QuotaDecision(
-            Admitted: reply[0] == 1,
-            LimitedBy: (QuotaLimitedBy)reply[1],
-            LimitingNode: NodeAt(debit.Tenant, reply[2]),
-            Used: reply[3],
-            PoolUsed: reply[12],
-            Limit: debit.Tenant.EffectiveLimit,
-            Remaining: reply[4],
-            Window: new WindowBounds(reply[5], reply[6]),
-            NowMs: reply[7],
-            OverageCredits: reply[8],
-            SoftLimitNode: NodeAt(debit.Tenant, reply[9]),
-            SoftLimitCrossed: reply[10] == 1,
-            Shadow: reply[11] == 1,
-            RetryAfterMicros: reply[13]);
+        var decisions = new QuotaDecision[debits.Count];
+        for (var i = 0; i < debits.Count; i++)
+        {
+            var at = 2 + (i * PoolReplyLength);
+            var tenant = debits[i].Tenant;
+            decisions[i] = new QuotaDecision(
+                Admitted: reply[at] == 1,
+                LimitedBy: (QuotaLimitedBy)reply[at + 1],
+                LimitingNode: NodeAt(tenant, reply[at + 2]),
+                Used: reply[at + 3],
+                PoolUsed: reply[at + 12],
+                Limit: tenant.EffectiveLimit,
+                Remaining: reply[at + 4],
+                Window: new WindowBounds(reply[at + 5], reply[at + 6]),
+                NowMs: reply[at + 7],
+                OverageCredits: reply[at + 8],
+                SoftLimitNode: NodeAt(tenant, reply[at + 9]),
+                SoftLimitCrossed: reply[at + 10] == 1,
+                Shadow: reply[at + 11] == 1,
+                RetryAfterMicros: reply[at + 13]);
+        }
+
+        return new RouteDecision(reply[0] == 1, (int)reply[1], decisions);
     }
 
-    private const int HeaderLength = 8;
+    /// <summary>Per pool: window length, offset, and the four calendar bounds.</summary>
+    private const int BlockHeaderLength = 6;
 
-    /// <summary>ARGV[9..]: the fields to read, the depth, then one record per node from the pool down (see debit.lua).</summary>
+    private const int PoolReplyLength = 14;
+
+    private static RedisValue[] PathArguments(QuotaNode tenant) =>
+        tenant.StoreCache as RedisValue[] ?? (RedisValue[])(tenant.StoreCache = BuildPathArguments(tenant));
+
+    /// <summary>Two keys per pool, usage then state; one pool's pair is built once and shared.</summary>
+    private static RedisKey[] Keys(RedisKeys keys, IReadOnlyList<QuotaDebit> debits)
+    {
+        if (debits.Count == 1)
+        {
+            return keys.PoolKeys(debits[0].Pool);
+        }
+
+        var all = new RedisKey[debits.Count * 2];
+        for (var i = 0; i < debits.Count; i++)
+        {
+            keys.PoolKeys(debits[i].Pool).CopyTo(all, i * 2);
+        }
+
+        return all;
+    }
+
+    /// <summary>One pool's block after its window: the fields to read, the depth, one record per node from the pool down, the rates (see debit.lua).</summary>
     private static RedisValue[] BuildPathArguments(QuotaNode tenant)
     {
         var path = new List<QuotaNode>();

@@ -1,27 +1,36 @@
 using System.Collections.Concurrent;
+using QuotaProxy.Enforcement.Quotas;
 using StackExchange.Redis;
 
 namespace QuotaProxy.Enforcement.Redis;
 
 /// <summary>
-/// Every Redis key the proxy uses is built here. The pool name is the hash tag, so every key one decision
-/// touches lives in one cluster slot.
+/// Every Redis key the proxy uses is built here. The pool's hash tag (its name, or the name it shares with
+/// the pools a route draws on together) is in braces, so every key one decision touches lives in one
+/// cluster slot.
 /// </summary>
 internal sealed class RedisKeys(string prefix)
 {
-    private readonly ConcurrentDictionary<string, RedisKey[]> _poolKeys = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<(string Tag, string Name), RedisKey[]> _poolKeys = new();
 
     public string Prefix { get; } = prefix;
 
-    /// <summary><c>qp:{vendor-daily}:usage</c>: the pool's counters for its current window (built once per pool).</summary>
-    public RedisKey PoolUsage(string pool) => PoolKeys(pool)[0];
+    /// <summary>
+    /// <c>qp:{vendor-daily}:usage</c>: the pool's counters for its current window; for a pool tagged with
+    /// another's name, <c>qp:{vendor-daily}:vendor-second:usage</c>.
+    /// </summary>
+    public RedisKey PoolUsage(PoolDefinition pool) => PoolKeys(pool)[0];
 
     /// <summary><c>qp:{vendor-daily}:state</c>: the pool's fields that outlive windows (GCRA arrival times).</summary>
-    public RedisKey PoolState(string pool) => PoolKeys(pool)[1];
+    public RedisKey PoolState(PoolDefinition pool) => PoolKeys(pool)[1];
 
-    /// <summary>KEYS of debit.lua: the usage hash and the state hash, built once per pool. Callers must not change the array.</summary>
-    public RedisKey[] PoolKeys(string pool) => _poolKeys.GetOrAdd(
-        pool,
-        static (name, prefix) => [(RedisKey)$"{prefix}{{{name}}}:usage", (RedisKey)$"{prefix}{{{name}}}:state"],
+    /// <summary>KEYS of debit.lua for one pool: the usage hash and the state hash, built once per pool. Callers must not change the array.</summary>
+    public RedisKey[] PoolKeys(PoolDefinition pool) => _poolKeys.GetOrAdd(
+        (pool.HashTag, pool.Name),
+        static (pool, prefix) =>
+        {
+            var tagged = pool.Tag == pool.Name ? $"{{{pool.Name}}}" : $"{{{pool.Tag}}}:{pool.Name}";
+            return [(RedisKey)$"{prefix}{tagged}:usage", (RedisKey)$"{prefix}{tagged}:state"];
+        },
         Prefix);
 }

@@ -18,22 +18,22 @@ internal sealed class RedisQuotaStore(
     ILogger<RedisQuotaStore> logger,
     bool useProxyClock = false) : IQuotaStore
 {
-    public async ValueTask<QuotaDecision> DebitAsync(QuotaDebit debit, CancellationToken cancellationToken)
+    public async ValueTask<RouteDecision> DebitAsync(IReadOnlyList<QuotaDebit> debits, CancellationToken cancellationToken)
     {
         var proxyNow = timeProvider.GetUtcNow();
-        var (redisKeys, args) = DebitScript.Arguments(keys, debit, proxyNow, useProxyClock ? (proxyNow - DateTimeOffset.UnixEpoch).Ticks / TimeSpan.TicksPerMicrosecond : 0);
+        var (redisKeys, args) = DebitScript.Arguments(keys, debits, proxyNow, useProxyClock ? (proxyNow - DateTimeOffset.UnixEpoch).Ticks / TimeSpan.TicksPerMicrosecond : 0);
         try
         {
             var result = await EvaluateAsync(connection.GetDatabase(), redisKeys, args)
                 .WaitAsync(timeout, cancellationToken)
                 .ConfigureAwait(false);
-            return DebitScript.Read(result, debit);
+            return DebitScript.Read(result, debits);
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException)
         {
             // RedisServerException (a script error such as QP_CLOCK_SKEW, LOADING, READONLY) is a
             // RedisException too: whatever the store cannot decide, the outage policy answers.
-            QuotaLog.StoreUnavailable(logger, debit.Pool.Name, ex.GetType().Name, ex.Message);
+            QuotaLog.StoreUnavailable(logger, debits[0].Pool.Name, ex.GetType().Name, ex.Message);
             throw new QuotaStoreUnavailableException($"Redis did not decide within {timeout.TotalMilliseconds} ms.", ex);
         }
     }
@@ -43,7 +43,7 @@ internal sealed class RedisQuotaStore(
         try
         {
             await connection.GetDatabase()
-                .ScriptEvaluateAsync(DebitScript.CloseSource, [keys.PoolUsage(pool.Name)], [untilMs])
+                .ScriptEvaluateAsync(DebitScript.CloseSource, [keys.PoolUsage(pool)], [untilMs])
                 .WaitAsync(timeout, cancellationToken)
                 .ConfigureAwait(false);
         }

@@ -248,4 +248,19 @@ public sealed class QuotaOptionsValidatorTests
     public void Validate_PoolLimitBeyondExactCounters_IsRejected() => Assert.Equal(
         ["Quota:Pools:vendor-daily:Limit must be at most 10000000000000 credits per window, got 20000000000000."],
         ValidateWith("Quota:Pools:vendor-daily:Limit", "20000000000000"));
+
+    [Fact]
+    public void Validate_RouteOnSeveralPools_ChecksEachAndRefusesRepeats() => Assert.Equal(
+        [
+            "ReverseProxy:Routes:quotes:Metadata:Quota.Pool names unknown pool 'vendor-second'; known pools: vendor-daily.",
+            "ReverseProxy:Routes:quotes:Metadata:Quota.Pool names pool 'vendor-daily' more than once; a route draws on each pool once.",
+        ],
+        ValidateWith("ReverseProxy:Routes:quotes:Metadata:Quota.Pool", "vendor-daily, vendor-second, vendor-daily"));
+
+    [Fact]
+    public void Validate_RouteOnTwoKnownPools_HasNoErrors() => Assert.Empty(ValidateWith(
+        ("ReverseProxy:Routes:quotes:Metadata:Quota.Pool", "vendor-daily,vendor-second"),
+        ("Quota:Pools:vendor-second:Limit", "10"),
+        ("Quota:Pools:vendor-second:Window", "1s"),
+        ("Quota:Pools:vendor-second:Tenants:prod:Limit", "10")));
 }

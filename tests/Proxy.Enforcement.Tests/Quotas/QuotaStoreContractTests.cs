@@ -446,6 +446,43 @@ public abstract class QuotaStoreContractTests
         Assert.True(reopened.Admitted);
         Assert.Equal(1, reopened.PoolUsed);
     }
+
+    [Fact]
+    public async Task Debit_RouteOnTwoPools_AdmitsOnlyWhenBothAdmit_AndDebitsBothOrNeither()
+    {
+        var daily = TestPools.Create("route-daily", 3, "1d", "UTC", ("prod", null));
+        var second = TestPools.Create("route-second", 2, "1s", "UTC", ("prod", null));
+        QuotaDebit[] Route() => [daily.Debit("prod", 1), second.Debit("prod", 1)];
+
+        var decisions = new List<RouteDecision>();
+        for (var i = 0; i < 3; i++)
+        {
+            decisions.Add(await Store.DebitAsync(Route(), CancellationToken.None));
+        }
+
+        Clock.Advance(TimeSpan.FromSeconds(1));
+        var nextSecond = await Store.DebitAsync(Route(), CancellationToken.None);
+        var dailyDry = await Store.DebitAsync(Route(), CancellationToken.None);
+
+        Assert.Equal([true, true, false], decisions.Select(d => d.Admitted));
+        var bySecond = decisions[2];
+        Assert.Equal(1, bySecond.LimitingIndex);
+        Assert.Equal(QuotaLimitedBy.Pool, bySecond.Pools[1].LimitedBy);
+        Assert.True(bySecond.Pools[0].Admitted);
+        Assert.Equal(2, bySecond.Pools[0].PoolUsed);
+        Assert.Equal(1, bySecond.Pools[0].Remaining);
+        Assert.Equal(1, bySecond.ReportedIndex);
+
+        Assert.True(nextSecond.Admitted);
+        Assert.Equal((3, 1), (nextSecond.Pools[0].PoolUsed, nextSecond.Pools[1].PoolUsed));
+        Assert.Equal(0, nextSecond.ReportedIndex);
+
+        Assert.False(dailyDry.Admitted);
+        Assert.Equal(0, dailyDry.LimitingIndex);
+        Assert.Equal(QuotaLimitedBy.Pool, dailyDry.Pools[0].LimitedBy);
+        Assert.True(dailyDry.Pools[1].Admitted);
+        Assert.Equal(1, dailyDry.Pools[1].PoolUsed);
+    }
 }
 
 public sealed class InProcessQuotaStoreTests : QuotaStoreContractTests

@@ -44,7 +44,7 @@ public sealed class TreeDifferentialTests(RedisFixture redis, ITestOutputHelper 
         // Pools 0 and 1 always enforce, so every invariant holds on them; pool 2 flips modes as it goes.
         var poolSeeds = Enumerable.Range(0, 3).Select(_ => random.Next()).ToArray();
         var pools = Enumerable.Range(0, 3).Select(i => RandomPool($"tree{i}", poolSeeds[i], modeSeed: null)).ToArray();
-        int admitted = 0, rejected = 0, shadow = 0, closures = 0;
+        int admitted = 0, rejected = 0, shadow = 0, closures = 0, routes = 0, rejectedBySecondPool = 0;
         var limitedBy = new Dictionary<QuotaLimitedBy, int>();
 
         for (var step = 0; step < Operations; step++)
@@ -69,32 +69,49 @@ public sealed class TreeDifferentialTests(RedisFixture redis, ITestOutputHelper 
             var tenant = pool.Nodes.Values.ElementAt(random.Next(pool.Nodes.Count));
             var debit = new QuotaDebit(pool, tenant, random.Next(8) == 0 ? random.Next(5, 40) : random.Next(1, 4));
 
-            var expected = await reference.DebitAsync(debit, CancellationToken.None);
-            var actual = await lua.DebitAsync(debit, CancellationToken.None);
-
-            var where = $"seed {seed}, step {step}, {pool.Name}/{tenant.Path} cost {debit.Cost} at {clock.GetUtcNow():O}";
-            Assert.True(expected == actual, $"{where}: in-process {expected}, Lua {actual}");
-            var counters = reference.Snapshot(pool.Name);
-            var hash = await database.HashGetAllAsync($"{prefix}{{{pool.Name}}}:usage");
-            var luaCounters = hash.Where(e => e.Name != "start" && e.Name != "end").ToDictionary(e => (string)e.Name!, e => (long)e.Value, StringComparer.Ordinal);
-            Assert.True(Same(counters, luaCounters), $"{where}: counters differ: in-process {Show(counters)}, Lua {Show(luaCounters)}");
-            var state = reference.SnapshotState(pool.Name);
-            var luaState = (await database.HashGetAllAsync($"{prefix}{{{pool.Name}}}:state")).ToDictionary(e => (string)e.Name!, e => (long)e.Value, StringComparer.Ordinal);
-            Assert.True(Same(state, luaState), $"{where}: rate state differs: in-process {Show(state)}, Lua {Show(luaState)}");
-            if (pool != pools[2])
+            // One step in eight is a route on two pools, when the other pool has a node of the same path.
+            QuotaDebit[] debits = [debit];
+            var other = pools[random.Next(pools.Length)];
+            if (random.Next(8) == 0 && other != pool && other.Nodes.TryGetValue(tenant.Path, out var twin))
             {
-                CheckInvariants(pool, counters, where);
-                CheckRates(pool, state, (clock.GetUtcNow() - DateTimeOffset.UnixEpoch).Ticks / TimeSpan.TicksPerMicrosecond, where);
+                debits = [debit, new QuotaDebit(other, twin, debit.Cost)];
             }
 
+            var expectedRoute = await reference.DebitAsync(debits, CancellationToken.None);
+            var actualRoute = await lua.DebitAsync(debits, CancellationToken.None);
+
+            var where = $"seed {seed}, step {step}, {string.Join(" + ", debits.Select(d => d.Pool.Name))}/{tenant.Path} cost {debit.Cost} at {clock.GetUtcNow():O}";
+            Assert.True(
+                expectedRoute.Admitted == actualRoute.Admitted && expectedRoute.LimitingIndex == actualRoute.LimitingIndex && expectedRoute.Pools.SequenceEqual(actualRoute.Pools),
+                $"{where}: in-process {Show(expectedRoute)}, Lua {Show(actualRoute)}");
+            foreach (var checkedPool in debits.Select(d => d.Pool))
+            {
+                var counters = reference.Snapshot(checkedPool.Name);
+                var hash = await database.HashGetAllAsync($"{prefix}{{{checkedPool.Name}}}:usage");
+                var luaCounters = hash.Where(e => e.Name != "start" && e.Name != "end").ToDictionary(e => (string)e.Name!, e => (long)e.Value, StringComparer.Ordinal);
+                Assert.True(Same(counters, luaCounters), $"{where}: counters of {checkedPool.Name} differ: in-process {Show(counters)}, Lua {Show(luaCounters)}");
+                var state = reference.SnapshotState(checkedPool.Name);
+                var luaState = (await database.HashGetAllAsync($"{prefix}{{{checkedPool.Name}}}:state")).ToDictionary(e => (string)e.Name!, e => (long)e.Value, StringComparer.Ordinal);
+                Assert.True(Same(state, luaState), $"{where}: rate state of {checkedPool.Name} differs: in-process {Show(state)}, Lua {Show(luaState)}");
+                if (checkedPool != pools[2])
+                {
+                    CheckInvariants(checkedPool, counters, where);
+                    CheckRates(checkedPool, state, (clock.GetUtcNow() - DateTimeOffset.UnixEpoch).Ticks / TimeSpan.TicksPerMicrosecond, where);
+                }
+            }
+
+            var actual = actualRoute.Pools[actualRoute.Admitted ? 0 : actualRoute.LimitingIndex];
+            routes += debits.Length > 1 ? 1 : 0;
+            rejectedBySecondPool += actualRoute.LimitingIndex == 1 ? 1 : 0;
             admitted += actual.Admitted ? 1 : 0;
             rejected += actual.Admitted ? 0 : 1;
             shadow += actual.Shadow ? 1 : 0;
             limitedBy[actual.LimitedBy] = limitedBy.GetValueOrDefault(actual.LimitedBy) + 1;
         }
 
-        output.WriteLine($"seed {seed}: {Operations} operations, {admitted} admitted ({shadow} by shadow mode), {rejected} rejected, {closures} closures; limited by: {string.Join(", ", limitedBy.OrderBy(p => p.Key).Select(p => $"{p.Key} {p.Value}"))}");
+        output.WriteLine($"seed {seed}: {Operations} operations, {admitted} admitted ({shadow} by shadow mode), {rejected} rejected, {closures} closures, {routes} on two pools ({rejectedBySecondPool} rejected by the second); limited by: {string.Join(", ", limitedBy.OrderBy(p => p.Key).Select(p => $"{p.Key} {p.Value}"))}");
         Assert.True(limitedBy.GetValueOrDefault(QuotaLimitedBy.Rate) > 0 && limitedBy.GetValueOrDefault(QuotaLimitedBy.Vendor) > 0, "the sequence should exercise rates and closures");
+        Assert.True(rejectedBySecondPool > 0, "the sequence should exercise routes rejected by their second pool");
         Assert.True(admitted > Operations / 10 && rejected > Operations / 20, $"the sequence should exercise both outcomes: {admitted} admitted, {rejected} rejected");
     }
 
@@ -145,6 +162,9 @@ public sealed class TreeDifferentialTests(RedisFixture redis, ITestOutputHelper 
             Assert.True(ahead <= node.Rate!.CapacityMicros, $"{where}: {NameOf(node)} is {ahead} µs ahead of the clock, more than its burst of {node.Rate.Burst} × {node.Rate.IntervalMicros} µs");
         }
     }
+
+    private static string Show(RouteDecision route) =>
+        $"admitted {route.Admitted}, limiting pool {route.LimitingIndex}: {string.Join(" | ", route.Pools)}";
 
     private static string NameOf(QuotaNode node) => node.IsRoot ? "the pool" : node.Path;
 

@@ -1,5 +1,6 @@
--- debit.lua: one quota decision for one pool's tenant tree, atomic. Every node from the pool down to the
--- caller is checked against the cost, and all of them are debited or none. The rule, the field layout
+-- debit.lua: one quota decision for a route's pools (usually one), atomic. In every pool, every node
+-- from the pool down to the caller is checked against the cost, and all of them in all the pools are
+-- debited or none. The pools of one route share a hash tag, so the decision touches one cluster slot. The rule, the field layout
 -- and the order of checks are those of TreeAdmission.cs (the in-process store); a differential test
 -- holds the two to identical decisions and identical counters.
 --
@@ -10,7 +11,7 @@
 -- then every node's rate from the pool down. The first failure on an enforcing node rejects; failures on
 -- nodes in shadow mode are only reported.
 --
--- KEYS[1]   the pool's usage hash for its current window, fields:
+-- KEYS[2p-1] pool p's usage hash for its current window, fields:
 --             start, end        the window the counters belong to (Unix ms)
 --             closed            the pool is closed until then (Unix ms), after a vendor 429 (close.lua);
 --                               carried into the next window while it is still in the future
@@ -18,45 +19,44 @@
 --             g:<parent>        Σ min(used, Guaranteed) over the parent's children
 --             d:<parent>:<q>    Σ (min(used, Allocation) − min(used, Guaranteed)) over its children of
 --                               priority q (kept only for levels that a lower-priority sibling reads)
--- KEYS[2]   the pool's state hash, which outlives windows: r:<node> = the node's GCRA theoretical
+-- KEYS[2p]  pool p's state hash, which outlives windows: r:<node> = the node's GCRA theoretical
 --           arrival time (Unix µs). Touched only when the path has a rate.
 -- ARGV[1]   now in Unix µs, or 0 to read the server clock
--- ARGV[2]   cost (credits, > 0)
--- ARGV[3]   fixed window length in ms (1s, 1m, 1h), or 0 for a calendar window (1d, 1mo)
--- ARGV[4]   fixed windows: the zone's UTC offset in ms, modulo the length
--- ARGV[5..8] calendar windows, as the proxy's clock sees them: previous start, start, end, next end
--- ARGV[9]   r, the number of hash fields the decision reads; ARGV[10 .. 9+r] those fields. Records below
---           name a field by its position i in this list (1-based), 0 for none.
--- ARGV[10+r] depth: the number of tenant nodes on the path (the pool is not counted)
--- ARGV[11+r..] one record per node, the pool first, then down to the caller:
+-- ARGV[2]   cost (credits, > 0), charged to every pool
+-- ARGV[3]   P, the number of pools; then one block per pool, in the route's order:
+--   +0      fixed window length in ms (1s, 1m, 1h), or 0 for a calendar window (1d, 1mo)
+--   +1      fixed windows: the zone's UTC offset in ms, modulo the length
+--   +2..+5  calendar windows, as the proxy's clock sees them: previous start, start, end, next end
+--   +6      r, the number of hash fields the decision reads; then those r fields. Records below name
+--           a field by its position i in this list (1-based), 0 for none.
+--   then    depth: the number of tenant nodes on the path (the pool is not counted)
+--   then    one record per node, the pool first, then down to the caller:
 --             pool:   used field i, limit, overage, soft limit (-1: none), shadow (1|0)
 --             tenant: the same five, then guaranteed, allocation, i of the parent's g: field (0 when no
 --                     sibling guarantees anything), i of this node's d: field (0 when nothing reads
 --                     it), Σ Guaranteed of the parent's children, k, and k pairs (i of a d: field,
 --                     Σ (Allocation − Guaranteed) at that level) for the sibling levels of higher
 --                     priority that have credits above their guarantees
--- then    q, the number of nodes on the path with a rate, and q records (node index, r: field, emission
---           interval µs, capacity µs = Burst × interval, shadow 1|0), pool first
+--   then    q, the number of nodes on the path with a rate, and q records (node index, r: field,
+--           emission interval µs, capacity µs = Burst × interval, shadow 1|0), pool first
 --           The proxy builds all of this once per node (DebitScript.cs), so the script builds no strings
 --           and every argument is converted at most once: a call costs Redis a few microseconds.
 --
--- Reply: { admitted (1|0), limited_by (0 none, 1 tenant, 2 pool, 3 reserved), limiting node index
---          (0 the pool, i the i-th tenant from the top, -1 none), caller's used, remaining, window_start_ms,
---          window_end_ms, now_ms, overage credits, soft-limit node index (-1 none), soft limit crossed now
---          (1|0), shadow (1|0: admitted only because every failing node is in shadow mode), pool's used,
---          µs until a retry can succeed when limited by a rate or a closure (else 0) }
---          Remaining after an admission is the smallest room before it minus the cost: every term of a
---          node's room falls by exactly the cost (see TreeAdmission.cs).
+-- Reply: { admitted (1|0: every pool admits), index of the first pool that rejects (0-based, -1 none),
+--          then 14 values per pool: admitted by this pool (1|0), limited_by (0 none, 1 tenant, 2 pool,
+--          3 reserved, 4 rate, 5 vendor), limiting node index (0 the pool, i the i-th tenant from the
+--          top, -1 none), caller's used, remaining, window_start_ms, window_end_ms, now_ms, overage
+--          credits, soft-limit node index (-1 none), soft limit crossed now (1|0), shadow (1|0: admitted
+--          only because every failing node is in shadow mode), pool's used, µs until a retry can
+--          succeed when limited by a rate or a closure (else 0) }
+--          Used and remaining are after the decision: debited when every pool admits, untouched when
+--          one rejects. Remaining after a debit is the smallest room before it minus the cost: every term
+--          of a node's room falls by exactly the cost (see TreeAdmission.cs).
 -- Error: 'QP_CLOCK_SKEW' when the server clock is outside the three calendar windows offered.
 
-local usage_key = KEYS[1]
 local now = tonumber(ARGV[1])
 local cost = tonumber(ARGV[2])
-local fixed_length = tonumber(ARGV[3])
-local read_count = tonumber(ARGV[9])
-local FIRST_FIELD = 10
-local depth = tonumber(ARGV[FIRST_FIELD + read_count])
-local FIRST_RECORD = FIRST_FIELD + read_count + 1
+local pool_count = tonumber(ARGV[3])
 
 local NONE, TENANT, POOL, RESERVED, RATE, VENDOR = 0, 1, 2, 3, 4, 5
 local KEEP_AFTER_WINDOW_MS = 60000
@@ -69,162 +69,211 @@ end
 local now_us = now
 now = math.floor(now_us / 1000)
 
-local window_start, window_end
-if fixed_length > 0 then
-  local offset = tonumber(ARGV[4])
-  window_start = now - ((now + offset) % fixed_length)
-  window_end = window_start + fixed_length
-else
-  local previous_start, start, finish, next_end = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
-  if now >= start and now < finish then
-    window_start, window_end = start, finish
-  elseif now >= previous_start and now < start then
-    window_start, window_end = previous_start, start
-  elseif now >= finish and now < next_end then
-    window_start, window_end = finish, next_end
-  else
-    return redis.error_reply('QP_CLOCK_SKEW server clock ' .. now .. ' outside [' .. previous_start .. ', ' .. next_end .. ')')
-  end
-end
+-- One pool's decision, without writing the debit: its result and the writes an admission makes, and
+-- the ARGV position after its block. Opening a new window is done here: it does not depend on the outcome.
+local function decide(p, block)
+  local usage_key, state_key = KEYS[2 * p - 1], KEYS[2 * p]
+  local fixed_length = tonumber(ARGV[block])
+  local read_count = tonumber(ARGV[block + 6])
+  local FIRST_FIELD = block + 7
+  local depth = tonumber(ARGV[FIRST_FIELD + read_count])
+  local FIRST_RECORD = FIRST_FIELD + read_count + 1
 
--- One HMGET for every field the decision reads, straight from ARGV.
-local stored = redis.call('HMGET', usage_key, 'start', 'end', 'closed', unpack(ARGV, FIRST_FIELD, FIRST_FIELD + read_count - 1))
-local value = {}
-local stored_start = tonumber(stored[1])
-local closed = tonumber(stored[3]) or 0
--- A new window starts from zero: no reset job, the first decision in it clears the counters.
-if stored_start == nil or window_start > stored_start then
-  redis.call('DEL', usage_key)
+  local window_start, window_end
+  if fixed_length > 0 then
+    local offset = tonumber(ARGV[block + 1])
+    window_start = now - ((now + offset) % fixed_length)
+    window_end = window_start + fixed_length
+  else
+    local previous_start, start, finish, next_end = tonumber(ARGV[block + 2]), tonumber(ARGV[block + 3]), tonumber(ARGV[block + 4]), tonumber(ARGV[block + 5])
+    if now >= start and now < finish then
+      window_start, window_end = start, finish
+    elseif now >= previous_start and now < start then
+      window_start, window_end = previous_start, start
+    elseif now >= finish and now < next_end then
+      window_start, window_end = finish, next_end
+    else
+      return nil, redis.error_reply('QP_CLOCK_SKEW server clock ' .. now .. ' outside [' .. previous_start .. ', ' .. next_end .. ')')
+    end
+  end
+
+  -- One HMGET for every field the decision reads, straight from ARGV.
+  local stored = redis.call('HMGET', usage_key, 'start', 'end', 'closed', unpack(ARGV, FIRST_FIELD, FIRST_FIELD + read_count - 1))
+  local value = {}
+  local stored_start = tonumber(stored[1])
+  local closed = tonumber(stored[3]) or 0
+  -- A new window starts from zero: no reset job, the first decision in it clears the counters.
+  if stored_start == nil or window_start > stored_start then
+    redis.call('DEL', usage_key)
+    if closed > now then
+      redis.call('HSET', usage_key, 'start', window_start, 'end', window_end, 'closed', closed)
+    else
+      redis.call('HSET', usage_key, 'start', window_start, 'end', window_end)
+    end
+    -- Memory cleanup only (the start check above is what resets): kept a minute past the window's end
+    -- or the closure's, whichever is later.
+    redis.call('PEXPIRE', usage_key, max(window_end, closed) - now + KEEP_AFTER_WINDOW_MS)
+    for i = 1, read_count do value[i] = 0 end
+  else
+    window_start, window_end = stored_start, tonumber(stored[2])
+    for i = 1, read_count do value[i] = tonumber(stored[i + 3]) or 0 end
+  end
+
+  -- One pass, pool first: every node's room, the first failing check (an enforcing node rejects, a shadow
+  -- node only reports), the smallest room on the path, and the writes an admission would make.
+  local limited_by, limiting, shadow_limited_by, shadow_limiting = NONE, -1, NONE, -1
+  local smallest
+  local parent_limit, parent_used, caller_used, pool_used
+  local writes, w = {}, 0
+  local overage, soft_index, soft_crossed = 0, -1, 0
+  local wait_us = 0
   if closed > now then
-    redis.call('HSET', usage_key, 'start', window_start, 'end', window_end, 'closed', closed)
-  else
-    redis.call('HSET', usage_key, 'start', window_start, 'end', window_end)
+    if ARGV[FIRST_RECORD + 4] ~= '1' then
+      limited_by, limiting, wait_us = VENDOR, 0, closed * 1000 - now_us
+    else
+      shadow_limited_by, shadow_limiting = VENDOR, 0
+    end
   end
-  -- Memory cleanup only (the start check above is what resets): kept a minute past the window's end
-  -- or the closure's, whichever is later.
-  redis.call('PEXPIRE', usage_key, max(window_end, closed) - now + KEEP_AFTER_WINDOW_MS)
-  for i = 1, read_count do value[i] = 0 end
-else
-  window_start, window_end = stored_start, tonumber(stored[2])
-  for i = 1, read_count do value[i] = tonumber(stored[i + 3]) or 0 end
-end
-
--- One pass, pool first: every node's room, the first failing check (an enforcing node rejects, a shadow
--- node only reports), the smallest room on the path, and the writes an admission would make.
-local limited_by, limiting, shadow_limited_by, shadow_limiting = NONE, -1, NONE, -1
-local smallest
-local parent_limit, parent_used, caller_used, pool_used
-local writes, w = {}, 0
-local overage, soft_index, soft_crossed = 0, -1, 0
-local wait_us = 0
-if closed > now then
-  if ARGV[FIRST_RECORD + 4] ~= '1' then
-    limited_by, limiting, wait_us = VENDOR, 0, closed * 1000 - now_us
-  else
-    shadow_limited_by, shadow_limiting = VENDOR, 0
-  end
-end
-local at = FIRST_RECORD
-for index = 0, depth do
-  local used_index = tonumber(ARGV[at])
-  local used = value[used_index]
-  local after = used + cost
-  local limit = tonumber(ARGV[at + 1])
-  local room = limit + tonumber(ARGV[at + 2]) - used
-  local found = NONE
-  if cost > room then
-    if index == 0 then found = POOL else found = TENANT end
-  end
-  local shadow = ARGV[at + 4] == '1'
-  local soft = tonumber(ARGV[at + 3])
-  if soft_index == -1 and soft >= 0 and after > soft then
-    soft_index = index
-    if used <= soft then soft_crossed = 1 end
-  end
-  writes[w + 1], writes[w + 2] = ARGV[FIRST_FIELD - 1 + used_index], after
-  w = w + 2
-  if index == 0 then
-    pool_used = used
-    at = at + 5
-  else
-    -- max(Guaranteed(n) − u(n), R − Σ claims of n's siblings), from the parent's running aggregates.
-    local guaranteed = tonumber(ARGV[at + 5])
-    local claims = min(used, guaranteed) - guaranteed
-    local guarantee_index = tonumber(ARGV[at + 7])
-    if guarantee_index > 0 then
-      local guarantees_used = value[guarantee_index]
-      claims = claims + tonumber(ARGV[at + 9]) - guarantees_used
-      local delta = min(after, guaranteed) - min(used, guaranteed)
-      if delta ~= 0 then
-        writes[w + 1], writes[w + 2] = ARGV[FIRST_FIELD - 1 + guarantee_index], guarantees_used + delta
-        w = w + 2
+  local at = FIRST_RECORD
+  for index = 0, depth do
+    local used_index = tonumber(ARGV[at])
+    local used = value[used_index]
+    local after = used + cost
+    local limit = tonumber(ARGV[at + 1])
+    local room = limit + tonumber(ARGV[at + 2]) - used
+    local found = NONE
+    if cost > room then
+      if index == 0 then found = POOL else found = TENANT end
+    end
+    local shadow = ARGV[at + 4] == '1'
+    local soft = tonumber(ARGV[at + 3])
+    if soft_index == -1 and soft >= 0 and after > soft then
+      soft_index = index
+      if used <= soft then soft_crossed = 1 end
+    end
+    writes[w + 1], writes[w + 2] = ARGV[FIRST_FIELD - 1 + used_index], after
+    w = w + 2
+    if index == 0 then
+      pool_used = used
+      at = at + 5
+    else
+      -- max(Guaranteed(n) − u(n), R − Σ claims of n's siblings), from the parent's running aggregates.
+      local guaranteed = tonumber(ARGV[at + 5])
+      local claims = min(used, guaranteed) - guaranteed
+      local guarantee_index = tonumber(ARGV[at + 7])
+      if guarantee_index > 0 then
+        local guarantees_used = value[guarantee_index]
+        claims = claims + tonumber(ARGV[at + 9]) - guarantees_used
+        local delta = min(after, guaranteed) - min(used, guaranteed)
+        if delta ~= 0 then
+          writes[w + 1], writes[w + 2] = ARGV[FIRST_FIELD - 1 + guarantee_index], guarantees_used + delta
+          w = w + 2
+        end
       end
-    end
-    local level_index = tonumber(ARGV[at + 8])
-    if level_index > 0 then
-      local allocation = tonumber(ARGV[at + 6])
-      local delta = (min(after, allocation) - min(after, guaranteed)) - (min(used, allocation) - min(used, guaranteed))
-      if delta ~= 0 then
-        writes[w + 1], writes[w + 2] = ARGV[FIRST_FIELD - 1 + level_index], value[level_index] + delta
-        w = w + 2
+      local level_index = tonumber(ARGV[at + 8])
+      if level_index > 0 then
+        local allocation = tonumber(ARGV[at + 6])
+        local delta = (min(after, allocation) - min(after, guaranteed)) - (min(used, allocation) - min(used, guaranteed))
+        if delta ~= 0 then
+          writes[w + 1], writes[w + 2] = ARGV[FIRST_FIELD - 1 + level_index], value[level_index] + delta
+          w = w + 2
+        end
       end
+      local level_count = tonumber(ARGV[at + 10])
+      at = at + 11
+      for _ = 1, level_count do
+        claims = claims + tonumber(ARGV[at + 1]) - value[tonumber(ARGV[at])]
+        at = at + 2
+      end
+      local share = max(guaranteed - used, parent_limit - parent_used - claims)
+      if share < room then room = share end
+      if found == NONE and cost > share then found = RESERVED end
+      if after > limit then overage = max(overage, min(after - limit, cost)) end
     end
-    local level_count = tonumber(ARGV[at + 10])
-    at = at + 11
-    for _ = 1, level_count do
-      claims = claims + tonumber(ARGV[at + 1]) - value[tonumber(ARGV[at])]
-      at = at + 2
-    end
-    local share = max(guaranteed - used, parent_limit - parent_used - claims)
-    if share < room then room = share end
-    if found == NONE and cost > share then found = RESERVED end
-    if after > limit then overage = max(overage, min(after - limit, cost)) end
-  end
-  if smallest == nil or room < smallest then smallest = room end
-  if found ~= NONE and limited_by == NONE then
-    if not shadow then
-      limited_by, limiting = found, index
-    elseif shadow_limited_by == NONE then
-      shadow_limited_by, shadow_limiting = found, index
-    end
-  end
-  parent_limit, parent_used, caller_used = limit, used, used
-end
-
--- Rates, by GCRA: admitted iff max(TAT, now) + cost × interval − now ≤ capacity.
-local rate_count = tonumber(ARGV[at])
-local rate_writes
-if rate_count > 0 then
-  local first_rate = at + 1
-  local rate_fields = {}
-  for r = 1, rate_count do rate_fields[r] = ARGV[first_rate + (r - 1) * 5 + 1] end
-  local tats = redis.call('HMGET', KEYS[2], unpack(rate_fields))
-  rate_writes = {}
-  for r = 1, rate_count do
-    local record = first_rate + (r - 1) * 5
-    local interval, capacity = tonumber(ARGV[record + 2]), tonumber(ARGV[record + 3])
-    local tat = max(tonumber(tats[r]) or 0, now_us) + cost * interval
-    if tat - now_us > capacity and limited_by == NONE then
-      if ARGV[record + 4] ~= '1' then
-        limited_by, limiting, wait_us = RATE, tonumber(ARGV[record]), tat - capacity - now_us
+    if smallest == nil or room < smallest then smallest = room end
+    if found ~= NONE and limited_by == NONE then
+      if not shadow then
+        limited_by, limiting = found, index
       elseif shadow_limited_by == NONE then
-        shadow_limited_by, shadow_limiting = RATE, tonumber(ARGV[record])
+        shadow_limited_by, shadow_limiting = found, index
       end
     end
-    -- '%d': a Lua number passed as is would be written with 14 significant digits, and µs need 16.
-    rate_writes[2 * r - 1], rate_writes[2 * r] = rate_fields[r], string.format('%d', tat)
+    parent_limit, parent_used, caller_used = limit, used, used
+  end
+
+  -- Rates, by GCRA: admitted iff max(TAT, now) + cost × interval − now ≤ capacity.
+  local rate_count = tonumber(ARGV[at])
+  local rate_writes
+  local first_rate = at + 1
+  at = first_rate + rate_count * 5
+  if rate_count > 0 then
+    local rate_fields = {}
+    for r = 1, rate_count do rate_fields[r] = ARGV[first_rate + (r - 1) * 5 + 1] end
+    local tats = redis.call('HMGET', state_key, unpack(rate_fields))
+    rate_writes = {}
+    for r = 1, rate_count do
+      local record = first_rate + (r - 1) * 5
+      local interval, capacity = tonumber(ARGV[record + 2]), tonumber(ARGV[record + 3])
+      local tat = max(tonumber(tats[r]) or 0, now_us) + cost * interval
+      if tat - now_us > capacity and limited_by == NONE then
+        if ARGV[record + 4] ~= '1' then
+          limited_by, limiting, wait_us = RATE, tonumber(ARGV[record]), tat - capacity - now_us
+        elseif shadow_limited_by == NONE then
+          shadow_limited_by, shadow_limiting = RATE, tonumber(ARGV[record])
+        end
+      end
+      -- '%d': a Lua number passed as is would be written with 14 significant digits, and µs need 16.
+      rate_writes[2 * r - 1], rate_writes[2 * r] = rate_fields[r], string.format('%d', tat)
+    end
+  end
+
+  return {
+    limited_by = limited_by, limiting = limiting, shadow_limited_by = shadow_limited_by, shadow_limiting = shadow_limiting,
+    caller_used = caller_used, pool_used = pool_used, smallest = smallest, window_start = window_start,
+    window_end = window_end, overage = overage, soft_index = soft_index, soft_crossed = soft_crossed,
+    wait_us = wait_us, usage_key = usage_key, writes = writes, state_key = state_key, rate_writes = rate_writes,
+  }, at
+end
+
+local results = {}
+local block = 4
+local limiting_pool = -1
+for p = 1, pool_count do
+  local result, next_block = decide(p, block)
+  if result == nil then return next_block end
+  results[p] = result
+  if result.limited_by ~= NONE and limiting_pool == -1 then limiting_pool = p - 1 end
+  block = next_block
+end
+
+local admitted = limiting_pool == -1
+if admitted then
+  for p = 1, pool_count do
+    local result = results[p]
+    redis.call('HSET', result.usage_key, unpack(result.writes))
+    if result.rate_writes then redis.call('HSET', result.state_key, unpack(result.rate_writes)) end
   end
 end
 
-if limited_by ~= NONE then
-  return { 0, limited_by, limiting, caller_used, max(0, smallest), window_start, window_end, now, 0, -1, 0, 0, pool_used,
-           wait_us }
+-- 14 values per pool, after the route's verdict and its limiting pool.
+local function pool_reply(r)
+  if r.limited_by ~= NONE then
+    return 0, r.limited_by, r.limiting, r.caller_used, max(0, r.smallest), r.window_start, r.window_end, now, 0, -1,
+      0, 0, r.pool_used, r.wait_us
+  end
+  local debited, overage, soft_index, soft_crossed = 0, 0, -1, 0
+  if admitted then debited, overage, soft_index, soft_crossed = cost, r.overage, r.soft_index, r.soft_crossed end
+  return 1, r.shadow_limited_by, r.shadow_limiting, r.caller_used + debited, max(0, r.smallest - debited), r.window_start,
+    r.window_end, now, overage, soft_index, soft_crossed, r.shadow_limited_by ~= NONE and 1 or 0, r.pool_used + debited, 0
 end
 
-redis.call('HSET', usage_key, unpack(writes))
-if rate_writes then redis.call('HSET', KEYS[2], unpack(rate_writes)) end
-
-local shadow = 0
-if shadow_limited_by ~= NONE then shadow = 1 end
-return { 1, shadow_limited_by, shadow_limiting, caller_used + cost, max(0, smallest - cost), window_start, window_end, now,
-         overage, soft_index, soft_crossed, shadow, pool_used + cost, 0 }
+if pool_count == 1 then
+  -- One table constructor, sized once: the common case.
+  return { admitted and 1 or 0, limiting_pool, pool_reply(results[1]) }
+end
+local reply = { admitted and 1 or 0, limiting_pool }
+for p = 1, pool_count do
+  local values = { pool_reply(results[p]) }
+  for i = 1, 14 do reply[#reply + 1] = values[i] end
+end
+return reply
