@@ -70,13 +70,13 @@ public static class QuotaProxyServiceCollectionExtensions
         var timeProvider = services.GetRequiredService<TimeProvider>();
         if (options.Store.Kind == StoreKind.InProcess)
         {
-            return new InProcessQuotaStore(timeProvider);
+            return new InProcessQuotaStore(timeProvider, options.Store.LeaseTtl);
         }
 
         var logger = services.GetRequiredService<ILogger<RedisQuotaStore>>();
         var connection = services.GetRequiredService<IConnectionMultiplexer>();
         QuotaLog.RedisStoreConfigured(logger, options.Store.Redis!, options.Store.Timeout.TotalMilliseconds, options.Store.KeyPrefix);
-        return new RedisQuotaStore(connection, new RedisKeys(options.Store.KeyPrefix), options.Store.Timeout, timeProvider, logger);
+        return new RedisQuotaStore(connection, new RedisKeys(options.Store.KeyPrefix), options.Store.Timeout, timeProvider, logger, leaseTtl: options.Store.LeaseTtl);
     }
 
     /// <summary>One multiplexer per process, configured to fail fast rather than queue behind an outage.</summary>

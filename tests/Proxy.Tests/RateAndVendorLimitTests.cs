@@ -81,6 +81,42 @@ public sealed class RateAndVendorLimitTests(RedisFixture redis)
     }
 
     [Fact]
+    public async Task MaxInFlight_RejectsTheRequestBeyondIt_AndFreesTheSlotWhenAResponseEnds_OrItsClientGoesAway()
+    {
+        using var vendor = new VendorServer();
+        vendor.Server.Reset();
+        vendor.Server.Given(Request.Create().UsingAnyMethod())
+            .RespondWith(Response.Create().WithStatusCode(200).WithBody("{\"vendor\":\"slow\"}").WithDelay(TimeSpan.FromMilliseconds(800)));
+        await using var proxy = await ProxyInstance.StartAsync(Config(vendor).Set("Quota:Pools:daily:Tenants:e2e:MaxInFlight", "1"));
+
+        var slow = GetAsync(proxy, "e2e-key");
+        await Task.Delay(200);
+        using var beyond = await GetAsync(proxy, "e2e-key");
+        using var other = await GetAsync(proxy, "prod-key");
+        using var done = await slow;
+        using var next = await GetAsync(proxy, "e2e-key");
+
+        Assert.Equal(HttpStatusCode.TooManyRequests, beyond.StatusCode);
+        Assert.Equal("1", Header(beyond, "Retry-After"));
+        var problem = await beyond.Content.ReadFromJsonAsync<JsonElement>();
+        Assert.Equal("urn:quotaproxy:problem:concurrency-limited", problem.GetProperty("type").GetString());
+        Assert.Equal("concurrency", problem.GetProperty("limitedBy").GetString());
+        Assert.Equal(1, problem.GetProperty("maxInFlight").GetInt64());
+        Assert.Equal(HttpStatusCode.OK, other.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, done.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, next.StatusCode);
+
+        // A client that gives up while its request is in flight frees its slot as the proxy sees it go.
+        using var impatient = new CancellationTokenSource(TimeSpan.FromMilliseconds(200));
+        using var message = new HttpRequestMessage(HttpMethod.Get, "/downloads/file");
+        message.Headers.Add("X-Api-Key", "e2e-key");
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => proxy.Client.SendAsync(message, impatient.Token));
+        await Task.Delay(300);
+        using var afterAbort = await GetAsync(proxy, "e2e-key");
+        Assert.Equal(HttpStatusCode.OK, afterAbort.StatusCode);
+    }
+
+    [Fact]
     public async Task Vendor429_ClosesThePoolForEveryTenantUntilItsRetryAfter_ThenItReopensByItself()
     {
         using var vendor = new VendorServer();

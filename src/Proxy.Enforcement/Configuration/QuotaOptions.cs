@@ -61,6 +61,9 @@ public sealed record PoolOptions
     /// <summary>Credits the <see cref="Rate"/> lets through at once. Default 1: never more than the rate in any span of one unit.</summary>
     public long? Burst { get; init; }
 
+    /// <summary>Requests of this node (with everything below it) that may be in flight at once; unset means no limit.</summary>
+    public long? MaxInFlight { get; init; }
+
     /// <summary><c>Enforce</c> (default) or <c>Shadow</c>: decide and report, never reject. Tenants inherit it.</summary>
     public QuotaMode Mode { get; init; } = QuotaMode.Enforce;
 
@@ -95,6 +98,9 @@ public sealed record TenantOptions
     /// <summary>Credits the <see cref="Rate"/> lets through at once. Default 1: never more than the rate in any span of one unit.</summary>
     public long? Burst { get; init; }
 
+    /// <summary>Requests of this node (with everything below it) that may be in flight at once; unset means no limit.</summary>
+    public long? MaxInFlight { get; init; }
+
     /// <summary>Unset inherits the parent's mode.</summary>
     public QuotaMode? Mode { get; init; }
 
@@ -122,6 +128,12 @@ public sealed record StoreOptions
 
     /// <summary>Retry-After sent with the 503 while the store is unreachable.</summary>
     public TimeSpan RetryAfterWhenUnavailable { get; init; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>
+    /// How long a MaxInFlight lease lives if its response never ends (the proxy died): set it above the
+    /// longest request you proxy.
+    /// </summary>
+    public TimeSpan LeaseTtl { get; init; } = TimeSpan.FromMinutes(2);
 
     /// <summary>Prefix of every Redis key; keep the default <c>qp:</c> unless several deployments share one Redis.</summary>
     public string KeyPrefix { get; init; } = "qp:";

@@ -69,6 +69,7 @@ public sealed class QuotaOptionsValidator(IConfiguration configuration) : IValid
             }
 
             ValidateRate(path, pool.Rate, pool.Burst, maxCost, errors);
+            ValidateMaxInFlight(path, pool.MaxInFlight, errors);
             ValidateChildren(path, "the pool", pool.Limit, pool.Tenants, [], maxCost, errors);
         }
     }
@@ -136,6 +137,7 @@ public sealed class QuotaOptionsValidator(IConfiguration configuration) : IValid
             }
 
             ValidateRate(path, tenant.Rate, tenant.Burst, maxCost, errors);
+            ValidateMaxInFlight(path, tenant.MaxInFlight, errors);
 
             if (tenant.SoftLimit is < 0)
             {
@@ -183,6 +185,14 @@ public sealed class QuotaOptionsValidator(IConfiguration configuration) : IValid
         else if ((burst ?? 1) < maxCost)
         {
             errors.Add($"{path}:Burst ({burst ?? 1}) must be at least the largest route cost charged to this pool ({maxCost}); otherwise such a request could never pass the rate.");
+        }
+    }
+
+    private static void ValidateMaxInFlight(string path, long? maxInFlight, List<string> errors)
+    {
+        if (maxInFlight is < 1)
+        {
+            errors.Add($"{path}:MaxInFlight must be a positive integer (requests in flight at once), got {maxInFlight}; remove it for no limit.");
         }
     }
 
@@ -334,6 +344,11 @@ public sealed class QuotaOptionsValidator(IConfiguration configuration) : IValid
         if (store.Timeout <= TimeSpan.Zero || store.Timeout > TimeSpan.FromSeconds(10))
         {
             errors.Add($"Quota:Store:Timeout must be between 00:00:00.001 and 00:00:10, got {store.Timeout}.");
+        }
+
+        if (store.LeaseTtl < TimeSpan.FromSeconds(1) || store.LeaseTtl > TimeSpan.FromDays(1))
+        {
+            errors.Add($"Quota:Store:LeaseTtl must be between 00:00:01 and 1.00:00:00 (above the longest request the proxy forwards), got {store.LeaseTtl}.");
         }
 
         if (store.RetryAfterWhenUnavailable < TimeSpan.FromSeconds(1))

@@ -100,11 +100,35 @@ internal sealed class QuotaEnforcementMiddleware(
 
         // Written as the response starts, so the vendor's own rate-limit headers cannot override ours.
         context.Response.OnStarting(WriteHeadersOnStarting, new AdmittedResponse(context.Response, debits, decision, _legacyHeaders));
-        await next(context);
-
-        if (context.Response.StatusCode == StatusCodes.Status429TooManyRequests)
+        try
         {
-            await CloseAfterVendorLimitAsync(context, route.RouteId, debits, decision);
+            await next(context);
+
+            if (context.Response.StatusCode == StatusCodes.Status429TooManyRequests)
+            {
+                await CloseAfterVendorLimitAsync(context, route.RouteId, debits, decision);
+            }
+        }
+        finally
+        {
+            // The response has ended, however it ended (success, vendor error, the client going away):
+            // its MaxInFlight slots free up.
+            if (decision.Lease is { } lease)
+            {
+                await ReleaseAsync(lease);
+            }
+        }
+    }
+
+    private async Task ReleaseAsync(QuotaLease lease)
+    {
+        try
+        {
+            await store.ReleaseAsync(lease, CancellationToken.None);
+        }
+        catch (QuotaStoreUnavailableException)
+        {
+            // Logged by the store; the lease expires by itself after Quota:Store:LeaseTtl.
         }
     }
 

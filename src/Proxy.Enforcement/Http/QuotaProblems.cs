@@ -44,6 +44,7 @@ internal static class QuotaProblems
     {
         QuotaLimitedBy.Rate => RateLimitedAsync(context, pool, tenant, cost, decision),
         QuotaLimitedBy.Vendor => VendorLimitedAsync(context, pool, tenant, decision),
+        QuotaLimitedBy.Concurrency => ConcurrencyLimitedAsync(context, pool, tenant, decision),
         _ => CreditsExceededAsync(context, pool, tenant, cost, decision),
     };
 
@@ -73,6 +74,31 @@ internal static class QuotaProblems
                 ["rate"] = rate.ToString(),
                 ["burst"] = rate.Burst,
                 ["retryAfterMs"] = retryAfterMs,
+                ["retryAfterSeconds"] = retryAfter,
+            },
+        });
+    }
+
+    private static Task ConcurrencyLimitedAsync(HttpContext context, string pool, string tenant, in QuotaDecision decision)
+    {
+        var node = decision.LimitingNode!;
+        var retryAfter = decision.SecondsToRetry;
+        context.Response.Headers.RetryAfter = retryAfter.ToString(CultureInfo.InvariantCulture);
+        var where = node.IsRoot ? $"pool '{pool}'" : $"tenant '{node.Path}'";
+        return WriteAsync(context, new ProblemDetails
+        {
+            Type = "urn:quotaproxy:problem:concurrency-limited",
+            Title = "Too many requests in flight",
+            Status = StatusCodes.Status429TooManyRequests,
+            Detail = $"{char.ToUpperInvariant(where[0])}{where[1..]} allows {node.MaxInFlight} request{(node.MaxInFlight == 1 ? "" : "s")} in flight at once, and that many are. Retry when one of them has finished.",
+            Extensions =
+            {
+                ["pool"] = pool,
+                ["tenant"] = tenant,
+                ["remaining"] = decision.Remaining,
+                ["limitedBy"] = LimitedByName(decision.LimitedBy),
+                ["limitingNode"] = node.IsRoot ? pool : node.Path,
+                ["maxInFlight"] = node.MaxInFlight,
                 ["retryAfterSeconds"] = retryAfter,
             },
         });
@@ -145,6 +171,7 @@ internal static class QuotaProblems
         QuotaLimitedBy.Reserved => "reserved",
         QuotaLimitedBy.Rate => "rate",
         QuotaLimitedBy.Vendor => "vendor",
+        QuotaLimitedBy.Concurrency => "concurrency",
         _ => "none",
     };
 

@@ -20,6 +20,10 @@ public interface IQuotaStore
     /// </summary>
     /// <exception cref="QuotaStoreUnavailableException">The store did not answer within its timeout.</exception>
     ValueTask CloseAsync(PoolDefinition pool, long untilMs, CancellationToken cancellationToken);
+
+    /// <summary>The response has ended: the lease leaves every node's in-flight count.</summary>
+    /// <exception cref="QuotaStoreUnavailableException">The store did not answer within its timeout (the lease then expires by itself).</exception>
+    ValueTask ReleaseAsync(QuotaLease lease, CancellationToken cancellationToken);
 }
 
 public static class QuotaStoreExtensions

@@ -5,8 +5,10 @@ namespace QuotaProxy.Enforcement.Quotas;
 /// (<see cref="TreeAdmission"/>). It serves a single replica (the embedded default) and is the reference
 /// model the Lua script is tested against.
 /// </summary>
-internal sealed class InProcessQuotaStore(TimeProvider timeProvider) : IQuotaStore
+internal sealed class InProcessQuotaStore(TimeProvider timeProvider, TimeSpan? leaseTtl = null) : IQuotaStore
 {
+    private readonly long _leaseMs = (long)(leaseTtl ?? new Configuration.StoreOptions().LeaseTtl).TotalMilliseconds;
+
     private readonly Dictionary<string, PoolCounters> _pools = new(StringComparer.Ordinal);
 
     public ValueTask<RouteDecision> DebitAsync(IReadOnlyList<QuotaDebit> debits, CancellationToken cancellationToken)
@@ -23,7 +25,7 @@ internal sealed class InProcessQuotaStore(TimeProvider timeProvider) : IQuotaSto
             {
                 var debit = debits[i];
                 counters[i] = CountersFor(debit.Pool.Name, debit.Pool.Locate(now), nowMs);
-                outcomes[i] = TreeAdmission.Evaluate(debit.Tenant, debit.Cost, counters[i].Fields, counters[i].State, nowMicros);
+                outcomes[i] = TreeAdmission.Evaluate(debit.Tenant, debit.Cost, counters[i].Fields, counters[i].State, counters[i].Leases, nowMicros);
                 if (!outcomes[i].Admitted && limiting < 0)
                 {
                     limiting = i;
@@ -31,13 +33,14 @@ internal sealed class InProcessQuotaStore(TimeProvider timeProvider) : IQuotaSto
             }
 
             var admitted = limiting < 0;
+            var lease = admitted && debits.Any(d => d.Tenant.LeasesOnPath) ? new QuotaLease(QuotaLease.NewId(), debits) : null;
             var decisions = new QuotaDecision[debits.Count];
             for (var i = 0; i < debits.Count; i++)
             {
                 var (debit, outcome, fields) = (debits[i], outcomes[i], counters[i].Fields);
                 if (admitted)
                 {
-                    TreeAdmission.Apply(debit.Tenant, debit.Cost, fields, counters[i].State, nowMicros);
+                    TreeAdmission.Apply(debit.Tenant, debit.Cost, fields, counters[i].State, counters[i].Leases, nowMicros, lease?.Id, _leaseMs);
                 }
 
                 var debited = admitted ? debit.Cost : 0;
@@ -58,7 +61,7 @@ internal sealed class InProcessQuotaStore(TimeProvider timeProvider) : IQuotaSto
                     outcome.RetryAfterMicros);
             }
 
-            return ValueTask.FromResult(new RouteDecision(admitted, limiting, decisions));
+            return ValueTask.FromResult(new RouteDecision(admitted, limiting, decisions, lease));
         }
     }
 
@@ -71,6 +74,28 @@ internal sealed class InProcessQuotaStore(TimeProvider timeProvider) : IQuotaSto
         }
 
         return ValueTask.CompletedTask;
+    }
+
+    public ValueTask ReleaseAsync(QuotaLease lease, CancellationToken cancellationToken)
+    {
+        lock (_pools)
+        {
+            foreach (var (pool, node) in lease.Holders())
+            {
+                Counters(pool.Name).Leases.Of(node).Remove(lease.Id);
+            }
+        }
+
+        return ValueTask.CompletedTask;
+    }
+
+    /// <summary>The expiries of a node's live leases (tests compare them with Redis's sorted set).</summary>
+    internal long[] LiveLeases(PoolDefinition pool, QuotaNode node, long nowMs)
+    {
+        lock (_pools)
+        {
+            return Counters(pool.Name).Leases.LiveExpiries(node, nowMs);
+        }
     }
 
     /// <summary>A copy of one pool's counters in its current window (tests compare it with Redis's hash).</summary>
@@ -129,5 +154,7 @@ internal sealed class InProcessQuotaStore(TimeProvider timeProvider) : IQuotaSto
         public Dictionary<string, long> Fields { get; } = new(StringComparer.Ordinal);
 
         public Dictionary<string, long> State { get; } = new(StringComparer.Ordinal);
+
+        public Leases Leases { get; } = new();
     }
 }

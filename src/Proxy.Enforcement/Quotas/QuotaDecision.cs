@@ -22,6 +22,9 @@ public enum QuotaLimitedBy
 
     /// <summary>The vendor answered 429 and the pool is closed until its Retry-After (or the window's end).</summary>
     Vendor = 5,
+
+    /// <summary>A node already has <c>MaxInFlight</c> requests in flight.</summary>
+    Concurrency = 6,
 }
 
 /// <summary>
@@ -61,9 +64,13 @@ public readonly record struct QuotaDecision(
     /// Whole seconds until a retry can succeed, at least 1: when the rate has room again or the closure ends,
     /// else when the window resets.
     /// </summary>
-    public long SecondsToRetry => !Admitted && LimitedBy is QuotaLimitedBy.Rate or QuotaLimitedBy.Vendor
-        ? Math.Max(1, (RetryAfterMicros + 999_999) / 1_000_000)
-        : SecondsToReset;
+    public long SecondsToRetry => Admitted ? SecondsToReset : LimitedBy switch
+    {
+        QuotaLimitedBy.Rate or QuotaLimitedBy.Vendor => Math.Max(1, (RetryAfterMicros + 999_999) / 1_000_000),
+        // A slot frees when some response ends: nobody knows when; try again shortly.
+        QuotaLimitedBy.Concurrency => 1,
+        _ => SecondsToReset,
+    };
 }
 
 /// <summary>
@@ -72,7 +79,8 @@ public readonly record struct QuotaDecision(
 /// when every pool admits; otherwise nothing is debited anywhere.
 /// </summary>
 /// <param name="LimitingIndex">The first pool that rejected, or -1.</param>
-public sealed record RouteDecision(bool Admitted, int LimitingIndex, IReadOnlyList<QuotaDecision> Pools)
+/// <param name="Lease">When admitted and a node on a path has MaxInFlight: the lease to release when the response ends.</param>
+public sealed record RouteDecision(bool Admitted, int LimitingIndex, IReadOnlyList<QuotaDecision> Pools, QuotaLease? Lease = null)
 {
     /// <summary>The pool headers and problem bodies speak for: the one that rejected, else the one with the least remaining.</summary>
     public int ReportedIndex
@@ -96,4 +104,15 @@ public sealed record RouteDecision(bool Admitted, int LimitingIndex, IReadOnlyLi
             return reported;
         }
     }
+}
+
+/// <summary>An admitted request's place in the MaxInFlight count of every such node on its paths.</summary>
+public sealed record QuotaLease(string Id, IReadOnlyList<QuotaDebit> Debits)
+{
+    /// <summary>A fresh lease id (only requests through a node with MaxInFlight take one).</summary>
+    public static string NewId() => Guid.NewGuid().ToString("N");
+
+    /// <summary>The nodes that hold this lease: those with MaxInFlight on each debit's path, pool first.</summary>
+    public IEnumerable<(PoolDefinition Pool, QuotaNode Node)> Holders() =>
+        Debits.SelectMany(d => d.Tenant.PathFromRoot().Where(n => n.MaxInFlight is not null).Select(n => (d.Pool, n)));
 }

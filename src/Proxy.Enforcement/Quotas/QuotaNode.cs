@@ -14,7 +14,7 @@ public sealed class QuotaNode
     /// <summary>Priority of a tenant that sets none: below every configured priority.</summary>
     public const int LowestPriority = int.MaxValue;
 
-    private QuotaNode(string name, string path, QuotaNode? parent, long limit, long allocation, long guaranteed, int priority, long? softLimit, long overage, QuotaMode mode, QuotaRate? rate)
+    private QuotaNode(string name, string path, QuotaNode? parent, long limit, long allocation, long guaranteed, int priority, long? softLimit, long overage, QuotaMode mode, QuotaRate? rate, long? maxInFlight)
     {
         Name = name;
         Path = path;
@@ -28,6 +28,8 @@ public sealed class QuotaNode
         Overage = overage;
         Mode = mode;
         Rate = rate;
+        MaxInFlight = maxInFlight;
+        LeasesOnPath = maxInFlight is not null || parent?.LeasesOnPath == true;
         UsageField = parent is null ? RootField : "t:" + path;
         GuaranteeAggregateField = "g:" + UsageField;
         RateField = "r:" + UsageField;
@@ -59,6 +61,12 @@ public sealed class QuotaNode
 
     /// <summary>The mode in force here: its own, else inherited.</summary>
     public QuotaMode Mode { get; }
+
+    /// <summary>Requests in flight at once through this node, or null for no limit.</summary>
+    public long? MaxInFlight { get; }
+
+    /// <summary>This node or one above it has a <see cref="MaxInFlight"/>: its requests take a lease.</summary>
+    public bool LeasesOnPath { get; }
 
     /// <summary>A GCRA rate on this node, or null.</summary>
     public QuotaRate? Rate { get; }
@@ -107,6 +115,18 @@ public sealed class QuotaNode
     /// <summary>Parent's aggregate at one level: Σ (min(u, Allocation) − min(u, Guaranteed)) over the children there.</summary>
     public string LevelAggregateField(int priority) => $"d:{UsageField}:{priority}";
 
+    /// <summary>From the pool (the root) down to this node.</summary>
+    public QuotaNode[] PathFromRoot()
+    {
+        var path = new QuotaNode[Depth + 1];
+        for (var node = this; node is not null; node = node.Parent)
+        {
+            path[node.Depth] = node;
+        }
+
+        return path;
+    }
+
     /// <summary>From this node up to (not including) the root.</summary>
     public IEnumerable<QuotaNode> PathToRoot()
     {
@@ -118,7 +138,7 @@ public sealed class QuotaNode
 
     internal static QuotaNode CreateRoot(PoolOptions options)
     {
-        var root = new QuotaNode("", "", null, options.Limit, options.Limit, options.Limit, 1, options.SoftLimit, 0, options.Mode, ParseRate(options.Rate, options.Burst));
+        var root = new QuotaNode("", "", null, options.Limit, options.Limit, options.Limit, 1, options.SoftLimit, 0, options.Mode, ParseRate(options.Rate, options.Burst), options.MaxInFlight);
         root.AddChildren(options.Tenants);
         return root;
     }
@@ -145,7 +165,8 @@ public sealed class QuotaNode
                 options.SoftLimit,
                 options.Overage ?? 0,
                 options.Mode ?? Mode,
-                ParseRate(options.Rate, options.Burst));
+                ParseRate(options.Rate, options.Burst),
+                options.MaxInFlight);
             child.AddChildren(options.Tenants);
             children.Add(child);
         }

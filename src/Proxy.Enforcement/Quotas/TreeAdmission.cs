@@ -39,10 +39,10 @@ internal static class TreeAdmission
     /// the pool down; the first failure on an enforcing node rejects. The store then calls
     /// <see cref="Apply"/> when every pool of the route admits.
     /// </summary>
-    public static TreeOutcome Evaluate(QuotaNode tenant, long cost, Dictionary<string, long> counters, Dictionary<string, long> state, long nowMicros)
+    public static TreeOutcome Evaluate(QuotaNode tenant, long cost, Dictionary<string, long> counters, Dictionary<string, long> state, Leases leases, long nowMicros)
     {
         var path = PathFromRoot(tenant);
-        var (limitedBy, limiting, shadowLimitedBy, shadowLimiting, wait) = Check(path, cost, counters, state, nowMicros);
+        var (limitedBy, limiting, shadowLimitedBy, shadowLimiting, wait) = Check(path, cost, counters, state, leases, nowMicros);
         var smallestRoom = SmallestRoom(path, counters);
         if (limitedBy != QuotaLimitedBy.None)
         {
@@ -72,8 +72,8 @@ internal static class TreeAdmission
         return new TreeOutcome(true, shadowLimitedBy, shadowLimiting, smallestRoom, overage, softNode, softCrossed, shadow, 0);
     }
 
-    /// <summary>Debits every node on the path, the aggregates that change, and the path's rates.</summary>
-    public static void Apply(QuotaNode tenant, long cost, Dictionary<string, long> counters, Dictionary<string, long> state, long nowMicros)
+    /// <summary>Debits every node on the path, the aggregates that change, and the path's rates, and gives <paramref name="leaseId"/> a slot in every MaxInFlight on the path.</summary>
+    public static void Apply(QuotaNode tenant, long cost, Dictionary<string, long> counters, Dictionary<string, long> state, Leases leases, long nowMicros, string? leaseId, long leaseMs)
     {
         foreach (var node in PathFromRoot(tenant))
         {
@@ -94,6 +94,11 @@ internal static class TreeAdmission
             {
                 state[node.RateField] = ArrivalAfter(node, rate, cost, state, nowMicros);
             }
+
+            if (node.MaxInFlight is not null)
+            {
+                leases.Of(node)[leaseId!] = (nowMicros / 1000) + leaseMs;
+            }
         }
     }
 
@@ -104,7 +109,7 @@ internal static class TreeAdmission
     /// The first failing check, split by mode: an enforcing node's failure rejects; a failure on a node in
     /// shadow mode is only reported. With the µs a retry has to wait when a rate or a closure rejects.
     /// </summary>
-    private static (QuotaLimitedBy, QuotaNode?, QuotaLimitedBy, QuotaNode?, long) Check(QuotaNode[] path, long cost, Dictionary<string, long> counters, Dictionary<string, long> state, long nowMicros)
+    private static (QuotaLimitedBy, QuotaNode?, QuotaLimitedBy, QuotaNode?, long) Check(QuotaNode[] path, long cost, Dictionary<string, long> counters, Dictionary<string, long> state, Leases leases, long nowMicros)
     {
         QuotaLimitedBy shadowLimitedBy = QuotaLimitedBy.None;
         QuotaNode? shadowLimiting = null;
@@ -151,6 +156,14 @@ internal static class TreeAdmission
             if (arrival - nowMicros > rate.CapacityMicros && Rejects(node, QuotaLimitedBy.Rate))
             {
                 return (QuotaLimitedBy.Rate, node, QuotaLimitedBy.None, null, arrival - rate.CapacityMicros - nowMicros);
+            }
+        }
+
+        foreach (var node in path)
+        {
+            if (node.MaxInFlight is { } max && leases.Live(node, nowMicros / 1000) + 1 > max && Rejects(node, QuotaLimitedBy.Concurrency))
+            {
+                return (QuotaLimitedBy.Concurrency, node, QuotaLimitedBy.None, null, 0);
             }
         }
 
@@ -208,16 +221,7 @@ internal static class TreeAdmission
 
     private static long AboveGuarantee(QuotaNode node, long used) => Math.Min(used, node.Allocation) - Math.Min(used, node.Guaranteed);
 
-    private static QuotaNode[] PathFromRoot(QuotaNode tenant)
-    {
-        var path = new QuotaNode[tenant.Depth + 1];
-        for (var node = tenant; node is not null; node = node.Parent)
-        {
-            path[node.Depth] = node;
-        }
-
-        return path;
-    }
+    private static QuotaNode[] PathFromRoot(QuotaNode tenant) => tenant.PathFromRoot();
 
     private static long Get(Dictionary<string, long> counters, string field) => counters.GetValueOrDefault(field);
 
@@ -229,6 +233,44 @@ internal static class TreeAdmission
             counters[field] = Get(counters, field) + delta;
         }
     }
+}
+
+/// <summary>
+/// The MaxInFlight leases of one pool's nodes: per node (by usage field), lease id → expiry in Unix ms.
+/// A lease counts until it is released or expires.
+/// </summary>
+internal sealed class Leases
+{
+    private readonly Dictionary<string, Dictionary<string, long>> _byNode = new(StringComparer.Ordinal);
+
+    public Dictionary<string, long> Of(QuotaNode node)
+    {
+        if (!_byNode.TryGetValue(node.UsageField, out var leases))
+        {
+            leases = new Dictionary<string, long>(StringComparer.Ordinal);
+            _byNode.Add(node.UsageField, leases);
+        }
+
+        return leases;
+    }
+
+    /// <summary>Drops the node's expired leases and counts the rest.</summary>
+    public int Live(QuotaNode node, long nowMs)
+    {
+        var leases = Of(node);
+        foreach (var (id, expiry) in leases)
+        {
+            if (expiry <= nowMs)
+            {
+                leases.Remove(id);
+            }
+        }
+
+        return leases.Count;
+    }
+
+    /// <summary>The expiries of the node's leases still alive at <paramref name="nowMs"/>, in order (tests compare them with Redis).</summary>
+    public long[] LiveExpiries(QuotaNode node, long nowMs) => [.. Of(node).Values.Where(e => e > nowMs).Order()];
 }
 
 /// <summary>

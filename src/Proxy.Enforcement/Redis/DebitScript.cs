@@ -18,26 +18,33 @@ internal static class DebitScript
     /// <summary>close.lua: closes a pool after a vendor 429 (rare, so sent as a plain EVAL by text).</summary>
     public static readonly string CloseSource = LoadEmbedded("close.lua");
 
+    /// <summary>release.lua: ends a MaxInFlight lease when its response ends.</summary>
+    public static readonly string ReleaseSource = LoadEmbedded("release.lua");
+
+
     public const string ClockSkewError = "QP_CLOCK_SKEW";
 
     /// <param name="nowMicros">The caller's clock in Unix µs, or 0 to let the Redis server's clock decide.</param>
-    public static (RedisKey[] Keys, RedisValue[] Args) Arguments(RedisKeys keys, IReadOnlyList<QuotaDebit> debits, DateTimeOffset proxyNow, long nowMicros)
+    /// <param name="leaseId">The request's lease id when a node on a path has MaxInFlight, else null.</param>
+    public static (RedisKey[] Keys, RedisValue[] Args) Arguments(RedisKeys keys, IReadOnlyList<QuotaDebit> debits, DateTimeOffset proxyNow, long nowMicros, string? leaseId, long leaseMs)
     {
-        // The path's records depend on configuration only: built once per tenant node, and kept on the node
-        // itself (a ConditionalWeakTable here cost every GC a scan of one dependent handle per tenant: with
-        // 10,000 tenants, ~40 µs on a decision's p50, bench/siblings.sh). Two threads may build it at once;
-        // both build the same array.
-        var length = 3;
+        var length = HeaderLength;
+        var leaseKeys = 0;
         foreach (var debit in debits)
         {
-            length += BlockHeaderLength + PathArguments(debit.Tenant).Length;
+            var node = NodeScript(keys, debit);
+            length += BlockHeaderLength + node.Path.Length;
+            leaseKeys += node.LeaseKeys.Length;
         }
 
         var args = new RedisValue[length];
         args[0] = nowMicros;
         args[1] = debits[0].Cost;
         args[2] = debits.Count;
-        var at = 3;
+        args[3] = leaseId ?? "";
+        args[4] = leaseMs;
+        var at = HeaderLength;
+        var leaseBase = debits.Count * 2;
         foreach (var debit in debits)
         {
             var pool = debit.Pool;
@@ -54,21 +61,26 @@ internal static class DebitScript
                 offsetMs = pool.Window.FixedOffsetMilliseconds(proxyNow, pool.TimeZone);
             }
 
+            var node = NodeScript(keys, debit);
             args[at] = lengthMs;
             args[at + 1] = offsetMs;
             args[at + 2] = previousStart;
             args[at + 3] = start;
             args[at + 4] = end;
             args[at + 5] = nextEnd;
-            var path = PathArguments(debit.Tenant);
-            path.CopyTo(args, at + BlockHeaderLength);
-            at += BlockHeaderLength + path.Length;
+            args[at + 6] = leaseBase;
+            node.Path.CopyTo(args, at + BlockHeaderLength);
+            at += BlockHeaderLength + node.Path.Length;
+            leaseBase += node.LeaseKeys.Length;
         }
 
-        return (Keys(keys, debits), args);
+        return (Keys(keys, debits, leaseKeys), args);
     }
 
-    public static RouteDecision Read(RedisResult result, IReadOnlyList<QuotaDebit> debits)
+    /// <summary>KEYS of release.lua: the lease sets of every node that holds the lease.</summary>
+    public static RedisKey[] LeaseKeys(RedisKeys keys, QuotaLease lease) => [.. lease.Debits.SelectMany(d => NodeScript(keys, d).LeaseKeys)];
+
+    public static RouteDecision Read(RedisResult result, IReadOnlyList<QuotaDebit> debits, string? leaseId)
     {
         var reply = (long[])result!;
         var decisions = new QuotaDecision[debits.Count];
@@ -93,29 +105,53 @@ internal static class DebitScript
                 RetryAfterMicros: reply[at + 13]);
         }
 
-        return new RouteDecision(reply[0] == 1, (int)reply[1], decisions);
+        var admitted = reply[0] == 1;
+        return new RouteDecision(admitted, (int)reply[1], decisions, admitted && leaseId is not null ? new QuotaLease(leaseId, debits) : null);
     }
 
-    /// <summary>Per pool: window length, offset, and the four calendar bounds.</summary>
-    private const int BlockHeaderLength = 6;
+    /// <summary>Now, cost, the number of pools, the lease id and its lifetime.</summary>
+    private const int HeaderLength = 5;
+
+    /// <summary>Per pool: window length, offset, the four calendar bounds, and where its lease keys start.</summary>
+    private const int BlockHeaderLength = 7;
 
     private const int PoolReplyLength = 14;
 
-    private static RedisValue[] PathArguments(QuotaNode tenant) =>
-        tenant.StoreCache as RedisValue[] ?? (RedisValue[])(tenant.StoreCache = BuildPathArguments(tenant));
+    /// <summary>What a decision on one tenant node sends: its path's records and its lease sets.</summary>
+    private sealed record NodeArguments(RedisKeys Owner, RedisValue[] Path, RedisKey[] LeaseKeys);
 
-    /// <summary>Two keys per pool, usage then state; one pool's pair is built once and shared.</summary>
-    private static RedisKey[] Keys(RedisKeys keys, IReadOnlyList<QuotaDebit> debits)
+    // Built once per tenant node and kept on the node itself (a ConditionalWeakTable here cost every GC a
+    // scan of one dependent handle per tenant: with 10,000 tenants, ~40 µs on a decision's p50,
+    // bench/siblings.sh). Two threads may build it at once; both build the same thing. The lease keys carry
+    // the store's key prefix, so a node used by another store (tests) is built again for it.
+    private static NodeArguments NodeScript(RedisKeys keys, QuotaDebit debit) =>
+        debit.Tenant.StoreCache is NodeArguments cached && cached.Owner == keys
+            ? cached
+            : (NodeArguments)(debit.Tenant.StoreCache = new NodeArguments(
+            keys,
+            BuildPathArguments(debit.Tenant),
+            [.. debit.Tenant.PathFromRoot().Where(n => n.MaxInFlight is not null).Select(n => keys.LeaseKey(debit.Pool, n))]));
+
+    /// <summary>Two keys per pool, usage then state, then every pool's lease sets; one pool's pair without leases is built once and shared.</summary>
+    private static RedisKey[] Keys(RedisKeys keys, IReadOnlyList<QuotaDebit> debits, int leaseKeys)
     {
-        if (debits.Count == 1)
+        if (debits.Count == 1 && leaseKeys == 0)
         {
             return keys.PoolKeys(debits[0].Pool);
         }
 
-        var all = new RedisKey[debits.Count * 2];
+        var all = new RedisKey[(debits.Count * 2) + leaseKeys];
         for (var i = 0; i < debits.Count; i++)
         {
             keys.PoolKeys(debits[i].Pool).CopyTo(all, i * 2);
+        }
+
+        var at = debits.Count * 2;
+        foreach (var debit in debits)
+        {
+            var leases = NodeScript(keys, debit).LeaseKeys;
+            leases.CopyTo(all, at);
+            at += leases.Length;
         }
 
         return all;
@@ -187,6 +223,18 @@ internal static class DebitScript
             records.Add(node.Rate!.IntervalMicros);
             records.Add(node.Rate.CapacityMicros);
             records.Add(node.Mode == QuotaMode.Shadow ? 1 : 0);
+        }
+
+        // The nodes with a MaxInFlight, pool first: index on the path, j (its lease set is the j-th of this
+        // path's), MaxInFlight, shadow.
+        var leased = path.Where(n => n.MaxInFlight is not null).ToList();
+        records.Add(leased.Count);
+        for (var j = 0; j < leased.Count; j++)
+        {
+            records.Add(leased[j].Depth);
+            records.Add(j + 1);
+            records.Add(leased[j].MaxInFlight!.Value);
+            records.Add(leased[j].Mode == QuotaMode.Shadow ? 1 : 0);
         }
 
         return [fields.Count, .. fields.Select(f => (RedisValue)f), tenant.Depth, .. records];

@@ -33,4 +33,11 @@ internal sealed class RedisKeys(string prefix)
             return [(RedisKey)$"{prefix}{tagged}:usage", (RedisKey)$"{prefix}{tagged}:state"];
         },
         Prefix);
+
+    /// <summary><c>qp:{vendor-daily}:lease:t:prod</c>: the sorted set of a node's MaxInFlight leases.</summary>
+    public RedisKey LeaseKey(PoolDefinition pool, QuotaNode node)
+    {
+        var usage = (string)PoolKeys(pool)[0]!;
+        return $"{usage[..^":usage".Length]}:lease:{node.UsageField}";
+    }
 }

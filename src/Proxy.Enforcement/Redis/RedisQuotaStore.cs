@@ -16,18 +16,22 @@ internal sealed class RedisQuotaStore(
     TimeSpan timeout,
     TimeProvider timeProvider,
     ILogger<RedisQuotaStore> logger,
-    bool useProxyClock = false) : IQuotaStore
+    bool useProxyClock = false,
+    TimeSpan? leaseTtl = null) : IQuotaStore
 {
+    private readonly long _leaseMs = (long)(leaseTtl ?? new Configuration.StoreOptions().LeaseTtl).TotalMilliseconds;
+
     public async ValueTask<RouteDecision> DebitAsync(IReadOnlyList<QuotaDebit> debits, CancellationToken cancellationToken)
     {
         var proxyNow = timeProvider.GetUtcNow();
-        var (redisKeys, args) = DebitScript.Arguments(keys, debits, proxyNow, useProxyClock ? (proxyNow - DateTimeOffset.UnixEpoch).Ticks / TimeSpan.TicksPerMicrosecond : 0);
+        var leaseId = debits.Any(d => d.Tenant.LeasesOnPath) ? QuotaLease.NewId() : null;
+        var (redisKeys, args) = DebitScript.Arguments(keys, debits, proxyNow, useProxyClock ? (proxyNow - DateTimeOffset.UnixEpoch).Ticks / TimeSpan.TicksPerMicrosecond : 0, leaseId, _leaseMs);
         try
         {
             var result = await EvaluateAsync(connection.GetDatabase(), redisKeys, args)
                 .WaitAsync(timeout, cancellationToken)
                 .ConfigureAwait(false);
-            return DebitScript.Read(result, debits);
+            return DebitScript.Read(result, debits, leaseId);
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException)
         {
@@ -51,6 +55,22 @@ internal sealed class RedisQuotaStore(
         {
             QuotaLog.StoreUnavailable(logger, pool.Name, ex.GetType().Name, ex.Message);
             throw new QuotaStoreUnavailableException($"Redis did not close pool {pool.Name} within {timeout.TotalMilliseconds} ms.", ex);
+        }
+    }
+
+    public async ValueTask ReleaseAsync(QuotaLease lease, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await connection.GetDatabase()
+                .ScriptEvaluateAsync(DebitScript.ReleaseSource, DebitScript.LeaseKeys(keys, lease), [lease.Id])
+                .WaitAsync(timeout, cancellationToken)
+                .ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is RedisException or TimeoutException)
+        {
+            QuotaLog.StoreUnavailable(logger, lease.Debits[0].Pool.Name, ex.GetType().Name, ex.Message);
+            throw new QuotaStoreUnavailableException($"Redis did not release lease {lease.Id} within {timeout.TotalMilliseconds} ms; it expires by itself.", ex);
         }
     }
 

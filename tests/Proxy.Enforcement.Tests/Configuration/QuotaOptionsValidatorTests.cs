@@ -263,4 +263,14 @@ public sealed class QuotaOptionsValidatorTests
         ("Quota:Pools:vendor-second:Limit", "10"),
         ("Quota:Pools:vendor-second:Window", "1s"),
         ("Quota:Pools:vendor-second:Tenants:prod:Limit", "10")));
+
+    [Fact]
+    public void Validate_NonPositiveMaxInFlight_IsRejected() => Assert.Equal(
+        ["Quota:Pools:vendor-daily:Tenants:e2e:MaxInFlight must be a positive integer (requests in flight at once), got 0; remove it for no limit."],
+        ValidateWith("Quota:Pools:vendor-daily:Tenants:e2e:MaxInFlight", "0"));
+
+    [Fact]
+    public void Validate_LeaseTtlOutOfRange_IsRejected() => Assert.Equal(
+        ["Quota:Store:LeaseTtl must be between 00:00:01 and 1.00:00:00 (above the longest request the proxy forwards), got 00:00:00.5000000."],
+        ValidateWith("Quota:Store:LeaseTtl", "00:00:00.5"));
 }

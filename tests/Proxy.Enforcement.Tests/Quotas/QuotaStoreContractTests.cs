@@ -483,6 +483,52 @@ public abstract class QuotaStoreContractTests
         Assert.True(dailyDry.Pools[1].Admitted);
         Assert.Equal(1, dailyDry.Pools[1].PoolUsed);
     }
+
+    private static readonly PoolDefinition Leased = TestPools.Create("leased", new PoolOptions
+    {
+        Limit = 100,
+        Window = "1d",
+        Tenants = { ["prod"] = new TenantOptions(), ["e2e"] = new TenantOptions { MaxInFlight = 2 } },
+    });
+
+    [Fact]
+    public async Task Debit_NodeAtItsMaxInFlight_RejectsAsConcurrencyUntilALeaseIsReleased()
+    {
+        var first = await Store.DebitAsync([Leased.Debit("e2e", 1)], CancellationToken.None);
+        var second = await Store.DebitAsync([Leased.Debit("e2e", 1)], CancellationToken.None);
+        var third = await Store.DebitAsync([Leased.Debit("e2e", 1)], CancellationToken.None);
+        var prod = await Store.DebitAsync([Leased.Debit("prod", 1)], CancellationToken.None);
+        await Store.ReleaseAsync(first.Lease!, CancellationToken.None);
+        var afterRelease = await Store.DebitAsync([Leased.Debit("e2e", 1)], CancellationToken.None);
+
+        Assert.True(first.Admitted && second.Admitted);
+        Assert.NotEqual(first.Lease!.Id, second.Lease!.Id);
+        Assert.False(third.Admitted);
+        Assert.Null(third.Lease);
+        Assert.Equal(QuotaLimitedBy.Concurrency, third.Pools[0].LimitedBy);
+        Assert.Equal("e2e", third.Pools[0].LimitingNode!.Path);
+        Assert.Equal(1, third.Pools[0].SecondsToRetry);
+        Assert.Equal(2, third.Pools[0].Used);
+        Assert.True(prod.Admitted);
+        Assert.Null(prod.Lease);
+        Assert.True(afterRelease.Admitted);
+        Assert.Equal(3, afterRelease.Pools[0].Used);
+    }
+
+    [Fact]
+    public async Task Debit_LeaseNeverReleased_ExpiresByItselfAfterTheLeaseTtl()
+    {
+        await Store.DebitAsync([Leased.Debit("e2e", 1)], CancellationToken.None);
+        await Store.DebitAsync([Leased.Debit("e2e", 1)], CancellationToken.None);
+
+        Clock.Advance(new StoreOptions().LeaseTtl - TimeSpan.FromMilliseconds(1));
+        var stillHeld = await Store.DebitAsync([Leased.Debit("e2e", 1)], CancellationToken.None);
+        Clock.Advance(TimeSpan.FromMilliseconds(1));
+        var expired = await Store.DebitAsync([Leased.Debit("e2e", 1)], CancellationToken.None);
+
+        Assert.Equal(QuotaLimitedBy.Concurrency, stillHeld.Pools[0].LimitedBy);
+        Assert.True(expired.Admitted);
+    }
 }
 
 public sealed class InProcessQuotaStoreTests : QuotaStoreContractTests

@@ -44,7 +44,8 @@ public sealed class TreeDifferentialTests(RedisFixture redis, ITestOutputHelper 
         // Pools 0 and 1 always enforce, so every invariant holds on them; pool 2 flips modes as it goes.
         var poolSeeds = Enumerable.Range(0, 3).Select(_ => random.Next()).ToArray();
         var pools = Enumerable.Range(0, 3).Select(i => RandomPool($"tree{i}", poolSeeds[i], modeSeed: null)).ToArray();
-        int admitted = 0, rejected = 0, shadow = 0, closures = 0, routes = 0, rejectedBySecondPool = 0;
+        int admitted = 0, rejected = 0, shadow = 0, closures = 0, routes = 0, rejectedBySecondPool = 0, releases = 0;
+        var outstanding = new List<(QuotaLease InProcess, QuotaLease Lua)>();
         var limitedBy = new Dictionary<QuotaLimitedBy, int>();
 
         for (var step = 0; step < Operations; step++)
@@ -79,6 +80,11 @@ public sealed class TreeDifferentialTests(RedisFixture redis, ITestOutputHelper 
 
             var expectedRoute = await reference.DebitAsync(debits, CancellationToken.None);
             var actualRoute = await lua.DebitAsync(debits, CancellationToken.None);
+            Assert.Equal(expectedRoute.Lease is null, actualRoute.Lease is null);
+            if (expectedRoute.Lease is not null)
+            {
+                outstanding.Add((expectedRoute.Lease, actualRoute.Lease!));
+            }
 
             var where = $"seed {seed}, step {step}, {string.Join(" + ", debits.Select(d => d.Pool.Name))}/{tenant.Path} cost {debit.Cost} at {clock.GetUtcNow():O}";
             Assert.True(
@@ -100,6 +106,17 @@ public sealed class TreeDifferentialTests(RedisFixture redis, ITestOutputHelper 
                 }
             }
 
+            await CheckLeasesAsync(reference, database, prefix, debits, pools[2], clock.GetUtcNow().ToUnixTimeMilliseconds(), where);
+            if (outstanding.Count > 0 && random.Next(3) == 0)
+            {
+                // A response ends: its leases are released in both stores (the rest expire, or wait).
+                var ended = random.Next(outstanding.Count);
+                await reference.ReleaseAsync(outstanding[ended].InProcess, CancellationToken.None);
+                await lua.ReleaseAsync(outstanding[ended].Lua, CancellationToken.None);
+                outstanding.RemoveAt(ended);
+                releases++;
+            }
+
             var actual = actualRoute.Pools[actualRoute.Admitted ? 0 : actualRoute.LimitingIndex];
             routes += debits.Length > 1 ? 1 : 0;
             rejectedBySecondPool += actualRoute.LimitingIndex == 1 ? 1 : 0;
@@ -109,9 +126,10 @@ public sealed class TreeDifferentialTests(RedisFixture redis, ITestOutputHelper 
             limitedBy[actual.LimitedBy] = limitedBy.GetValueOrDefault(actual.LimitedBy) + 1;
         }
 
-        output.WriteLine($"seed {seed}: {Operations} operations, {admitted} admitted ({shadow} by shadow mode), {rejected} rejected, {closures} closures, {routes} on two pools ({rejectedBySecondPool} rejected by the second); limited by: {string.Join(", ", limitedBy.OrderBy(p => p.Key).Select(p => $"{p.Key} {p.Value}"))}");
+        output.WriteLine($"seed {seed}: {Operations} operations, {admitted} admitted ({shadow} by shadow mode), {rejected} rejected, {closures} closures, {routes} on two pools ({rejectedBySecondPool} rejected by the second), {releases} lease releases; limited by: {string.Join(", ", limitedBy.OrderBy(p => p.Key).Select(p => $"{p.Key} {p.Value}"))}");
         Assert.True(limitedBy.GetValueOrDefault(QuotaLimitedBy.Rate) > 0 && limitedBy.GetValueOrDefault(QuotaLimitedBy.Vendor) > 0, "the sequence should exercise rates and closures");
         Assert.True(rejectedBySecondPool > 0, "the sequence should exercise routes rejected by their second pool");
+        Assert.True(limitedBy.GetValueOrDefault(QuotaLimitedBy.Concurrency) > 0, "the sequence should exercise MaxInFlight");
         Assert.True(admitted > Operations / 10 && rejected > Operations / 20, $"the sequence should exercise both outcomes: {admitted} admitted, {rejected} rejected");
     }
 
@@ -149,6 +167,25 @@ public sealed class TreeDifferentialTests(RedisFixture redis, ITestOutputHelper 
             if (guaranteeLeft)
             {
                 Assert.True(TreeAdmission.Remaining(node, counters) >= 1, $"{where}: {node.Path} has an unused guarantee on its whole path but cannot spend it");
+            }
+        }
+    }
+
+    /// <summary>
+    /// Every node with MaxInFlight on the paths just decided holds the same live leases (by expiry) in both
+    /// stores, and, outside the pool that flips to shadow mode, no more than its MaxInFlight.
+    /// </summary>
+    private static async Task CheckLeasesAsync(InProcessQuotaStore reference, IDatabase database, string prefix, QuotaDebit[] debits, PoolDefinition shadowPool, long nowMs, string where)
+    {
+        foreach (var debit in debits)
+        {
+            foreach (var node in debit.Tenant.PathFromRoot().Where(n => n.MaxInFlight is not null))
+            {
+                var expected = reference.LiveLeases(debit.Pool, node, nowMs);
+                var live = await database.SortedSetRangeByScoreWithScoresAsync($"{prefix}{{{debit.Pool.Name}}}:lease:{node.UsageField}", nowMs, double.PositiveInfinity, Exclude.Start);
+                long[] actual = [.. live.Select(e => (long)e.Score).Order()];
+                Assert.True(expected.SequenceEqual(actual), $"{where}: leases of {debit.Pool.Name}/{NameOf(node)} differ: in-process [{string.Join(", ", expected)}], Lua [{string.Join(", ", actual)}]");
+                Assert.True(expected.Length <= node.MaxInFlight || debit.Pool == shadowPool, $"{where}: {NameOf(node)} holds {expected.Length} leases, more than MaxInFlight {node.MaxInFlight}");
             }
         }
     }
@@ -195,7 +232,7 @@ public sealed class TreeDifferentialTests(RedisFixture redis, ITestOutputHelper 
             Mode = modes?.Next(4) == 0 ? QuotaMode.Shadow : QuotaMode.Enforce,
         };
         var (poolRate, poolBurst) = RandomRate(random);
-        options = options with { Rate = poolRate, Burst = poolBurst };
+        options = options with { Rate = poolRate, Burst = poolBurst, MaxInFlight = RandomMaxInFlight(random) };
         AddChildren(options.Tenants, limit, depth: 1, random, modes);
         return TestPools.Create(name, options);
     }
@@ -224,7 +261,7 @@ public sealed class TreeDifferentialTests(RedisFixture redis, ITestOutputHelper 
                 Mode = modes?.Next(4) switch { 0 => QuotaMode.Shadow, 1 => QuotaMode.Enforce, _ => null },
             };
             var (rate, burst) = RandomRate(random);
-            tenant = tenant with { Rate = rate, Burst = burst };
+            tenant = tenant with { Rate = rate, Burst = burst, MaxInFlight = RandomMaxInFlight(random) };
             if (depth < 3 && random.Next(3) == 0)
             {
                 AddChildren(tenant.Tenants, effectiveLimit, depth + 1, random, modes);
@@ -246,6 +283,9 @@ public sealed class TreeDifferentialTests(RedisFixture redis, ITestOutputHelper 
         var rate = $"{count}/{(random.Next(2) == 0 ? "s" : "m")}";
         return (rate, random.Next(3) == 0 ? null : random.Next(1, count + 1));
     }
+
+    /// <summary>One node in five allows 1 to 4 requests in flight.</summary>
+    private static long? RandomMaxInFlight(Random random) => random.Next(5) == 0 ? random.Next(1, 5) : null;
 
     /// <summary>Mostly small steps, sometimes a jump across a minute, an hour or a day.</summary>
     private static TimeSpan NextClockMove(Random random) => random.Next(100) switch

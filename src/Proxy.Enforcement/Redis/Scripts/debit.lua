@@ -8,7 +8,7 @@
 -- cannot open the same window twice. Tests may pass their own clock in ARGV[1].
 --
 -- The order of checks: the pool closed by a vendor 429, then every node's credits from the pool down,
--- then every node's rate from the pool down. The first failure on an enforcing node rejects; failures on
+-- then every node's rate from the pool down, then every node's requests in flight from the pool down. The first failure on an enforcing node rejects; failures on
 -- nodes in shadow mode are only reported.
 --
 -- KEYS[2p-1] pool p's usage hash for its current window, fields:
@@ -21,13 +21,18 @@
 --                               priority q (kept only for levels that a lower-priority sibling reads)
 -- KEYS[2p]  pool p's state hash, which outlives windows: r:<node> = the node's GCRA theoretical
 --           arrival time (Unix µs). Touched only when the path has a rate.
+-- KEYS[2P+1..] after every pool's pair: one sorted set per node with a MaxInFlight, its leases (member
+--           the lease id, score the lease's expiry in Unix ms). Expired leases are dropped as they are read.
 -- ARGV[1]   now in Unix µs, or 0 to read the server clock
 -- ARGV[2]   cost (credits, > 0), charged to every pool
--- ARGV[3]   P, the number of pools; then one block per pool, in the route's order:
+-- ARGV[3]   P, the number of pools
+-- ARGV[4]   this request's lease id, and ARGV[5] the lease's lifetime in ms (used when a node has MaxInFlight)
+-- ARGV[6..] one block per pool, in the route's order:
 --   +0      fixed window length in ms (1s, 1m, 1h), or 0 for a calendar window (1d, 1mo)
 --   +1      fixed windows: the zone's UTC offset in ms, modulo the length
 --   +2..+5  calendar windows, as the proxy's clock sees them: previous start, start, end, next end
---   +6      r, the number of hash fields the decision reads; then those r fields. Records below name
+--   +6      where this pool's lease sets start in KEYS, minus one
+--   +7      r, the number of hash fields the decision reads; then those r fields. Records below name
 --           a field by its position i in this list (1-based), 0 for none.
 --   then    depth: the number of tenant nodes on the path (the pool is not counted)
 --   then    one record per node, the pool first, then down to the caller:
@@ -39,12 +44,14 @@
 --                     priority that have credits above their guarantees
 --   then    q, the number of nodes on the path with a rate, and q records (node index, r: field,
 --           emission interval µs, capacity µs = Burst × interval, shadow 1|0), pool first
+--   then    l, the number of nodes on the path with a MaxInFlight, and l records (node index, j: its
+--           lease set is KEYS[base + j], MaxInFlight, shadow 1|0), pool first
 --           The proxy builds all of this once per node (DebitScript.cs), so the script builds no strings
 --           and every argument is converted at most once: a call costs Redis a few microseconds.
 --
 -- Reply: { admitted (1|0: every pool admits), index of the first pool that rejects (0-based, -1 none),
 --          then 14 values per pool: admitted by this pool (1|0), limited_by (0 none, 1 tenant, 2 pool,
---          3 reserved, 4 rate, 5 vendor), limiting node index (0 the pool, i the i-th tenant from the
+--          3 reserved, 4 rate, 5 vendor, 6 concurrency), limiting node index (0 the pool, i the i-th tenant from the
 --          top, -1 none), caller's used, remaining, window_start_ms, window_end_ms, now_ms, overage
 --          credits, soft-limit node index (-1 none), soft limit crossed now (1|0), shadow (1|0: admitted
 --          only because every failing node is in shadow mode), pool's used, µs until a retry can
@@ -57,8 +64,9 @@
 local now = tonumber(ARGV[1])
 local cost = tonumber(ARGV[2])
 local pool_count = tonumber(ARGV[3])
+local lease_id, lease_ms = ARGV[4], tonumber(ARGV[5])
 
-local NONE, TENANT, POOL, RESERVED, RATE, VENDOR = 0, 1, 2, 3, 4, 5
+local NONE, TENANT, POOL, RESERVED, RATE, VENDOR, CONCURRENCY = 0, 1, 2, 3, 4, 5, 6
 local KEEP_AFTER_WINDOW_MS = 60000
 local min, max, tonumber = math.min, math.max, tonumber
 
@@ -74,8 +82,9 @@ now = math.floor(now_us / 1000)
 local function decide(p, block)
   local usage_key, state_key = KEYS[2 * p - 1], KEYS[2 * p]
   local fixed_length = tonumber(ARGV[block])
-  local read_count = tonumber(ARGV[block + 6])
-  local FIRST_FIELD = block + 7
+  local lease_base = tonumber(ARGV[block + 6])
+  local read_count = tonumber(ARGV[block + 7])
+  local FIRST_FIELD = block + 8
   local depth = tonumber(ARGV[FIRST_FIELD + read_count])
   local FIRST_RECORD = FIRST_FIELD + read_count + 1
 
@@ -227,16 +236,39 @@ local function decide(p, block)
     end
   end
 
+  -- Requests in flight: a lease per request in each such node's set, released when the response ends.
+  local lease_count = tonumber(ARGV[at])
+  local first_lease = at + 1
+  at = first_lease + lease_count * 4
+  local lease_keys
+  if lease_count > 0 then
+    lease_keys = {}
+    for l = 1, lease_count do
+      local record = first_lease + (l - 1) * 4
+      local key = KEYS[lease_base + tonumber(ARGV[record + 1])]
+      redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+      if redis.call('ZCARD', key) + 1 > tonumber(ARGV[record + 2]) and limited_by == NONE then
+        if ARGV[record + 3] ~= '1' then
+          limited_by, limiting = CONCURRENCY, tonumber(ARGV[record])
+        elseif shadow_limited_by == NONE then
+          shadow_limited_by, shadow_limiting = CONCURRENCY, tonumber(ARGV[record])
+        end
+      end
+      lease_keys[l] = key
+    end
+  end
+
   return {
     limited_by = limited_by, limiting = limiting, shadow_limited_by = shadow_limited_by, shadow_limiting = shadow_limiting,
     caller_used = caller_used, pool_used = pool_used, smallest = smallest, window_start = window_start,
     window_end = window_end, overage = overage, soft_index = soft_index, soft_crossed = soft_crossed,
     wait_us = wait_us, usage_key = usage_key, writes = writes, state_key = state_key, rate_writes = rate_writes,
+    lease_keys = lease_keys,
   }, at
 end
 
 local results = {}
-local block = 4
+local block = 6
 local limiting_pool = -1
 for p = 1, pool_count do
   local result, next_block = decide(p, block)
@@ -252,6 +284,13 @@ if admitted then
     local result = results[p]
     redis.call('HSET', result.usage_key, unpack(result.writes))
     if result.rate_writes then redis.call('HSET', result.state_key, unpack(result.rate_writes)) end
+    if result.lease_keys then
+      for _, key in ipairs(result.lease_keys) do
+        redis.call('ZADD', key, now + lease_ms, lease_id)
+        -- Memory cleanup only: a set nobody writes to any more goes a minute after its last lease expires.
+        redis.call('PEXPIRE', key, lease_ms + KEEP_AFTER_WINDOW_MS)
+      end
+    end
   end
 end
 
