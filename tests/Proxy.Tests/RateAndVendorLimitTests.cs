@@ -30,9 +30,9 @@ public sealed class RateAndVendorLimitTests(RedisFixture redis)
         using var vendor = new VendorServer();
         await using var proxy = await ProxyInstance.StartAsync(Config(vendor).Set("Quota:Pools:daily:Tenants:e2e:Rate", "2/m"));
 
-        using var first = await GetAsync(proxy, "e2e-key");
-        using var second = await GetAsync(proxy, "e2e-key");
-        using var prod = await GetAsync(proxy, "prod-key");
+        using var first = await proxy.GetAsync("e2e-key");
+        using var second = await proxy.GetAsync("e2e-key");
+        using var prod = await proxy.GetAsync("prod-key");
 
         Assert.Equal(HttpStatusCode.OK, first.StatusCode);
         Assert.Equal(HttpStatusCode.TooManyRequests, second.StatusCode);
@@ -61,9 +61,9 @@ public sealed class RateAndVendorLimitTests(RedisFixture redis)
             .Redis(redis.ConnectionString, prefix, timeout: TimeSpan.FromSeconds(2));
         await using var proxy = await ProxyInstance.StartAsync(config);
 
-        using var first = await GetAsync(proxy, "prod-key");
-        using var second = await GetAsync(proxy, "prod-key");
-        using var third = await GetAsync(proxy, "prod-key");
+        using var first = await proxy.GetAsync("prod-key");
+        using var second = await proxy.GetAsync("prod-key");
+        using var third = await proxy.GetAsync("prod-key");
 
         Assert.Equal([HttpStatusCode.OK, HttpStatusCode.OK, HttpStatusCode.TooManyRequests], new[] { first, second, third }.Select(r => r.StatusCode));
         Assert.Equal("\"daily\";q=100;w=86400, \"hourly\";q=2;w=3600", Header(second, "RateLimit-Policy"));
@@ -89,12 +89,12 @@ public sealed class RateAndVendorLimitTests(RedisFixture redis)
             .RespondWith(Response.Create().WithStatusCode(200).WithBody("{\"vendor\":\"slow\"}").WithDelay(TimeSpan.FromMilliseconds(800)));
         await using var proxy = await ProxyInstance.StartAsync(Config(vendor).Set("Quota:Pools:daily:Tenants:e2e:MaxInFlight", "1"));
 
-        var slow = GetAsync(proxy, "e2e-key");
+        var slow = proxy.GetAsync("e2e-key");
         await Task.Delay(200);
-        using var beyond = await GetAsync(proxy, "e2e-key");
-        using var other = await GetAsync(proxy, "prod-key");
+        using var beyond = await proxy.GetAsync("e2e-key");
+        using var other = await proxy.GetAsync("prod-key");
         using var done = await slow;
-        using var next = await GetAsync(proxy, "e2e-key");
+        using var next = await proxy.GetAsync("e2e-key");
 
         Assert.Equal(HttpStatusCode.TooManyRequests, beyond.StatusCode);
         Assert.Equal("1", Header(beyond, "Retry-After"));
@@ -112,7 +112,7 @@ public sealed class RateAndVendorLimitTests(RedisFixture redis)
         message.Headers.Add("X-Api-Key", "e2e-key");
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => proxy.Client.SendAsync(message, impatient.Token));
         await Task.Delay(300);
-        using var afterAbort = await GetAsync(proxy, "e2e-key");
+        using var afterAbort = await proxy.GetAsync("e2e-key");
         Assert.Equal(HttpStatusCode.OK, afterAbort.StatusCode);
     }
 
@@ -123,12 +123,12 @@ public sealed class RateAndVendorLimitTests(RedisFixture redis)
         VendorAnswers429(vendor, retryAfter: "2");
         await using var proxy = await ProxyInstance.StartAsync(Config(vendor));
 
-        using var limited = await GetAsync(proxy, "prod-key");
+        using var limited = await proxy.GetAsync("prod-key");
         var closedAt = DateTimeOffset.UtcNow;
-        using var held = await GetAsync(proxy, "e2e-key");
+        using var held = await proxy.GetAsync("e2e-key");
         VendorAnswersOk(vendor);
         await Task.Delay(TimeSpan.FromSeconds(2.2) - (DateTimeOffset.UtcNow - closedAt));
-        using var reopened = await GetAsync(proxy, "e2e-key");
+        using var reopened = await proxy.GetAsync("e2e-key");
 
         // The caller whose request met the vendor's 429 gets the vendor's answer.
         Assert.Equal(HttpStatusCode.TooManyRequests, limited.StatusCode);
@@ -152,8 +152,8 @@ public sealed class RateAndVendorLimitTests(RedisFixture redis)
         VendorAnswers429(vendor, retryAfter: until.ToString("r", CultureInfo.InvariantCulture));
         await using var proxy = await ProxyInstance.StartAsync(Config(vendor));
 
-        using var limited = await GetAsync(proxy, "prod-key");
-        using var held = await GetAsync(proxy, "prod-key");
+        using var limited = await proxy.GetAsync("prod-key");
+        using var held = await proxy.GetAsync("prod-key");
 
         Assert.Equal(HttpStatusCode.TooManyRequests, held.StatusCode);
         var problem = await held.Content.ReadFromJsonAsync<JsonElement>();
@@ -169,8 +169,8 @@ public sealed class RateAndVendorLimitTests(RedisFixture redis)
         VendorAnswers429(vendor, retryAfter: null);
         await using var proxy = await ProxyInstance.StartAsync(Config(vendor, window: "1h"));
 
-        using var limited = await GetAsync(proxy, "prod-key");
-        using var held = await GetAsync(proxy, "e2e-key");
+        using var limited = await proxy.GetAsync("prod-key");
+        using var held = await proxy.GetAsync("e2e-key");
 
         Assert.Equal(HttpStatusCode.TooManyRequests, held.StatusCode);
         var problem = await held.Content.ReadFromJsonAsync<JsonElement>();
@@ -209,7 +209,7 @@ public sealed class RateAndVendorLimitTests(RedisFixture redis)
 
         for (var i = 0; i < 5; i++)
         {
-            using var response = await GetAsync(proxy, "e2e-key");
+            using var response = await proxy.GetAsync("e2e-key");
             Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         }
 
@@ -241,11 +241,4 @@ public sealed class RateAndVendorLimitTests(RedisFixture redis)
 
     private static string Header(HttpResponseMessage response, string name) =>
         response.Headers.TryGetValues(name, out var values) ? string.Join(",", values) : string.Join(",", response.Content.Headers.GetValues(name));
-
-    private static async Task<HttpResponseMessage> GetAsync(ProxyInstance proxy, string key)
-    {
-        using var message = new HttpRequestMessage(HttpMethod.Get, "/downloads/file");
-        message.Headers.Add("X-Api-Key", key);
-        return await proxy.Client.SendAsync(message);
-    }
 }

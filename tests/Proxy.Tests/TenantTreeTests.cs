@@ -26,8 +26,8 @@ public sealed class TenantTreeTests(RedisFixture redis)
             .Redis(redis.ConnectionString, prefix, timeout: TimeSpan.FromSeconds(2));
         await using var proxy = await ProxyInstance.StartAsync(config);
 
-        var search = await SendAsync(proxy, "search-key", 4);
-        var ads = await SendAsync(proxy, "ads-key", 4);
+        var search = await proxy.SendAsync("search-key", 4);
+        var ads = await proxy.SendAsync("ads-key", 4);
 
         Assert.Equal(3, search.Admitted);
         Assert.Equal("tenant", search.LastProblem!.Value.GetProperty("limitedBy").GetString());
@@ -58,40 +58,12 @@ public sealed class TenantTreeTests(RedisFixture redis)
         var statuses = new List<HttpStatusCode>();
         for (var i = 0; i < 3; i++)
         {
-            using var response = await GetAsync(proxy, "prod-key");
+            using var response = await proxy.GetAsync("prod-key");
             statuses.Add(response.StatusCode);
         }
 
         // Each 502 ended its response, so the next request found the one slot free.
         Assert.Equal([HttpStatusCode.BadGateway, HttpStatusCode.BadGateway, HttpStatusCode.BadGateway], statuses);
         Assert.Equal(3, vendor.Calls.Count);
-    }
-
-    private static async Task<HttpResponseMessage> GetAsync(ProxyInstance proxy, string key)
-    {
-        using var message = new HttpRequestMessage(HttpMethod.Get, "/downloads/file");
-        message.Headers.Add("X-Api-Key", key);
-        return await proxy.Client.SendAsync(message);
-    }
-
-    private static async Task<(int Admitted, JsonElement? LastProblem)> SendAsync(ProxyInstance proxy, string key, int count)
-    {
-        var admitted = 0;
-        JsonElement? problem = null;
-        for (var i = 0; i < count; i++)
-        {
-            using var response = await GetAsync(proxy, key);
-            if (response.StatusCode == HttpStatusCode.OK)
-            {
-                admitted++;
-            }
-            else
-            {
-                Assert.Equal(HttpStatusCode.TooManyRequests, response.StatusCode);
-                problem = await response.Content.ReadFromJsonAsync<JsonElement>();
-            }
-        }
-
-        return (admitted, problem);
     }
 }

@@ -43,15 +43,15 @@ public sealed class WorkedExampleTests(RedisFixture redis)
         await using var proxy = await ProxyInstance.StartAsync(Config(vendor));
 
         // "prod may take its 180, then borrow what test, dev and e2e hold above their floors: up to 225."
-        var prod = await SendAsync(proxy, "prod", 240);
+        var prod = await proxy.SendAsync("prod-key", 240);
         Assert.Equal(225, prod.Admitted);
         Assert.Equal("reserved", prod.LastProblem!.Value.GetProperty("limitedBy").GetString());
         Assert.Equal(0, prod.LastProblem!.Value.GetProperty("remaining").GetInt64());
 
         // "… never their 25 guaranteed credits."
-        Assert.Equal(10, (await SendAsync(proxy, "test", 15)).Admitted);
-        Assert.Equal(10, (await SendAsync(proxy, "dev", 15)).Admitted);
-        var e2e = await SendAsync(proxy, "e2e", 15);
+        Assert.Equal(10, (await proxy.SendAsync("test-key", 15)).Admitted);
+        Assert.Equal(10, (await proxy.SendAsync("dev-key", 15)).Admitted);
+        var e2e = await proxy.SendAsync("e2e-key", 15);
         Assert.Equal(5, e2e.Admitted);
         Assert.Equal("pool", e2e.LastProblem!.Value.GetProperty("limitedBy").GetString());
 
@@ -65,7 +65,7 @@ public sealed class WorkedExampleTests(RedisFixture redis)
         using var vendor = new VendorServer();
         await using var proxy = await ProxyInstance.StartAsync(Config(vendor));
 
-        var e2e = await SendAsync(proxy, "e2e", 15);
+        var e2e = await proxy.SendAsync("e2e-key", 15);
 
         Assert.Equal(10, e2e.Admitted);
         Assert.Equal("reserved", e2e.LastProblem!.Value.GetProperty("limitedBy").GetString());
@@ -90,7 +90,7 @@ public sealed class WorkedExampleTests(RedisFixture redis)
         var prod = new List<HttpResponseMessage>();
         for (var i = 0; i < 5; i++)
         {
-            prod.Add(await GetAsync(proxy, "prod-key"));
+            prod.Add(await proxy.GetAsync("prod-key"));
         }
 
         Assert.Equal([HttpStatusCode.OK, HttpStatusCode.OK, HttpStatusCode.OK, HttpStatusCode.OK, HttpStatusCode.TooManyRequests], prod.Select(r => r.StatusCode));
@@ -102,7 +102,7 @@ public sealed class WorkedExampleTests(RedisFixture redis)
         var lab = new List<HttpResponseMessage>();
         for (var i = 0; i < 3; i++)
         {
-            lab.Add(await GetAsync(proxy, "lab-key"));
+            lab.Add(await proxy.GetAsync("lab-key"));
         }
 
         Assert.All(lab, r => Assert.Equal(HttpStatusCode.OK, r.StatusCode));
@@ -114,32 +114,4 @@ public sealed class WorkedExampleTests(RedisFixture redis)
     }
 
     private static string Header(HttpResponseMessage response, string name) => string.Join(",", response.Headers.GetValues(name));
-
-    private static async Task<HttpResponseMessage> GetAsync(ProxyInstance proxy, string key)
-    {
-        using var message = new HttpRequestMessage(HttpMethod.Get, "/downloads/file");
-        message.Headers.Add("X-Api-Key", key);
-        return await proxy.Client.SendAsync(message);
-    }
-
-    private static async Task<(int Admitted, JsonElement? LastProblem)> SendAsync(ProxyInstance proxy, string tenant, int count)
-    {
-        var admitted = 0;
-        JsonElement? problem = null;
-        for (var i = 0; i < count; i++)
-        {
-            using var response = await GetAsync(proxy, $"{tenant}-key");
-            if (response.StatusCode == HttpStatusCode.OK)
-            {
-                admitted++;
-            }
-            else
-            {
-                Assert.Equal(HttpStatusCode.TooManyRequests, response.StatusCode);
-                problem = await response.Content.ReadFromJsonAsync<JsonElement>();
-            }
-        }
-
-        return (admitted, problem);
-    }
 }

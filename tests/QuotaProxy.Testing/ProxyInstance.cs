@@ -42,6 +42,35 @@ public sealed class ProxyInstance : IAsyncDisposable
         return new ProxyInstance(app, new Uri(address));
     }
 
+    /// <summary>GET <c>/downloads/file</c> (the metered route most tests declare) with an API key.</summary>
+    public async Task<HttpResponseMessage> GetAsync(string apiKey, string path = "/downloads/file")
+    {
+        using var message = new HttpRequestMessage(HttpMethod.Get, path);
+        message.Headers.Add("X-Api-Key", apiKey);
+        return await Client.SendAsync(message);
+    }
+
+    /// <summary>
+    /// Sends <paramref name="count"/> such requests one after another: how many got a 200, every status, and
+    /// the problem body of the last answer that was not a 200.
+    /// </summary>
+    public async Task<SendResult> SendAsync(string apiKey, int count)
+    {
+        var statuses = new List<System.Net.HttpStatusCode>();
+        System.Text.Json.JsonElement? problem = null;
+        for (var i = 0; i < count; i++)
+        {
+            using var response = await GetAsync(apiKey);
+            statuses.Add(response.StatusCode);
+            if (response.StatusCode != System.Net.HttpStatusCode.OK)
+            {
+                problem = await System.Net.Http.Json.HttpContentJsonExtensions.ReadFromJsonAsync<System.Text.Json.JsonElement>(response.Content);
+            }
+        }
+
+        return new SendResult(statuses.Count(s => s == System.Net.HttpStatusCode.OK), statuses, problem);
+    }
+
     public async ValueTask DisposeAsync()
     {
         Client.Dispose();
@@ -49,3 +78,6 @@ public sealed class ProxyInstance : IAsyncDisposable
         await _app.DisposeAsync();
     }
 }
+
+/// <summary>What <see cref="ProxyInstance.SendAsync"/> saw.</summary>
+public sealed record SendResult(int Admitted, IReadOnlyList<System.Net.HttpStatusCode> Statuses, System.Text.Json.JsonElement? LastProblem);
