@@ -40,128 +40,71 @@ internal static class QuotaProblems
         });
     }
 
-    public static Task QuotaExceededAsync(HttpContext context, string pool, string tenant, long cost, in QuotaDecision decision) => decision.LimitedBy switch
-    {
-        QuotaLimitedBy.Rate => RateLimitedAsync(context, pool, tenant, cost, decision),
-        QuotaLimitedBy.Vendor => VendorLimitedAsync(context, pool, tenant, decision),
-        QuotaLimitedBy.Concurrency => ConcurrencyLimitedAsync(context, pool, tenant, decision),
-        _ => CreditsExceededAsync(context, pool, tenant, cost, decision),
-    };
-
-    private static Task RateLimitedAsync(HttpContext context, string pool, string tenant, long cost, in QuotaDecision decision)
-    {
-        var node = decision.LimitingNode!;
-        var rate = node.Rate!;
-        var retryAfter = decision.SecondsToRetry;
-        var retryAfterMs = (decision.RetryAfterMicros + 999) / 1000;
-        context.Response.Headers.RetryAfter = retryAfter.ToString(CultureInfo.InvariantCulture);
-        var where = node.IsRoot ? $"pool '{pool}'" : $"tenant '{node.Path}'";
-        return WriteAsync(context, new ProblemDetails
-        {
-            Type = "urn:quotaproxy:problem:rate-limited",
-            Title = "Rate limit exceeded",
-            Status = StatusCodes.Status429TooManyRequests,
-            Detail = $"The request costs {cost} credit{(cost == 1 ? "" : "s")} but {where} allows {rate} with a burst of {rate.Burst}; "
-                + $"it fits again in {retryAfterMs} ms. Credits in this window are not the limit: {decision.Remaining} remain.",
-            Extensions =
-            {
-                ["pool"] = pool,
-                ["tenant"] = tenant,
-                ["cost"] = cost,
-                ["remaining"] = decision.Remaining,
-                ["limitedBy"] = LimitedByName(decision.LimitedBy),
-                ["limitingNode"] = node.IsRoot ? pool : node.Path,
-                ["rate"] = rate.ToString(),
-                ["burst"] = rate.Burst,
-                ["retryAfterMs"] = retryAfterMs,
-                ["retryAfterSeconds"] = retryAfter,
-            },
-        });
-    }
-
-    private static Task ConcurrencyLimitedAsync(HttpContext context, string pool, string tenant, in QuotaDecision decision)
-    {
-        var node = decision.LimitingNode!;
-        var retryAfter = decision.SecondsToRetry;
-        context.Response.Headers.RetryAfter = retryAfter.ToString(CultureInfo.InvariantCulture);
-        var where = node.IsRoot ? $"pool '{pool}'" : $"tenant '{node.Path}'";
-        return WriteAsync(context, new ProblemDetails
-        {
-            Type = "urn:quotaproxy:problem:concurrency-limited",
-            Title = "Too many requests in flight",
-            Status = StatusCodes.Status429TooManyRequests,
-            Detail = $"{char.ToUpperInvariant(where[0])}{where[1..]} allows {node.MaxInFlight} request{(node.MaxInFlight == 1 ? "" : "s")} in flight at once, and that many are. Retry when one of them has finished.",
-            Extensions =
-            {
-                ["pool"] = pool,
-                ["tenant"] = tenant,
-                ["remaining"] = decision.Remaining,
-                ["limitedBy"] = LimitedByName(decision.LimitedBy),
-                ["limitingNode"] = node.IsRoot ? pool : node.Path,
-                ["maxInFlight"] = node.MaxInFlight,
-                ["retryAfterSeconds"] = retryAfter,
-            },
-        });
-    }
-
-    private static Task VendorLimitedAsync(HttpContext context, string pool, string tenant, in QuotaDecision decision)
+    /// <summary>
+    /// The 429 for a rejected decision: <c>Retry-After</c>, and a problem body whose type, sentence and
+    /// extra fields depend on what limited the request. Every body names pool, tenant, cost, remaining,
+    /// limitedBy, limitingNode and retryAfterSeconds.
+    /// </summary>
+    public static Task QuotaExceededAsync(HttpContext context, string pool, string tenant, long cost, in QuotaDecision decision)
     {
         var retryAfter = decision.SecondsToRetry;
-        var until = DateTimeOffset.FromUnixTimeMilliseconds(decision.NowMs + ((decision.RetryAfterMicros + 999) / 1000));
         context.Response.Headers.RetryAfter = retryAfter.ToString(CultureInfo.InvariantCulture);
-        return WriteAsync(context, new ProblemDetails
+        var node = decision.LimitingNode;
+        var where = node is { IsRoot: false } ? $"tenant '{node.Path}'" : $"pool '{pool}'";
+        var credits = $"{cost} credit{(cost == 1 ? "" : "s")}";
+        var problem = new ProblemDetails { Status = StatusCodes.Status429TooManyRequests };
+        switch (decision.LimitedBy)
         {
-            Type = "urn:quotaproxy:problem:vendor-limited",
-            Title = "Vendor rate limit",
-            Status = StatusCodes.Status429TooManyRequests,
-            Detail = $"The vendor answered 429 for pool '{pool}', so the proxy holds its requests back until {until.UtcDateTime:yyyy-MM-dd HH:mm:ss} UTC, in {Describe(TimeSpan.FromSeconds(retryAfter))}. The vendor was not called.",
-            Extensions =
-            {
-                ["pool"] = pool,
-                ["tenant"] = tenant,
-                ["remaining"] = decision.Remaining,
-                ["limitedBy"] = LimitedByName(decision.LimitedBy),
-                ["limitingNode"] = pool,
-                ["closedUntil"] = until.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture),
-                ["retryAfterSeconds"] = retryAfter,
-            },
-        });
+            case QuotaLimitedBy.Rate:
+                var rate = node!.Rate!;
+                var retryAfterMs = (decision.RetryAfterMicros + 999) / 1000;
+                (problem.Type, problem.Title) = ("urn:quotaproxy:problem:rate-limited", "Rate limit exceeded");
+                problem.Detail = $"The request costs {credits} but {where} allows {rate} with a burst of {rate.Burst}; "
+                    + $"it fits again in {retryAfterMs} ms. Credits in this window are not the limit: {decision.Remaining} remain.";
+                problem.Extensions["rate"] = rate.ToString();
+                problem.Extensions["burst"] = rate.Burst;
+                problem.Extensions["retryAfterMs"] = retryAfterMs;
+                break;
+            case QuotaLimitedBy.Concurrency:
+                (problem.Type, problem.Title) = ("urn:quotaproxy:problem:concurrency-limited", "Too many requests in flight");
+                problem.Detail = $"{char.ToUpperInvariant(where[0])}{where[1..]} allows {node!.MaxInFlight} request{(node.MaxInFlight == 1 ? "" : "s")} "
+                    + "in flight at once, and that many are. Retry when one of them has finished.";
+                problem.Extensions["maxInFlight"] = node.MaxInFlight;
+                break;
+            case QuotaLimitedBy.Vendor:
+                var until = DateTimeOffset.FromUnixTimeMilliseconds(decision.NowMs + ((decision.RetryAfterMicros + 999) / 1000));
+                (problem.Type, problem.Title) = ("urn:quotaproxy:problem:vendor-limited", "Vendor rate limit");
+                problem.Detail = $"The vendor answered 429 for pool '{pool}', so the proxy holds its requests back until "
+                    + $"{until.UtcDateTime:yyyy-MM-dd HH:mm:ss} UTC, in {Describe(TimeSpan.FromSeconds(retryAfter))}. The vendor was not called.";
+                problem.Extensions["closedUntil"] = Timestamp(until);
+                break;
+            default:
+                var which = decision.LimitedBy switch
+                {
+                    QuotaLimitedBy.Tenant => $"{where} has reached its limit and",
+                    QuotaLimitedBy.Reserved => $"what is left in pool '{pool}' is held for other tenants' guarantees and higher-priority allocations, so tenant '{tenant}'",
+                    _ => $"pool '{pool}' has run dry and tenant '{tenant}'",
+                };
+                (problem.Type, problem.Title) = ("urn:quotaproxy:problem:quota-exceeded", "Quota exceeded");
+                problem.Detail = $"The request costs {credits} but {which} can spend {decision.Remaining} more in this window. "
+                    + $"The window resets at {decision.Window.End.UtcDateTime:yyyy-MM-dd HH:mm:ss} UTC, in {Describe(TimeSpan.FromSeconds(retryAfter))}.";
+                problem.Extensions["limit"] = decision.Limit;
+                problem.Extensions["used"] = decision.Used;
+                problem.Extensions["reset"] = Timestamp(decision.Window.End);
+                break;
+        }
+
+        problem.Extensions["pool"] = pool;
+        problem.Extensions["tenant"] = tenant;
+        problem.Extensions["cost"] = cost;
+        problem.Extensions["remaining"] = decision.Remaining;
+        problem.Extensions["limitedBy"] = LimitedByName(decision.LimitedBy);
+        problem.Extensions["limitingNode"] = node is { IsRoot: false } ? node.Path : pool;
+        problem.Extensions["retryAfterSeconds"] = retryAfter;
+        return WriteAsync(context, problem);
     }
 
-    private static Task CreditsExceededAsync(HttpContext context, string pool, string tenant, long cost, in QuotaDecision decision)
-    {
-        var reset = decision.Window.End;
-        var retryAfter = decision.SecondsToReset;
-        context.Response.Headers.RetryAfter = retryAfter.ToString(CultureInfo.InvariantCulture);
-        var node = decision.LimitingNode is { IsRoot: false } limiting ? limiting.Path : tenant;
-        var which = decision.LimitedBy switch
-        {
-            QuotaLimitedBy.Tenant => $"tenant '{node}' has reached its limit and",
-            QuotaLimitedBy.Reserved => $"what is left in pool '{pool}' is held for other tenants' guarantees and higher-priority allocations, so tenant '{tenant}'",
-            _ => $"pool '{pool}' has run dry and tenant '{tenant}'",
-        };
-        return WriteAsync(context, new ProblemDetails
-        {
-            Type = "urn:quotaproxy:problem:quota-exceeded",
-            Title = "Quota exceeded",
-            Status = StatusCodes.Status429TooManyRequests,
-            Detail = $"The request costs {cost} credit{(cost == 1 ? "" : "s")} but {which} can spend {decision.Remaining} more in this window. "
-                + $"The window resets at {reset.UtcDateTime:yyyy-MM-dd HH:mm:ss} UTC, in {Describe(TimeSpan.FromSeconds(retryAfter))}.",
-            Extensions =
-            {
-                ["pool"] = pool,
-                ["tenant"] = tenant,
-                ["cost"] = cost,
-                ["remaining"] = decision.Remaining,
-                ["limit"] = decision.Limit,
-                ["used"] = decision.Used,
-                ["limitedBy"] = LimitedByName(decision.LimitedBy),
-                ["limitingNode"] = decision.LimitingNode is { IsRoot: false } n ? n.Path : pool,
-                ["reset"] = reset.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture),
-                ["retryAfterSeconds"] = retryAfter,
-            },
-        });
-    }
+    private static string Timestamp(DateTimeOffset instant) => instant.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);
 
     /// <summary>The name a problem body and a shadow header give to what limited a request.</summary>
     internal static string LimitedByName(QuotaLimitedBy limitedBy) => limitedBy switch
