@@ -102,7 +102,11 @@ internal static class ExecutableFinder
     public static string? Find(string name)
     {
         var path = Environment.GetEnvironmentVariable("PATH") ?? "";
-        string[] extra = ["/usr/bin", "/usr/local/bin", "/usr/sbin"];
+        // Debian's postgresql packages keep initdb and pg_ctl out of PATH, under /usr/lib/postgresql/<version>/bin.
+        var postgres = Directory.Exists("/usr/lib/postgresql")
+            ? Directory.GetDirectories("/usr/lib/postgresql").OrderDescending().Select(d => Path.Combine(d, "bin"))
+            : [];
+        string[] extra = ["/usr/bin", "/usr/local/bin", "/usr/sbin", .. postgres];
         return path.Split(Path.PathSeparator).Concat(extra)
             .Select(dir => Path.Combine(dir, name))
             .FirstOrDefault(File.Exists);

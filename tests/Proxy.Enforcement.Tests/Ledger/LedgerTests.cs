@@ -1,0 +1,74 @@
+using Dapper;
+using Npgsql;
+using QuotaProxy.Enforcement.Ledger;
+using QuotaProxy.Testing;
+
+namespace QuotaProxy.Enforcement.Tests.Ledger;
+
+/// <summary>The ledger's schema, writer and queries on a real PostgreSQL, a fresh database per test.</summary>
+[Collection(PostgresCollection.Name)]
+public sealed class LedgerTests(PostgresFixture postgres)
+{
+    private static readonly DateTimeOffset Monday = new(2030, 6, 10, 9, 30, 0, TimeSpan.Zero);
+
+    private static UsageEvent Event(string id, long credits, UsageKind kind = UsageKind.Debit, string tenant = "prod", string route = "quotes", DateTimeOffset? at = null) =>
+        new(id, at ?? Monday, "vendor-daily", tenant, route, credits, kind, false, $"req-{id}");
+
+    [Fact]
+    public async Task Migrate_OnAnEmptyDatabase_AppliesEveryMigrationOnce_EvenWhenReplicasStartTogether()
+    {
+        var database = await postgres.NewDatabaseAsync();
+
+        var concurrent = await Task.WhenAll(Enumerable.Range(0, 3).Select(_ => LedgerSchema.MigrateAsync(database)));
+        var again = await LedgerSchema.MigrateAsync(database);
+
+        Assert.Equal(LedgerSchema.Migrations.Select(m => m.Version), concurrent.SelectMany(v => v).Order());
+        Assert.Empty(again);
+        await using var connection = new NpgsqlConnection(database);
+        Assert.Equal(LedgerSchema.Migrations.Count, await connection.ExecuteScalarAsync<int>("SELECT count(*) FROM schema_migrations"));
+        Assert.Equal(2, await connection.ExecuteScalarAsync<int>("SELECT count(*) FROM information_schema.tables WHERE table_name IN ('usage_events', 'usage_daily')"));
+    }
+
+    [Fact]
+    public async Task Write_TheSameEventsTwice_BillsThemOnce_InEventsAndInRollups()
+    {
+        var database = await postgres.NewDatabaseAsync();
+        await LedgerSchema.MigrateAsync(database);
+        await using var dataSource = NpgsqlDataSource.Create(database);
+        var writer = new LedgerWriter(dataSource);
+        UsageEvent[] batch = [Event("e1", 5), Event("e2", 3), Event("e3", 2, UsageKind.Overage), Event("e4", -5, UsageKind.Refund), Event("e5", 1, UsageKind.Adjustment)];
+
+        var first = await writer.WriteAsync(batch);
+        var redelivered = await writer.WriteAsync([.. batch, Event("e6", 4), Event("e6", 4)]);
+
+        Assert.Equal(5, first);
+        Assert.Equal(1, redelivered);
+        await using var connection = await dataSource.OpenConnectionAsync();
+        Assert.Equal(6, await connection.ExecuteScalarAsync<int>("SELECT count(*) FROM usage_events"));
+        Assert.Equal(10, await connection.ExecuteScalarAsync<long>("SELECT sum(credits) FROM usage_events"));
+        var day = Assert.Single(await new LedgerQueries(dataSource).UsageAsync(new DateOnly(2030, 6, 10), new DateOnly(2030, 6, 10)));
+        Assert.Equal(new DailyUsage(new DateOnly(2030, 6, 10), "vendor-daily", "prod", "quotes", Debited: 12, Overage: 2, Refunded: 5, Adjusted: 1, Net: 10, Events: 6), day);
+    }
+
+    [Fact]
+    public async Task Usage_OverARange_IsPerUtcDayTenantAndRoute_AndFiltersByTenantAndRoute()
+    {
+        var database = await postgres.NewDatabaseAsync();
+        await LedgerSchema.MigrateAsync(database);
+        await using var dataSource = NpgsqlDataSource.Create(database);
+        await new LedgerWriter(dataSource).WriteAsync([
+            Event("a", 1, at: Monday.AddDays(-1)),
+            Event("b", 2, at: Monday),
+            Event("c", 3, at: Monday.AddHours(14).AddMinutes(29)), // 23:59 UTC, still Monday
+            Event("d", 4, tenant: "test", at: Monday.AddHours(14).AddMinutes(31)), // Tuesday 00:01 UTC
+            Event("e", 5, route: "reports", at: Monday),
+        ]);
+        var queries = new LedgerQueries(dataSource);
+
+        var monday = await queries.UsageAsync(new DateOnly(2030, 6, 10), new DateOnly(2030, 6, 10));
+        var prodQuotes = await queries.UsageAsync(new DateOnly(2030, 6, 9), new DateOnly(2030, 6, 11), tenant: "prod", route: "quotes");
+
+        Assert.Equal([("prod", "quotes", 5L), ("prod", "reports", 5L)], monday.Select(u => (u.Tenant, u.Route, u.Net)));
+        Assert.Equal([(new DateOnly(2030, 6, 9), 1L), (new DateOnly(2030, 6, 10), 5L)], prodQuotes.Select(u => (u.Day, u.Net)));
+    }
+}
