@@ -34,8 +34,20 @@ public static class QuotaProxyServiceCollectionExtensions
             RouteQuota.PoolsOfRoutes(configuration.GetSection(QuotaOptionsValidator.RoutesSection))));
         services.AddSingleton(sp => new CallerIdentifier(sp.GetRequiredService<QuotaOptions>().Identity));
         services.AddSingleton<RouteQuotaCatalog>();
+        services.AddSingleton(sp => new RedisKeys(sp.GetRequiredService<QuotaOptions>().Store.KeyPrefix));
         services.AddSingleton<IQuotaStore>(CreateStore);
         services.AddQuotaRedisConnection();
+        if (!string.IsNullOrWhiteSpace(configuration[$"{QuotaOptions.SectionName}:Ledger:ConnectionString"]))
+        {
+            // The ledger: usage events flow from Redis streams to PostgreSQL in the background.
+            services.AddSingleton(sp => Npgsql.NpgsqlDataSource.Create(sp.GetRequiredService<QuotaOptions>().Ledger.ConnectionString!));
+            services.AddSingleton(sp => sp.GetRequiredService<QuotaOptions>().Ledger);
+            services.AddSingleton<Ledger.LedgerWriter>();
+            services.AddSingleton<Ledger.LedgerQueries>();
+            services.AddSingleton<Ledger.LedgerFlusher>();
+            services.AddHostedService(sp => sp.GetRequiredService<Ledger.LedgerFlusher>());
+        }
+
 
         services.AddReverseProxy()
             .LoadFromConfig(configuration.GetSection("ReverseProxy"))
@@ -76,7 +88,14 @@ public static class QuotaProxyServiceCollectionExtensions
         var logger = services.GetRequiredService<ILogger<RedisQuotaStore>>();
         var connection = services.GetRequiredService<IConnectionMultiplexer>();
         QuotaLog.RedisStoreConfigured(logger, options.Store.Redis!, options.Store.Timeout.TotalMilliseconds, options.Store.KeyPrefix);
-        return new RedisQuotaStore(connection, new RedisKeys(options.Store.KeyPrefix), options.Store.Timeout, timeProvider, logger, leaseTtl: options.Store.LeaseTtl);
+        return new RedisQuotaStore(
+            connection,
+            services.GetRequiredService<RedisKeys>(),
+            options.Store.Timeout,
+            timeProvider,
+            logger,
+            leaseTtl: options.Store.LeaseTtl,
+            ledger: options.Ledger.Enabled);
     }
 
     /// <summary>One multiplexer per process, configured to fail fast rather than queue behind an outage.</summary>

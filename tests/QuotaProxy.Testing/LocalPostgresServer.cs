@@ -5,7 +5,8 @@ namespace QuotaProxy.Testing;
 
 /// <summary>
 /// A PostgreSQL server of the test's own: <c>initdb</c> in a temp directory, <c>postgres</c> on a free
-/// loopback port, no fsync. PostgreSQL refuses to run as root, so under root the directory is given to the
+/// loopback port, no fsync (a killed server keeps every commit: WAL still reaches the OS before a commit
+/// returns; only a machine crash could lose it). PostgreSQL refuses to run as root, so under root the directory is given to the
 /// <c>postgres</c> user and both run through <c>runuser -u postgres --</c>. It can be killed and started
 /// again on the same port and data (outage tests).
 /// </summary>
@@ -43,7 +44,7 @@ public sealed class LocalPostgresServer : IAsyncDisposable
     {
         await RunAsync(Tool("pg_ctl"), [
             "-D", DataDirectory, "-l", Path.Combine(_directory, "server.log"), "-w", "-t", "30",
-            "-o", $"-p {Port} -k {_directory} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off",
+            "-o", $"-p {Port} -k {_directory} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off",
             "start",
         ], asPostgres: true);
         await WaitUntilAsync(accepting: true);

@@ -16,6 +16,8 @@ public sealed record QuotaOptions
 
     public HeaderOptions Headers { get; init; } = new();
 
+    public LedgerOptions Ledger { get; init; } = new();
+
     /// <summary>Per YARP cluster id: the vendor credential the proxy adds to every forwarded request.</summary>
     public Dictionary<string, UpstreamOptions> Upstreams { get; init; } = new(StringComparer.OrdinalIgnoreCase);
 }
@@ -165,4 +167,28 @@ public sealed record UpstreamCredentialOptions
 
     /// <summary>Name of an environment variable that holds the secret.</summary>
     public string? EnvironmentVariable { get; init; }
+}
+
+/// <summary>
+/// The billing ledger in PostgreSQL. Off unless <see cref="ConnectionString"/> is set (it needs the Redis
+/// store: usage events are appended by the debit script itself).
+/// </summary>
+public sealed record LedgerOptions
+{
+    /// <summary>Npgsql connection string, e.g. <c>Host=db;Username=quotaproxy;Password=…;Database=quotaproxy</c>.</summary>
+    public string? ConnectionString { get; init; }
+
+    public bool Enabled => !string.IsNullOrWhiteSpace(ConnectionString);
+
+    /// <summary>Events per batch written to PostgreSQL.</summary>
+    public int BatchSize { get; init; } = 500;
+
+    /// <summary>How long the flusher waits when a pass found nothing to move.</summary>
+    public TimeSpan PollInterval { get; init; } = TimeSpan.FromMilliseconds(200);
+
+    /// <summary>Events another replica was given and has not acknowledged for this long are taken over (it died).</summary>
+    public TimeSpan ClaimIdle { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>How long the flusher waits after PostgreSQL or Redis failed before it tries again.</summary>
+    public TimeSpan RetryDelay { get; init; } = TimeSpan.FromSeconds(1);
 }

@@ -28,6 +28,7 @@ public sealed class QuotaOptionsValidator(IConfiguration configuration) : IValid
         ValidateRoutes(options, routes, errors);
         ValidateIdentity(options, errors);
         ValidateStore(options.Store, errors);
+        ValidateLedger(options, errors);
         ValidateUpstreams(options, environment, errors);
         return errors;
     }
@@ -359,6 +360,34 @@ public sealed class QuotaOptionsValidator(IConfiguration configuration) : IValid
         if (string.IsNullOrEmpty(store.KeyPrefix) || store.KeyPrefix.Contains('{') || store.KeyPrefix.Contains('}'))
         {
             errors.Add($"Quota:Store:KeyPrefix must be non-empty and free of braces (they would break the hash tag), got '{store.KeyPrefix}'.");
+        }
+    }
+
+    private static void ValidateLedger(QuotaOptions options, List<string> errors)
+    {
+        var ledger = options.Ledger;
+        if (!ledger.Enabled)
+        {
+            return;
+        }
+
+        if (options.Store.Kind != StoreKind.Redis)
+        {
+            errors.Add("Quota:Ledger:ConnectionString is set but Quota:Store:Kind is not Redis; the ledger's usage events are written by the Redis store, so set Kind to Redis or remove the ledger.");
+        }
+
+        try
+        {
+            _ = new Npgsql.NpgsqlConnectionStringBuilder(ledger.ConnectionString);
+        }
+        catch (ArgumentException ex)
+        {
+            errors.Add($"Quota:Ledger:ConnectionString is not an Npgsql connection string (such as Host=db;Username=quotaproxy;Database=quotaproxy): {ex.Message}");
+        }
+
+        if (ledger.BatchSize is < 1 or > 10_000)
+        {
+            errors.Add($"Quota:Ledger:BatchSize must be between 1 and 10000, got {ledger.BatchSize}.");
         }
     }
 

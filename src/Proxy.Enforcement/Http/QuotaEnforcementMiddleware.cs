@@ -26,6 +26,11 @@ internal sealed class QuotaEnforcementMiddleware(
 {
     private readonly bool _legacyHeaders = options.Headers.Legacy;
     private readonly TimeSpan _retryAfterWhenUnavailable = options.Store.RetryAfterWhenUnavailable;
+    private readonly bool _ledger = options.Ledger.Enabled;
+
+    /// <summary>The caller's X-Request-Id when it sends one, else the proxy's own trace identifier.</summary>
+    private static string RequestId(HttpContext context) =>
+        context.Request.Headers["X-Request-Id"] is { Count: > 0 } id && !string.IsNullOrEmpty(id[0]) ? id[0]! : context.TraceIdentifier;
 
     public async Task InvokeAsync(HttpContext context)
     {
@@ -63,7 +68,8 @@ internal sealed class QuotaEnforcementMiddleware(
         RouteDecision decision;
         try
         {
-            decision = await store.DebitAsync(debits, context.RequestAborted);
+            var usage = _ledger ? new UsageContext(route.RouteId, RequestId(context)) : null;
+            decision = await store.DebitAsync(debits, usage, context.RequestAborted);
         }
         catch (QuotaStoreUnavailableException)
         {

@@ -26,6 +26,9 @@ internal static partial class QuotaLog
     [LoggerMessage(EventId = 1101, Level = LogLevel.Warning, Message = "Quota store unavailable for pool {Pool}: {ErrorType}: {Error}")]
     public static partial void StoreUnavailable(ILogger logger, string pool, string errorType, string error);
 
+    [LoggerMessage(EventId = 1103, Level = LogLevel.Warning, Message = "Ledger flush failed, events wait in Redis: {ErrorType}: {Error}")]
+    public static partial void LedgerFlushFailed(ILogger logger, string errorType, string error);
+
     [LoggerMessage(EventId = 1102, Level = LogLevel.Information, Message = "Redis quota store: {Endpoint}, timeout {TimeoutMs} ms, key prefix {Prefix}")]
     public static partial void RedisStoreConfigured(ILogger logger, string endpoint, double timeoutMs, string prefix);
 }

@@ -11,8 +11,11 @@ public interface IQuotaStore
     /// One atomic decision over a route's pools (usually one): every debit's tenant path checked in its
     /// pool, and every pool debited or none.
     /// </summary>
+    /// <param name="usage">The route and request the debit is for: with the ledger on, the store records a usage event in the same atomic step.</param>
     /// <exception cref="QuotaStoreUnavailableException">The store did not answer within its timeout.</exception>
-    ValueTask<RouteDecision> DebitAsync(IReadOnlyList<QuotaDebit> debits, CancellationToken cancellationToken);
+    ValueTask<RouteDecision> DebitAsync(IReadOnlyList<QuotaDebit> debits, UsageContext? usage, CancellationToken cancellationToken);
+
+    ValueTask<RouteDecision> DebitAsync(IReadOnlyList<QuotaDebit> debits, CancellationToken cancellationToken) => DebitAsync(debits, null, cancellationToken);
 
     /// <summary>
     /// Closes <paramref name="pool"/> until <paramref name="untilMs"/> (Unix ms; a later closure already in
@@ -25,6 +28,9 @@ public interface IQuotaStore
     /// <exception cref="QuotaStoreUnavailableException">The store did not answer within its timeout (the lease then expires by itself).</exception>
     ValueTask ReleaseAsync(QuotaLease lease, CancellationToken cancellationToken);
 }
+
+/// <summary>What the ledger records about a request besides its credits.</summary>
+public sealed record UsageContext(string Route, string RequestId);
 
 public static class QuotaStoreExtensions
 {

@@ -11,7 +11,8 @@ internal sealed class InProcessQuotaStore(TimeProvider timeProvider, TimeSpan? l
 
     private readonly Dictionary<string, PoolCounters> _pools = new(StringComparer.Ordinal);
 
-    public ValueTask<RouteDecision> DebitAsync(IReadOnlyList<QuotaDebit> debits, CancellationToken cancellationToken)
+    /// <remarks>The in-process store keeps no ledger (<paramref name="usage"/> is not recorded): the ledger needs the Redis store.</remarks>
+    public ValueTask<RouteDecision> DebitAsync(IReadOnlyList<QuotaDebit> debits, UsageContext? usage, CancellationToken cancellationToken)
     {
         var now = timeProvider.GetUtcNow();
         var nowMicros = (now - DateTimeOffset.UnixEpoch).Ticks / TimeSpan.TicksPerMicrosecond;

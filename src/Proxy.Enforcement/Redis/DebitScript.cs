@@ -26,7 +26,8 @@ internal static class DebitScript
 
     /// <param name="nowMicros">The caller's clock in Unix µs, or 0 to let the Redis server's clock decide.</param>
     /// <param name="leaseId">The request's lease id when a node on a path has MaxInFlight, else null.</param>
-    public static (RedisKey[] Keys, RedisValue[] Args) Arguments(RedisKeys keys, IReadOnlyList<QuotaDebit> debits, DateTimeOffset proxyNow, long nowMicros, string? leaseId, long leaseMs)
+    /// <param name="usage">The route and request id for the ledger's events, or null when the ledger is off.</param>
+    public static (RedisKey[] Keys, RedisValue[] Args) Arguments(RedisKeys keys, IReadOnlyList<QuotaDebit> debits, DateTimeOffset proxyNow, long nowMicros, string? leaseId, long leaseMs, UsageContext? usage = null)
     {
         var length = HeaderLength;
         var leaseKeys = 0;
@@ -43,8 +44,11 @@ internal static class DebitScript
         args[2] = debits.Count;
         args[3] = leaseId ?? "";
         args[4] = leaseMs;
+        args[5] = usage?.Route ?? "";
+        args[6] = usage is null ? "" : debits[0].Tenant.Path;
+        args[7] = usage?.RequestId ?? "";
         var at = HeaderLength;
-        var leaseBase = debits.Count * 2;
+        var leaseBase = debits.Count * (usage is null ? 2 : 3);
         foreach (var debit in debits)
         {
             var pool = debit.Pool;
@@ -74,7 +78,7 @@ internal static class DebitScript
             leaseBase += node.LeaseKeys.Length;
         }
 
-        return (Keys(keys, debits, leaseKeys), args);
+        return (Keys(keys, debits, leaseKeys, usage is not null), args);
     }
 
     /// <summary>KEYS of release.lua: the lease sets of every node that holds the lease.</summary>
@@ -109,8 +113,8 @@ internal static class DebitScript
         return new RouteDecision(admitted, (int)reply[1], decisions, admitted && leaseId is not null ? new QuotaLease(leaseId, debits) : null);
     }
 
-    /// <summary>Now, cost, the number of pools, the lease id and its lifetime.</summary>
-    private const int HeaderLength = 5;
+    /// <summary>Now, cost, the number of pools, the lease id and its lifetime, the route, tenant and request id of the ledger's events.</summary>
+    private const int HeaderLength = 8;
 
     /// <summary>Per pool: window length, offset, the four calendar bounds, and where its lease keys start.</summary>
     private const int BlockHeaderLength = 7;
@@ -132,21 +136,25 @@ internal static class DebitScript
             BuildPathArguments(debit.Tenant),
             [.. debit.Tenant.PathFromRoot().Where(n => n.MaxInFlight is not null).Select(n => keys.LeaseKey(debit.Pool, n))]));
 
-    /// <summary>Two keys per pool, usage then state, then every pool's lease sets; one pool's pair without leases is built once and shared.</summary>
-    private static RedisKey[] Keys(RedisKeys keys, IReadOnlyList<QuotaDebit> debits, int leaseKeys)
+    /// <summary>Two keys per pool, usage then state, then every pool's event stream when the ledger is on, then every pool's lease sets; one pool's pair without leases is built once and shared.</summary>
+    private static RedisKey[] Keys(RedisKeys keys, IReadOnlyList<QuotaDebit> debits, int leaseKeys, bool events)
     {
-        if (debits.Count == 1 && leaseKeys == 0)
+        if (debits.Count == 1 && leaseKeys == 0 && !events)
         {
             return keys.PoolKeys(debits[0].Pool);
         }
 
-        var all = new RedisKey[(debits.Count * 2) + leaseKeys];
+        var all = new RedisKey[(debits.Count * (events ? 3 : 2)) + leaseKeys];
         for (var i = 0; i < debits.Count; i++)
         {
             keys.PoolKeys(debits[i].Pool).CopyTo(all, i * 2);
+            if (events)
+            {
+                all[(debits.Count * 2) + i] = keys.EventStream(debits[i].Pool);
+            }
         }
 
-        var at = debits.Count * 2;
+        var at = debits.Count * (events ? 3 : 2);
         foreach (var debit in debits)
         {
             var leases = NodeScript(keys, debit).LeaseKeys;

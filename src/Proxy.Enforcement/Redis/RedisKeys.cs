@@ -40,4 +40,11 @@ internal sealed class RedisKeys(string prefix)
         var usage = (string)PoolKeys(pool)[0]!;
         return $"{usage[..^":usage".Length]}:lease:{node.UsageField}";
     }
+
+    /// <summary><c>qp:{vendor-daily}:events</c>: the pool's usage events on their way to the ledger.</summary>
+    public RedisKey EventStream(PoolDefinition pool)
+    {
+        var usage = (string)PoolKeys(pool)[0]!;
+        return $"{usage[..^":usage".Length]}:events";
+    }
 }

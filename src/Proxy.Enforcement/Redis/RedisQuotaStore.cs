@@ -17,15 +17,16 @@ internal sealed class RedisQuotaStore(
     TimeProvider timeProvider,
     ILogger<RedisQuotaStore> logger,
     bool useProxyClock = false,
-    TimeSpan? leaseTtl = null) : IQuotaStore
+    TimeSpan? leaseTtl = null,
+    bool ledger = false) : IQuotaStore
 {
     private readonly long _leaseMs = (long)(leaseTtl ?? new Configuration.StoreOptions().LeaseTtl).TotalMilliseconds;
 
-    public async ValueTask<RouteDecision> DebitAsync(IReadOnlyList<QuotaDebit> debits, CancellationToken cancellationToken)
+    public async ValueTask<RouteDecision> DebitAsync(IReadOnlyList<QuotaDebit> debits, UsageContext? usage, CancellationToken cancellationToken)
     {
         var proxyNow = timeProvider.GetUtcNow();
         var leaseId = debits.Any(d => d.Tenant.LeasesOnPath) ? QuotaLease.NewId() : null;
-        var (redisKeys, args) = DebitScript.Arguments(keys, debits, proxyNow, useProxyClock ? (proxyNow - DateTimeOffset.UnixEpoch).Ticks / TimeSpan.TicksPerMicrosecond : 0, leaseId, _leaseMs);
+        var (redisKeys, args) = DebitScript.Arguments(keys, debits, proxyNow, useProxyClock ? (proxyNow - DateTimeOffset.UnixEpoch).Ticks / TimeSpan.TicksPerMicrosecond : 0, leaseId, _leaseMs, ledger ? usage : null);
         try
         {
             var result = await EvaluateAsync(connection.GetDatabase(), redisKeys, args)

@@ -78,8 +78,8 @@ public sealed class TreeDifferentialTests(RedisFixture redis, ITestOutputHelper 
                 debits = [debit, new QuotaDebit(other, twin, debit.Cost)];
             }
 
-            var expectedRoute = await reference.DebitAsync(debits, CancellationToken.None);
-            var actualRoute = await lua.DebitAsync(debits, CancellationToken.None);
+            var expectedRoute = await reference.DebitAsync(debits, null, CancellationToken.None);
+            var actualRoute = await lua.DebitAsync(debits, null, CancellationToken.None);
             Assert.Equal(expectedRoute.Lease is null, actualRoute.Lease is null);
             if (expectedRoute.Lease is not null)
             {

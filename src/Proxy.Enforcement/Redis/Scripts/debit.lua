@@ -21,13 +21,18 @@
 --                               priority q (kept only for levels that a lower-priority sibling reads)
 -- KEYS[2p]  pool p's state hash, which outlives windows: r:<node> = the node's GCRA theoretical
 --           arrival time (Unix µs). Touched only when the path has a rate.
--- KEYS[2P+1..] after every pool's pair: one sorted set per node with a MaxInFlight, its leases (member
+-- KEYS[2P+p] when the ledger is on (ARGV[6] not empty): pool p's stream of usage events, one entry
+--           per admitted debit and per overage, written in this same atomic step so that no crash can
+--           separate a debit from its event. Fields: t (store clock, ms), n (tenant), r (route),
+--           q (request id), c (credits), k (debit|overage), s (shadow 1|0).
+-- KEYS[..]  then: one sorted set per node with a MaxInFlight, its leases (member
 --           the lease id, score the lease's expiry in Unix ms). Expired leases are dropped as they are read.
 -- ARGV[1]   now in Unix µs, or 0 to read the server clock
 -- ARGV[2]   cost (credits, > 0), charged to every pool
 -- ARGV[3]   P, the number of pools
 -- ARGV[4]   this request's lease id, and ARGV[5] the lease's lifetime in ms (used when a node has MaxInFlight)
--- ARGV[6..] one block per pool, in the route's order:
+-- ARGV[6]   the route, or empty when the ledger is off; ARGV[7] the tenant's path; ARGV[8] the request id
+-- ARGV[9..] one block per pool, in the route's order:
 --   +0      fixed window length in ms (1s, 1m, 1h), or 0 for a calendar window (1d, 1mo)
 --   +1      fixed windows: the zone's UTC offset in ms, modulo the length
 --   +2..+5  calendar windows, as the proxy's clock sees them: previous start, start, end, next end
@@ -65,6 +70,7 @@ local now = tonumber(ARGV[1])
 local cost = tonumber(ARGV[2])
 local pool_count = tonumber(ARGV[3])
 local lease_id, lease_ms = ARGV[4], tonumber(ARGV[5])
+local route, tenant, request_id = ARGV[6], ARGV[7], ARGV[8]
 
 local NONE, TENANT, POOL, RESERVED, RATE, VENDOR, CONCURRENCY = 0, 1, 2, 3, 4, 5, 6
 local KEEP_AFTER_WINDOW_MS = 60000
@@ -268,7 +274,7 @@ local function decide(p, block)
 end
 
 local results = {}
-local block = 6
+local block = 9
 local limiting_pool = -1
 for p = 1, pool_count do
   local result, next_block = decide(p, block)
@@ -289,6 +295,15 @@ if admitted then
         redis.call('ZADD', key, now + lease_ms, lease_id)
         -- Memory cleanup only: a set nobody writes to any more goes a minute after its last lease expires.
         redis.call('PEXPIRE', key, lease_ms + KEEP_AFTER_WINDOW_MS)
+      end
+    end
+    if route ~= '' then
+      local stream, shadow = KEYS[2 * pool_count + p], result.shadow_limited_by ~= NONE and '1' or '0'
+      if cost > result.overage then
+        redis.call('XADD', stream, '*', 't', now, 'n', tenant, 'r', route, 'q', request_id, 'c', cost - result.overage, 'k', 'debit', 's', shadow)
+      end
+      if result.overage > 0 then
+        redis.call('XADD', stream, '*', 't', now, 'n', tenant, 'r', route, 'q', request_id, 'c', result.overage, 'k', 'overage', 's', shadow)
       end
     end
   end

@@ -1,0 +1,160 @@
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using QuotaProxy.Enforcement.Configuration;
+using QuotaProxy.Enforcement.Observability;
+using QuotaProxy.Enforcement.Quotas;
+using QuotaProxy.Enforcement.Redis;
+using StackExchange.Redis;
+
+namespace QuotaProxy.Enforcement.Ledger;
+
+/// <summary>
+/// Moves usage events from each pool's Redis stream into the PostgreSQL ledger, in every replica. The
+/// replicas share one consumer group, so each event goes to one of them; an event is acknowledged (and
+/// deleted from the stream) only after the batch holding it has committed. A replica first re-reads what it
+/// was given and never acknowledged (its own crash), then claims what other consumers left pending longer
+/// than <see cref="LedgerOptions.ClaimIdle"/> (a replica that died), then reads new events. The writer is
+/// idempotent on the event id, so a redelivered batch bills nothing twice. Nothing here is on a request's
+/// path: while PostgreSQL is down, events simply wait in Redis.
+/// </summary>
+internal sealed class LedgerFlusher(
+    IConnectionMultiplexer connection,
+    RedisKeys keys,
+    QuotaModel model,
+    LedgerWriter writer,
+    LedgerOptions options,
+    ILogger<LedgerFlusher> logger) : BackgroundService
+{
+    public const string Group = "ledger";
+
+    private readonly string _consumer = $"{Environment.MachineName}-{Environment.ProcessId}-{Guid.NewGuid().ToString("N")[..8]}";
+
+    /// <summary>Test hook: runs after a batch has committed and before it is acknowledged (throw to crash there).</summary>
+    internal Action<IReadOnlyList<UsageEvent>>? AfterCommit { get; set; }
+
+    /// <summary>Events written to the ledger by this replica (tests and metrics read it).</summary>
+    public long Written => Interlocked.Read(ref _written);
+
+    private long _written;
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        await MigrateAsync(stoppingToken);
+        var streams = model.Pools.Values.Select(pool => (Pool: pool, Key: keys.EventStream(pool))).ToList();
+        var groupsReady = new HashSet<RedisKey>();
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            var moved = 0;
+            try
+            {
+                foreach (var (pool, key) in streams)
+                {
+                    if (groupsReady.Add(key))
+                    {
+                        await EnsureGroupAsync(key);
+                    }
+
+                    moved += await FlushAsync(pool, key, stoppingToken);
+                }
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException || !stoppingToken.IsCancellationRequested)
+            {
+                QuotaLog.LedgerFlushFailed(logger, ex.GetType().Name, ex.Message);
+                groupsReady.Clear();
+                await Delay(options.RetryDelay, stoppingToken);
+                continue;
+            }
+
+            if (moved == 0)
+            {
+                await Delay(options.PollInterval, stoppingToken);
+            }
+        }
+    }
+
+    /// <summary>One batch from one stream: own pending first, then entries idle in other consumers, then new ones.</summary>
+    internal async Task<int> FlushAsync(PoolDefinition pool, RedisKey key, CancellationToken cancellationToken)
+    {
+        var database = connection.GetDatabase();
+        var entries = await database.StreamReadGroupAsync(key, Group, _consumer, "0", options.BatchSize);
+        if (entries.Length == 0)
+        {
+            var claimed = await database.StreamAutoClaimAsync(key, Group, _consumer, (long)options.ClaimIdle.TotalMilliseconds, "0-0", options.BatchSize);
+            entries = claimed.ClaimedEntries;
+        }
+
+        if (entries.Length == 0)
+        {
+            entries = await database.StreamReadGroupAsync(key, Group, _consumer, ">", options.BatchSize);
+        }
+
+        if (entries.Length == 0)
+        {
+            return 0;
+        }
+
+        var events = entries.Select(e => ToEvent(pool, key, e)).ToList();
+        await writer.WriteAsync(events, cancellationToken);
+        AfterCommit?.Invoke(events);
+        var ids = entries.Select(e => e.Id).ToArray();
+        await database.StreamAcknowledgeAsync(key, Group, ids);
+        await database.StreamDeleteAsync(key, ids);
+        Interlocked.Add(ref _written, events.Count);
+        return events.Count;
+    }
+
+    private async Task MigrateAsync(CancellationToken stoppingToken)
+    {
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            try
+            {
+                await LedgerSchema.MigrateAsync(options.ConnectionString!, stoppingToken);
+                return;
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                QuotaLog.LedgerFlushFailed(logger, ex.GetType().Name, ex.Message);
+                await Delay(options.RetryDelay, stoppingToken);
+            }
+        }
+    }
+
+    private async Task EnsureGroupAsync(RedisKey key)
+    {
+        try
+        {
+            await connection.GetDatabase().StreamCreateConsumerGroupAsync(key, Group, "0", createStream: true);
+        }
+        catch (RedisServerException ex) when (ex.Message.StartsWith("BUSYGROUP", StringComparison.Ordinal))
+        {
+            // Another replica, or an earlier run, created it.
+        }
+    }
+
+    private static UsageEvent ToEvent(PoolDefinition pool, RedisKey key, StreamEntry entry)
+    {
+        var requestId = (string?)entry["q"];
+        return new UsageEvent(
+            EventId: $"{key}/{entry.Id}",
+            OccurredAt: DateTimeOffset.FromUnixTimeMilliseconds((long)entry["t"]),
+            Pool: pool.Name,
+            Tenant: (string)entry["n"]!,
+            Route: (string)entry["r"]!,
+            Credits: (long)entry["c"],
+            Kind: (string?)entry["k"] == "overage" ? UsageKind.Overage : UsageKind.Debit,
+            Shadow: (string?)entry["s"] == "1",
+            RequestId: string.IsNullOrEmpty(requestId) ? null : requestId);
+    }
+
+    private static async Task Delay(TimeSpan delay, CancellationToken stoppingToken)
+    {
+        try
+        {
+            await Task.Delay(delay, stoppingToken);
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+}

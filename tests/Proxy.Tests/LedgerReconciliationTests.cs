@@ -1,0 +1,197 @@
+using System.Net;
+using Dapper;
+using Npgsql;
+using Microsoft.Extensions.DependencyInjection;
+using QuotaProxy.Enforcement.Ledger;
+using QuotaProxy.Testing;
+
+namespace QuotaProxy.Tests;
+
+/// <summary>
+/// The ledger end to end: two proxy replicas on one Redis and one PostgreSQL, WireMock as the vendor.
+/// After the flushers drain, the ledger, the store's counters and the vendor's calls agree exactly.
+/// </summary>
+[Collection(LedgerCollection.Name)]
+public sealed class LedgerReconciliationTests(RedisFixture redis, PostgresFixture postgres)
+{
+    private static TestProxyConfig Config(VendorServer vendor, string redisConnection, string prefix, string ledger) => new TestProxyConfig(vendor.Url)
+        .Pool("daily", 100, "1d", "UTC", ("prod", null), ("test", null))
+        .Route("quotes", pool: "daily", cost: 1)
+        .Route("reports", pool: "daily", cost: 3)
+        .ApiKey("prod-key", "prod")
+        .ApiKey("test-key", "test")
+        .Redis(redisConnection, prefix, timeout: TimeSpan.FromSeconds(2))
+        .Set("Quota:Ledger:ConnectionString", ledger)
+        .Set("Quota:Ledger:PollInterval", "00:00:00.050")
+        .Set("Quota:Ledger:RetryDelay", "00:00:00.100");
+
+    [Fact]
+    public async Task FlusherCrashingBetweenCommitAndAcknowledge_RedeliversTheBatch_AndTheLedgerHoldsEachEventOnce()
+    {
+        using var vendor = new VendorServer();
+        var prefix = RedisFixture.NewKeyPrefix();
+        var ledger = await postgres.NewDatabaseAsync();
+        await using var proxy = await ProxyInstance.StartAsync(Config(vendor, redis.ConnectionString, prefix, ledger));
+        var flusher = proxy.Services.GetRequiredService<LedgerFlusher>();
+        var crashes = 0;
+        flusher.AfterCommit = _ =>
+        {
+            if (Interlocked.Increment(ref crashes) <= 2)
+            {
+                throw new InvalidOperationException("fault hook: crash after commit, before acknowledge");
+            }
+        };
+
+        for (var i = 0; i < 10; i++)
+        {
+            using var response = await proxy.GetAsync("prod-key", "/quotes/AAPL");
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        }
+
+        var drained = await DrainAsync(redis, prefix, ledger, expectedCredits: 10);
+
+        Assert.True(crashes >= 3, $"the hook ran {crashes} times");
+        Assert.Equal(10, drained.Credits);
+        Assert.Equal(10, drained.Events);
+    }
+
+    [Fact]
+    public async Task PostgresDownUnderLoad_TheProxyKeepsServing_AndOnRecoveryEveryEventArrivesOnce()
+    {
+        using var vendor = new VendorServer();
+        var prefix = RedisFixture.NewKeyPrefix();
+        // A server of this test's own, so it can be stopped whatever the fixture's PostgreSQL is.
+        await using var server = await LocalPostgresServer.StartAsync();
+        var ledger = server.ConnectionString;
+        await using var proxy = await ProxyInstance.StartAsync(Config(vendor, redis.ConnectionString, prefix, ledger));
+
+        await SendManyAsync(proxy, 10);
+        await DrainAsync(redis, prefix, ledger, expectedCredits: 10);
+        await server.StopAsync();
+        NpgsqlConnection.ClearAllPools();
+        var duringOutage = await SendManyAsync(proxy, 20);
+        await Task.Delay(300);
+        var waiting = await redis.Connection.GetDatabase().StreamLengthAsync($"{prefix}{{daily}}:events");
+        await server.StartAgainAsync();
+        var drained = await DrainAsync(redis, prefix, ledger, expectedCredits: 30);
+
+        Assert.All(duringOutage, status => Assert.Equal(HttpStatusCode.OK, status));
+        Assert.Equal(20, waiting);
+        Assert.Equal(30, drained.Credits);
+        Assert.Equal(30, drained.Events);
+    }
+
+    private static async Task<HttpStatusCode[]> SendManyAsync(ProxyInstance proxy, int count) =>
+        await Task.WhenAll(Enumerable.Range(0, count).Select(async _ =>
+        {
+            using var response = await proxy.GetAsync("test-key", "/quotes/AAPL");
+            return response.StatusCode;
+        }));
+
+    /// <summary>Waits until the pool's stream is empty and the ledger holds <paramref name="expectedCredits"/> (or 30 s pass).</summary>
+    private static async Task<(long Credits, long Events)> DrainAsync(RedisFixture redis, string prefix, string ledger, long expectedCredits)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        (long Credits, long Events) seen = (0, 0);
+        while (DateTime.UtcNow < deadline)
+        {
+            try
+            {
+                await using var connection = new NpgsqlConnection(ledger);
+                await connection.OpenAsync();
+                seen = await connection.QuerySingleAsync<(long, long)>("SELECT coalesce(sum(credits), 0)::bigint, count(*) FROM usage_events");
+                if (seen.Credits == expectedCredits && await redis.Connection.GetDatabase().StreamLengthAsync($"{prefix}{{daily}}:events") == 0)
+                {
+                    return seen;
+                }
+            }
+            catch (PostgresException ex) when (ex.SqlState == PostgresErrorCodes.UndefinedTable)
+            {
+                // The flusher has not migrated yet.
+            }
+
+            await Task.Delay(100);
+        }
+
+        return seen;
+    }
+
+    [Fact]
+    public async Task ConcurrentLoadThroughTwoReplicas_LedgerEqualsStoreCountersEqualsVendorCallsTimesCost()
+    {
+        using var vendor = new VendorServer();
+        var prefix = RedisFixture.NewKeyPrefix();
+        var ledger = await postgres.NewDatabaseAsync();
+        TestProxyConfig Config() => new TestProxyConfig(vendor.Url)
+            .Pool("daily", 100, "1d", "UTC", ("prod", null), ("test", null))
+            .Route("quotes", pool: "daily", cost: 1)
+            .Route("reports", pool: "daily", cost: 3)
+            .ApiKey("prod-key", "prod")
+            .ApiKey("test-key", "test")
+            .Redis(redis.ConnectionString, prefix, timeout: TimeSpan.FromSeconds(2))
+            .Set("Quota:Ledger:ConnectionString", ledger)
+            .Set("Quota:Ledger:PollInterval", "00:00:00.050");
+        await using var first = await ProxyInstance.StartAsync(Config());
+        await using var second = await ProxyInstance.StartAsync(Config());
+
+        var random = new Random(5);
+        var requests = Enumerable.Range(0, 120).Select(i =>
+        {
+            var proxy = i % 2 == 0 ? first : second;
+            var key = random.Next(2) == 0 ? "prod-key" : "test-key";
+            var path = random.Next(3) == 0 ? "/reports/daily" : "/quotes/AAPL";
+            return Send(proxy, key, path);
+        }).ToList();
+        var results = await Task.WhenAll(requests);
+
+        var database = redis.Connection.GetDatabase();
+        await using var dataSource = NpgsqlDataSource.Create(ledger);
+        await using var connection = await dataSource.OpenConnectionAsync();
+        var admittedCredits = results.Where(r => r.Status == HttpStatusCode.OK).Sum(r => r.Cost);
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        long ledgerCredits = 0;
+        while (DateTime.UtcNow < deadline)
+        {
+            ledgerCredits = await LedgerCreditsAsync(connection);
+            if (ledgerCredits == admittedCredits && await database.StreamLengthAsync($"{prefix}{{daily}}:events") == 0)
+            {
+                break;
+            }
+
+            await Task.Delay(100);
+        }
+
+        var usage = (await database.HashGetAllAsync($"{prefix}{{daily}}:usage")).ToDictionary(e => e.Name.ToString(), e => (long)e.Value);
+        var byTenant = (await connection.QueryAsync<(string Tenant, long Credits)>("SELECT tenant, sum(credits)::bigint FROM usage_events GROUP BY tenant"))
+            .ToDictionary(r => r.Tenant, r => r.Credits);
+        var vendorCredits = vendor.CallsTo("/daily") * 3 + vendor.CallsTo("/AAPL");
+
+        Assert.InRange(admittedCredits, 90, 100);
+        Assert.Contains(results, r => r.Status == HttpStatusCode.TooManyRequests);
+        Assert.Equal(admittedCredits, ledgerCredits);
+        Assert.Equal(usage["pool"], ledgerCredits);
+        Assert.Equal(usage["t:prod"], byTenant.GetValueOrDefault("prod"));
+        Assert.Equal(usage["t:test"], byTenant.GetValueOrDefault("test"));
+        Assert.Equal(admittedCredits, vendorCredits);
+        Assert.Equal(results.Count(r => r.Status == HttpStatusCode.OK), await connection.ExecuteScalarAsync<long>("SELECT count(*) FROM usage_events"));
+        Assert.Equal(ledgerCredits, await connection.ExecuteScalarAsync<long>("SELECT sum(net)::bigint FROM usage_daily"));
+    }
+
+    private static async Task<(HttpStatusCode Status, long Cost)> Send(ProxyInstance proxy, string key, string path)
+    {
+        using var response = await proxy.GetAsync(key, path);
+        return (response.StatusCode, path.StartsWith("/reports", StringComparison.Ordinal) ? 3 : 1);
+    }
+
+    private static async Task<long> LedgerCreditsAsync(NpgsqlConnection connection)
+    {
+        try
+        {
+            return await connection.ExecuteScalarAsync<long?>("SELECT sum(credits)::bigint FROM usage_events") ?? 0;
+        }
+        catch (PostgresException ex) when (ex.SqlState == PostgresErrorCodes.UndefinedTable)
+        {
+            return 0; // the flushers have not migrated yet
+        }
+    }
+}
