@@ -81,6 +81,43 @@ public sealed class LedgerReconciliationTests(RedisFixture redis, PostgresFixtur
         Assert.Equal(30, drained.Events);
     }
 
+    [Fact]
+    public async Task RefundOn5xxAndTransport_GivesTheCreditsBack_AndTheLedgerNetsToZeroForThoseRequests()
+    {
+        using var vendor = new VendorServer();
+        vendor.Server.Reset();
+        vendor.Server.Given(WireMock.RequestBuilders.Request.Create().WithPath("/AAPL").UsingAnyMethod())
+            .RespondWith(WireMock.ResponseBuilders.Response.Create().WithStatusCode(500).WithBody("vendor broke"));
+        vendor.Server.Given(WireMock.RequestBuilders.Request.Create().WithPath("/ok").UsingAnyMethod())
+            .RespondWith(WireMock.ResponseBuilders.Response.Create().WithStatusCode(200).WithBody("{}"));
+        var prefix = RedisFixture.NewKeyPrefix();
+        var ledger = await postgres.NewDatabaseAsync();
+        var config = Config(vendor, redis.ConnectionString, prefix, ledger)
+            .Set("ReverseProxy:Routes:quotes:Metadata:Quota.RefundOn", "5xx")
+            .Set("ReverseProxy:Clusters:dead:Destinations:d1:Address", $"http://127.0.0.1:{LoopbackPorts.Free()}/")
+            .Set("ReverseProxy:Routes:broken:ClusterId", "dead")
+            .Set("ReverseProxy:Routes:broken:Match:Path", "/broken/{**rest}")
+            .Set("ReverseProxy:Routes:broken:Metadata:Quota.Pool", "daily")
+            .Set("ReverseProxy:Routes:broken:Metadata:Quota.Cost", "2")
+            .Set("ReverseProxy:Routes:broken:Metadata:Quota.RefundOn", "transport");
+        await using var proxy = await ProxyInstance.StartAsync(config);
+
+        using var vendorError = await proxy.GetAsync("prod-key", "/quotes/AAPL");
+        using var transportError = await proxy.GetAsync("prod-key", "/broken/x");
+        using var charged = await proxy.GetAsync("prod-key", "/quotes/ok");
+        var drained = await DrainAsync(redis, prefix, ledger, expectedCredits: 1);
+
+        Assert.Equal(HttpStatusCode.InternalServerError, vendorError.StatusCode);
+        Assert.Equal(HttpStatusCode.BadGateway, transportError.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, charged.StatusCode);
+        var usage = (await redis.Connection.GetDatabase().HashGetAllAsync($"{prefix}{{daily}}:usage")).ToDictionary(e => e.Name.ToString(), e => (long)e.Value);
+        Assert.Equal((1, 1), (usage["pool"], usage["t:prod"]));
+        Assert.Equal((1, 5), drained);
+        await using var connection = new NpgsqlConnection(ledger);
+        var kinds = (await connection.QueryAsync<(string Route, string Kind, long Credits)>("SELECT route, kind, credits FROM usage_events ORDER BY route, kind")).ToList();
+        Assert.Equal([("broken", "debit", 2L), ("broken", "refund", -2L), ("quotes", "debit", 1L), ("quotes", "debit", 1L), ("quotes", "refund", -1L)], kinds);
+    }
+
     private static async Task<HttpStatusCode[]> SendManyAsync(ProxyInstance proxy, int count) =>
         await Task.WhenAll(Enumerable.Range(0, count).Select(async _ =>
         {

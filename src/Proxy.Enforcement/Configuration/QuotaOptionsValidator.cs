@@ -280,6 +280,12 @@ public sealed class QuotaOptionsValidator(IConfiguration configuration) : IValid
             {
                 errors.Add($"{path}:{RouteQuota.CostKey} must be a positive integer, got '{cost}'.");
             }
+
+            RefundPolicy.Parse(metadata[RefundPolicy.Key], out var invalid);
+            foreach (var token in invalid)
+            {
+                errors.Add($"{path}:{RefundPolicy.Key} has '{token}'; use status codes (502), classes (4xx, 5xx), transport or timeout, separated by commas.");
+            }
         }
     }
 

@@ -5,6 +5,7 @@ using QuotaProxy.Enforcement.Identity;
 using QuotaProxy.Enforcement.Observability;
 using QuotaProxy.Enforcement.Pricing;
 using QuotaProxy.Enforcement.Quotas;
+using Yarp.ReverseProxy.Forwarder;
 using Yarp.ReverseProxy.Model;
 
 namespace QuotaProxy.Enforcement.Http;
@@ -65,10 +66,10 @@ internal sealed class QuotaEnforcementMiddleware(
             debits[i] = new QuotaDebit(pool, tenant, quota.Cost);
         }
 
+        var usage = _ledger ? new UsageContext(route.RouteId, RequestId(context)) : null;
         RouteDecision decision;
         try
         {
-            var usage = _ledger ? new UsageContext(route.RouteId, RequestId(context)) : null;
             decision = await store.DebitAsync(debits, usage, context.RequestAborted);
         }
         catch (QuotaStoreUnavailableException)
@@ -114,6 +115,12 @@ internal sealed class QuotaEnforcementMiddleware(
             {
                 await CloseAfterVendorLimitAsync(context, route.RouteId, debits, decision);
             }
+
+            var error = context.Features.Get<IForwarderErrorFeature>()?.Error ?? ForwarderError.None;
+            if (!quota.RefundOn.IsNone && quota.RefundOn.Refunds(context.Response.StatusCode, error))
+            {
+                await RefundAsync(route.RouteId, debits, decision, usage, context.Response.StatusCode, error);
+            }
         }
         finally
         {
@@ -123,6 +130,19 @@ internal sealed class QuotaEnforcementMiddleware(
             {
                 await ReleaseAsync(lease);
             }
+        }
+    }
+
+    private async Task RefundAsync(string routeId, QuotaDebit[] debits, RouteDecision decision, UsageContext? usage, int status, ForwarderError error)
+    {
+        try
+        {
+            var refunded = await store.RefundAsync(debits, decision, usage, CancellationToken.None);
+            QuotaLog.Refunded(logger, debits[0].Cost, debits[0].Tenant.Path, routeId, status, error.ToString(), refunded);
+        }
+        catch (QuotaStoreUnavailableException)
+        {
+            // Logged by the store. The credits stay spent: the quota errs toward the vendor, never over it.
         }
     }
 

@@ -142,7 +142,13 @@ internal sealed class LedgerFlusher(
             Tenant: (string)entry["n"]!,
             Route: (string)entry["r"]!,
             Credits: (long)entry["c"],
-            Kind: (string?)entry["k"] == "overage" ? UsageKind.Overage : UsageKind.Debit,
+            Kind: (string?)entry["k"] switch
+            {
+                "overage" => UsageKind.Overage,
+                "refund" => UsageKind.Refund,
+                "adjustment" => UsageKind.Adjustment,
+                _ => UsageKind.Debit,
+            },
             Shadow: (string?)entry["s"] == "1",
             RequestId: string.IsNullOrEmpty(requestId) ? null : requestId);
     }

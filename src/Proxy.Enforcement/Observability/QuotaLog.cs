@@ -23,6 +23,9 @@ internal static partial class QuotaLog
     [LoggerMessage(EventId = 1006, Level = LogLevel.Warning, Message = "Vendor answered 429 on route {Route}: pool {Pool} closed until {Until:O}")]
     public static partial void VendorLimited(ILogger logger, string route, string pool, DateTimeOffset until);
 
+    [LoggerMessage(EventId = 1007, Level = LogLevel.Information, Message = "Refunded {Cost} credits to tenant {Tenant} on route {Route} (status {Status}, forwarder error {Error}) in {Pools} pool(s)")]
+    public static partial void Refunded(ILogger logger, long cost, string tenant, string route, int status, string error, int pools);
+
     [LoggerMessage(EventId = 1101, Level = LogLevel.Warning, Message = "Quota store unavailable for pool {Pool}: {ErrorType}: {Error}")]
     public static partial void StoreUnavailable(ILogger logger, string pool, string errorType, string error);
 

@@ -10,7 +10,7 @@ namespace QuotaProxy.Enforcement.Pricing;
 /// decision; <c>Quota.Cost</c> the credits one request costs in each (a positive integer, default 1). A
 /// route without <c>Quota.Pool</c> is not metered.
 /// </summary>
-internal sealed record RouteQuota(IReadOnlyList<string> Pools, long Cost)
+internal sealed record RouteQuota(IReadOnlyList<string> Pools, long Cost, RefundPolicy RefundOn)
 {
     public const string PoolKey = "Quota.Pool";
     public const string CostKey = "Quota.Cost";
@@ -26,7 +26,7 @@ internal sealed record RouteQuota(IReadOnlyList<string> Pools, long Cost)
 
         // The validator rejects bad costs at start; this only guards a config that bypassed it.
         return TryParseCost(route.Metadata.GetValueOrDefault(CostKey), out var cost)
-            ? new RouteQuota(names, cost)
+            ? new RouteQuota(names, cost, RefundPolicy.Parse(route.Metadata.GetValueOrDefault(RefundPolicy.Key), out _))
             : throw new InvalidOperationException($"Route '{route.RouteId}' has an invalid {CostKey}.");
     }
 

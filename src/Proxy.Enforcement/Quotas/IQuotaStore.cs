@@ -24,6 +24,14 @@ public interface IQuotaStore
     /// <exception cref="QuotaStoreUnavailableException">The store did not answer within its timeout.</exception>
     ValueTask CloseAsync(PoolDefinition pool, long untilMs, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// Gives an admitted request's credits back to every node it was charged to, in every pool whose window
+    /// is still the one the debit was made in (with the ledger on, as a refund event in the same step).
+    /// </summary>
+    /// <returns>How many of the route's pools were refunded.</returns>
+    /// <exception cref="QuotaStoreUnavailableException">The store did not answer within its timeout.</exception>
+    ValueTask<int> RefundAsync(IReadOnlyList<QuotaDebit> debits, RouteDecision decision, UsageContext? usage, CancellationToken cancellationToken);
+
     /// <summary>The response has ended: the lease leaves every node's in-flight count.</summary>
     /// <exception cref="QuotaStoreUnavailableException">The store did not answer within its timeout (the lease then expires by itself).</exception>
     ValueTask ReleaseAsync(QuotaLease lease, CancellationToken cancellationToken);

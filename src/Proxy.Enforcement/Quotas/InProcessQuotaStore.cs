@@ -77,6 +77,25 @@ internal sealed class InProcessQuotaStore(TimeProvider timeProvider, TimeSpan? l
         return ValueTask.CompletedTask;
     }
 
+    public ValueTask<int> RefundAsync(IReadOnlyList<QuotaDebit> debits, RouteDecision decision, UsageContext? usage, CancellationToken cancellationToken)
+    {
+        var refunded = 0;
+        lock (_pools)
+        {
+            for (var i = 0; i < debits.Count; i++)
+            {
+                var counters = Counters(debits[i].Pool.Name);
+                if (counters.Window.StartMs == decision.Pools[i].Window.StartMs)
+                {
+                    TreeAdmission.Refund(debits[i].Tenant, debits[i].Cost, counters.Fields);
+                    refunded++;
+                }
+            }
+        }
+
+        return ValueTask.FromResult(refunded);
+    }
+
     public ValueTask ReleaseAsync(QuotaLease lease, CancellationToken cancellationToken)
     {
         lock (_pools)

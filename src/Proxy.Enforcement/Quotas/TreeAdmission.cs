@@ -102,6 +102,30 @@ internal static class TreeAdmission
         }
     }
 
+    /// <summary>Takes <paramref name="cost"/> back off every node on the path and the aggregates that change (a refund).</summary>
+    public static void Refund(QuotaNode tenant, long cost, Dictionary<string, long> counters)
+    {
+        foreach (var node in PathFromRoot(tenant))
+        {
+            var before = Get(counters, node.UsageField);
+            var after = Math.Max(0, before - cost);
+            if (!node.IsRoot)
+            {
+                if (node.Parent!.ChildGuaranteedSum > 0)
+                {
+                    Add(counters, node.Parent.GuaranteeAggregateField, Math.Min(after, node.Guaranteed) - Math.Min(before, node.Guaranteed));
+                }
+
+                if (node.LevelField is { } levelField && node.Allocation > node.Guaranteed)
+                {
+                    Add(counters, levelField, AboveGuarantee(node, after) - AboveGuarantee(node, before));
+                }
+            }
+
+            counters[node.UsageField] = after;
+        }
+    }
+
     /// <summary>The largest cost <paramref name="tenant"/> could be admitted for now, without debiting.</summary>
     public static long Remaining(QuotaNode tenant, Dictionary<string, long> counters) => Math.Max(0, SmallestRoom(PathFromRoot(tenant), counters));
 

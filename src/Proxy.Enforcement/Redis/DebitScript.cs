@@ -18,6 +18,9 @@ internal static class DebitScript
     /// <summary>close.lua: closes a pool after a vendor 429 (rare, so sent as a plain EVAL by text).</summary>
     public static readonly string CloseSource = LoadEmbedded("close.lua");
 
+    /// <summary>refund.lua: gives an admitted request's credits back (a route's RefundOn matched).</summary>
+    public static readonly string RefundSource = LoadEmbedded("refund.lua");
+
     /// <summary>release.lua: ends a MaxInFlight lease when its response ends.</summary>
     public static readonly string ReleaseSource = LoadEmbedded("release.lua");
 
@@ -79,6 +82,26 @@ internal static class DebitScript
         }
 
         return (Keys(keys, debits, leaseKeys, usage is not null), args);
+    }
+
+    /// <summary>KEYS and ARGV of refund.lua for an admitted route decision.</summary>
+    public static (RedisKey[] Keys, RedisValue[] Args) RefundArguments(RedisKeys keys, IReadOnlyList<QuotaDebit> debits, RouteDecision decision, UsageContext? usage)
+    {
+        var redisKeys = new List<RedisKey>();
+        var args = new List<RedisValue> { debits[0].Cost, debits.Count, usage?.Route ?? "", usage is null ? "" : debits[0].Tenant.Path, usage?.RequestId ?? "" };
+        for (var i = 0; i < debits.Count; i++)
+        {
+            redisKeys.Add(keys.PoolUsage(debits[i].Pool));
+            args.Add(decision.Pools[i].Window.StartMs);
+            args.AddRange(NodeScript(keys, debits[i]).Path);
+        }
+
+        if (usage is not null)
+        {
+            redisKeys.AddRange(debits.Select(d => keys.EventStream(d.Pool)));
+        }
+
+        return ([.. redisKeys], [.. args]);
     }
 
     /// <summary>KEYS of release.lua: the lease sets of every node that holds the lease.</summary>

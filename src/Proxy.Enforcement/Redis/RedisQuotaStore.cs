@@ -59,6 +59,24 @@ internal sealed class RedisQuotaStore(
         }
     }
 
+    public async ValueTask<int> RefundAsync(IReadOnlyList<QuotaDebit> debits, RouteDecision decision, UsageContext? usage, CancellationToken cancellationToken)
+    {
+        var (redisKeys, args) = DebitScript.RefundArguments(keys, debits, decision, ledger ? usage : null);
+        try
+        {
+            var result = await connection.GetDatabase()
+                .ScriptEvaluateAsync(DebitScript.RefundSource, redisKeys, args)
+                .WaitAsync(timeout, cancellationToken)
+                .ConfigureAwait(false);
+            return ((long[])result!).Count(refunded => refunded == 1);
+        }
+        catch (Exception ex) when (ex is RedisException or TimeoutException)
+        {
+            QuotaLog.StoreUnavailable(logger, debits[0].Pool.Name, ex.GetType().Name, ex.Message);
+            throw new QuotaStoreUnavailableException($"Redis did not refund within {timeout.TotalMilliseconds} ms.", ex);
+        }
+    }
+
     public async ValueTask ReleaseAsync(QuotaLease lease, CancellationToken cancellationToken)
     {
         try

@@ -273,4 +273,12 @@ public sealed class QuotaOptionsValidatorTests
     public void Validate_LeaseTtlOutOfRange_IsRejected() => Assert.Equal(
         ["Quota:Store:LeaseTtl must be between 00:00:01 and 1.00:00:00 (above the longest request the proxy forwards), got 00:00:00.5000000."],
         ValidateWith("Quota:Store:LeaseTtl", "00:00:00.5"));
+
+    [Fact]
+    public void Validate_RefundOnWithUnknownTokens_NamesEachOfThem() => Assert.Equal(
+        [
+            "ReverseProxy:Routes:quotes:Metadata:Quota.RefundOn has '6xx'; use status codes (502), classes (4xx, 5xx), transport or timeout, separated by commas.",
+            "ReverseProxy:Routes:quotes:Metadata:Quota.RefundOn has 'errors'; use status codes (502), classes (4xx, 5xx), transport or timeout, separated by commas.",
+        ],
+        ValidateWith("ReverseProxy:Routes:quotes:Metadata:Quota.RefundOn", "5xx, 6xx, 429, errors, timeout, transport"));
 }

@@ -529,6 +529,43 @@ public abstract class QuotaStoreContractTests
         Assert.Equal(QuotaLimitedBy.Concurrency, stillHeld.Pools[0].LimitedBy);
         Assert.True(expired.Admitted);
     }
+
+    [Fact]
+    public async Task Refund_GivesTheCreditsBackToEveryNodeAndAggregate_AsIfTheDebitNeverHappened()
+    {
+        var pool = TestPools.WorkedExample("refunded");
+        await DebitAsync(pool.Debit("prod", 180));
+        QuotaDebit[] test = [pool.Debit("test", 25)];
+        var debited = await Store.DebitAsync(test, CancellationToken.None);
+
+        var refunded = await Store.RefundAsync(test, debited, null, CancellationToken.None);
+        var prodAfter = await DebitAsync(pool.Debit("prod", 45));
+        var prodBeyond = await DebitAsync(pool.Debit("prod", 1));
+
+        Assert.True(debited.Admitted);
+        Assert.Equal(1, refunded);
+        // With test's 25 back, prod again reaches exactly 225 and no more: every aggregate moved back.
+        Assert.True(prodAfter.Admitted);
+        Assert.Equal(225, prodAfter.PoolUsed);
+        Assert.Equal(QuotaLimitedBy.Reserved, prodBeyond.LimitedBy);
+    }
+
+    [Fact]
+    public async Task Refund_AfterTheWindowMovedOn_LeavesTheNewWindowAlone()
+    {
+        var pool = TestPools.Create("refund-minute", 10, "1m", "UTC", ("prod", null));
+        QuotaDebit[] debit = [pool.Debit("prod", 4)];
+        var debited = await Store.DebitAsync(debit, CancellationToken.None);
+        Clock.Advance(TimeSpan.FromMinutes(1));
+        var fresh = await DebitAsync(pool.Debit("prod", 2));
+
+        var refunded = await Store.RefundAsync(debit, debited, null, CancellationToken.None);
+        var after = await DebitAsync(pool.Debit("prod", 1));
+
+        Assert.Equal(0, refunded);
+        Assert.Equal(2, fresh.PoolUsed);
+        Assert.Equal(3, after.PoolUsed);
+    }
 }
 
 public sealed class InProcessQuotaStoreTests : QuotaStoreContractTests

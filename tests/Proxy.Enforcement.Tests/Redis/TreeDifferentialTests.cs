@@ -46,6 +46,8 @@ public sealed class TreeDifferentialTests(RedisFixture redis, ITestOutputHelper 
         var pools = Enumerable.Range(0, 3).Select(i => RandomPool($"tree{i}", poolSeeds[i], modeSeed: null)).ToArray();
         int admitted = 0, rejected = 0, shadow = 0, closures = 0, routes = 0, rejectedBySecondPool = 0, releases = 0;
         var outstanding = new List<(QuotaLease InProcess, QuotaLease Lua)>();
+        var refundable = new List<(QuotaDebit[] Debits, RouteDecision InProcess, RouteDecision Lua)>();
+        var refunds = 0;
         var limitedBy = new Dictionary<QuotaLimitedBy, int>();
 
         for (var step = 0; step < Operations; step++)
@@ -81,6 +83,11 @@ public sealed class TreeDifferentialTests(RedisFixture redis, ITestOutputHelper 
             var expectedRoute = await reference.DebitAsync(debits, null, CancellationToken.None);
             var actualRoute = await lua.DebitAsync(debits, null, CancellationToken.None);
             Assert.Equal(expectedRoute.Lease is null, actualRoute.Lease is null);
+            if (expectedRoute.Admitted)
+            {
+                refundable.Add((debits, expectedRoute, actualRoute));
+            }
+
             if (expectedRoute.Lease is not null)
             {
                 outstanding.Add((expectedRoute.Lease, actualRoute.Lease!));
@@ -117,6 +124,28 @@ public sealed class TreeDifferentialTests(RedisFixture redis, ITestOutputHelper 
                 releases++;
             }
 
+            if (refundable.Count > 0 && random.Next(10) == 0)
+            {
+                // A response that the route's RefundOn matched: its credits go back, in both stores alike.
+                var (refundDebits, inProcess, luaRoute) = refundable[random.Next(refundable.Count)];
+                refundable.RemoveAll(r => r.Debits == refundDebits);
+                var expectedRefund = await reference.RefundAsync(refundDebits, inProcess, null, CancellationToken.None);
+                var actualRefund = await lua.RefundAsync(refundDebits, luaRoute, null, CancellationToken.None);
+                Assert.True(expectedRefund == actualRefund, $"{where}: refund of {refundDebits.Length} pool(s): in-process {expectedRefund}, Lua {actualRefund}");
+                refunds += actualRefund;
+                foreach (var refundedPool in refundDebits.Select(d => d.Pool))
+                {
+                    var counters = reference.Snapshot(refundedPool.Name);
+                    var hash = await database.HashGetAllAsync($"{prefix}{{{refundedPool.Name}}}:usage");
+                    var luaCounters = hash.Where(e => e.Name != "start" && e.Name != "end").ToDictionary(e => (string)e.Name!, e => (long)e.Value, StringComparer.Ordinal);
+                    Assert.True(Same(counters, luaCounters), $"{where}: after a refund, counters of {refundedPool.Name} differ: in-process {Show(counters)}, Lua {Show(luaCounters)}");
+                    if (refundedPool.Name != pools[2].Name)
+                    {
+                        CheckInvariants(refundedPool, counters, $"{where} (after a refund in {refundedPool.Name})");
+                    }
+                }
+            }
+
             var actual = actualRoute.Pools[actualRoute.Admitted ? 0 : actualRoute.LimitingIndex];
             routes += debits.Length > 1 ? 1 : 0;
             rejectedBySecondPool += actualRoute.LimitingIndex == 1 ? 1 : 0;
@@ -126,10 +155,11 @@ public sealed class TreeDifferentialTests(RedisFixture redis, ITestOutputHelper 
             limitedBy[actual.LimitedBy] = limitedBy.GetValueOrDefault(actual.LimitedBy) + 1;
         }
 
-        output.WriteLine($"seed {seed}: {Operations} operations, {admitted} admitted ({shadow} by shadow mode), {rejected} rejected, {closures} closures, {routes} on two pools ({rejectedBySecondPool} rejected by the second), {releases} lease releases; limited by: {string.Join(", ", limitedBy.OrderBy(p => p.Key).Select(p => $"{p.Key} {p.Value}"))}");
+        output.WriteLine($"seed {seed}: {Operations} operations, {admitted} admitted ({shadow} by shadow mode), {rejected} rejected, {closures} closures, {routes} on two pools ({rejectedBySecondPool} rejected by the second), {releases} lease releases, {refunds} pool refunds; limited by: {string.Join(", ", limitedBy.OrderBy(p => p.Key).Select(p => $"{p.Key} {p.Value}"))}");
         Assert.True(limitedBy.GetValueOrDefault(QuotaLimitedBy.Rate) > 0 && limitedBy.GetValueOrDefault(QuotaLimitedBy.Vendor) > 0, "the sequence should exercise rates and closures");
         Assert.True(rejectedBySecondPool > 0, "the sequence should exercise routes rejected by their second pool");
         Assert.True(limitedBy.GetValueOrDefault(QuotaLimitedBy.Concurrency) > 0, "the sequence should exercise MaxInFlight");
+        Assert.True(refunds > 0, "the sequence should exercise refunds");
         Assert.True(admitted > Operations / 10 && rejected > Operations / 20, $"the sequence should exercise both outcomes: {admitted} admitted, {rejected} rejected");
     }
 
