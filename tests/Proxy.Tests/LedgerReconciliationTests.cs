@@ -118,6 +118,44 @@ public sealed class LedgerReconciliationTests(RedisFixture redis, PostgresFixtur
         Assert.Equal([("broken", "debit", 2L), ("broken", "refund", -2L), ("quotes", "debit", 1L), ("quotes", "debit", 1L), ("quotes", "refund", -1L)], kinds);
     }
 
+    [Fact]
+    public async Task CostFromResponseHeader_SettlesUpAndDown_EvenPastTheLimit_AsAdjustmentEvents()
+    {
+        using var vendor = new VendorServer();
+        vendor.Server.Reset();
+        foreach (var (path, credits) in new[] { ("/down", "1"), ("/up", "5") })
+        {
+            vendor.Server.Given(WireMock.RequestBuilders.Request.Create().WithPath(path).UsingAnyMethod())
+                .RespondWith(WireMock.ResponseBuilders.Response.Create().WithStatusCode(200).WithHeader("X-Credits-Used", credits).WithBody("{}"));
+        }
+
+        var prefix = RedisFixture.NewKeyPrefix();
+        var ledger = await postgres.NewDatabaseAsync();
+        var config = Config(vendor, redis.ConnectionString, prefix, ledger)
+            .Set("Quota:Pools:daily:Limit", "10")
+            .Set("ReverseProxy:Routes:reports:Metadata:Quota.CostFromResponseHeader", "X-Credits-Used");
+        await using var proxy = await ProxyInstance.StartAsync(config);
+
+        // Reserve 3 each time: settled to 1 (2 back), then to 5 twice (2 more each); the last one takes the
+        // pool to 11 of 10, because the vendor has already done the work.
+        HttpStatusCode[] statuses = [
+            (await proxy.GetAsync("prod-key", "/reports/down")).StatusCode,
+            (await proxy.GetAsync("prod-key", "/reports/up")).StatusCode,
+            (await proxy.GetAsync("prod-key", "/reports/up")).StatusCode,
+        ];
+        var drained = await DrainAsync(redis, prefix, ledger, expectedCredits: 11);
+
+        Assert.All(statuses, s => Assert.Equal(HttpStatusCode.OK, s));
+        var usage = (await redis.Connection.GetDatabase().HashGetAllAsync($"{prefix}{{daily}}:usage")).ToDictionary(e => e.Name.ToString(), e => (long)e.Value);
+        Assert.Equal((11, 11), (usage["pool"], usage["t:prod"]));
+        Assert.Equal((11, 6), drained);
+        await using var connection = new NpgsqlConnection(ledger);
+        var adjustments = (await connection.QueryAsync<long>("SELECT credits FROM usage_events WHERE kind = 'adjustment' ORDER BY credits")).ToList();
+        Assert.Equal([-2L, 2L, 2L], adjustments);
+        var day = Assert.Single(await connection.QueryAsync<(long Debited, long Adjusted, long Net)>("SELECT debited, adjusted, net FROM usage_daily"));
+        Assert.Equal((9, 2, 11), day);
+    }
+
     private static async Task<HttpStatusCode[]> SendManyAsync(ProxyInstance proxy, int count) =>
         await Task.WhenAll(Enumerable.Range(0, count).Select(async _ =>
         {

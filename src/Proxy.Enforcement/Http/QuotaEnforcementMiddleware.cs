@@ -121,6 +121,10 @@ internal sealed class QuotaEnforcementMiddleware(
             {
                 await RefundAsync(route.RouteId, debits, decision, usage, context.Response.StatusCode, error);
             }
+            else if (quota.CostHeader is { } costHeader)
+            {
+                await SettleAsync(context, route.RouteId, costHeader, debits, decision, usage);
+            }
         }
         finally
         {
@@ -143,6 +147,36 @@ internal sealed class QuotaEnforcementMiddleware(
         catch (QuotaStoreUnavailableException)
         {
             // Logged by the store. The credits stay spent: the quota errs toward the vendor, never over it.
+        }
+    }
+
+    /// <summary>
+    /// The route's cost was a reservation: the vendor's header says what the request really cost, and the
+    /// difference is charged (even past a limit: the work is done) or given back, as an adjustment.
+    /// </summary>
+    private async Task SettleAsync(HttpContext context, string routeId, string costHeader, QuotaDebit[] debits, RouteDecision decision, UsageContext? usage)
+    {
+        var reserved = debits[0].Cost;
+        var reported = context.Response.Headers[costHeader].ToString();
+        if (!long.TryParse(reported, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var actual))
+        {
+            // No usable header: the reservation stands as the charge.
+            QuotaLog.SettlementHeaderMissing(logger, routeId, costHeader, reported);
+            return;
+        }
+
+        if (actual == reserved)
+        {
+            return;
+        }
+
+        try
+        {
+            await store.AdjustAsync(debits, decision, actual - reserved, Ledger.UsageKind.Adjustment, usage, CancellationToken.None);
+        }
+        catch (QuotaStoreUnavailableException)
+        {
+            // Logged by the store; the reservation stands as the charge.
         }
     }
 

@@ -26,6 +26,9 @@ internal static partial class QuotaLog
     [LoggerMessage(EventId = 1007, Level = LogLevel.Information, Message = "Refunded {Cost} credits to tenant {Tenant} on route {Route} (status {Status}, forwarder error {Error}) in {Pools} pool(s)")]
     public static partial void Refunded(ILogger logger, long cost, string tenant, string route, int status, string error, int pools);
 
+    [LoggerMessage(EventId = 1008, Level = LogLevel.Warning, Message = "Route {Route}: response header {Header} is '{Value}', not a credit count; the reserved cost stands")]
+    public static partial void SettlementHeaderMissing(ILogger logger, string route, string header, string value);
+
     [LoggerMessage(EventId = 1101, Level = LogLevel.Warning, Message = "Quota store unavailable for pool {Pool}: {ErrorType}: {Error}")]
     public static partial void StoreUnavailable(ILogger logger, string pool, string errorType, string error);
 

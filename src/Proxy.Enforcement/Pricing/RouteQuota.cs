@@ -10,8 +10,15 @@ namespace QuotaProxy.Enforcement.Pricing;
 /// decision; <c>Quota.Cost</c> the credits one request costs in each (a positive integer, default 1). A
 /// route without <c>Quota.Pool</c> is not metered.
 /// </summary>
-internal sealed record RouteQuota(IReadOnlyList<string> Pools, long Cost, RefundPolicy RefundOn)
+/// <para>
+/// <c>Quota.CostFromResponseHeader</c> names a response header (such as <c>X-Credits-Used</c>) carrying what
+/// the request really cost: <c>Quota.Cost</c> is then reserved up front, and the difference is charged or
+/// given back when the response ends.
+/// </para>
+internal sealed record RouteQuota(IReadOnlyList<string> Pools, long Cost, RefundPolicy RefundOn, string? CostHeader = null)
 {
+    public const string CostHeaderKey = "Quota.CostFromResponseHeader";
+
     public const string PoolKey = "Quota.Pool";
     public const string CostKey = "Quota.Cost";
     public const long DefaultCost = 1;
@@ -26,7 +33,11 @@ internal sealed record RouteQuota(IReadOnlyList<string> Pools, long Cost, Refund
 
         // The validator rejects bad costs at start; this only guards a config that bypassed it.
         return TryParseCost(route.Metadata.GetValueOrDefault(CostKey), out var cost)
-            ? new RouteQuota(names, cost, RefundPolicy.Parse(route.Metadata.GetValueOrDefault(RefundPolicy.Key), out _))
+            ? new RouteQuota(
+                names,
+                cost,
+                RefundPolicy.Parse(route.Metadata.GetValueOrDefault(RefundPolicy.Key), out _),
+                route.Metadata.GetValueOrDefault(CostHeaderKey) is { Length: > 0 } header ? header.Trim() : null)
             : throw new InvalidOperationException($"Route '{route.RouteId}' has an invalid {CostKey}.");
     }
 

@@ -25,12 +25,14 @@ public interface IQuotaStore
     ValueTask CloseAsync(PoolDefinition pool, long untilMs, CancellationToken cancellationToken);
 
     /// <summary>
-    /// Gives an admitted request's credits back to every node it was charged to, in every pool whose window
-    /// is still the one the debit was made in (with the ledger on, as a refund event in the same step).
+    /// Changes an admitted request's charge by <paramref name="delta"/> credits on every node it was charged
+    /// to (negative gives credits back; positive charges even past a limit), in every pool whose window is
+    /// still the one the debit was made in. With the ledger on, an event of <paramref name="kind"/> is
+    /// recorded in the same step whatever the window.
     /// </summary>
-    /// <returns>How many of the route's pools were refunded.</returns>
+    /// <returns>How many of the route's pools had their counters changed.</returns>
     /// <exception cref="QuotaStoreUnavailableException">The store did not answer within its timeout.</exception>
-    ValueTask<int> RefundAsync(IReadOnlyList<QuotaDebit> debits, RouteDecision decision, UsageContext? usage, CancellationToken cancellationToken);
+    ValueTask<int> AdjustAsync(IReadOnlyList<QuotaDebit> debits, RouteDecision decision, long delta, Ledger.UsageKind kind, UsageContext? usage, CancellationToken cancellationToken);
 
     /// <summary>The response has ended: the lease leaves every node's in-flight count.</summary>
     /// <exception cref="QuotaStoreUnavailableException">The store did not answer within its timeout (the lease then expires by itself).</exception>
@@ -45,6 +47,10 @@ public static class QuotaStoreExtensions
     /// <summary>A decision on one pool: <see cref="IQuotaStore.DebitAsync(IReadOnlyList{QuotaDebit}, CancellationToken)"/> with a single debit.</summary>
     public static async ValueTask<QuotaDecision> DebitAsync(this IQuotaStore store, QuotaDebit debit, CancellationToken cancellationToken) =>
         (await store.DebitAsync([debit], cancellationToken).ConfigureAwait(false)).Pools[0];
+
+    /// <summary>Gives an admitted request's whole cost back: an adjustment of −cost, recorded as a refund.</summary>
+    public static ValueTask<int> RefundAsync(this IQuotaStore store, IReadOnlyList<QuotaDebit> debits, RouteDecision decision, UsageContext? usage, CancellationToken cancellationToken) =>
+        store.AdjustAsync(debits, decision, -debits[0].Cost, Ledger.UsageKind.Refund, usage, cancellationToken);
 }
 
 /// <summary>The store could not decide in time; the request gets the configured outage policy.</summary>

@@ -77,7 +77,7 @@ internal sealed class InProcessQuotaStore(TimeProvider timeProvider, TimeSpan? l
         return ValueTask.CompletedTask;
     }
 
-    public ValueTask<int> RefundAsync(IReadOnlyList<QuotaDebit> debits, RouteDecision decision, UsageContext? usage, CancellationToken cancellationToken)
+    public ValueTask<int> AdjustAsync(IReadOnlyList<QuotaDebit> debits, RouteDecision decision, long delta, Ledger.UsageKind kind, UsageContext? usage, CancellationToken cancellationToken)
     {
         var refunded = 0;
         lock (_pools)
@@ -87,7 +87,7 @@ internal sealed class InProcessQuotaStore(TimeProvider timeProvider, TimeSpan? l
                 var counters = Counters(debits[i].Pool.Name);
                 if (counters.Window.StartMs == decision.Pools[i].Window.StartMs)
                 {
-                    TreeAdmission.Refund(debits[i].Tenant, debits[i].Cost, counters.Fields);
+                    TreeAdmission.Adjust(debits[i].Tenant, delta, counters.Fields);
                     refunded++;
                 }
             }

@@ -102,13 +102,13 @@ internal static class TreeAdmission
         }
     }
 
-    /// <summary>Takes <paramref name="cost"/> back off every node on the path and the aggregates that change (a refund).</summary>
-    public static void Refund(QuotaNode tenant, long cost, Dictionary<string, long> counters)
+    /// <summary>Moves every node on the path, and the aggregates that change, by <paramref name="delta"/> (a refund or a settlement).</summary>
+    public static void Adjust(QuotaNode tenant, long delta, Dictionary<string, long> counters)
     {
         foreach (var node in PathFromRoot(tenant))
         {
             var before = Get(counters, node.UsageField);
-            var after = Math.Max(0, before - cost);
+            var after = Math.Max(0, before + delta);
             if (!node.IsRoot)
             {
                 if (node.Parent!.ChildGuaranteedSum > 0)

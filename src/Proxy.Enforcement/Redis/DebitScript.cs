@@ -18,8 +18,8 @@ internal static class DebitScript
     /// <summary>close.lua: closes a pool after a vendor 429 (rare, so sent as a plain EVAL by text).</summary>
     public static readonly string CloseSource = LoadEmbedded("close.lua");
 
-    /// <summary>refund.lua: gives an admitted request's credits back (a route's RefundOn matched).</summary>
-    public static readonly string RefundSource = LoadEmbedded("refund.lua");
+    /// <summary>adjust.lua: refunds or settles an admitted request's charge after its response.</summary>
+    public static readonly string AdjustSource = LoadEmbedded("adjust.lua");
 
     /// <summary>release.lua: ends a MaxInFlight lease when its response ends.</summary>
     public static readonly string ReleaseSource = LoadEmbedded("release.lua");
@@ -84,11 +84,11 @@ internal static class DebitScript
         return (Keys(keys, debits, leaseKeys, usage is not null), args);
     }
 
-    /// <summary>KEYS and ARGV of refund.lua for an admitted route decision.</summary>
-    public static (RedisKey[] Keys, RedisValue[] Args) RefundArguments(RedisKeys keys, IReadOnlyList<QuotaDebit> debits, RouteDecision decision, UsageContext? usage)
+    /// <summary>KEYS and ARGV of adjust.lua for an admitted route decision.</summary>
+    public static (RedisKey[] Keys, RedisValue[] Args) AdjustArguments(RedisKeys keys, IReadOnlyList<QuotaDebit> debits, RouteDecision decision, long delta, Ledger.UsageKind kind, UsageContext? usage)
     {
         var redisKeys = new List<RedisKey>();
-        var args = new List<RedisValue> { debits[0].Cost, debits.Count, usage?.Route ?? "", usage is null ? "" : debits[0].Tenant.Path, usage?.RequestId ?? "" };
+        var args = new List<RedisValue> { delta, debits.Count, usage?.Route ?? "", usage is null ? "" : debits[0].Tenant.Path, usage?.RequestId ?? "", Ledger.UsageEvent.KindName(kind) };
         for (var i = 0; i < debits.Count; i++)
         {
             redisKeys.Add(keys.PoolUsage(debits[i].Pool));

@@ -59,13 +59,13 @@ internal sealed class RedisQuotaStore(
         }
     }
 
-    public async ValueTask<int> RefundAsync(IReadOnlyList<QuotaDebit> debits, RouteDecision decision, UsageContext? usage, CancellationToken cancellationToken)
+    public async ValueTask<int> AdjustAsync(IReadOnlyList<QuotaDebit> debits, RouteDecision decision, long delta, Ledger.UsageKind kind, UsageContext? usage, CancellationToken cancellationToken)
     {
-        var (redisKeys, args) = DebitScript.RefundArguments(keys, debits, decision, ledger ? usage : null);
+        var (redisKeys, args) = DebitScript.AdjustArguments(keys, debits, decision, delta, kind, ledger ? usage : null);
         try
         {
             var result = await connection.GetDatabase()
-                .ScriptEvaluateAsync(DebitScript.RefundSource, redisKeys, args)
+                .ScriptEvaluateAsync(DebitScript.AdjustSource, redisKeys, args)
                 .WaitAsync(timeout, cancellationToken)
                 .ConfigureAwait(false);
             return ((long[])result!).Count(refunded => refunded == 1);
@@ -73,7 +73,7 @@ internal sealed class RedisQuotaStore(
         catch (Exception ex) when (ex is RedisException or TimeoutException)
         {
             QuotaLog.StoreUnavailable(logger, debits[0].Pool.Name, ex.GetType().Name, ex.Message);
-            throw new QuotaStoreUnavailableException($"Redis did not refund within {timeout.TotalMilliseconds} ms.", ex);
+            throw new QuotaStoreUnavailableException($"Redis did not adjust the charge within {timeout.TotalMilliseconds} ms.", ex);
         }
     }
 

@@ -1,0 +1,78 @@
+-- adjust.lua: changes an admitted request's charge after its response ended, on every node debit.lua
+-- charged, with the running aggregates moved the same way, in the same atomic step as its ledger event:
+--   a refund (the route's RefundOn matched): delta = −cost, kind refund;
+--   a settlement (the route's CostFromResponseHeader): delta = actual − reserved, kind adjustment; a
+--   positive delta is charged even past a limit (the vendor has already done the work).
+-- A pool whose window has moved on since the debit keeps its counters (they belonged to a window that
+-- is over), but the ledger event is still written: billing follows what happened. Rates are not adjusted.
+--
+-- KEYS[p]    pool p's usage hash (see debit.lua)
+-- KEYS[P+p]  when the ledger is on (ARGV[3] not empty): pool p's event stream; one entry with the delta
+--            as its credits
+-- ARGV[1]    delta (credits, ≠ 0; negative gives credits back)
+-- ARGV[2]    P, the number of pools
+-- ARGV[3]    the route, or empty when the ledger is off; ARGV[4] the tenant's path; ARGV[5] the request id
+-- ARGV[6]    the event's kind: refund or adjustment
+-- ARGV[7..]  one block per pool: the start of the window the debit was made in (Unix ms), then the path
+--            block exactly as debit.lua takes it (fields, depth, records, rates, leases)
+-- Reply:     per pool, 1 if its counters moved, 0 if its window had moved on
+
+local delta = tonumber(ARGV[1])
+local pool_count = tonumber(ARGV[2])
+local route, tenant, request_id, kind = ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+local min, max, tonumber = math.min, math.max, tonumber
+
+local reply = {}
+local block = 7
+for p = 1, pool_count do
+  local usage_key = KEYS[p]
+  local window_start = tonumber(ARGV[block])
+  local read_count = tonumber(ARGV[block + 1])
+  local FIRST_FIELD = block + 2
+  local depth = tonumber(ARGV[FIRST_FIELD + read_count])
+  local at = FIRST_FIELD + read_count + 1
+  local stored = redis.call('HMGET', usage_key, 'start', unpack(ARGV, FIRST_FIELD, FIRST_FIELD + read_count - 1))
+  local function value(i) return tonumber(stored[i + 1]) or 0 end
+
+  local writes, w = {}, 0
+  for index = 0, depth do
+    local used_index = tonumber(ARGV[at])
+    local used = value(used_index)
+    local after = max(0, used + delta)
+    writes[w + 1], writes[w + 2] = ARGV[FIRST_FIELD - 1 + used_index], after
+    w = w + 2
+    if index == 0 then
+      at = at + 5
+    else
+      local guaranteed, allocation = tonumber(ARGV[at + 5]), tonumber(ARGV[at + 6])
+      local guarantee_index, level_index = tonumber(ARGV[at + 7]), tonumber(ARGV[at + 8])
+      local change = min(after, guaranteed) - min(used, guaranteed)
+      if guarantee_index > 0 and change ~= 0 then
+        writes[w + 1], writes[w + 2] = ARGV[FIRST_FIELD - 1 + guarantee_index], value(guarantee_index) + change
+        w = w + 2
+      end
+      change = (min(after, allocation) - min(after, guaranteed)) - (min(used, allocation) - min(used, guaranteed))
+      if level_index > 0 and change ~= 0 then
+        writes[w + 1], writes[w + 2] = ARGV[FIRST_FIELD - 1 + level_index], value(level_index) + change
+        w = w + 2
+      end
+      at = at + 11 + 2 * tonumber(ARGV[at + 10])
+    end
+  end
+  at = at + 1 + tonumber(ARGV[at]) * 5 -- the rates: not adjusted
+  at = at + 1 + tonumber(ARGV[at]) * 4 -- the leases: released on their own
+
+  if tonumber(stored[1]) == window_start then
+    redis.call('HSET', usage_key, unpack(writes))
+    reply[p] = 1
+  else
+    reply[p] = 0
+  end
+  if route ~= '' then
+    local time = redis.call('TIME')
+    local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+    redis.call('XADD', KEYS[pool_count + p], '*', 't', now, 'n', tenant, 'r', route, 'q', request_id, 'c', delta, 'k', kind, 's', '0')
+  end
+  block = at
+end
+return reply
