@@ -156,6 +156,40 @@ public sealed class LedgerReconciliationTests(RedisFixture redis, PostgresFixtur
         Assert.Equal((9, 2, 11), day);
     }
 
+    [Fact]
+    public async Task RetryWithTheSameIdempotencyKey_ReachesTheVendorAgain_ButIsChargedAndBilledOnce()
+    {
+        using var vendor = new VendorServer();
+        var prefix = RedisFixture.NewKeyPrefix();
+        var ledger = await postgres.NewDatabaseAsync();
+        await using var proxy = await ProxyInstance.StartAsync(Config(vendor, redis.ConnectionString, prefix, ledger));
+
+        async Task<HttpResponseMessage> Send(string? key)
+        {
+            using var message = new HttpRequestMessage(HttpMethod.Get, "/reports/daily");
+            message.Headers.Add("X-Api-Key", "prod-key");
+            if (key is not null)
+            {
+                message.Headers.Add("Idempotency-Key", key);
+            }
+
+            return await proxy.Client.SendAsync(message);
+        }
+
+        using var first = await Send("order-42");
+        using var retry = await Send("order-42");
+        using var other = await Send("order-43");
+        using var malformed = await Send(new string('k', 201));
+        var drained = await DrainAsync(redis, prefix, ledger, expectedCredits: 6);
+
+        Assert.Equal((HttpStatusCode.OK, HttpStatusCode.OK, HttpStatusCode.OK), (first.StatusCode, retry.StatusCode, other.StatusCode));
+        Assert.Equal("3", string.Join(",", retry.Headers.GetValues("X-RateLimit-Used")));
+        Assert.Equal(3, vendor.CallsTo("/daily"));
+        Assert.Equal((6, 2), drained);
+        Assert.Equal(HttpStatusCode.BadRequest, malformed.StatusCode);
+        Assert.Equal("application/problem+json", malformed.Content.Headers.ContentType!.MediaType);
+    }
+
     private static async Task<HttpStatusCode[]> SendManyAsync(ProxyInstance proxy, int count) =>
         await Task.WhenAll(Enumerable.Range(0, count).Select(async _ =>
         {

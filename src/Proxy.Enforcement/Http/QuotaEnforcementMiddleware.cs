@@ -28,6 +28,9 @@ internal sealed class QuotaEnforcementMiddleware(
     private readonly bool _legacyHeaders = options.Headers.Legacy;
     private readonly TimeSpan _retryAfterWhenUnavailable = options.Store.RetryAfterWhenUnavailable;
     private readonly bool _ledger = options.Ledger.Enabled;
+    private readonly string _idempotencyHeader = options.Headers.IdempotencyKey;
+
+    private const int MaxIdempotencyKeyLength = 200;
 
     /// <summary>The caller's X-Request-Id when it sends one, else the proxy's own trace identifier.</summary>
     private static string RequestId(HttpContext context) =>
@@ -66,7 +69,18 @@ internal sealed class QuotaEnforcementMiddleware(
             debits[i] = new QuotaDebit(pool, tenant, quota.Cost);
         }
 
-        var usage = _ledger ? new UsageContext(route.RouteId, RequestId(context)) : null;
+        string? idempotencyKey = null;
+        if (_idempotencyHeader.Length > 0 && context.Request.Headers[_idempotencyHeader] is { Count: > 0 } keyValues)
+        {
+            idempotencyKey = keyValues.ToString();
+            if (keyValues.Count > 1 || idempotencyKey.Length is 0 or > MaxIdempotencyKeyLength || idempotencyKey.Any(c => c is < '!' or > '~'))
+            {
+                await QuotaProblems.BadIdempotencyKeyAsync(context, _idempotencyHeader, MaxIdempotencyKeyLength);
+                return;
+            }
+        }
+
+        var usage = _ledger || idempotencyKey is not null ? new UsageContext(route.RouteId, RequestId(context), idempotencyKey) : null;
         RouteDecision decision;
         try
         {

@@ -27,6 +27,15 @@ internal static class QuotaProblems
         Extensions = { ["pool"] = pool, ["tenant"] = tenant },
     });
 
+    public static Task BadIdempotencyKeyAsync(HttpContext context, string header, int maxLength) => WriteAsync(context, new ProblemDetails
+    {
+        Type = "urn:quotaproxy:problem:bad-idempotency-key",
+        Title = "Malformed idempotency key",
+        Status = StatusCodes.Status400BadRequest,
+        Detail = $"Send one {header} of 1 to {maxLength} visible ASCII characters, the same on every retry of one request.",
+        Extensions = { ["header"] = header },
+    });
+
     public static Task StoreUnavailableAsync(HttpContext context, TimeSpan retryAfter)
     {
         var seconds = (long)Math.Max(1, Math.Ceiling(retryAfter.TotalSeconds));

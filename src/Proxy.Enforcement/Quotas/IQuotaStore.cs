@@ -39,8 +39,11 @@ public interface IQuotaStore
     ValueTask ReleaseAsync(QuotaLease lease, CancellationToken cancellationToken);
 }
 
-/// <summary>What the ledger records about a request besides its credits.</summary>
-public sealed record UsageContext(string Route, string RequestId);
+/// <summary>
+/// What the store needs about a request besides its credits: the route and request id the ledger records,
+/// and the caller's idempotency key (a retry with the same key is charged once per window).
+/// </summary>
+public sealed record UsageContext(string Route, string RequestId, string? IdempotencyKey = null);
 
 public static class QuotaStoreExtensions
 {

@@ -17,6 +17,7 @@ internal sealed class InProcessQuotaStore(TimeProvider timeProvider, TimeSpan? l
         var now = timeProvider.GetUtcNow();
         var nowMicros = (now - DateTimeOffset.UnixEpoch).Ticks / TimeSpan.TicksPerMicrosecond;
         var nowMs = nowMicros / 1000;
+        var idempotencyField = usage?.IdempotencyKey is { } key ? IdempotencyField(debits[0].Tenant, key) : null;
         lock (_pools)
         {
             var counters = new PoolCounters[debits.Count];
@@ -26,7 +27,7 @@ internal sealed class InProcessQuotaStore(TimeProvider timeProvider, TimeSpan? l
             {
                 var debit = debits[i];
                 counters[i] = CountersFor(debit.Pool.Name, debit.Pool.Locate(now), nowMs);
-                outcomes[i] = TreeAdmission.Evaluate(debit.Tenant, debit.Cost, counters[i].Fields, counters[i].State, counters[i].Leases, nowMicros);
+                outcomes[i] = TreeAdmission.Evaluate(debit.Tenant, debit.Cost, counters[i].Fields, counters[i].State, counters[i].Leases, nowMicros, idempotencyField);
                 if (!outcomes[i].Admitted && limiting < 0)
                 {
                     limiting = i;
@@ -39,12 +40,12 @@ internal sealed class InProcessQuotaStore(TimeProvider timeProvider, TimeSpan? l
             for (var i = 0; i < debits.Count; i++)
             {
                 var (debit, outcome, fields) = (debits[i], outcomes[i], counters[i].Fields);
-                if (admitted)
+                if (admitted && !outcome.Replayed)
                 {
-                    TreeAdmission.Apply(debit.Tenant, debit.Cost, fields, counters[i].State, counters[i].Leases, nowMicros, lease?.Id, _leaseMs);
+                    TreeAdmission.Apply(debit.Tenant, debit.Cost, fields, counters[i].State, counters[i].Leases, nowMicros, lease?.Id, _leaseMs, idempotencyField);
                 }
 
-                var debited = admitted ? debit.Cost : 0;
+                var debited = admitted && !outcome.Replayed ? debit.Cost : 0;
                 decisions[i] = new QuotaDecision(
                     outcome.Admitted,
                     outcome.LimitedBy,
@@ -59,7 +60,8 @@ internal sealed class InProcessQuotaStore(TimeProvider timeProvider, TimeSpan? l
                     admitted ? outcome.SoftLimitNode : null,
                     admitted && outcome.SoftLimitCrossed,
                     outcome.Shadow,
-                    outcome.RetryAfterMicros);
+                    outcome.RetryAfterMicros,
+                    outcome.Replayed);
             }
 
             return ValueTask.FromResult(new RouteDecision(admitted, limiting, decisions, lease));
@@ -117,6 +119,9 @@ internal sealed class InProcessQuotaStore(TimeProvider timeProvider, TimeSpan? l
             return Counters(pool.Name).Leases.LiveExpiries(node, nowMs);
         }
     }
+
+    /// <summary>The window field that marks an idempotency key as charged: <c>i:&lt;tenant&gt;:&lt;key&gt;</c>.</summary>
+    internal static string IdempotencyField(QuotaNode tenant, string key) => $"i:{tenant.Path}:{key}";
 
     /// <summary>A copy of one pool's counters in its current window (tests compare it with Redis's hash).</summary>
     internal Dictionary<string, long> Snapshot(string pool)

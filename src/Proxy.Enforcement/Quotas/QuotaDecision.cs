@@ -41,6 +41,7 @@ public enum QuotaLimitedBy
 /// <param name="SoftLimitCrossed">This decision is the one that crossed that SoftLimit.</param>
 /// <param name="Shadow">Admitted only because every failing check was on a node in shadow mode.</param>
 /// <param name="RetryAfterMicros">Limited by a rate or a closure: µs until a retry can succeed; else 0.</param>
+/// <param name="Replayed">A retry with an idempotency key already charged in this window: admitted, charged nothing.</param>
 public readonly record struct QuotaDecision(
     bool Admitted,
     QuotaLimitedBy LimitedBy,
@@ -55,7 +56,8 @@ public readonly record struct QuotaDecision(
     QuotaNode? SoftLimitNode = null,
     bool SoftLimitCrossed = false,
     bool Shadow = false,
-    long RetryAfterMicros = 0)
+    long RetryAfterMicros = 0,
+    bool Replayed = false)
 {
     /// <summary>Whole seconds until the window resets, at least 1.</summary>
     public long SecondsToReset => Math.Max(1, (Window.EndMs - NowMs + 999) / 1000);

@@ -39,11 +39,17 @@ internal static class TreeAdmission
     /// the pool down; the first failure on an enforcing node rejects. The store then calls
     /// <see cref="Apply"/> when every pool of the route admits.
     /// </summary>
-    public static TreeOutcome Evaluate(QuotaNode tenant, long cost, Dictionary<string, long> counters, Dictionary<string, long> state, Leases leases, long nowMicros)
+    public static TreeOutcome Evaluate(QuotaNode tenant, long cost, Dictionary<string, long> counters, Dictionary<string, long> state, Leases leases, long nowMicros, string? idempotencyField = null)
     {
         var path = PathFromRoot(tenant);
         var (limitedBy, limiting, shadowLimitedBy, shadowLimiting, wait) = Check(path, cost, counters, state, leases, nowMicros);
         var smallestRoom = SmallestRoom(path, counters);
+        if (idempotencyField is not null && counters.ContainsKey(idempotencyField))
+        {
+            // A retry of a request already charged in this window: through, for nothing.
+            return new TreeOutcome(true, QuotaLimitedBy.None, null, smallestRoom, 0, null, false, false, 0, Replayed: true);
+        }
+
         if (limitedBy != QuotaLimitedBy.None)
         {
             return new TreeOutcome(false, limitedBy, limiting, smallestRoom, 0, null, false, false, wait);
@@ -73,8 +79,13 @@ internal static class TreeAdmission
     }
 
     /// <summary>Debits every node on the path, the aggregates that change, and the path's rates, and gives <paramref name="leaseId"/> a slot in every MaxInFlight on the path.</summary>
-    public static void Apply(QuotaNode tenant, long cost, Dictionary<string, long> counters, Dictionary<string, long> state, Leases leases, long nowMicros, string? leaseId, long leaseMs)
+    public static void Apply(QuotaNode tenant, long cost, Dictionary<string, long> counters, Dictionary<string, long> state, Leases leases, long nowMicros, string? leaseId, long leaseMs, string? idempotencyField = null)
     {
+        if (idempotencyField is not null)
+        {
+            counters[idempotencyField] = 1;
+        }
+
         foreach (var node in PathFromRoot(tenant))
         {
             var before = Get(counters, node.UsageField);
@@ -310,4 +321,5 @@ internal readonly record struct TreeOutcome(
     QuotaNode? SoftLimitNode,
     bool SoftLimitCrossed,
     bool Shadow,
-    long RetryAfterMicros);
+    long RetryAfterMicros,
+    bool Replayed = false);

@@ -29,9 +29,12 @@ internal static class DebitScript
 
     /// <param name="nowMicros">The caller's clock in Unix µs, or 0 to let the Redis server's clock decide.</param>
     /// <param name="leaseId">The request's lease id when a node on a path has MaxInFlight, else null.</param>
-    /// <param name="usage">The route and request id for the ledger's events, or null when the ledger is off.</param>
-    public static (RedisKey[] Keys, RedisValue[] Args) Arguments(RedisKeys keys, IReadOnlyList<QuotaDebit> debits, DateTimeOffset proxyNow, long nowMicros, string? leaseId, long leaseMs, UsageContext? usage = null)
+    /// <param name="usage">The route, request id and idempotency key of the request, or null.</param>
+    /// <param name="events">Whether the ledger is on: append usage events.</param>
+    public static (RedisKey[] Keys, RedisValue[] Args) Arguments(RedisKeys keys, IReadOnlyList<QuotaDebit> debits, DateTimeOffset proxyNow, long nowMicros, string? leaseId, long leaseMs, UsageContext? usage = null, bool events = false)
     {
+        events = events && usage is not null;
+        var idempotencyKey = usage?.IdempotencyKey;
         var length = HeaderLength;
         var leaseKeys = 0;
         foreach (var debit in debits)
@@ -47,11 +50,12 @@ internal static class DebitScript
         args[2] = debits.Count;
         args[3] = leaseId ?? "";
         args[4] = leaseMs;
-        args[5] = usage?.Route ?? "";
-        args[6] = usage is null ? "" : debits[0].Tenant.Path;
-        args[7] = usage?.RequestId ?? "";
+        args[5] = events ? usage!.Route : "";
+        args[6] = events ? debits[0].Tenant.Path : "";
+        args[7] = events ? usage!.RequestId : "";
+        args[8] = idempotencyKey is null ? "" : InProcessQuotaStore.IdempotencyField(debits[0].Tenant, idempotencyKey);
         var at = HeaderLength;
-        var leaseBase = debits.Count * (usage is null ? 2 : 3);
+        var leaseBase = debits.Count * (events ? 3 : 2);
         foreach (var debit in debits)
         {
             var pool = debit.Pool;
@@ -81,7 +85,7 @@ internal static class DebitScript
             leaseBase += node.LeaseKeys.Length;
         }
 
-        return (Keys(keys, debits, leaseKeys, usage is not null), args);
+        return (Keys(keys, debits, leaseKeys, events), args);
     }
 
     /// <summary>KEYS and ARGV of adjust.lua for an admitted route decision.</summary>
@@ -129,20 +133,21 @@ internal static class DebitScript
                 SoftLimitNode: NodeAt(tenant, reply[at + 9]),
                 SoftLimitCrossed: reply[at + 10] == 1,
                 Shadow: reply[at + 11] == 1,
-                RetryAfterMicros: reply[at + 13]);
+                RetryAfterMicros: reply[at + 13],
+                Replayed: reply[at + 14] == 1);
         }
 
         var admitted = reply[0] == 1;
         return new RouteDecision(admitted, (int)reply[1], decisions, admitted && leaseId is not null ? new QuotaLease(leaseId, debits) : null);
     }
 
-    /// <summary>Now, cost, the number of pools, the lease id and its lifetime, the route, tenant and request id of the ledger's events.</summary>
-    private const int HeaderLength = 8;
+    /// <summary>Now, cost, the number of pools, the lease id and its lifetime, the route, tenant and request id of the ledger's events, the idempotency field.</summary>
+    private const int HeaderLength = 9;
 
     /// <summary>Per pool: window length, offset, the four calendar bounds, and where its lease keys start.</summary>
     private const int BlockHeaderLength = 7;
 
-    private const int PoolReplyLength = 14;
+    private const int PoolReplyLength = 15;
 
     /// <summary>What a decision on one tenant node sends: its path's records and its lease sets.</summary>
     private sealed record NodeArguments(RedisKeys Owner, RedisValue[] Path, RedisKey[] LeaseKeys);

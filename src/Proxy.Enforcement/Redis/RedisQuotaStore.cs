@@ -26,7 +26,7 @@ internal sealed class RedisQuotaStore(
     {
         var proxyNow = timeProvider.GetUtcNow();
         var leaseId = debits.Any(d => d.Tenant.LeasesOnPath) ? QuotaLease.NewId() : null;
-        var (redisKeys, args) = DebitScript.Arguments(keys, debits, proxyNow, useProxyClock ? (proxyNow - DateTimeOffset.UnixEpoch).Ticks / TimeSpan.TicksPerMicrosecond : 0, leaseId, _leaseMs, ledger ? usage : null);
+        var (redisKeys, args) = DebitScript.Arguments(keys, debits, proxyNow, useProxyClock ? (proxyNow - DateTimeOffset.UnixEpoch).Ticks / TimeSpan.TicksPerMicrosecond : 0, leaseId, _leaseMs, usage, ledger);
         try
         {
             var result = await EvaluateAsync(connection.GetDatabase(), redisKeys, args)

@@ -566,6 +566,29 @@ public abstract class QuotaStoreContractTests
         Assert.Equal(2, fresh.PoolUsed);
         Assert.Equal(3, after.PoolUsed);
     }
+
+    [Fact]
+    public async Task Debit_RetryWithTheSameIdempotencyKey_IsChargedOncePerWindow_EvenWhenThePoolHasSinceRunDry()
+    {
+        var pool = TestPools.Create("idempotent", 5, "1m", "UTC", ("prod", null), ("test", null));
+        var key = new UsageContext("quotes", "r1", IdempotencyKey: "order-42");
+        ValueTask<RouteDecision> Send(string tenant, long cost, UsageContext? usage) => Store.DebitAsync([pool.Debit(tenant, cost)], usage, CancellationToken.None);
+
+        var first = await Send("prod", 2, key);
+        var fill = await Send("test", 3, null);
+        var retry = await Send("prod", 2, key);
+        var otherTenantSameKey = await Send("test", 2, key);
+        Clock.Advance(TimeSpan.FromMinutes(1));
+        var nextWindow = await Send("prod", 2, key);
+
+        Assert.Equal((true, false, 2L), (first.Admitted, first.Pools[0].Replayed, first.Pools[0].Used));
+        Assert.Equal(5, fill.Pools[0].PoolUsed);
+        Assert.True(retry.Admitted);
+        Assert.True(retry.Pools[0].Replayed);
+        Assert.Equal((2L, 5L, 0L), (retry.Pools[0].Used, retry.Pools[0].PoolUsed, retry.Pools[0].OverageCredits));
+        Assert.False(otherTenantSameKey.Admitted);
+        Assert.Equal((true, false, 2L), (nextWindow.Admitted, nextWindow.Pools[0].Replayed, nextWindow.Pools[0].PoolUsed));
+    }
 }
 
 public sealed class InProcessQuotaStoreTests : QuotaStoreContractTests

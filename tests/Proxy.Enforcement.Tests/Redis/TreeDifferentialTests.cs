@@ -48,6 +48,7 @@ public sealed class TreeDifferentialTests(RedisFixture redis, ITestOutputHelper 
         var outstanding = new List<(QuotaLease InProcess, QuotaLease Lua)>();
         var refundable = new List<(QuotaDebit[] Debits, RouteDecision InProcess, RouteDecision Lua)>();
         var refunds = 0;
+        var replays = 0;
         var limitedBy = new Dictionary<QuotaLimitedBy, int>();
 
         for (var step = 0; step < Operations; step++)
@@ -80,8 +81,11 @@ public sealed class TreeDifferentialTests(RedisFixture redis, ITestOutputHelper 
                 debits = [debit, new QuotaDebit(other, twin, debit.Cost)];
             }
 
-            var expectedRoute = await reference.DebitAsync(debits, null, CancellationToken.None);
-            var actualRoute = await lua.DebitAsync(debits, null, CancellationToken.None);
+            // One step in six carries an idempotency key from a small set, so that retries happen.
+            var usage = random.Next(6) == 0 ? new UsageContext("route", $"request-{step}", $"key-{random.Next(20)}") : null;
+            var expectedRoute = await reference.DebitAsync(debits, usage, CancellationToken.None);
+            var actualRoute = await lua.DebitAsync(debits, usage, CancellationToken.None);
+            replays += actualRoute.Pools.Count(p => p.Replayed);
             Assert.Equal(expectedRoute.Lease is null, actualRoute.Lease is null);
             if (expectedRoute.Admitted)
             {
@@ -159,11 +163,12 @@ public sealed class TreeDifferentialTests(RedisFixture redis, ITestOutputHelper 
             limitedBy[actual.LimitedBy] = limitedBy.GetValueOrDefault(actual.LimitedBy) + 1;
         }
 
-        output.WriteLine($"seed {seed}: {Operations} operations, {admitted} admitted ({shadow} by shadow mode), {rejected} rejected, {closures} closures, {routes} on two pools ({rejectedBySecondPool} rejected by the second), {releases} lease releases, {refunds} pool refunds; limited by: {string.Join(", ", limitedBy.OrderBy(p => p.Key).Select(p => $"{p.Key} {p.Value}"))}");
+        output.WriteLine($"seed {seed}: {Operations} operations, {admitted} admitted ({shadow} by shadow mode), {rejected} rejected, {closures} closures, {routes} on two pools ({rejectedBySecondPool} rejected by the second), {releases} lease releases, {refunds} pool refunds, {replays} idempotent replays; limited by: {string.Join(", ", limitedBy.OrderBy(p => p.Key).Select(p => $"{p.Key} {p.Value}"))}");
         Assert.True(limitedBy.GetValueOrDefault(QuotaLimitedBy.Rate) > 0 && limitedBy.GetValueOrDefault(QuotaLimitedBy.Vendor) > 0, "the sequence should exercise rates and closures");
         Assert.True(rejectedBySecondPool > 0, "the sequence should exercise routes rejected by their second pool");
         Assert.True(limitedBy.GetValueOrDefault(QuotaLimitedBy.Concurrency) > 0, "the sequence should exercise MaxInFlight");
         Assert.True(refunds > 0, "the sequence should exercise refunds");
+        Assert.True(replays > 0, "the sequence should exercise idempotent retries");
         Assert.True(admitted > Operations / 10 && rejected > Operations / 20, $"the sequence should exercise both outcomes: {admitted} admitted, {rejected} rejected");
     }
 

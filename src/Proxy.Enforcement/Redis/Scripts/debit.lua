@@ -32,7 +32,10 @@
 -- ARGV[3]   P, the number of pools
 -- ARGV[4]   this request's lease id, and ARGV[5] the lease's lifetime in ms (used when a node has MaxInFlight)
 -- ARGV[6]   the route, or empty when the ledger is off; ARGV[7] the tenant's path; ARGV[8] the request id
--- ARGV[9..] one block per pool, in the route's order:
+-- ARGV[9]   the idempotency field (i:<tenant>:<Idempotency-Key>), or empty. A field already in a pool's
+--           window means a retry of a request charged there: admitted again, charged nothing, no event;
+--           a first request writes it with its debit.
+-- ARGV[10..] one block per pool, in the route's order:
 --   +0      fixed window length in ms (1s, 1m, 1h), or 0 for a calendar window (1d, 1mo)
 --   +1      fixed windows: the zone's UTC offset in ms, modulo the length
 --   +2..+5  calendar windows, as the proxy's clock sees them: previous start, start, end, next end
@@ -55,12 +58,12 @@
 --           and every argument is converted at most once: a call costs Redis a few microseconds.
 --
 -- Reply: { admitted (1|0: every pool admits), index of the first pool that rejects (0-based, -1 none),
---          then 14 values per pool: admitted by this pool (1|0), limited_by (0 none, 1 tenant, 2 pool,
+--          then 15 values per pool: admitted by this pool (1|0), limited_by (0 none, 1 tenant, 2 pool,
 --          3 reserved, 4 rate, 5 vendor, 6 concurrency), limiting node index (0 the pool, i the i-th tenant from the
 --          top, -1 none), caller's used, remaining, window_start_ms, window_end_ms, now_ms, overage
 --          credits, soft-limit node index (-1 none), soft limit crossed now (1|0), shadow (1|0: admitted
 --          only because every failing node is in shadow mode), pool's used, µs until a retry can
---          succeed when limited by a rate or a closure (else 0) }
+--          succeed when limited by a rate or a closure (else 0), replayed (1|0: a retry, charged nothing) }
 --          Used and remaining are after the decision: debited when every pool admits, untouched when
 --          one rejects. Remaining after a debit is the smallest room before it minus the cost: every term
 --          of a node's room falls by exactly the cost (see TreeAdmission.cs).
@@ -70,7 +73,7 @@ local now = tonumber(ARGV[1])
 local cost = tonumber(ARGV[2])
 local pool_count = tonumber(ARGV[3])
 local lease_id, lease_ms = ARGV[4], tonumber(ARGV[5])
-local route, tenant, request_id = ARGV[6], ARGV[7], ARGV[8]
+local route, tenant, request_id, idempotency = ARGV[6], ARGV[7], ARGV[8], ARGV[9]
 
 local NONE, TENANT, POOL, RESERVED, RATE, VENDOR, CONCURRENCY = 0, 1, 2, 3, 4, 5, 6
 local KEEP_AFTER_WINDOW_MS = 60000
@@ -113,12 +116,15 @@ local function decide(p, block)
   end
 
   -- One HMGET for every field the decision reads, straight from ARGV.
-  local stored = redis.call('HMGET', usage_key, 'start', 'end', 'closed', unpack(ARGV, FIRST_FIELD, FIRST_FIELD + read_count - 1))
+  local stored = redis.call('HMGET', usage_key, 'start', 'end', 'closed', idempotency ~= '' and idempotency or 'i:',
+    unpack(ARGV, FIRST_FIELD, FIRST_FIELD + read_count - 1))
+  local replayed = idempotency ~= '' and stored[4] ~= false
   local value = {}
   local stored_start = tonumber(stored[1])
   local closed = tonumber(stored[3]) or 0
   -- A new window starts from zero: no reset job, the first decision in it clears the counters.
   if stored_start == nil or window_start > stored_start then
+    replayed = false
     redis.call('DEL', usage_key)
     if closed > now then
       redis.call('HSET', usage_key, 'start', window_start, 'end', window_end, 'closed', closed)
@@ -131,7 +137,7 @@ local function decide(p, block)
     for i = 1, read_count do value[i] = 0 end
   else
     window_start, window_end = stored_start, tonumber(stored[2])
-    for i = 1, read_count do value[i] = tonumber(stored[i + 3]) or 0 end
+    for i = 1, read_count do value[i] = tonumber(stored[i + 4]) or 0 end
   end
 
   -- One pass, pool first: every node's room, the first failing check (an enforcing node rejects, a shadow
@@ -264,7 +270,15 @@ local function decide(p, block)
     end
   end
 
+  if replayed then
+    -- A retry of a request already charged in this window: through, for nothing.
+    limited_by, limiting, shadow_limited_by, shadow_limiting, wait_us = NONE, -1, NONE, -1, 0
+  elseif idempotency ~= '' then
+    writes[w + 1], writes[w + 2] = idempotency, 1
+  end
+
   return {
+    replayed = replayed,
     limited_by = limited_by, limiting = limiting, shadow_limited_by = shadow_limited_by, shadow_limiting = shadow_limiting,
     caller_used = caller_used, pool_used = pool_used, smallest = smallest, window_start = window_start,
     window_end = window_end, overage = overage, soft_index = soft_index, soft_crossed = soft_crossed,
@@ -274,7 +288,7 @@ local function decide(p, block)
 end
 
 local results = {}
-local block = 9
+local block = 10
 local limiting_pool = -1
 for p = 1, pool_count do
   local result, next_block = decide(p, block)
@@ -287,38 +301,42 @@ end
 local admitted = limiting_pool == -1
 if admitted then
   for p = 1, pool_count do
+    -- A replayed pool was charged when the request first came: nothing to write.
     local result = results[p]
-    redis.call('HSET', result.usage_key, unpack(result.writes))
-    if result.rate_writes then redis.call('HSET', result.state_key, unpack(result.rate_writes)) end
-    if result.lease_keys then
-      for _, key in ipairs(result.lease_keys) do
-        redis.call('ZADD', key, now + lease_ms, lease_id)
-        -- Memory cleanup only: a set nobody writes to any more goes a minute after its last lease expires.
-        redis.call('PEXPIRE', key, lease_ms + KEEP_AFTER_WINDOW_MS)
+    if not result.replayed then
+      redis.call('HSET', result.usage_key, unpack(result.writes))
+      if result.rate_writes then redis.call('HSET', result.state_key, unpack(result.rate_writes)) end
+      if result.lease_keys then
+        for _, key in ipairs(result.lease_keys) do
+          redis.call('ZADD', key, now + lease_ms, lease_id)
+          -- Memory cleanup only: a set nobody writes to any more goes a minute after its last lease expires.
+          redis.call('PEXPIRE', key, lease_ms + KEEP_AFTER_WINDOW_MS)
+        end
       end
-    end
-    if route ~= '' then
-      local stream, shadow = KEYS[2 * pool_count + p], result.shadow_limited_by ~= NONE and '1' or '0'
-      if cost > result.overage then
-        redis.call('XADD', stream, '*', 't', now, 'n', tenant, 'r', route, 'q', request_id, 'c', cost - result.overage, 'k', 'debit', 's', shadow)
-      end
-      if result.overage > 0 then
-        redis.call('XADD', stream, '*', 't', now, 'n', tenant, 'r', route, 'q', request_id, 'c', result.overage, 'k', 'overage', 's', shadow)
+      if route ~= '' then
+        local stream, shadow = KEYS[2 * pool_count + p], result.shadow_limited_by ~= NONE and '1' or '0'
+        if cost > result.overage then
+          redis.call('XADD', stream, '*', 't', now, 'n', tenant, 'r', route, 'q', request_id, 'c', cost - result.overage, 'k', 'debit', 's', shadow)
+        end
+        if result.overage > 0 then
+          redis.call('XADD', stream, '*', 't', now, 'n', tenant, 'r', route, 'q', request_id, 'c', result.overage, 'k', 'overage', 's', shadow)
+        end
       end
     end
   end
 end
 
--- 14 values per pool, after the route's verdict and its limiting pool.
+-- 15 values per pool, after the route's verdict and its limiting pool.
 local function pool_reply(r)
   if r.limited_by ~= NONE then
     return 0, r.limited_by, r.limiting, r.caller_used, max(0, r.smallest), r.window_start, r.window_end, now, 0, -1,
-      0, 0, r.pool_used, r.wait_us
+      0, 0, r.pool_used, r.wait_us, 0
   end
   local debited, overage, soft_index, soft_crossed = 0, 0, -1, 0
-  if admitted then debited, overage, soft_index, soft_crossed = cost, r.overage, r.soft_index, r.soft_crossed end
+  if admitted and not r.replayed then debited, overage, soft_index, soft_crossed = cost, r.overage, r.soft_index, r.soft_crossed end
   return 1, r.shadow_limited_by, r.shadow_limiting, r.caller_used + debited, max(0, r.smallest - debited), r.window_start,
-    r.window_end, now, overage, soft_index, soft_crossed, r.shadow_limited_by ~= NONE and 1 or 0, r.pool_used + debited, 0
+    r.window_end, now, overage, soft_index, soft_crossed, r.shadow_limited_by ~= NONE and 1 or 0, r.pool_used + debited, 0,
+    r.replayed and 1 or 0
 end
 
 if pool_count == 1 then
@@ -328,6 +346,6 @@ end
 local reply = { admitted and 1 or 0, limiting_pool }
 for p = 1, pool_count do
   local values = { pool_reply(results[p]) }
-  for i = 1, 14 do reply[#reply + 1] = values[i] end
+  for i = 1, 15 do reply[#reply + 1] = values[i] end
 end
 return reply
