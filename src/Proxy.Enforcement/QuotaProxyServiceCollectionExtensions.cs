@@ -95,7 +95,8 @@ public static class QuotaProxyServiceCollectionExtensions
             timeProvider,
             logger,
             leaseTtl: options.Store.LeaseTtl,
-            ledger: options.Ledger.Enabled);
+            ledger: options.Ledger.Enabled,
+            maxBacklog: options.Ledger.MaxBacklog);
     }
 
     /// <summary>One multiplexer per process, configured to fail fast rather than queue behind an outage.</summary>

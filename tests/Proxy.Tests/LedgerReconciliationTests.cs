@@ -190,6 +190,52 @@ public sealed class LedgerReconciliationTests(RedisFixture redis, PostgresFixtur
         Assert.Equal("application/problem+json", malformed.Content.Headers.ContentType!.MediaType);
     }
 
+    [Fact]
+    public async Task LedgerBacklogFull_MeteredRequestsGet503AndTheVendorIsNotCalled_AndTheBacklogIsOnTheMeter()
+    {
+        using var vendor = new VendorServer();
+        var prefix = RedisFixture.NewKeyPrefix();
+        // PostgreSQL never answers here: events can only pile up.
+        var unreachable = $"Host=127.0.0.1;Port={LoopbackPorts.Free()};Username=postgres;Database=postgres;Timeout=1";
+        var backlog = new Dictionary<string, long>();
+        using var listener = new System.Diagnostics.Metrics.MeterListener();
+        listener.InstrumentPublished = (instrument, l) =>
+        {
+            if (instrument.Meter.Name == QuotaProxy.Enforcement.Observability.QuotaMetrics.MeterName && instrument.Name == "quotaproxy.ledger.backlog")
+            {
+                l.EnableMeasurementEvents(instrument);
+            }
+        };
+        listener.SetMeasurementEventCallback<long>((_, value, tags, _) =>
+        {
+            lock (backlog)
+            {
+                backlog[(string)tags.ToArray().Single(t => t.Key == "pool").Value!] = value;
+            }
+        });
+        listener.Start();
+        var config = Config(vendor, redis.ConnectionString, prefix, unreachable).Set("Quota:Ledger:MaxBacklog", "3");
+        await using var proxy = await ProxyInstance.StartAsync(config);
+
+        var statuses = new List<HttpStatusCode>();
+        for (var i = 0; i < 5; i++)
+        {
+            using var response = await proxy.GetAsync("prod-key", "/quotes/AAPL");
+            statuses.Add(response.StatusCode);
+        }
+
+        await Task.Delay(TimeSpan.FromSeconds(1.5));
+        listener.RecordObservableInstruments();
+
+        Assert.Equal([HttpStatusCode.OK, HttpStatusCode.OK, HttpStatusCode.OK, HttpStatusCode.ServiceUnavailable, HttpStatusCode.ServiceUnavailable], statuses);
+        Assert.Equal(3, vendor.CallsTo("/AAPL"));
+        Assert.Equal(3, await redis.Connection.GetDatabase().StreamLengthAsync($"{prefix}{{daily}}:events"));
+        lock (backlog)
+        {
+            Assert.Equal(3, backlog["daily"]);
+        }
+    }
+
     private static async Task<HttpStatusCode[]> SendManyAsync(ProxyInstance proxy, int count) =>
         await Task.WhenAll(Enumerable.Range(0, count).Select(async _ =>
         {

@@ -186,6 +186,12 @@ public sealed record LedgerOptions
 
     public bool Enabled => !string.IsNullOrWhiteSpace(ConnectionString);
 
+    /// <summary>
+    /// The most events a pool's stream may hold while PostgreSQL is away (or slow). When it is full, metered
+    /// requests get a 503 rather than an admission the ledger could not record.
+    /// </summary>
+    public long MaxBacklog { get; init; } = 1_000_000;
+
     /// <summary>Events per batch written to PostgreSQL.</summary>
     public int BatchSize { get; init; } = 500;
 

@@ -391,6 +391,11 @@ public sealed class QuotaOptionsValidator(IConfiguration configuration) : IValid
             errors.Add($"Quota:Ledger:ConnectionString is not an Npgsql connection string (such as Host=db;Username=quotaproxy;Database=quotaproxy): {ex.Message}");
         }
 
+        if (ledger.MaxBacklog < 1)
+        {
+            errors.Add($"Quota:Ledger:MaxBacklog must be at least 1 event, got {ledger.MaxBacklog}.");
+        }
+
         if (ledger.BatchSize is < 1 or > 10_000)
         {
             errors.Add($"Quota:Ledger:BatchSize must be between 1 and 10000, got {ledger.BatchSize}.");

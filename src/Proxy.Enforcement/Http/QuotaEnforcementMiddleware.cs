@@ -95,6 +95,13 @@ internal sealed class QuotaEnforcementMiddleware(
         if (!decision.Admitted)
         {
             var limiting = decision.Pools[decision.LimitingIndex];
+            if (limiting.LimitedBy == QuotaLimitedBy.LedgerBacklog)
+            {
+                QuotaLog.LedgerBacklogFull(logger, debits[decision.LimitingIndex].Pool.Name);
+                await QuotaProblems.LedgerBacklogFullAsync(context, _retryAfterWhenUnavailable);
+                return;
+            }
+
             var limitingPool = debits[decision.LimitingIndex].Pool.Name;
             QuotaLog.Rejected(logger, limitingPool, tenantName, quota.Cost, limiting.LimitedBy.ToString(), limiting.Remaining);
             RateLimitHeaders.Write(context.Response.Headers, debits, decision, _legacyHeaders);

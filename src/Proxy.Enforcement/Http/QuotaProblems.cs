@@ -36,6 +36,19 @@ internal static class QuotaProblems
         Extensions = { ["header"] = header },
     });
 
+    public static Task LedgerBacklogFullAsync(HttpContext context, TimeSpan retryAfter)
+    {
+        var seconds = (long)Math.Max(1, Math.Ceiling(retryAfter.TotalSeconds));
+        context.Response.Headers.RetryAfter = seconds.ToString(CultureInfo.InvariantCulture);
+        return WriteAsync(context, new ProblemDetails
+        {
+            Type = "urn:quotaproxy:problem:ledger-backlog-full",
+            Title = "Billing ledger backlog full",
+            Status = StatusCodes.Status503ServiceUnavailable,
+            Detail = $"The billing ledger is not keeping up, so the request was not forwarded: nothing is admitted that could not be billed. Retry in {seconds} s.",
+        });
+    }
+
     public static Task StoreUnavailableAsync(HttpContext context, TimeSpan retryAfter)
     {
         var seconds = (long)Math.Max(1, Math.Ceiling(retryAfter.TotalSeconds));

@@ -39,14 +39,20 @@ internal sealed class LedgerFlusher(
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        await MigrateAsync(stoppingToken);
         var streams = model.Pools.Values.Select(pool => (Pool: pool, Key: keys.EventStream(pool))).ToList();
         var groupsReady = new HashSet<RedisKey>();
+        var migrated = false;
         while (!stoppingToken.IsCancellationRequested)
         {
             var moved = 0;
             try
             {
+                if (!migrated)
+                {
+                    await LedgerSchema.MigrateAsync(options.ConnectionString!, stoppingToken);
+                    migrated = true;
+                }
+
                 foreach (var (pool, key) in streams)
                 {
                     if (groupsReady.Add(key))
@@ -60,15 +66,34 @@ internal sealed class LedgerFlusher(
             catch (Exception ex) when (ex is not OperationCanceledException || !stoppingToken.IsCancellationRequested)
             {
                 QuotaLog.LedgerFlushFailed(logger, ex.GetType().Name, ex.Message);
+                QuotaMetrics.LedgerFlushErrors.Add(1);
                 groupsReady.Clear();
+                await ObserveBacklogAsync(streams);
                 await Delay(options.RetryDelay, stoppingToken);
                 continue;
             }
 
+            await ObserveBacklogAsync(streams);
             if (moved == 0)
             {
                 await Delay(options.PollInterval, stoppingToken);
             }
+        }
+    }
+
+    /// <summary>Publishes each stream's length for <c>quotaproxy.ledger.backlog</c>, PostgreSQL or not.</summary>
+    private async Task ObserveBacklogAsync(List<(PoolDefinition Pool, RedisKey Key)> streams)
+    {
+        try
+        {
+            foreach (var (pool, key) in streams)
+            {
+                QuotaMetrics.SetLedgerBacklog(pool.Name, await connection.GetDatabase().StreamLengthAsync(key));
+            }
+        }
+        catch (RedisException)
+        {
+            // Redis is away too; the store's own outage handling covers requests.
         }
     }
 
@@ -100,24 +125,8 @@ internal sealed class LedgerFlusher(
         await database.StreamAcknowledgeAsync(key, Group, ids);
         await database.StreamDeleteAsync(key, ids);
         Interlocked.Add(ref _written, events.Count);
+        QuotaMetrics.LedgerEventsWritten.Add(events.Count, new KeyValuePair<string, object?>("pool", pool.Name));
         return events.Count;
-    }
-
-    private async Task MigrateAsync(CancellationToken stoppingToken)
-    {
-        while (!stoppingToken.IsCancellationRequested)
-        {
-            try
-            {
-                await LedgerSchema.MigrateAsync(options.ConnectionString!, stoppingToken);
-                return;
-            }
-            catch (Exception ex) when (ex is not OperationCanceledException)
-            {
-                QuotaLog.LedgerFlushFailed(logger, ex.GetType().Name, ex.Message);
-                await Delay(options.RetryDelay, stoppingToken);
-            }
-        }
     }
 
     private async Task EnsureGroupAsync(RedisKey key)

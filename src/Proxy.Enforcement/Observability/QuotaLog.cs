@@ -29,6 +29,9 @@ internal static partial class QuotaLog
     [LoggerMessage(EventId = 1008, Level = LogLevel.Warning, Message = "Route {Route}: response header {Header} is '{Value}', not a credit count; the reserved cost stands")]
     public static partial void SettlementHeaderMissing(ILogger logger, string route, string header, string value);
 
+    [LoggerMessage(EventId = 1009, Level = LogLevel.Error, Message = "Ledger backlog full for pool {Pool}: metered requests get 503 until the flusher catches up")]
+    public static partial void LedgerBacklogFull(ILogger logger, string pool);
+
     [LoggerMessage(EventId = 1101, Level = LogLevel.Warning, Message = "Quota store unavailable for pool {Pool}: {ErrorType}: {Error}")]
     public static partial void StoreUnavailable(ILogger logger, string pool, string errorType, string error);
 

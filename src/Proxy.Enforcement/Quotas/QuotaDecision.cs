@@ -25,6 +25,9 @@ public enum QuotaLimitedBy
 
     /// <summary>A node already has <c>MaxInFlight</c> requests in flight.</summary>
     Concurrency = 6,
+
+    /// <summary>The ledger's backlog is full (PostgreSQL has been away too long): nothing is admitted that could not be billed.</summary>
+    LedgerBacklog = 7,
 }
 
 /// <summary>

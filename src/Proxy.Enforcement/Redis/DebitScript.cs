@@ -31,7 +31,7 @@ internal static class DebitScript
     /// <param name="leaseId">The request's lease id when a node on a path has MaxInFlight, else null.</param>
     /// <param name="usage">The route, request id and idempotency key of the request, or null.</param>
     /// <param name="events">Whether the ledger is on: append usage events.</param>
-    public static (RedisKey[] Keys, RedisValue[] Args) Arguments(RedisKeys keys, IReadOnlyList<QuotaDebit> debits, DateTimeOffset proxyNow, long nowMicros, string? leaseId, long leaseMs, UsageContext? usage = null, bool events = false)
+    public static (RedisKey[] Keys, RedisValue[] Args) Arguments(RedisKeys keys, IReadOnlyList<QuotaDebit> debits, DateTimeOffset proxyNow, long nowMicros, string? leaseId, long leaseMs, UsageContext? usage = null, bool events = false, long maxBacklog = 0)
     {
         events = events && usage is not null;
         var idempotencyKey = usage?.IdempotencyKey;
@@ -54,6 +54,7 @@ internal static class DebitScript
         args[6] = events ? debits[0].Tenant.Path : "";
         args[7] = events ? usage!.RequestId : "";
         args[8] = idempotencyKey is null ? "" : InProcessQuotaStore.IdempotencyField(debits[0].Tenant, idempotencyKey);
+        args[9] = maxBacklog;
         var at = HeaderLength;
         var leaseBase = debits.Count * (events ? 3 : 2);
         foreach (var debit in debits)
@@ -141,8 +142,8 @@ internal static class DebitScript
         return new RouteDecision(admitted, (int)reply[1], decisions, admitted && leaseId is not null ? new QuotaLease(leaseId, debits) : null);
     }
 
-    /// <summary>Now, cost, the number of pools, the lease id and its lifetime, the route, tenant and request id of the ledger's events, the idempotency field.</summary>
-    private const int HeaderLength = 9;
+    /// <summary>Now, cost, the number of pools, the lease id and its lifetime, the route, tenant and request id of the ledger's events, the idempotency field, the ledger's backlog bound.</summary>
+    private const int HeaderLength = 10;
 
     /// <summary>Per pool: window length, offset, the four calendar bounds, and where its lease keys start.</summary>
     private const int BlockHeaderLength = 7;

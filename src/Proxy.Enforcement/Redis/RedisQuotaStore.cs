@@ -18,7 +18,8 @@ internal sealed class RedisQuotaStore(
     ILogger<RedisQuotaStore> logger,
     bool useProxyClock = false,
     TimeSpan? leaseTtl = null,
-    bool ledger = false) : IQuotaStore
+    bool ledger = false,
+    long maxBacklog = 1_000_000) : IQuotaStore
 {
     private readonly long _leaseMs = (long)(leaseTtl ?? new Configuration.StoreOptions().LeaseTtl).TotalMilliseconds;
 
@@ -26,7 +27,7 @@ internal sealed class RedisQuotaStore(
     {
         var proxyNow = timeProvider.GetUtcNow();
         var leaseId = debits.Any(d => d.Tenant.LeasesOnPath) ? QuotaLease.NewId() : null;
-        var (redisKeys, args) = DebitScript.Arguments(keys, debits, proxyNow, useProxyClock ? (proxyNow - DateTimeOffset.UnixEpoch).Ticks / TimeSpan.TicksPerMicrosecond : 0, leaseId, _leaseMs, usage, ledger);
+        var (redisKeys, args) = DebitScript.Arguments(keys, debits, proxyNow, useProxyClock ? (proxyNow - DateTimeOffset.UnixEpoch).Ticks / TimeSpan.TicksPerMicrosecond : 0, leaseId, _leaseMs, usage, ledger, maxBacklog);
         try
         {
             var result = await EvaluateAsync(connection.GetDatabase(), redisKeys, args)

@@ -35,7 +35,9 @@
 -- ARGV[9]   the idempotency field (i:<tenant>:<Idempotency-Key>), or empty. A field already in a pool's
 --           window means a retry of a request charged there: admitted again, charged nothing, no event;
 --           a first request writes it with its debit.
--- ARGV[10..] one block per pool, in the route's order:
+-- ARGV[10]  with the ledger on: the most events a pool's stream may hold; a full stream (PostgreSQL has
+--           been away too long) rejects with limited_by 7, whatever the mode: no admission goes unbilled
+-- ARGV[11..] one block per pool, in the route's order:
 --   +0      fixed window length in ms (1s, 1m, 1h), or 0 for a calendar window (1d, 1mo)
 --   +1      fixed windows: the zone's UTC offset in ms, modulo the length
 --   +2..+5  calendar windows, as the proxy's clock sees them: previous start, start, end, next end
@@ -59,7 +61,7 @@
 --
 -- Reply: { admitted (1|0: every pool admits), index of the first pool that rejects (0-based, -1 none),
 --          then 15 values per pool: admitted by this pool (1|0), limited_by (0 none, 1 tenant, 2 pool,
---          3 reserved, 4 rate, 5 vendor, 6 concurrency), limiting node index (0 the pool, i the i-th tenant from the
+--          3 reserved, 4 rate, 5 vendor, 6 concurrency, 7 ledger backlog full), limiting node index (0 the pool, i the i-th tenant from the
 --          top, -1 none), caller's used, remaining, window_start_ms, window_end_ms, now_ms, overage
 --          credits, soft-limit node index (-1 none), soft limit crossed now (1|0), shadow (1|0: admitted
 --          only because every failing node is in shadow mode), pool's used, µs until a retry can
@@ -74,8 +76,9 @@ local cost = tonumber(ARGV[2])
 local pool_count = tonumber(ARGV[3])
 local lease_id, lease_ms = ARGV[4], tonumber(ARGV[5])
 local route, tenant, request_id, idempotency = ARGV[6], ARGV[7], ARGV[8], ARGV[9]
+local max_backlog = tonumber(ARGV[10])
 
-local NONE, TENANT, POOL, RESERVED, RATE, VENDOR, CONCURRENCY = 0, 1, 2, 3, 4, 5, 6
+local NONE, TENANT, POOL, RESERVED, RATE, VENDOR, CONCURRENCY, LEDGER = 0, 1, 2, 3, 4, 5, 6, 7
 local KEEP_AFTER_WINDOW_MS = 60000
 local min, max, tonumber = math.min, math.max, tonumber
 
@@ -270,6 +273,10 @@ local function decide(p, block)
     end
   end
 
+  if route ~= '' and not replayed and redis.call('XLEN', KEYS[2 * pool_count + p]) >= max_backlog then
+    limited_by, limiting, wait_us = LEDGER, 0, 0
+  end
+
   if replayed then
     -- A retry of a request already charged in this window: through, for nothing.
     limited_by, limiting, shadow_limited_by, shadow_limiting, wait_us = NONE, -1, NONE, -1, 0
@@ -288,7 +295,7 @@ local function decide(p, block)
 end
 
 local results = {}
-local block = 10
+local block = 11
 local limiting_pool = -1
 for p = 1, pool_count do
   local result, next_block = decide(p, block)
