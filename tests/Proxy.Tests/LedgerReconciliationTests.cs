@@ -236,6 +236,67 @@ public sealed class LedgerReconciliationTests(RedisFixture redis, PostgresFixtur
         }
     }
 
+    [Fact]
+    public async Task ReplicaKilledWithSigkillMidLoad_TheOtherReplicaTakesOverItsEvents_AndEveryDebitIsBilledOnce()
+    {
+        using var vendor = new VendorServer();
+        var prefix = RedisFixture.NewKeyPrefix();
+        var ledger = await postgres.NewDatabaseAsync();
+        var config = Config(vendor, redis.ConnectionString, prefix, ledger)
+            .Set("Quota:Pools:daily:Limit", "100000")
+            .Set("Quota:Ledger:ClaimIdle", "00:00:01")
+            .Set("Quota:Ledger:BatchSize", "5");
+        await using var survivor = await ProxyInstance.StartAsync(config);
+        using var doomed = await ProxyProcess.StartAsync(config);
+
+        using var client = new HttpClient { BaseAddress = doomed.Address, Timeout = TimeSpan.FromSeconds(10) };
+        using (var warmUp = new HttpRequestMessage(HttpMethod.Get, "/quotes/AAPL"))
+        {
+            warmUp.Headers.Add("X-Api-Key", "prod-key");
+            using var response = await client.SendAsync(warmUp);
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        }
+
+        var completed = 0;
+        var load = Enumerable.Range(0, 2000).Select(async i =>
+        {
+            try
+            {
+                using var message = new HttpRequestMessage(HttpMethod.Get, i % 3 == 0 ? "/reports/daily" : "/quotes/AAPL");
+                message.Headers.Add("X-Api-Key", i % 2 == 0 ? "prod-key" : "test-key");
+                using var response = await client.SendAsync(message);
+                Interlocked.Increment(ref completed);
+                return response.StatusCode;
+            }
+            catch (HttpRequestException)
+            {
+                return (HttpStatusCode)0; // in flight when the replica died
+            }
+        }).ToList();
+        while (Volatile.Read(ref completed) < 100)
+        {
+            await Task.Delay(5);
+        }
+
+        doomed.Kill();
+        var statuses = await Task.WhenAll(load);
+        var survivorStatuses = await SendManyAsync(survivor, 20);
+
+        var usage = (await redis.Connection.GetDatabase().HashGetAllAsync($"{prefix}{{daily}}:usage")).ToDictionary(e => e.Name.ToString(), e => (long)e.Value);
+        var drained = await DrainAsync(redis, prefix, ledger, expectedCredits: usage["pool"]);
+
+        var seen = string.Join(", ", statuses.GroupBy(s => (int)s).Select(g => $"{g.Key}: {g.Count()}"));
+        Assert.True(statuses.Any(s => s == HttpStatusCode.OK) && statuses.Any(s => s == 0), $"the load should be cut off mid-way: {seen}");
+        Assert.All(survivorStatuses, s => Assert.Equal(HttpStatusCode.OK, s));
+        Assert.Equal(usage["pool"], drained.Credits);
+        await using var connection = new NpgsqlConnection(ledger);
+        var byTenant = (await connection.QueryAsync<(string Tenant, long Credits)>("SELECT tenant, sum(credits)::bigint FROM usage_events GROUP BY tenant")).ToDictionary(r => r.Tenant, r => r.Credits);
+        Assert.Equal(usage["t:prod"], byTenant["prod"]);
+        Assert.Equal(usage["t:test"], byTenant["test"]);
+        Assert.Equal(0, (await redis.Connection.GetDatabase().StreamPendingAsync($"{prefix}{{daily}}:events", "ledger")).PendingMessageCount);
+        Assert.Equal(0, await redis.Connection.GetDatabase().StreamLengthAsync($"{prefix}{{daily}}:events"));
+    }
+
     private static async Task<HttpStatusCode[]> SendManyAsync(ProxyInstance proxy, int count) =>
         await Task.WhenAll(Enumerable.Range(0, count).Select(async _ =>
         {

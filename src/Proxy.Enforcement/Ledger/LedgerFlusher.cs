@@ -121,9 +121,8 @@ internal sealed class LedgerFlusher(
         var events = entries.Select(e => ToEvent(pool, key, e)).ToList();
         await writer.WriteAsync(events, cancellationToken);
         AfterCommit?.Invoke(events);
-        var ids = entries.Select(e => e.Id).ToArray();
-        await database.StreamAcknowledgeAsync(key, Group, ids);
-        await database.StreamDeleteAsync(key, ids);
+        RedisValue[] ackArguments = [Group, .. entries.Select(e => e.Id)];
+        await database.ScriptEvaluateAsync(DebitScript.AckSource, [key], ackArguments);
         Interlocked.Add(ref _written, events.Count);
         QuotaMetrics.LedgerEventsWritten.Add(events.Count, new KeyValuePair<string, object?>("pool", pool.Name));
         return events.Count;

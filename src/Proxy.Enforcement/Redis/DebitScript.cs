@@ -21,6 +21,9 @@ internal static class DebitScript
     /// <summary>adjust.lua: refunds or settles an admitted request's charge after its response.</summary>
     public static readonly string AdjustSource = LoadEmbedded("adjust.lua");
 
+    /// <summary>ack.lua: acknowledges and deletes a committed ledger batch in one step.</summary>
+    public static readonly string AckSource = LoadEmbedded("ack.lua");
+
     /// <summary>release.lua: ends a MaxInFlight lease when its response ends.</summary>
     public static readonly string ReleaseSource = LoadEmbedded("release.lua");
 
