@@ -193,7 +193,7 @@ public sealed record LedgerOptions
     public long MaxBacklog { get; init; } = 1_000_000;
 
     /// <summary>Events per batch written to PostgreSQL.</summary>
-    public int BatchSize { get; init; } = 500;
+    public int BatchSize { get; init; } = 2000;
 
     /// <summary>How long the flusher waits when a pass found nothing to move.</summary>
     public TimeSpan PollInterval { get; init; } = TimeSpan.FromMilliseconds(200);

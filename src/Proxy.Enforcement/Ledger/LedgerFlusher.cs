@@ -37,6 +37,11 @@ internal sealed class LedgerFlusher(
 
     private long _written;
 
+    /// <summary>Streams where this consumer may hold events it was given but never acknowledged (at start, after a failure).</summary>
+    private readonly HashSet<RedisKey> _ownPendingMayExist = [];
+
+    private readonly Dictionary<RedisKey, DateTime> _nextClaim = [];
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         var streams = model.Pools.Values.Select(pool => (Pool: pool, Key: keys.EventStream(pool))).ToList();
@@ -58,6 +63,7 @@ internal sealed class LedgerFlusher(
                     if (groupsReady.Add(key))
                     {
                         await EnsureGroupAsync(key);
+                        _ownPendingMayExist.Add(key);
                     }
 
                     moved += await FlushAsync(pool, key, stoppingToken);
@@ -97,15 +103,31 @@ internal sealed class LedgerFlusher(
         }
     }
 
-    /// <summary>One batch from one stream: own pending first, then entries idle in other consumers, then new ones.</summary>
+    /// <summary>
+    /// One batch from one stream: this consumer's own unacknowledged events after a failure (or at start),
+    /// then, every ClaimIdle / 2, events idle in other consumers, else new ones.
+    /// </summary>
     internal async Task<int> FlushAsync(PoolDefinition pool, RedisKey key, CancellationToken cancellationToken)
     {
         var database = connection.GetDatabase();
-        var entries = await database.StreamReadGroupAsync(key, Group, _consumer, "0", options.BatchSize);
-        if (entries.Length == 0)
+        StreamEntry[] entries = [];
+        if (_ownPendingMayExist.Contains(key))
+        {
+            entries = await database.StreamReadGroupAsync(key, Group, _consumer, "0", options.BatchSize);
+            if (entries.Length == 0)
+            {
+                _ownPendingMayExist.Remove(key);
+            }
+        }
+
+        if (entries.Length == 0 && DateTime.UtcNow >= _nextClaim.GetValueOrDefault(key))
         {
             var claimed = await database.StreamAutoClaimAsync(key, Group, _consumer, (long)options.ClaimIdle.TotalMilliseconds, "0-0", options.BatchSize);
             entries = claimed.ClaimedEntries;
+            if (entries.Length == 0)
+            {
+                _nextClaim[key] = DateTime.UtcNow + (options.ClaimIdle / 2);
+            }
         }
 
         if (entries.Length == 0)

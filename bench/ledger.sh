@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# The ledger benchmark of issue #4, in one run on this machine's loopback:
+#   1. throughput, alternating rounds: QuotaProxy on Redis with the ledger off vs on (events appended by
+#      the debit script and flushed to PostgreSQL by the proxy's own flusher), wrk -> proxy -> nginx;
+#   2. flush lag p99 over the ledger-on rounds: recorded_at - occurred_at of every event in PostgreSQL;
+#   3. flusher capacity: a backlog of EVENTS events put in the stream while no proxy runs, then the time a
+#      proxy's flusher takes to move them all (events/s), against the proxy's peak admitted rate from 1.
+# Usage: bench/ledger.sh [seconds per round, default 10] [connections, default 64]   (env ROUNDS, EVENTS)
+# Needs: nginx, wrk, redis-server, PostgreSQL's initdb/pg_ctl (run as the postgres user when root), the .NET SDK.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION=${1:-10}
+CONNECTIONS=${2:-64}
+ROUNDS=${ROUNDS:-3}
+EVENTS=${EVENTS:-200000}
+for tool in nginx wrk redis-server redis-cli initdb pg_ctl psql; do
+  command -v "$tool" >/dev/null || { echo "bench: $tool is missing" >&2; exit 1; }
+done
+
+work=$(mktemp -d /tmp/quotaproxy-ledger-bench.XXXXXX)
+chmod 755 "$work"
+pids=()
+as_postgres() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  as_postgres pg_ctl -D "$work/pg/data" -m immediate stop >/dev/null 2>&1 || true
+  wait 2>/dev/null || true; rm -rf "$work"
+}
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+
+dotnet build src/Proxy/Proxy.csproj -c Release -nologo -v quiet >/dev/null
+PROXY_DLL=$(pwd)/src/Proxy/bin/Release/net10.0/QuotaProxy.dll
+
+NGINX_PORT=$(free_port)
+mkdir -p "$work/nginx/logs"
+cat > "$work/nginx/nginx.conf" <<NGINX
+worker_processes 1;
+daemon off;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/logs/error.log warn;
+events { worker_connections 4096; }
+http { access_log off; keepalive_requests 1000000;
+  server { listen 127.0.0.1:$NGINX_PORT; location / { default_type application/json; return 200 '{"vendor":"ok"}'; } } }
+NGINX
+nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" & pids+=($!)
+
+REDIS_PORT=$(free_port)
+redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no --dir "$work" >/dev/null & pids+=($!)
+
+PG_PORT=$(free_port)
+mkdir -p "$work/pg"
+[ "$(id -u)" = 0 ] && chown postgres:postgres "$work/pg"
+as_postgres initdb -D "$work/pg/data" -U postgres -A trust --no-sync -E UTF8 --locale=C >/dev/null
+as_postgres pg_ctl -D "$work/pg/data" -l "$work/pg/server.log" -w \
+  -o "-p $PG_PORT -k $work/pg -c listen_addresses=127.0.0.1 -c fsync=off" start >/dev/null
+psql_q() { psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -d "$1" -Atc "$2"; }
+
+start_proxy() { # $1 = port, $2 = key prefix, $3 = ledger database or "" for off
+  local port=$1 prefix=$2 ledger=()
+  [ -n "$3" ] && ledger=(--Quota:Ledger:ConnectionString="Host=127.0.0.1;Port=$PG_PORT;Username=postgres;Database=$3")
+  (cd "$work" && exec dotnet "$PROXY_DLL" --config "$OLDPWD/bench/proxy.json" --urls "http://127.0.0.1:$port" \
+      --ReverseProxy:Clusters:vendor:Destinations:nginx:Address="http://127.0.0.1:$NGINX_PORT/" \
+      --Quota:Store:Redis="127.0.0.1:$REDIS_PORT" --Quota:Store:KeyPrefix="$prefix" "${ledger[@]}" >"$work/proxy-$port.log" 2>&1) & pids+=($!)
+  for _ in $(seq 1 200); do curl -fs -o /dev/null -H "X-Api-Key: bench-key" "http://127.0.0.1:$port/metered/x" && return 0; sleep 0.1; done
+  echo "bench: proxy on $port never answered" >&2; cat "$work/proxy-$port.log" >&2; exit 1
+}
+
+psql_q postgres "CREATE DATABASE ledger_throughput" >/dev/null
+OFF_PORT=$(free_port); start_proxy "$OFF_PORT" "off:" ""
+ON_PORT=$(free_port); start_proxy "$ON_PORT" "on:" "ledger_throughput"
+rps() { awk '/^Requests\/sec/ {print $2}' "$1"; }
+for port in "$OFF_PORT" "$ON_PORT"; do
+  wrk -t2 -c"$CONNECTIONS" -d5s -H "X-Api-Key: bench-key" "http://127.0.0.1:$port/metered/x" >/dev/null
+done
+psql_q ledger_throughput "TRUNCATE usage_events, usage_daily" >/dev/null
+ratios=(); peak=0
+echo "QuotaProxy ledger benchmark — $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(uname -r)"
+echo "wrk -t2 -c$CONNECTIONS -d${DURATION}s per round, $ROUNDS alternating rounds, one metered route of cost 1"
+echo
+printf '| round | ledger off requests/s | ledger on requests/s | on / off |\n|---:|---:|---:|---:|\n'
+for round in $(seq 1 "$ROUNDS"); do
+  wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" -H "X-Api-Key: bench-key" "http://127.0.0.1:$OFF_PORT/metered/x" > "$work/off.$round"
+  wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" -H "X-Api-Key: bench-key" "http://127.0.0.1:$ON_PORT/metered/x" > "$work/on.$round"
+  off=$(rps "$work/off.$round"); on=$(rps "$work/on.$round")
+  ratio=$(awk -v a="$on" -v b="$off" 'BEGIN {printf "%.3f", a / b}'); ratios+=("$ratio")
+  peak=$(awk -v a="$peak" -v b="$off" -v c="$on" 'BEGIN {m = a; if (b > m) m = b; if (c > m) m = c; printf "%.0f", m}')
+  printf '| %s | %s | %s | %s |\n' "$round" "$off" "$on" "$ratio"
+done
+median=$(printf '%s\n' "${ratios[@]}" | sort -n | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}')
+echo
+echo "throughput with the ledger on / off, median of rounds: $median (goal >= 0.9)"
+
+# Let the flusher catch up, then the lag of every event written during the ledger-on rounds.
+for _ in $(seq 1 600); do
+  [ "$(redis-cli -p "$REDIS_PORT" XLEN 'on:{bench}:events')" = 0 ] && break; sleep 0.1
+done
+psql_q ledger_throughput "SELECT 'flush lag over ' || count(*) || ' events: p50 ' || round(percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM recorded_at - occurred_at)) * 1000) || ' ms, p99 ' || round(percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM recorded_at - occurred_at)) * 1000) || ' ms' FROM usage_events"
+
+# Flusher capacity: EVENTS events already waiting in a fresh prefix's stream, then one proxy drains them.
+psql_q postgres "CREATE DATABASE ledger_capacity" >/dev/null
+now_ms=$(date +%s%3N)
+awk -v n="$EVENTS" -v t="$now_ms" 'BEGIN { for (i = 1; i <= n; i++) printf "XADD cap:{bench}:events * t %d n prod r metered q bench-%d c 1 k debit s 0\r\n", t, i }' \
+  | redis-cli -p "$REDIS_PORT" --pipe >/dev/null
+CAP_PORT=$(free_port)
+start=$(date +%s%N)
+start_proxy "$CAP_PORT" "cap:" "ledger_capacity"
+for _ in $(seq 1 3000); do
+  [ "$(redis-cli -p "$REDIS_PORT" XLEN 'cap:{bench}:events')" = 0 ] && break; sleep 0.05
+done
+end=$(date +%s%N)
+rows=$(psql_q ledger_capacity "SELECT count(*) FROM usage_events")
+capacity=$(awk -v n="$rows" -v s="$start" -v e="$end" 'BEGIN {printf "%.0f", n / ((e - s) / 1e9)}')
+echo "flusher capacity: $rows events in $(awk -v s="$start" -v e="$end" 'BEGIN {printf "%.1f", (e - s) / 1e9}') s (proxy start included) = $capacity events/s"
+echo "flusher capacity / peak admitted rate ($peak requests/s): $(awk -v c="$capacity" -v p="$peak" 'BEGIN {printf "%.1f", c / p}')x (goal >= 5x)"
