@@ -27,26 +27,10 @@ cleanup() {
   wait 2>/dev/null || true; rm -rf "$work"
 }
 trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
-
-dotnet build src/Proxy/Proxy.csproj -c Release -nologo -v quiet >/dev/null
-PROXY_DLL=$(pwd)/src/Proxy/bin/Release/net10.0/QuotaProxy.dll
-
-NGINX_PORT=$(free_port)
-mkdir -p "$work/nginx/logs"
-cat > "$work/nginx/nginx.conf" <<NGINX
-worker_processes 1;
-daemon off;
-pid $work/nginx/nginx.pid;
-error_log $work/nginx/logs/error.log warn;
-events { worker_connections 4096; }
-http { access_log off; keepalive_requests 1000000;
-  server { listen 127.0.0.1:$NGINX_PORT; location / { default_type application/json; return 200 '{"vendor":"ok"}'; } } }
-NGINX
-nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" & pids+=($!)
-
-REDIS_PORT=$(free_port)
-redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no --dir "$work" >/dev/null & pids+=($!)
+source bench/lib.sh
+build_proxy
+start_nginx_vendor
+start_redis
 
 PG_PORT=$(free_port)
 mkdir -p "$work/pg"

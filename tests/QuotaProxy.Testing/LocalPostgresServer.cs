@@ -100,21 +100,7 @@ public sealed class LocalPostgresServer : IAsyncDisposable
         }
     }
 
-    private async Task WaitUntilAsync(bool accepting)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(30);
-        while (DateTime.UtcNow < deadline)
-        {
-            if (await IsAcceptingAsync() == accepting)
-            {
-                return;
-            }
-
-            await Task.Delay(25);
-        }
-
-        throw new TimeoutException($"PostgreSQL on port {Port} did not become {(accepting ? "ready" : "unreachable")} in 30 s.");
-    }
+    private Task WaitUntilAsync(bool accepting) => LoopbackPorts.WaitUntilAsync(IsAcceptingAsync, accepting, $"PostgreSQL on port {Port}", 30);
 
     private async Task<bool> IsAcceptingAsync()
     {

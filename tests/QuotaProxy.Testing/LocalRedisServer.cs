@@ -62,21 +62,7 @@ public sealed class LocalRedisServer : IAsyncDisposable
         Directory.Delete(_directory, recursive: true);
     }
 
-    private async Task WaitUntilAsync(bool accepting)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(15);
-        while (DateTime.UtcNow < deadline)
-        {
-            if (await IsAcceptingAsync() == accepting)
-            {
-                return;
-            }
-
-            await Task.Delay(25);
-        }
-
-        throw new TimeoutException($"redis-server on port {Port} did not become {(accepting ? "ready" : "unreachable")} in 15 s.");
-    }
+    private Task WaitUntilAsync(bool accepting) => LoopbackPorts.WaitUntilAsync(IsAcceptingAsync, accepting, $"redis-server on port {Port}", 15);
 
     private async Task<bool> IsAcceptingAsync()
     {

@@ -1,0 +1,36 @@
+# Shared by the bench scripts (sourced, not run). Expects $work (a temp directory) and the pids array.
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+
+# The stand-in vendor: nginx answering a fixed 200 JSON on NGINX_PORT (set here); its pid in NGINX_PID.
+start_nginx_vendor() {
+  NGINX_PORT=$(free_port)
+  mkdir -p "$work/nginx/logs"
+  cat > "$work/nginx/nginx.conf" <<NGINX
+worker_processes 1;
+daemon off;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/logs/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  server {
+    listen 127.0.0.1:$NGINX_PORT;
+    location / { default_type application/json; return 200 '{"vendor":"ok"}'; }
+  }
+}
+NGINX
+  nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" & pids+=($!); NGINX_PID=$!
+}
+
+# A redis-server without persistence on REDIS_PORT (set here).
+start_redis() {
+  REDIS_PORT=$(free_port)
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no --dir "$work" >/dev/null & pids+=($!)
+}
+
+build_proxy() {
+  dotnet build src/Proxy/Proxy.csproj -c Release -nologo -v quiet >/dev/null
+  PROXY_DLL=$(pwd)/src/Proxy/bin/Release/net10.0/QuotaProxy.dll
+}
