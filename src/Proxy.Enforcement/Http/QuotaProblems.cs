@@ -36,29 +36,31 @@ internal static class QuotaProblems
         Extensions = { ["header"] = header },
     });
 
-    public static Task LedgerBacklogFullAsync(HttpContext context, TimeSpan retryAfter)
-    {
-        var seconds = (long)Math.Max(1, Math.Ceiling(retryAfter.TotalSeconds));
-        context.Response.Headers.RetryAfter = seconds.ToString(CultureInfo.InvariantCulture);
-        return WriteAsync(context, new ProblemDetails
-        {
-            Type = "urn:quotaproxy:problem:ledger-backlog-full",
-            Title = "Billing ledger backlog full",
-            Status = StatusCodes.Status503ServiceUnavailable,
-            Detail = $"The billing ledger is not keeping up, so the request was not forwarded: nothing is admitted that could not be billed. Retry in {seconds} s.",
-        });
-    }
+    public static Task LedgerBacklogFullAsync(HttpContext context, TimeSpan retryAfter) => ServiceUnavailableAsync(
+        context,
+        retryAfter,
+        "urn:quotaproxy:problem:ledger-backlog-full",
+        "Billing ledger backlog full",
+        "The billing ledger is not keeping up, so the request was not forwarded: nothing is admitted that could not be billed.");
 
-    public static Task StoreUnavailableAsync(HttpContext context, TimeSpan retryAfter)
+    public static Task StoreUnavailableAsync(HttpContext context, TimeSpan retryAfter) => ServiceUnavailableAsync(
+        context,
+        retryAfter,
+        "urn:quotaproxy:problem:store-unavailable",
+        "Quota store unavailable",
+        "The quota store did not answer in time, so the request was not forwarded.");
+
+    /// <summary>A 503 with <c>Retry-After</c> in whole seconds (at least 1), said again at the end of the detail.</summary>
+    private static Task ServiceUnavailableAsync(HttpContext context, TimeSpan retryAfter, string type, string title, string detail)
     {
         var seconds = (long)Math.Max(1, Math.Ceiling(retryAfter.TotalSeconds));
         context.Response.Headers.RetryAfter = seconds.ToString(CultureInfo.InvariantCulture);
         return WriteAsync(context, new ProblemDetails
         {
-            Type = "urn:quotaproxy:problem:store-unavailable",
-            Title = "Quota store unavailable",
+            Type = type,
+            Title = title,
             Status = StatusCodes.Status503ServiceUnavailable,
-            Detail = $"The quota store did not answer in time, so the request was not forwarded. Retry in {seconds} s.",
+            Detail = $"{detail} Retry in {seconds} s.",
         });
     }
 

@@ -32,11 +32,6 @@ internal sealed class LedgerFlusher(
     /// <summary>Test hook: runs after a batch has committed and before it is acknowledged (throw to crash there).</summary>
     internal Action<IReadOnlyList<UsageEvent>>? AfterCommit { get; set; }
 
-    /// <summary>Events written to the ledger by this replica (tests and metrics read it).</summary>
-    public long Written => Interlocked.Read(ref _written);
-
-    private long _written;
-
     /// <summary>Streams where this consumer may hold events it was given but never acknowledged (at start, after a failure).</summary>
     private readonly HashSet<RedisKey> _ownPendingMayExist = [];
 
@@ -145,7 +140,6 @@ internal sealed class LedgerFlusher(
         AfterCommit?.Invoke(events);
         RedisValue[] ackArguments = [Group, .. entries.Select(e => e.Id)];
         await database.ScriptEvaluateAsync(DebitScript.AckSource, [key], ackArguments);
-        Interlocked.Add(ref _written, events.Count);
         QuotaMetrics.LedgerEventsWritten.Add(events.Count, new KeyValuePair<string, object?>("pool", pool.Name));
         return events.Count;
     }

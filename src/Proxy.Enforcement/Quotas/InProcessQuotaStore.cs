@@ -35,7 +35,7 @@ internal sealed class InProcessQuotaStore(TimeProvider timeProvider, TimeSpan? l
             }
 
             var admitted = limiting < 0;
-            var lease = admitted && debits.Any(d => d.Tenant.LeasesOnPath) ? new QuotaLease(QuotaLease.NewId(), debits) : null;
+            var lease = admitted && QuotaLease.Needed(debits) ? new QuotaLease(QuotaLease.NewId(), debits) : null;
             var decisions = new QuotaDecision[debits.Count];
             for (var i = 0; i < debits.Count; i++)
             {

@@ -114,6 +114,20 @@ public sealed record RouteDecision(bool Admitted, int LimitingIndex, IReadOnlyLi
 /// <summary>An admitted request's place in the MaxInFlight count of every such node on its paths.</summary>
 public sealed record QuotaLease(string Id, IReadOnlyList<QuotaDebit> Debits)
 {
+    /// <summary>Whether any debit's path has a node with MaxInFlight (a plain loop: it runs on every decision).</summary>
+    public static bool Needed(IReadOnlyList<QuotaDebit> debits)
+    {
+        for (var i = 0; i < debits.Count; i++)
+        {
+            if (debits[i].Tenant.LeasesOnPath)
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
     /// <summary>A fresh lease id (only requests through a node with MaxInFlight take one).</summary>
     public static string NewId() => Guid.NewGuid().ToString("N");
 

@@ -89,18 +89,7 @@ internal static class TreeAdmission
         foreach (var node in PathFromRoot(tenant))
         {
             var before = Get(counters, node.UsageField);
-            var after = before + cost;
-            if (!node.IsRoot)
-            {
-                var parent = node.Parent!;
-                Add(counters, parent.GuaranteeAggregateField, Math.Min(after, node.Guaranteed) - Math.Min(before, node.Guaranteed));
-                if (node.LevelField is { } levelField)
-                {
-                    Add(counters, levelField, AboveGuarantee(node, after) - AboveGuarantee(node, before));
-                }
-            }
-
-            counters[node.UsageField] = after;
+            MoveUsage(node, before, before + cost, counters);
             if (node.Rate is { } rate)
             {
                 state[node.RateField] = ArrivalAfter(node, rate, cost, state, nowMicros);
@@ -119,22 +108,23 @@ internal static class TreeAdmission
         foreach (var node in PathFromRoot(tenant))
         {
             var before = Get(counters, node.UsageField);
-            var after = Math.Max(0, before + delta);
-            if (!node.IsRoot)
-            {
-                if (node.Parent!.ChildGuaranteedSum > 0)
-                {
-                    Add(counters, node.Parent.GuaranteeAggregateField, Math.Min(after, node.Guaranteed) - Math.Min(before, node.Guaranteed));
-                }
-
-                if (node.LevelField is { } levelField && node.Allocation > node.Guaranteed)
-                {
-                    Add(counters, levelField, AboveGuarantee(node, after) - AboveGuarantee(node, before));
-                }
-            }
-
-            counters[node.UsageField] = after;
+            MoveUsage(node, before, Math.Max(0, before + delta), counters);
         }
+    }
+
+    /// <summary>Sets a node's usage and moves its parent's aggregates by what that changes (written only when they change).</summary>
+    private static void MoveUsage(QuotaNode node, long before, long after, Dictionary<string, long> counters)
+    {
+        if (!node.IsRoot)
+        {
+            Add(counters, node.Parent!.GuaranteeAggregateField, Math.Min(after, node.Guaranteed) - Math.Min(before, node.Guaranteed));
+            if (node.LevelField is { } levelField)
+            {
+                Add(counters, levelField, AboveGuarantee(node, after) - AboveGuarantee(node, before));
+            }
+        }
+
+        counters[node.UsageField] = after;
     }
 
     /// <summary>The largest cost <paramref name="tenant"/> could be admitted for now, without debiting.</summary>

@@ -26,7 +26,7 @@ internal sealed class RedisQuotaStore(
     public async ValueTask<RouteDecision> DebitAsync(IReadOnlyList<QuotaDebit> debits, UsageContext? usage, CancellationToken cancellationToken)
     {
         var proxyNow = timeProvider.GetUtcNow();
-        var leaseId = debits.Any(d => d.Tenant.LeasesOnPath) ? QuotaLease.NewId() : null;
+        var leaseId = QuotaLease.Needed(debits) ? QuotaLease.NewId() : null;
         var (redisKeys, args) = DebitScript.Arguments(keys, debits, proxyNow, useProxyClock ? (proxyNow - DateTimeOffset.UnixEpoch).Ticks / TimeSpan.TicksPerMicrosecond : 0, leaseId, _leaseMs, usage, ledger, maxBacklog);
         try
         {
