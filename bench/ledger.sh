@@ -81,19 +81,29 @@ for _ in $(seq 1 600); do
 done
 psql_q ledger_throughput "SELECT 'flush lag over ' || count(*) || ' events: p50 ' || round(percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM recorded_at - occurred_at)) * 1000) || ' ms, p99 ' || round(percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM recorded_at - occurred_at)) * 1000) || ' ms' FROM usage_events"
 
-# Flusher capacity: EVENTS events already waiting in a fresh prefix's stream, then one proxy drains them.
+# Flusher capacity: EVENTS events already waiting in a fresh prefix's stream (in the form debit.lua writes
+# them), then one proxy drains them. Timed twice: from the proxy's start, and from its first acknowledged
+# batch to the last one (the steady rate, without the start-up: JIT, connections, migrations).
 psql_q postgres "CREATE DATABASE ledger_capacity" >/dev/null
 now_ms=$(date +%s%3N)
-awk -v n="$EVENTS" -v t="$now_ms" 'BEGIN { for (i = 1; i <= n; i++) printf "XADD cap:{bench}:events * t %d n prod r metered q bench-%d c 1 k debit s 0\r\n", t, i }' \
+awk -v n="$EVENTS" -v t="$now_ms" 'BEGIN { for (i = 1; i <= n; i++) { q = "bench-" i; printf "XADD cap:{bench}:events * e \"%d 1 debit 0 4 7 prodmetered%s\"\r\n", t, q } }' \
   | redis-cli -p "$REDIS_PORT" --pipe >/dev/null
+[ "$(redis-cli -p "$REDIS_PORT" XLEN 'cap:{bench}:events')" = "$EVENTS" ] || { echo "bench: the capacity stream was not filled" >&2; exit 1; }
 CAP_PORT=$(free_port)
 start=$(date +%s%N)
 start_proxy "$CAP_PORT" "cap:" "ledger_capacity"
-for _ in $(seq 1 3000); do
-  [ "$(redis-cli -p "$REDIS_PORT" XLEN 'cap:{bench}:events')" = 0 ] && break; sleep 0.05
+first=""; first_left=0
+for _ in $(seq 1 6000); do
+  left=$(redis-cli -p "$REDIS_PORT" XLEN 'cap:{bench}:events')
+  if [ -z "$first" ] && [ "$left" -lt "$EVENTS" ]; then first=$(date +%s%N); first_left=$left; fi
+  [ "$left" = 0 ] && break; sleep 0.02
 done
 end=$(date +%s%N)
 rows=$(psql_q ledger_capacity "SELECT count(*) FROM usage_events")
-capacity=$(awk -v n="$rows" -v s="$start" -v e="$end" 'BEGIN {printf "%.0f", n / ((e - s) / 1e9)}')
-echo "flusher capacity: $rows events in $(awk -v s="$start" -v e="$end" 'BEGIN {printf "%.1f", (e - s) / 1e9}') s (proxy start included) = $capacity events/s"
-echo "flusher capacity / peak admitted rate ($peak requests/s): $(awk -v c="$capacity" -v p="$peak" 'BEGIN {printf "%.1f", c / p}')x (goal >= 5x)"
+# EVENTS, plus the one request start_proxy sends to see that the proxy answers.
+[ "$rows" = "$((EVENTS + 1))" ] || { echo "bench: $rows events in the ledger, $((EVENTS + 1)) expected" >&2; exit 1; }
+total=$(awk -v n="$rows" -v s="$start" -v e="$end" 'BEGIN {printf "%.0f", n / ((e - s) / 1e9)}')
+steady=$(awk -v n="$first_left" -v s="$first" -v e="$end" 'BEGIN {printf "%.0f", n / ((e - s) / 1e9)}')
+echo "flusher capacity: $rows events in $(awk -v s="$start" -v e="$end" 'BEGIN {printf "%.1f", (e - s) / 1e9}') s from the proxy's start = $total events/s;"
+echo "  steady, the last $first_left after its first acknowledged batch: $(awk -v s="$first" -v e="$end" 'BEGIN {printf "%.2f", (e - s) / 1e9}') s = $steady events/s"
+echo "flusher capacity / peak admitted rate ($peak requests/s): steady $(awk -v c="$steady" -v p="$peak" 'BEGIN {printf "%.1f", c / p}')x, with start-up $(awk -v c="$total" -v p="$peak" 'BEGIN {printf "%.1f", c / p}')x (goal >= 5x)"

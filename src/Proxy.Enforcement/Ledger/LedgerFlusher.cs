@@ -37,48 +37,65 @@ internal sealed class LedgerFlusher(
 
     private readonly Dictionary<RedisKey, DateTime> _nextClaim = [];
 
+    /// <summary>
+    /// Batches of new events being written and acknowledged while the next one is read, oldest first:
+    /// at most <see cref="WritesInFlight"/>, so Redis and PostgreSQL (two of its connections) work at once.
+    /// </summary>
+    private readonly Queue<Task> _inFlight = new();
+
+    internal const int WritesInFlight = 2;
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         var streams = model.Pools.Values.Select(pool => (Pool: pool, Key: keys.EventStream(pool))).ToList();
         var groupsReady = new HashSet<RedisKey>();
         var migrated = false;
-        while (!stoppingToken.IsCancellationRequested)
+        try
         {
-            var moved = 0;
-            try
+            while (!stoppingToken.IsCancellationRequested)
             {
-                if (!migrated)
+                var moved = 0;
+                try
                 {
-                    await LedgerSchema.MigrateAsync(options.ConnectionString!, stoppingToken);
-                    migrated = true;
-                }
-
-                foreach (var (pool, key) in streams)
-                {
-                    if (groupsReady.Add(key))
+                    if (!migrated)
                     {
-                        await EnsureGroupAsync(key);
-                        _ownPendingMayExist.Add(key);
+                        await LedgerSchema.MigrateAsync(options.ConnectionString!, stoppingToken);
+                        migrated = true;
                     }
 
-                    moved += await FlushAsync(pool, key, stoppingToken);
+                    foreach (var (pool, key) in streams)
+                    {
+                        if (groupsReady.Add(key))
+                        {
+                            await EnsureGroupAsync(key);
+                            _ownPendingMayExist.Add(key);
+                        }
+
+                        moved += await FlushAsync(pool, key, stoppingToken);
+                    }
+                }
+                catch (Exception ex) when (ex is not OperationCanceledException || !stoppingToken.IsCancellationRequested)
+                {
+                    QuotaLog.LedgerFlushFailed(logger, ex.GetType().Name, ex.Message);
+                    QuotaMetrics.LedgerFlushErrors.Add(1);
+                    groupsReady.Clear();
+                    await SettleInFlightAsync();
+                    await ObserveBacklogAsync(streams);
+                    await Delay(options.RetryDelay, stoppingToken);
+                    continue;
+                }
+
+                await ObserveBacklogAsync(streams);
+                if (moved == 0)
+                {
+                    await Delay(options.PollInterval, stoppingToken);
                 }
             }
-            catch (Exception ex) when (ex is not OperationCanceledException || !stoppingToken.IsCancellationRequested)
-            {
-                QuotaLog.LedgerFlushFailed(logger, ex.GetType().Name, ex.Message);
-                QuotaMetrics.LedgerFlushErrors.Add(1);
-                groupsReady.Clear();
-                await ObserveBacklogAsync(streams);
-                await Delay(options.RetryDelay, stoppingToken);
-                continue;
-            }
-
-            await ObserveBacklogAsync(streams);
-            if (moved == 0)
-            {
-                await Delay(options.PollInterval, stoppingToken);
-            }
+        }
+        finally
+        {
+            // Stopping: the acknowledgements already sent are let through, so no committed batch is redelivered.
+            await SettleInFlightAsync();
         }
     }
 
@@ -104,8 +121,14 @@ internal sealed class LedgerFlusher(
     /// </summary>
     internal async Task<int> FlushAsync(PoolDefinition pool, RedisKey key, CancellationToken cancellationToken)
     {
+        while (_inFlight.Count >= WritesInFlight)
+        {
+            await _inFlight.Dequeue();
+        }
+
         var database = connection.GetDatabase();
         StreamEntry[] entries = [];
+        var firstDelivery = false;
         if (_ownPendingMayExist.Contains(key))
         {
             entries = await database.StreamReadGroupAsync(key, Group, _consumer, "0", options.BatchSize);
@@ -128,20 +151,62 @@ internal sealed class LedgerFlusher(
         if (entries.Length == 0)
         {
             entries = await database.StreamReadGroupAsync(key, Group, _consumer, ">", options.BatchSize);
+            firstDelivery = true;
         }
 
         if (entries.Length == 0)
         {
+            await SettleInFlightAsync(throwOnFailure: true);
             return 0;
         }
 
-        var events = entries.Select(e => ToEvent(pool, key, e)).ToList();
-        await writer.WriteAsync(events, cancellationToken);
+        var events = entries.Select(e => UsageEventFormat.Read(pool.Name, key, e)).ToList();
+        var write = WriteAndAcknowledgeAsync(database, pool, key, entries, events, firstDelivery, cancellationToken);
+        if (entries.Length == options.BatchSize)
+        {
+            // A full batch: more are waiting. The next pass reads them while this one is written.
+            _inFlight.Enqueue(write);
+        }
+        else
+        {
+            await write;
+            await SettleInFlightAsync(throwOnFailure: true);
+        }
+
+        return events.Count;
+    }
+
+    /// <summary>One batch to PostgreSQL, then (only once it has committed) acknowledged and deleted in Redis.</summary>
+    private async Task WriteAndAcknowledgeAsync(
+        IDatabase database, PoolDefinition pool, RedisKey key, StreamEntry[] entries, List<UsageEvent> events, bool firstDelivery, CancellationToken cancellationToken)
+    {
+        // Events never delivered before (a '>' read) can take the writer's faster path; redelivered ones
+        // (this consumer's own pending, or claimed from another) may be in the ledger already.
+        await (firstDelivery ? writer.WriteFirstDeliveryAsync(events, cancellationToken) : writer.WriteAsync(events, cancellationToken));
         AfterCommit?.Invoke(events);
         RedisValue[] ackArguments = [Group, .. entries.Select(e => e.Id)];
         await database.ScriptEvaluateAsync(DebitScript.AckSource, [key], ackArguments);
         QuotaMetrics.LedgerEventsWritten.Add(events.Count, new KeyValuePair<string, object?>("pool", pool.Name));
-        return events.Count;
+    }
+
+    /// <summary>
+    /// Waits for every batch in flight. After a failure (and when stopping) their own failures are let go:
+    /// a batch not acknowledged stays pending to this consumer, and the re-read of its own pending events that
+    /// follows every failure brings it back (the writer ignores events it already has).
+    /// </summary>
+    private async Task SettleInFlightAsync(bool throwOnFailure = false)
+    {
+        while (_inFlight.TryDequeue(out var write))
+        {
+            try
+            {
+                await write;
+            }
+            catch (Exception) when (!throwOnFailure)
+            {
+                // Logged by the failure that led here, or stopping; see above.
+            }
+        }
     }
 
     private async Task EnsureGroupAsync(RedisKey key)
@@ -154,27 +219,6 @@ internal sealed class LedgerFlusher(
         {
             // Another replica, or an earlier run, created it.
         }
-    }
-
-    private static UsageEvent ToEvent(PoolDefinition pool, RedisKey key, StreamEntry entry)
-    {
-        var requestId = (string?)entry["q"];
-        return new UsageEvent(
-            EventId: $"{key}/{entry.Id}",
-            OccurredAt: DateTimeOffset.FromUnixTimeMilliseconds((long)entry["t"]),
-            Pool: pool.Name,
-            Tenant: (string)entry["n"]!,
-            Route: (string)entry["r"]!,
-            Credits: (long)entry["c"],
-            Kind: (string?)entry["k"] switch
-            {
-                "overage" => UsageKind.Overage,
-                "refund" => UsageKind.Refund,
-                "adjustment" => UsageKind.Adjustment,
-                _ => UsageKind.Debit,
-            },
-            Shadow: (string?)entry["s"] == "1",
-            RequestId: string.IsNullOrEmpty(requestId) ? null : requestId);
     }
 
     private static async Task Delay(TimeSpan delay, CancellationToken stoppingToken)

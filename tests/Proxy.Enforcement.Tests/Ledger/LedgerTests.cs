@@ -51,6 +51,33 @@ public sealed class LedgerTests(PostgresFixture postgres)
     }
 
     [Fact]
+    public async Task WriteFirstDelivery_RollsUpAsTheIdempotentWriteDoes_AndABatchHoldingAnEventAlreadyThereIsStillBilledOnce()
+    {
+        var database = await postgres.NewDatabaseAsync();
+        await LedgerSchema.MigrateAsync(database);
+        await using var dataSource = NpgsqlDataSource.Create(database);
+        var writer = new LedgerWriter(dataSource);
+        UsageEvent[] batch = [Event("e1", 5), Event("e2", 3), Event("e3", 2, UsageKind.Overage), Event("e4", -5, UsageKind.Refund), Event("e5", 1, UsageKind.Adjustment), Event("t1", 7, tenant: "test")];
+
+        var first = await writer.WriteFirstDeliveryAsync(batch);
+        // Not a first delivery after all (say, a stream recreated with reused ids): the copy is refused and
+        // the batch goes the idempotent way, so only e6 is new.
+        var second = await writer.WriteFirstDeliveryAsync([Event("e6", 4), Event("e1", 5)]);
+
+        Assert.Equal(6, first);
+        Assert.Equal(1, second);
+        await using var connection = await dataSource.OpenConnectionAsync();
+        Assert.Equal(7, await connection.ExecuteScalarAsync<int>("SELECT count(*) FROM usage_events"));
+        var days = await new LedgerQueries(dataSource).UsageAsync(new DateOnly(2030, 6, 10), new DateOnly(2030, 6, 10));
+        Assert.Equal(
+            [
+                new DailyUsage(new DateOnly(2030, 6, 10), "vendor-daily", "prod", "quotes", Debited: 12, Overage: 2, Refunded: 5, Adjusted: 1, Net: 10, Events: 6),
+                new DailyUsage(new DateOnly(2030, 6, 10), "vendor-daily", "test", "quotes", Debited: 7, Overage: 0, Refunded: 0, Adjusted: 0, Net: 7, Events: 1),
+            ],
+            days);
+    }
+
+    [Fact]
     public async Task Usage_OverARange_IsPerUtcDayTenantAndRoute_AndFiltersByTenantAndRoute()
     {
         var database = await postgres.NewDatabaseAsync();

@@ -8,7 +8,7 @@
 --
 -- KEYS[p]    pool p's usage hash (see debit.lua)
 -- KEYS[P+p]  when the ledger is on (ARGV[3] not empty): pool p's event stream; one entry with the delta
---            as its credits
+--            as its credits, packed as debit.lua packs its events
 -- ARGV[1]    delta (credits, ≠ 0; negative gives credits back)
 -- ARGV[2]    P, the number of pools
 -- ARGV[3]    the route, or empty when the ledger is off; ARGV[4] the tenant's path; ARGV[5] the request id
@@ -71,7 +71,8 @@ for p = 1, pool_count do
   if route ~= '' then
     local time = redis.call('TIME')
     local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
-    redis.call('XADD', KEYS[pool_count + p], '*', 't', now, 'n', tenant, 'r', route, 'q', request_id, 'c', delta, 'k', kind, 's', '0')
+    redis.call('XADD', KEYS[pool_count + p], '*', 'e',
+      string.format('%d %d ', now, delta) .. kind .. ' 0 ' .. #tenant .. ' ' .. #route .. ' ' .. tenant .. route .. request_id)
   end
   block = at
 end
