@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh clone on Debian with the .NET SDK.
-# Installs what the tests need when it is missing (redis-server; PostgreSQL for the ledger tests),
+# Installs what the tests need when it is missing (redis-server; PostgreSQL for the ledger tests;
+# promtool, from the prometheus package, for the metrics and alert rules),
 # then builds and runs every test project. Tests start their own servers on loopback ports;
 # set QUOTAPROXY_TEST_REDIS / QUOTAPROXY_TEST_POSTGRES to use servers of your own instead.
 set -euo pipefail
@@ -8,6 +9,8 @@ cd "$(dirname "$0")/.."
 
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+# promtool checks the /metrics output and the alert rules (Debian ships it in the prometheus package).
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   missing+=(postgresql)
 fi
@@ -18,6 +21,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   # Debian starts installed servers; the tests run their own on free ports.
   $SUDO service redis-server stop >/dev/null 2>&1 || true
+  $SUDO service prometheus stop >/dev/null 2>&1 || true
 fi
 
 dotnet build QuotaProxy.sln -c Release -nologo -v quiet

@@ -1,4 +1,6 @@
 using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Diagnostics.HealthChecks;
+using Prometheus;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
@@ -26,6 +28,9 @@ public static class QuotaProxyServiceCollectionExtensions
     public static IServiceCollection AddQuotaProxy(this IServiceCollection services, IConfiguration configuration)
     {
         services.TryAddSingleton(TimeProvider.System);
+        // One registry per host: /metrics shows this proxy's metrics, and tests read their own proxy's.
+        services.TryAddSingleton(_ => Prometheus.Metrics.NewCustomRegistry());
+        services.AddSingleton<QuotaMetrics>();
         services.AddOptions<QuotaOptions>().Bind(configuration.GetSection(QuotaOptions.SectionName)).ValidateOnStart();
         services.AddSingleton<IValidateOptions<QuotaOptions>, QuotaOptionsValidator>();
         services.AddSingleton(sp => sp.GetRequiredService<IOptions<QuotaOptions>>().Value);
@@ -37,8 +42,10 @@ public static class QuotaProxyServiceCollectionExtensions
         services.AddSingleton(sp => new RedisKeys(sp.GetRequiredService<QuotaOptions>().Store.KeyPrefix));
         services.AddSingleton<IQuotaStore>(CreateStore);
         services.AddQuotaRedisConnection();
+        var health = services.AddHealthChecks().AddCheck<StoreReadinessCheck>("store", tags: [ReadyTag]);
         if (!string.IsNullOrWhiteSpace(configuration[$"{QuotaOptions.SectionName}:Ledger:ConnectionString"]))
         {
+            health.AddCheck<LedgerReadinessCheck>("ledger", tags: [ReadyTag]);
             // The ledger: usage events flow from Redis streams to PostgreSQL in the background.
             services.AddSingleton(sp => Npgsql.NpgsqlDataSource.Create(sp.GetRequiredService<QuotaOptions>().Ledger.ConnectionString!));
             services.AddSingleton(sp => sp.GetRequiredService<QuotaOptions>().Ledger);
@@ -57,6 +64,21 @@ public static class QuotaProxyServiceCollectionExtensions
                 UpstreamRequestTransforms.Apply(context, options, Environment.GetEnvironmentVariable);
             });
         return services;
+    }
+
+    private const string ReadyTag = "ready";
+
+    /// <summary>
+    /// Maps what operators scrape and probe, on the proxy's own port: <c>/metrics</c> (Prometheus),
+    /// <c>/healthz</c> (the process is alive: always 200) and <c>/readyz</c> (200 when the store, and the
+    /// ledger if there is one, answer; else 503), the last two with a JSON body naming each check.
+    /// </summary>
+    public static WebApplication MapQuotaOperations(this WebApplication app)
+    {
+        app.MapMetrics("/metrics", app.Services.GetRequiredService<Prometheus.CollectorRegistry>());
+        app.MapHealthChecks("/healthz", new HealthCheckOptions { Predicate = _ => false, ResponseWriter = HealthResponse.WriteAsync });
+        app.MapHealthChecks("/readyz", new HealthCheckOptions { Predicate = check => check.Tags.Contains(ReadyTag), ResponseWriter = HealthResponse.WriteAsync });
+        return app;
     }
 
     /// <summary>Maps YARP with the quota step ahead of YARP's own pipeline steps.</summary>

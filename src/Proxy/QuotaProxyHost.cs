@@ -26,6 +26,7 @@ public static class QuotaProxyHost
         builder.Services.AddStandInVendor(builder.Configuration);
 
         var app = builder.Build();
+        app.MapQuotaOperations();
         app.MapQuotaProxy();
         return app;
     }

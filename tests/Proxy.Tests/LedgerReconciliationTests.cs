@@ -191,29 +191,12 @@ public sealed class LedgerReconciliationTests(RedisFixture redis, PostgresFixtur
     }
 
     [Fact]
-    public async Task LedgerBacklogFull_MeteredRequestsGet503AndTheVendorIsNotCalled_AndTheBacklogIsOnTheMeter()
+    public async Task LedgerBacklogFull_MeteredRequestsGet503AndTheVendorIsNotCalled_TheBacklogIsInTheMetrics_AndReadyzNamesTheLedger()
     {
         using var vendor = new VendorServer();
         var prefix = RedisFixture.NewKeyPrefix();
         // PostgreSQL never answers here: events can only pile up.
         var unreachable = $"Host=127.0.0.1;Port={LoopbackPorts.Free()};Username=postgres;Database=postgres;Timeout=1";
-        var backlog = new Dictionary<string, long>();
-        using var listener = new System.Diagnostics.Metrics.MeterListener();
-        listener.InstrumentPublished = (instrument, l) =>
-        {
-            if (instrument.Meter.Name == QuotaProxy.Enforcement.Observability.QuotaMetrics.MeterName && instrument.Name == "quotaproxy.ledger.backlog")
-            {
-                l.EnableMeasurementEvents(instrument);
-            }
-        };
-        listener.SetMeasurementEventCallback<long>((_, value, tags, _) =>
-        {
-            lock (backlog)
-            {
-                backlog[(string)tags.ToArray().Single(t => t.Key == "pool").Value!] = value;
-            }
-        });
-        listener.Start();
         var config = Config(vendor, redis.ConnectionString, prefix, unreachable).Set("Quota:Ledger:MaxBacklog", "3");
         await using var proxy = await ProxyInstance.StartAsync(config);
 
@@ -224,16 +207,24 @@ public sealed class LedgerReconciliationTests(RedisFixture redis, PostgresFixtur
             statuses.Add(response.StatusCode);
         }
 
-        await Task.Delay(TimeSpan.FromSeconds(1.5));
-        listener.RecordObservableInstruments();
+        // The flusher fails against the unreachable PostgreSQL and publishes the backlog on each retry.
+        var metrics = await proxy.MetricsAsync();
+        for (var deadline = DateTime.UtcNow.AddSeconds(10); metrics.Value("quota_proxy_ledger_backlog_events", ("pool", "daily")) != 3 && DateTime.UtcNow < deadline;)
+        {
+            await Task.Delay(100);
+            metrics = await proxy.MetricsAsync();
+        }
 
         Assert.Equal([HttpStatusCode.OK, HttpStatusCode.OK, HttpStatusCode.OK, HttpStatusCode.ServiceUnavailable, HttpStatusCode.ServiceUnavailable], statuses);
         Assert.Equal(3, vendor.CallsTo("/AAPL"));
         Assert.Equal(3, await redis.Connection.GetDatabase().StreamLengthAsync($"{prefix}{{daily}}:events"));
-        lock (backlog)
-        {
-            Assert.Equal(3, backlog["daily"]);
-        }
+        Assert.Equal(3, metrics.Value("quota_proxy_ledger_backlog_events", ("pool", "daily")));
+        Assert.True(metrics.Value("quota_proxy_ledger_flush_errors_total") >= 1);
+        Assert.Equal(2, metrics.Value("quota_proxy_requests_total", ("route", "quotes"), ("outcome", "ledger_backlog_full")));
+        using var readyz = await proxy.Client.GetAsync("/readyz");
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, readyz.StatusCode);
+        var checks = System.Text.Json.JsonDocument.Parse(await readyz.Content.ReadAsStringAsync()).RootElement.GetProperty("checks");
+        Assert.Equal(("Healthy", "Unhealthy"), (checks.GetProperty("store").GetProperty("status").GetString(), checks.GetProperty("ledger").GetProperty("status").GetString()));
     }
 
     [Fact]

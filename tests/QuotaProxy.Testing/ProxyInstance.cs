@@ -71,6 +71,14 @@ public sealed class ProxyInstance : IAsyncDisposable
         return new SendResult(statuses.Count(s => s == System.Net.HttpStatusCode.OK), statuses, problem);
     }
 
+    /// <summary>Scrapes this proxy's <c>/metrics</c>, as Prometheus would.</summary>
+    public async Task<ScrapedMetrics> MetricsAsync()
+    {
+        using var response = await Client.GetAsync("/metrics");
+        response.EnsureSuccessStatusCode();
+        return new ScrapedMetrics(await response.Content.ReadAsStringAsync());
+    }
+
     public async ValueTask DisposeAsync()
     {
         Client.Dispose();

@@ -23,6 +23,7 @@ internal sealed class QuotaEnforcementMiddleware(
     IQuotaStore store,
     QuotaOptions options,
     TimeProvider timeProvider,
+    QuotaMetrics metrics,
     ILogger<QuotaEnforcementMiddleware> logger)
 {
     private readonly bool _legacyHeaders = options.Headers.Legacy;
@@ -50,6 +51,7 @@ internal sealed class QuotaEnforcementMiddleware(
         if (tenantName is null)
         {
             QuotaLog.Unidentified(logger, route.RouteId);
+            metrics.Request(route.RouteId, quota.PoolsLabel, "", RequestOutcome.Unidentified);
             await QuotaProblems.UnidentifiedAsync(context, identifier.ApiKeyHeader);
             return;
         }
@@ -62,6 +64,8 @@ internal sealed class QuotaEnforcementMiddleware(
             if (!pool.Nodes.TryGetValue(tenantName, out var tenant))
             {
                 QuotaLog.Forbidden(logger, tenantName, pool.Name, route.RouteId);
+                // A name from a trusted header need not be a configured tenant: not a label value.
+                metrics.Request(route.RouteId, quota.PoolsLabel, "", RequestOutcome.Forbidden);
                 await QuotaProblems.ForbiddenAsync(context, tenantName, pool.Name);
                 return;
             }
@@ -75,6 +79,7 @@ internal sealed class QuotaEnforcementMiddleware(
             idempotencyKey = keyValues.ToString();
             if (keyValues.Count > 1 || idempotencyKey.Length is 0 or > MaxIdempotencyKeyLength || idempotencyKey.Any(c => c is < '!' or > '~'))
             {
+                metrics.Request(route.RouteId, quota.PoolsLabel, tenantName, RequestOutcome.InvalidRequest);
                 await QuotaProblems.BadIdempotencyKeyAsync(context, _idempotencyHeader, MaxIdempotencyKeyLength);
                 return;
             }
@@ -82,12 +87,16 @@ internal sealed class QuotaEnforcementMiddleware(
 
         var usage = _ledger || idempotencyKey is not null ? new UsageContext(route.RouteId, RequestId(context), idempotencyKey) : null;
         RouteDecision decision;
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
         try
         {
             decision = await store.DebitAsync(debits, usage, context.RequestAborted);
+            metrics.StoreCall(StoreOperation.Debit, started, failed: false);
         }
         catch (QuotaStoreUnavailableException)
         {
+            metrics.StoreCall(StoreOperation.Debit, started, failed: true);
+            metrics.Request(route.RouteId, quota.PoolsLabel, tenantName, RequestOutcome.StoreUnavailable);
             await QuotaProblems.StoreUnavailableAsync(context, _retryAfterWhenUnavailable);
             return;
         }
@@ -95,6 +104,7 @@ internal sealed class QuotaEnforcementMiddleware(
         if (!decision.Admitted)
         {
             var limiting = decision.Pools[decision.LimitingIndex];
+            metrics.Request(route.RouteId, quota.PoolsLabel, tenantName, RejectionOutcome(limiting.LimitedBy));
             if (limiting.LimitedBy == QuotaLimitedBy.LedgerBacklog)
             {
                 QuotaLog.LedgerBacklogFull(logger, debits[decision.LimitingIndex].Pool.Name);
@@ -109,6 +119,7 @@ internal sealed class QuotaEnforcementMiddleware(
             return;
         }
 
+        var shadow = false;
         for (var i = 0; i < debits.Length; i++)
         {
             var (pool, poolDecision) = (debits[i].Pool, decision.Pools[i]);
@@ -117,14 +128,25 @@ internal sealed class QuotaEnforcementMiddleware(
                 // Once per node per window: only the decision that crosses the soft limit says so.
                 var node = poolDecision.SoftLimitNode!;
                 QuotaLog.SoftLimitCrossed(logger, pool.Name, NodeName(node), node.SoftLimit!.Value);
-                QuotaMetrics.SoftLimitCrossed(pool.Name, NodeName(node));
+                metrics.SoftLimitCrossed(pool.Name, node);
             }
 
             if (poolDecision.Shadow)
             {
+                shadow = true;
                 QuotaLog.ShadowRejected(logger, pool.Name, tenantName, quota.Cost, poolDecision.LimitedBy.ToString());
             }
+
+            if (!poolDecision.Replayed)
+            {
+                metrics.Credits(pool.Name, tenantName, route.RouteId, quota.Cost);
+            }
+
+            metrics.TenantUsage(pool, debits[i].Tenant, poolDecision.Used);
+            metrics.PoolUsage(pool, poolDecision.PoolUsed);
         }
+
+        metrics.Request(route.RouteId, quota.PoolsLabel, tenantName, shadow ? RequestOutcome.ShadowRejected : RequestOutcome.Admitted);
 
         // Written as the response starts, so the vendor's own rate-limit headers cannot override ours.
         context.Response.OnStarting(WriteHeadersOnStarting, new AdmittedResponse(context.Response, debits, decision, _legacyHeaders));
@@ -160,14 +182,18 @@ internal sealed class QuotaEnforcementMiddleware(
 
     private async Task RefundAsync(string routeId, QuotaDebit[] debits, RouteDecision decision, UsageContext? usage, int status, ForwarderError error)
     {
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
         try
         {
             var refunded = await store.RefundAsync(debits, decision, usage, CancellationToken.None);
+            metrics.StoreCall(StoreOperation.Adjust, started, failed: false);
             QuotaLog.Refunded(logger, debits[0].Cost, debits[0].Tenant.Path, routeId, status, error.ToString(), refunded);
+            CountAdjustment(routeId, debits, -debits[0].Cost);
         }
         catch (QuotaStoreUnavailableException)
         {
             // Logged by the store. The credits stay spent: the quota errs toward the vendor, never over it.
+            metrics.StoreCall(StoreOperation.Adjust, started, failed: true);
         }
     }
 
@@ -191,27 +217,51 @@ internal sealed class QuotaEnforcementMiddleware(
             return;
         }
 
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
         try
         {
             await store.AdjustAsync(debits, decision, actual - reserved, Ledger.UsageKind.Adjustment, usage, CancellationToken.None);
+            metrics.StoreCall(StoreOperation.Adjust, started, failed: false);
+            CountAdjustment(routeId, debits, actual - reserved);
         }
         catch (QuotaStoreUnavailableException)
         {
             // Logged by the store; the reservation stands as the charge.
+            metrics.StoreCall(StoreOperation.Adjust, started, failed: true);
+        }
+    }
+
+    private void CountAdjustment(string routeId, QuotaDebit[] debits, long delta)
+    {
+        foreach (var debit in debits)
+        {
+            metrics.Credits(debit.Pool.Name, debit.Tenant.Path, routeId, delta);
         }
     }
 
     private async Task ReleaseAsync(QuotaLease lease)
     {
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
         try
         {
             await store.ReleaseAsync(lease, CancellationToken.None);
+            metrics.StoreCall(StoreOperation.Release, started, failed: false);
         }
         catch (QuotaStoreUnavailableException)
         {
             // Logged by the store; the lease expires by itself after Quota:Store:LeaseTtl.
+            metrics.StoreCall(StoreOperation.Release, started, failed: true);
         }
     }
+
+    private static RequestOutcome RejectionOutcome(QuotaLimitedBy limitedBy) => limitedBy switch
+    {
+        QuotaLimitedBy.Rate => RequestOutcome.RejectedRate,
+        QuotaLimitedBy.Concurrency => RequestOutcome.RejectedConcurrency,
+        QuotaLimitedBy.Vendor => RequestOutcome.VendorLimited,
+        QuotaLimitedBy.LedgerBacklog => RequestOutcome.LedgerBacklogFull,
+        _ => RequestOutcome.RejectedQuota,
+    };
 
     /// <summary>
     /// The vendor said 429: no caller of this pool gets through until its Retry-After (seconds or an HTTP
@@ -232,14 +282,17 @@ internal sealed class QuotaEnforcementMiddleware(
             }
 
             QuotaLog.VendorLimited(logger, routeId, pool.Name, until);
-            QuotaMetrics.VendorClosed(pool.Name);
+            metrics.VendorClosed(pool.Name);
+            var started = System.Diagnostics.Stopwatch.GetTimestamp();
             try
             {
                 await store.CloseAsync(pool, until.ToUnixTimeMilliseconds(), CancellationToken.None);
+                metrics.StoreCall(StoreOperation.Close, started, failed: false);
             }
             catch (QuotaStoreUnavailableException)
             {
                 // Logged by the store. The vendor will say 429 again, and the next close may get through.
+                metrics.StoreCall(StoreOperation.Close, started, failed: true);
             }
         }
     }
@@ -287,7 +340,7 @@ internal sealed class QuotaEnforcementMiddleware(
         return Task.CompletedTask;
     }
 
-    private static string NodeName(QuotaNode node) => node.IsRoot ? "(pool)" : node.Path;
+    private static string NodeName(QuotaNode node) => QuotaMetrics.NodeLabel(node);
 
     private sealed record AdmittedResponse(HttpResponse Response, QuotaDebit[] Debits, RouteDecision Decision, bool Legacy);
 }

@@ -23,6 +23,8 @@ internal sealed class LedgerFlusher(
     QuotaModel model,
     LedgerWriter writer,
     LedgerOptions options,
+    QuotaMetrics metrics,
+    TimeProvider timeProvider,
     ILogger<LedgerFlusher> logger) : BackgroundService
 {
     public const string Group = "ledger";
@@ -77,7 +79,7 @@ internal sealed class LedgerFlusher(
                 catch (Exception ex) when (ex is not OperationCanceledException || !stoppingToken.IsCancellationRequested)
                 {
                     QuotaLog.LedgerFlushFailed(logger, ex.GetType().Name, ex.Message);
-                    QuotaMetrics.LedgerFlushErrors.Add(1);
+                    metrics.LedgerFlushFailed();
                     groupsReady.Clear();
                     await SettleInFlightAsync();
                     await ObserveBacklogAsync(streams);
@@ -106,7 +108,7 @@ internal sealed class LedgerFlusher(
         {
             foreach (var (pool, key) in streams)
             {
-                QuotaMetrics.SetLedgerBacklog(pool.Name, await connection.GetDatabase().StreamLengthAsync(key));
+                metrics.LedgerBacklog(pool.Name, await connection.GetDatabase().StreamLengthAsync(key));
             }
         }
         catch (RedisException)
@@ -183,10 +185,11 @@ internal sealed class LedgerFlusher(
         // Events never delivered before (a '>' read) can take the writer's faster path; redelivered ones
         // (this consumer's own pending, or claimed from another) may be in the ledger already.
         await (firstDelivery ? writer.WriteFirstDeliveryAsync(events, cancellationToken) : writer.WriteAsync(events, cancellationToken));
+        var committed = timeProvider.GetUtcNow();
         AfterCommit?.Invoke(events);
         RedisValue[] ackArguments = [Group, .. entries.Select(e => e.Id)];
         await database.ScriptEvaluateAsync(DebitScript.AckSource, [key], ackArguments);
-        QuotaMetrics.LedgerEventsWritten.Add(events.Count, new KeyValuePair<string, object?>("pool", pool.Name));
+        metrics.LedgerFlushed(pool.Name, events.Count, events.Select(e => committed - e.OccurredAt));
     }
 
     /// <summary>

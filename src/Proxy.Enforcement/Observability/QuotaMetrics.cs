@@ -1,48 +1,165 @@
-using System.Diagnostics.Metrics;
+using Prometheus;
+using QuotaProxy.Enforcement.Quotas;
 
 namespace QuotaProxy.Enforcement.Observability;
 
-/// <summary>
-/// The enforcement library's instruments, on the <c>QuotaProxy</c> <see cref="Meter"/>: anything that
-/// listens to .NET meters (prometheus-net's meter adapter, OpenTelemetry, <c>dotnet-counters</c>) counts
-/// them. Tags are configured names only (pool, node path), so their number is bounded by the config.
-/// </summary>
-public static class QuotaMetrics
+/// <summary>What a metered request came to, as the <c>outcome</c> label of <c>quota_proxy_requests_total</c>.</summary>
+public enum RequestOutcome
 {
-    public const string MeterName = "QuotaProxy";
+    Admitted,
+    RejectedQuota,
+    RejectedRate,
+    RejectedConcurrency,
+    ShadowRejected,
+    Unidentified,
+    Forbidden,
+    InvalidRequest,
+    StoreUnavailable,
+    VendorLimited,
+    LedgerBacklogFull,
+}
 
-    private static readonly Meter Meter = new(MeterName);
+/// <summary>The <c>operation</c> label of the store metrics.</summary>
+public static class StoreOperation
+{
+    public const string Debit = "debit";
+    public const string Adjust = "adjust";
+    public const string Release = "release";
+    public const string Close = "close";
+    public const string Read = "read";
+}
 
-    /// <summary><c>quotaproxy.soft_limit.crossings</c>: a node went above its SoftLimit (once per node per window).</summary>
-    public static readonly Counter<long> SoftLimitCrossings = Meter.CreateCounter<long>(
-        "quotaproxy.soft_limit.crossings", unit: "{crossing}", description: "Nodes that went above their SoftLimit, once per node per window.");
+/// <summary>
+/// Every Prometheus metric of the proxy, in one registry per host (tests read their own proxy's). Names
+/// are <c>quota_proxy_&lt;what&gt;_&lt;unit&gt;</c>; labels are bounded by the config: route ids, pool
+/// names, configured tenant paths and fixed outcome values. Never an API key, a user or a request id.
+/// </summary>
+public sealed class QuotaMetrics
+{
+    public static readonly IReadOnlyDictionary<RequestOutcome, string> OutcomeLabels = new Dictionary<RequestOutcome, string>
+    {
+        [RequestOutcome.Admitted] = "admitted",
+        [RequestOutcome.RejectedQuota] = "rejected_quota",
+        [RequestOutcome.RejectedRate] = "rejected_rate",
+        [RequestOutcome.RejectedConcurrency] = "rejected_concurrency",
+        [RequestOutcome.ShadowRejected] = "shadow_rejected",
+        [RequestOutcome.Unidentified] = "unidentified",
+        [RequestOutcome.Forbidden] = "forbidden",
+        [RequestOutcome.InvalidRequest] = "invalid_request",
+        [RequestOutcome.StoreUnavailable] = "store_unavailable",
+        [RequestOutcome.VendorLimited] = "vendor_limited",
+        [RequestOutcome.LedgerBacklogFull] = "ledger_backlog_full",
+    };
 
-    /// <summary><c>quotaproxy.vendor.closures</c>: the vendor answered 429 and the pool was closed.</summary>
-    public static readonly Counter<long> VendorClosures = Meter.CreateCounter<long>(
-        "quotaproxy.vendor.closures", unit: "{closure}", description: "Vendor 429 answers that closed a pool.");
+    private readonly Counter _requests;
+    private readonly Counter _creditsDebited;
+    private readonly Counter _creditsRefunded;
+    private readonly Gauge _poolUsed;
+    private readonly Gauge _poolLimit;
+    private readonly Gauge _tenantUsed;
+    private readonly Gauge _tenantLimit;
+    private readonly Histogram _storeDuration;
+    private readonly Counter _storeErrors;
+    private readonly Gauge _ledgerBacklog;
+    private readonly Histogram _ledgerFlushLag;
+    private readonly Counter _ledgerFlushErrors;
+    private readonly Counter _ledgerEventsWritten;
+    private readonly Counter _softLimitCrossings;
+    private readonly Counter _vendorClosures;
 
-    /// <summary><c>quotaproxy.ledger.events_written</c>: usage events this process wrote to PostgreSQL.</summary>
-    public static readonly Counter<long> LedgerEventsWritten = Meter.CreateCounter<long>(
-        "quotaproxy.ledger.events_written", unit: "{event}", description: "Usage events written to the PostgreSQL ledger.");
+    public QuotaMetrics(CollectorRegistry registry)
+    {
+        Registry = registry;
+        var factory = Metrics.WithCustomRegistry(registry);
+        _requests = factory.CreateCounter(
+            "quota_proxy_requests_total", "Metered requests by route, pool(s), tenant and outcome.", ["route", "pool", "tenant", "outcome"]);
+        _creditsDebited = factory.CreateCounter(
+            "quota_proxy_credits_debited_total", "Credits charged: admissions, and settlements that charged more.", ["pool", "tenant", "route"]);
+        _creditsRefunded = factory.CreateCounter(
+            "quota_proxy_credits_refunded_total", "Credits given back: refunds, and settlements that charged less.", ["pool", "tenant", "route"]);
+        _poolUsed = factory.CreateGauge("quota_proxy_pool_credits_used", "Credits used in the pool's current window, as the store last said.", ["pool"]);
+        _poolLimit = factory.CreateGauge("quota_proxy_pool_credits_limit", "The pool's Limit per window.", ["pool"]);
+        _tenantUsed = factory.CreateGauge(
+            "quota_proxy_tenant_credits_used", "Credits used by a tenant (with everything below it) in the current window, as the store last said.", ["pool", "tenant"]);
+        _tenantLimit = factory.CreateGauge("quota_proxy_tenant_credits_limit", "The tenant's effective limit: the smallest Limit on its path.", ["pool", "tenant"]);
+        _storeDuration = factory.CreateHistogram(
+            "quota_proxy_store_duration_seconds",
+            "Store calls by operation (debit, adjust, release, close, read), failed ones included.",
+            new HistogramConfiguration
+            {
+                LabelNames = ["operation"],
+                Buckets = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+            });
+        _storeErrors = factory.CreateCounter("quota_proxy_store_errors_total", "Store calls that failed or timed out, by operation.", ["operation"]);
+        _ledgerBacklog = factory.CreateGauge("quota_proxy_ledger_backlog_events", "Usage events waiting in Redis for the ledger, per pool.", ["pool"]);
+        _ledgerFlushLag = factory.CreateHistogram(
+            "quota_proxy_ledger_flush_lag_seconds",
+            "From a usage event's time to the commit of the batch that wrote it to PostgreSQL.",
+            new HistogramConfiguration { Buckets = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300] });
+        _ledgerFlushErrors = factory.CreateCounter("quota_proxy_ledger_flush_errors_total", "Ledger flush passes that failed; their events wait in Redis.");
+        _ledgerEventsWritten = factory.CreateCounter("quota_proxy_ledger_events_written_total", "Usage events this process wrote to PostgreSQL.", ["pool"]);
+        _softLimitCrossings = factory.CreateCounter(
+            "quota_proxy_soft_limit_crossings_total", "Nodes that went above their SoftLimit, once per node per window.", ["pool", "node"]);
+        _vendorClosures = factory.CreateCounter("quota_proxy_vendor_closures_total", "Vendor 429 answers that closed a pool.", ["pool"]);
+    }
 
-    /// <summary><c>quotaproxy.ledger.flush_errors</c>: flush passes that failed (PostgreSQL or Redis away).</summary>
-    public static readonly Counter<long> LedgerFlushErrors = Meter.CreateCounter<long>(
-        "quotaproxy.ledger.flush_errors", unit: "{error}", description: "Ledger flush passes that failed; the events wait in Redis.");
+    public CollectorRegistry Registry { get; }
 
-    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, long> Backlog = new(StringComparer.Ordinal);
+    /// <summary>The label for a tenant node: its path, or <c>(pool)</c> for the pool itself.</summary>
+    public static string NodeLabel(QuotaNode node) => node.IsRoot ? "(pool)" : node.Path;
 
-    /// <summary><c>quotaproxy.ledger.backlog</c>: events waiting in each pool's stream, as the last flush pass saw them.</summary>
-    public static readonly ObservableGauge<long> LedgerBacklog = Meter.CreateObservableGauge(
-        "quotaproxy.ledger.backlog",
-        () => Backlog.Select(pair => new Measurement<long>(pair.Value, new KeyValuePair<string, object?>("pool", pair.Key))),
-        unit: "{event}",
-        description: "Usage events waiting in Redis for the ledger, per pool.");
+    public void Request(string route, string pools, string tenant, RequestOutcome outcome) =>
+        _requests.WithLabels(route, pools, tenant, OutcomeLabels[outcome]).Inc();
 
-    internal static void SetLedgerBacklog(string pool, long events) => Backlog[pool] = events;
+    /// <summary>Positive credits count as debited, negative ones as refunded.</summary>
+    public void Credits(string pool, string tenant, string route, long credits)
+    {
+        if (credits > 0)
+        {
+            _creditsDebited.WithLabels(pool, tenant, route).Inc(credits);
+        }
+        else if (credits < 0)
+        {
+            _creditsRefunded.WithLabels(pool, tenant, route).Inc(-credits);
+        }
+    }
 
-    internal static void SoftLimitCrossed(string pool, string node) =>
-        SoftLimitCrossings.Add(1, new KeyValuePair<string, object?>("pool", pool), new KeyValuePair<string, object?>("node", node));
+    public void PoolUsage(PoolDefinition pool, long used)
+    {
+        _poolUsed.WithLabels(pool.Name).Set(used);
+        _poolLimit.WithLabels(pool.Name).Set(pool.Limit);
+    }
 
-    internal static void VendorClosed(string pool) =>
-        VendorClosures.Add(1, new KeyValuePair<string, object?>("pool", pool));
+    public void TenantUsage(PoolDefinition pool, QuotaNode tenant, long used)
+    {
+        _tenantUsed.WithLabels(pool.Name, tenant.Path).Set(used);
+        _tenantLimit.WithLabels(pool.Name, tenant.Path).Set(tenant.EffectiveLimit);
+    }
+
+    /// <summary>Times one store call from <paramref name="startTimestamp"/> (<see cref="System.Diagnostics.Stopwatch.GetTimestamp"/>).</summary>
+    public void StoreCall(string operation, long startTimestamp, bool failed)
+    {
+        _storeDuration.WithLabels(operation).Observe(System.Diagnostics.Stopwatch.GetElapsedTime(startTimestamp).TotalSeconds);
+        if (failed)
+        {
+            _storeErrors.WithLabels(operation).Inc();
+        }
+    }
+
+    public void LedgerBacklog(string pool, long events) => _ledgerBacklog.WithLabels(pool).Set(events);
+
+    public void LedgerFlushed(string pool, int events, IEnumerable<TimeSpan> lags)
+    {
+        _ledgerEventsWritten.WithLabels(pool).Inc(events);
+        foreach (var lag in lags)
+        {
+            _ledgerFlushLag.Observe(Math.Max(0, lag.TotalSeconds));
+        }
+    }
+
+    public void LedgerFlushFailed() => _ledgerFlushErrors.Inc();
+
+    public void SoftLimitCrossed(string pool, QuotaNode node) => _softLimitCrossings.WithLabels(pool, NodeLabel(node)).Inc();
+
+    public void VendorClosed(string pool) => _vendorClosures.WithLabels(pool).Inc();
 }

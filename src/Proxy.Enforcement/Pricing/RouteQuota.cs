@@ -19,6 +19,9 @@ internal sealed record RouteQuota(IReadOnlyList<string> Pools, long Cost, Refund
 {
     public const string CostHeaderKey = "Quota.CostFromResponseHeader";
 
+    /// <summary>The route's pools as one metrics label value: <c>daily</c>, or <c>daily,hourly</c>.</summary>
+    public string PoolsLabel { get; } = string.Join(',', Pools);
+
     public const string PoolKey = "Quota.Pool";
     public const string CostKey = "Quota.Cost";
     public const long DefaultCost = 1;

@@ -1,0 +1,169 @@
+using System.Net;
+using System.Text.Json;
+using QuotaProxy.Enforcement.Observability;
+using QuotaProxy.Testing;
+using WireMock.RequestBuilders;
+using WireMock.ResponseBuilders;
+
+namespace QuotaProxy.Tests;
+
+/// <summary><c>/metrics</c> after a known sequence of requests, checked value by value and by promtool; <c>/healthz</c> and <c>/readyz</c>.</summary>
+public sealed class MetricsAndHealthTests
+{
+    private static TestProxyConfig Config(VendorServer vendor) => new TestProxyConfig(vendor.Url)
+        .Pool("daily", 100, "1d", "UTC", ("prod", 3), ("test", null), ("shadowy", 1), ("batch", null))
+        .Pool("vendor", 100, "1d", "UTC", ("outsider", null))
+        .Route("quotes", pool: "daily", cost: 1)
+        .Route("limited", pool: "vendor", cost: 2)
+        .ApiKey("prod-key", "prod")
+        .ApiKey("test-key", "test")
+        .ApiKey("shadowy-key", "shadowy")
+        .ApiKey("batch-key", "batch")
+        .ApiKey("outsider-key", "outsider")
+        .Set("Quota:Pools:daily:Tenants:test:Rate", "1/m")
+        .Set("Quota:Pools:daily:Tenants:shadowy:Mode", "Shadow")
+        .Set("Quota:Pools:daily:Tenants:batch:MaxInFlight", "1");
+
+    private static async Task<HttpStatusCode> SendAsync(ProxyInstance proxy, string? apiKey, string path, string? idempotencyKey = null)
+    {
+        using var message = new HttpRequestMessage(HttpMethod.Get, path);
+        if (apiKey is not null)
+        {
+            message.Headers.Add("X-Api-Key", apiKey);
+        }
+
+        if (idempotencyKey is not null)
+        {
+            message.Headers.TryAddWithoutValidation("Idempotency-Key", idempotencyKey);
+        }
+
+        using var response = await proxy.Client.SendAsync(message);
+        return response.StatusCode;
+    }
+
+    [Fact]
+    public async Task AfterAKnownSequence_EveryOutcomeAndCreditIsCounted_AndPromtoolAcceptsThePage()
+    {
+        using var vendor = new VendorServer();
+        vendor.Server.Reset();
+        vendor.Server.Given(Request.Create().UsingAnyMethod()).AtPriority(100).RespondWith(Response.Create().WithStatusCode(200));
+        vendor.Server.Given(Request.Create().WithPath("/busy")).AtPriority(1)
+            .RespondWith(Response.Create().WithStatusCode(429).WithHeader("Retry-After", "60"));
+        vendor.Server.Given(Request.Create().WithPath("/slow")).AtPriority(1)
+            .RespondWith(Response.Create().WithStatusCode(200).WithDelay(TimeSpan.FromSeconds(1)));
+        await using var proxy = await ProxyInstance.StartAsync(Config(vendor));
+
+        var statuses = new List<HttpStatusCode>();
+        for (var i = 0; i < 4; i++)
+        {
+            statuses.Add(await SendAsync(proxy, "prod-key", "/quotes/x")); // 200 ×3 (prod's limit), then rejected_quota
+        }
+
+        statuses.Add(await SendAsync(proxy, "test-key", "/quotes/x")); // 200
+        statuses.Add(await SendAsync(proxy, "test-key", "/quotes/x")); // rejected_rate (1/m)
+        statuses.Add(await SendAsync(proxy, "shadowy-key", "/quotes/x")); // 200
+        statuses.Add(await SendAsync(proxy, "shadowy-key", "/quotes/x")); // 200, but shadow_rejected (over its limit of 1)
+        statuses.Add(await SendAsync(proxy, null, "/quotes/x")); // unidentified
+        statuses.Add(await SendAsync(proxy, "outsider-key", "/quotes/x")); // forbidden: not a tenant of daily
+        statuses.Add(await SendAsync(proxy, "test-key", "/quotes/x", idempotencyKey: "has space")); // invalid_request
+        statuses.Add(await SendAsync(proxy, "outsider-key", "/limited/busy")); // 429 from the vendor: admitted, the pool closes
+        statuses.Add(await SendAsync(proxy, "outsider-key", "/limited/other")); // vendor_limited
+        var slow = SendAsync(proxy, "batch-key", "/quotes/slow"); // admitted, holds batch's one slot for a second
+        await Task.Delay(300);
+        statuses.Add(await SendAsync(proxy, "batch-key", "/quotes/x")); // rejected_concurrency
+        statuses.Add(await slow);
+
+        Assert.Equal(
+            [
+                HttpStatusCode.OK, HttpStatusCode.OK, HttpStatusCode.OK, HttpStatusCode.TooManyRequests,
+                HttpStatusCode.OK, HttpStatusCode.TooManyRequests,
+                HttpStatusCode.OK, HttpStatusCode.OK,
+                HttpStatusCode.Unauthorized, HttpStatusCode.Forbidden, HttpStatusCode.BadRequest,
+                HttpStatusCode.TooManyRequests, HttpStatusCode.TooManyRequests,
+                HttpStatusCode.TooManyRequests, HttpStatusCode.OK,
+            ],
+            statuses);
+        var metrics = await proxy.MetricsAsync();
+        double Requests(string route, string tenant, string outcome) =>
+            metrics.Value("quota_proxy_requests_total", ("route", route), ("tenant", tenant), ("outcome", outcome));
+        Assert.Equal(3, Requests("quotes", "prod", "admitted"));
+        Assert.Equal(1, Requests("quotes", "prod", "rejected_quota"));
+        Assert.Equal(1, Requests("quotes", "test", "admitted"));
+        Assert.Equal(1, Requests("quotes", "test", "rejected_rate"));
+        Assert.Equal(1, Requests("quotes", "shadowy", "admitted"));
+        Assert.Equal(1, Requests("quotes", "shadowy", "shadow_rejected"));
+        Assert.Equal(1, Requests("quotes", "", "unidentified"));
+        Assert.Equal(1, Requests("quotes", "", "forbidden"));
+        Assert.Equal(1, Requests("quotes", "test", "invalid_request"));
+        Assert.Equal(1, Requests("limited", "outsider", "admitted"));
+        Assert.Equal(1, Requests("limited", "outsider", "vendor_limited"));
+        Assert.Equal(1, Requests("quotes", "batch", "admitted"));
+        Assert.Equal(1, Requests("quotes", "batch", "rejected_concurrency"));
+        Assert.Equal(15, metrics.Value("quota_proxy_requests_total"));
+        Assert.Equal(["daily", "vendor"], metrics.LabelValues("quota_proxy_requests_total", "pool").Order());
+
+        Assert.Equal(3, metrics.Value("quota_proxy_credits_debited_total", ("pool", "daily"), ("tenant", "prod")));
+        Assert.Equal(2, metrics.Value("quota_proxy_credits_debited_total", ("pool", "vendor"), ("tenant", "outsider"), ("route", "limited")));
+        Assert.Equal(9, metrics.Value("quota_proxy_credits_debited_total")); // prod 3, test 1, shadowy 2, outsider 2, batch 1
+        Assert.Equal(3, metrics.Value("quota_proxy_tenant_credits_used", ("pool", "daily"), ("tenant", "prod")));
+        Assert.Equal(3, metrics.Value("quota_proxy_tenant_credits_limit", ("pool", "daily"), ("tenant", "prod")));
+        Assert.Equal(7, metrics.Value("quota_proxy_pool_credits_used", ("pool", "daily"))); // prod 3, test 1, shadowy 2, batch 1
+        Assert.Equal(100, metrics.Value("quota_proxy_pool_credits_limit", ("pool", "daily")));
+        Assert.Equal(1, metrics.Value("quota_proxy_vendor_closures_total", ("pool", "vendor")));
+        // Every decision was timed (12 reached the store), and one lease was released; nothing failed.
+        Assert.Equal(12, metrics.Value("quota_proxy_store_duration_seconds_count", ("operation", "debit")));
+        Assert.Equal(1, metrics.Value("quota_proxy_store_duration_seconds_count", ("operation", "release")));
+        Assert.Equal(1, metrics.Value("quota_proxy_store_duration_seconds_count", ("operation", "close")));
+        Assert.Equal(0, metrics.Value("quota_proxy_store_errors_total"));
+        // Labels are configured names only: no API key and no key hash anywhere on the page.
+        Assert.DoesNotContain("prod-key", metrics.Text);
+
+        var (exitCode, output) = await Promtool.RunAsync(metrics.Text, "check", "metrics");
+        Assert.True(exitCode == 0, output);
+    }
+
+    [Fact]
+    public async Task StoreUnreachable_RequestsAreCountedAsStoreUnavailable_TheDebitsAsStoreErrors_AndReadyzSays503()
+    {
+        using var vendor = new VendorServer();
+        var config = Config(vendor).Redis($"127.0.0.1:{LoopbackPorts.Free()}", RedisFixture.NewKeyPrefix(), timeout: TimeSpan.FromMilliseconds(200));
+        await using var proxy = await ProxyInstance.StartAsync(config);
+
+        var first = await SendAsync(proxy, "prod-key", "/quotes/x");
+        var second = await SendAsync(proxy, "prod-key", "/quotes/x");
+        using var healthz = await proxy.Client.GetAsync("/healthz");
+        using var readyz = await proxy.Client.GetAsync("/readyz");
+
+        Assert.Equal((HttpStatusCode.ServiceUnavailable, HttpStatusCode.ServiceUnavailable), (first, second));
+        var metrics = await proxy.MetricsAsync();
+        Assert.Equal(2, metrics.Value("quota_proxy_requests_total", ("route", "quotes"), ("tenant", "prod"), ("outcome", "store_unavailable")));
+        Assert.Equal(2, metrics.Value("quota_proxy_store_errors_total", ("operation", "debit")));
+        Assert.Equal(HttpStatusCode.OK, healthz.StatusCode);
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, readyz.StatusCode);
+        var body = JsonDocument.Parse(await readyz.Content.ReadAsStringAsync()).RootElement;
+        Assert.Equal("Unhealthy", body.GetProperty("status").GetString());
+        Assert.Equal("Unhealthy", body.GetProperty("checks").GetProperty("store").GetProperty("status").GetString());
+    }
+
+    [Fact]
+    public async Task Readyz_WithTheInProcessStoreAndNoLedger_IsReady_AndNamesItsOneCheck()
+    {
+        using var vendor = new VendorServer();
+        await using var proxy = await ProxyInstance.StartAsync(Config(vendor));
+
+        using var healthz = await proxy.Client.GetAsync("/healthz");
+        using var readyz = await proxy.Client.GetAsync("/readyz");
+
+        Assert.Equal(HttpStatusCode.OK, healthz.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, readyz.StatusCode);
+        var checks = JsonDocument.Parse(await readyz.Content.ReadAsStringAsync()).RootElement.GetProperty("checks");
+        Assert.Equal(["store"], checks.EnumerateObject().Select(c => c.Name));
+        Assert.Equal("Healthy", checks.GetProperty("store").GetProperty("status").GetString());
+    }
+
+    [Fact]
+    public void EveryOutcome_HasALabel_AndTheLabelsAreDistinct()
+    {
+        Assert.Equal(Enum.GetValues<RequestOutcome>().Length, QuotaMetrics.OutcomeLabels.Values.Distinct().Count());
+    }
+}
