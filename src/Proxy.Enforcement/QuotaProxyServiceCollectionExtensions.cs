@@ -31,6 +31,7 @@ public static class QuotaProxyServiceCollectionExtensions
         // One registry per host: /metrics shows this proxy's metrics, and tests read their own proxy's.
         services.TryAddSingleton(_ => Prometheus.Metrics.NewCustomRegistry());
         services.AddSingleton<QuotaMetrics>();
+        services.AddHostedService<UsageGaugeRefresher>();
         services.AddOptions<QuotaOptions>().Bind(configuration.GetSection(QuotaOptions.SectionName)).ValidateOnStart();
         services.AddSingleton<IValidateOptions<QuotaOptions>, QuotaOptionsValidator>();
         services.AddSingleton(sp => sp.GetRequiredService<IOptions<QuotaOptions>>().Value);

@@ -208,12 +208,7 @@ public sealed class LedgerReconciliationTests(RedisFixture redis, PostgresFixtur
         }
 
         // The flusher fails against the unreachable PostgreSQL and publishes the backlog on each retry.
-        var metrics = await proxy.MetricsAsync();
-        for (var deadline = DateTime.UtcNow.AddSeconds(10); metrics.Value("quota_proxy_ledger_backlog_events", ("pool", "daily")) != 3 && DateTime.UtcNow < deadline;)
-        {
-            await Task.Delay(100);
-            metrics = await proxy.MetricsAsync();
-        }
+        var metrics = await proxy.MetricsWhenAsync(m => m.Value("quota_proxy_ledger_backlog_events", ("pool", "daily")) == 3);
 
         Assert.Equal([HttpStatusCode.OK, HttpStatusCode.OK, HttpStatusCode.OK, HttpStatusCode.ServiceUnavailable, HttpStatusCode.ServiceUnavailable], statuses);
         Assert.Equal(3, vendor.CallsTo("/AAPL"));

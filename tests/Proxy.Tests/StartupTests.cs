@@ -1,21 +1,13 @@
 using System.Diagnostics;
 using Microsoft.Extensions.Configuration;
 using QuotaProxy.Enforcement.Configuration;
+using QuotaProxy.Testing;
 
 namespace QuotaProxy.Tests;
 
 public sealed class StartupTests
 {
-    private static string RepoRoot()
-    {
-        var directory = new DirectoryInfo(AppContext.BaseDirectory);
-        while (directory is not null && !File.Exists(Path.Combine(directory.FullName, "QuotaProxy.sln")))
-        {
-            directory = directory.Parent;
-        }
-
-        return directory?.FullName ?? throw new InvalidOperationException("QuotaProxy.sln not found above the test binaries.");
-    }
+    private static string RepoRoot() => Repository.Root;
 
     [Fact]
     public async Task InvalidConfig_ProcessExitsNonZeroListingEveryError()

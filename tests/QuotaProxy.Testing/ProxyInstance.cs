@@ -79,6 +79,19 @@ public sealed class ProxyInstance : IAsyncDisposable
         return new ScrapedMetrics(await response.Content.ReadAsStringAsync());
     }
 
+    /// <summary>Scrapes <c>/metrics</c> until <paramref name="until"/> holds or 10 s have passed, and returns the last page either way.</summary>
+    public async Task<ScrapedMetrics> MetricsWhenAsync(Func<ScrapedMetrics, bool> until)
+    {
+        var metrics = await MetricsAsync();
+        for (var deadline = DateTime.UtcNow.AddSeconds(10); !until(metrics) && DateTime.UtcNow < deadline;)
+        {
+            await Task.Delay(100);
+            metrics = await MetricsAsync();
+        }
+
+        return metrics;
+    }
+
     public async ValueTask DisposeAsync()
     {
         Client.Dispose();

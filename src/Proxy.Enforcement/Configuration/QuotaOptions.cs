@@ -18,6 +18,8 @@ public sealed record QuotaOptions
 
     public LedgerOptions Ledger { get; init; } = new();
 
+    public MetricsOptions Metrics { get; init; } = new();
+
     /// <summary>Per YARP cluster id: the vendor credential the proxy adds to every forwarded request.</summary>
     public Dictionary<string, UpstreamOptions> Upstreams { get; init; } = new(StringComparer.OrdinalIgnoreCase);
 }
@@ -179,6 +181,12 @@ public sealed record UpstreamCredentialOptions
 /// The billing ledger in PostgreSQL. Off unless <see cref="ConnectionString"/> is set (it needs the Redis
 /// store: usage events are appended by the debit script itself).
 /// </summary>
+public sealed record MetricsOptions
+{
+    /// <summary>How often every pool's and tenant's credits used are read from the store into the gauges, traffic or not.</summary>
+    public TimeSpan UsageRefreshInterval { get; init; } = TimeSpan.FromSeconds(15);
+}
+
 public sealed record LedgerOptions
 {
     /// <summary>Npgsql connection string, e.g. <c>Host=db;Username=quotaproxy;Password=…;Database=quotaproxy</c>.</summary>

@@ -28,6 +28,10 @@ public sealed class QuotaOptionsValidator(IConfiguration configuration) : IValid
         ValidateRoutes(options, routes, errors);
         ValidateIdentity(options, errors);
         ValidateStore(options.Store, errors);
+        if (options.Metrics.UsageRefreshInterval < TimeSpan.FromSeconds(1) || options.Metrics.UsageRefreshInterval > TimeSpan.FromHours(1))
+        {
+            errors.Add($"Quota:Metrics:UsageRefreshInterval must be between 00:00:01 and 01:00:00, got {options.Metrics.UsageRefreshInterval}.");
+        }
         ValidateLedger(options, errors);
         ValidateUpstreams(options, environment, errors);
         return errors;

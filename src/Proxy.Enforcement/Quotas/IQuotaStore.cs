@@ -37,6 +37,27 @@ public interface IQuotaStore
     /// <summary>The response has ended: the lease leaves every node's in-flight count.</summary>
     /// <exception cref="QuotaStoreUnavailableException">The store did not answer within its timeout (the lease then expires by itself).</exception>
     ValueTask ReleaseAsync(QuotaLease lease, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// What <paramref name="pool"/>'s counters hold for its current window (the window the proxy's clock is
+    /// in): every node's credits used, zero for a window no decision has opened yet. Reads, never writes.
+    /// </summary>
+    /// <exception cref="QuotaStoreUnavailableException">The store did not answer within its timeout.</exception>
+    ValueTask<PoolUsage> ReadUsageAsync(PoolDefinition pool, CancellationToken cancellationToken);
+}
+
+/// <summary>A pool's counters for one window: credits used per node (the pool's root included), and until when a vendor 429 closed it (0: open).</summary>
+public sealed record PoolUsage(WindowBounds Window, IReadOnlyDictionary<QuotaNode, long> Used, long ClosedUntilMs)
+{
+    /// <summary>The pool's own credits used.</summary>
+    public long PoolUsed(PoolDefinition pool) => Used.GetValueOrDefault(pool.Root);
+
+    /// <summary>Every node of the pool with its usage from <paramref name="fields"/> (hash field → credits), as both stores lay them out.</summary>
+    internal static PoolUsage From(PoolDefinition pool, WindowBounds window, Func<string, long> fields, long closedUntilMs) =>
+        new(window, Nodes(pool).ToDictionary(node => node, node => fields(node.UsageField)), closedUntilMs);
+
+    /// <summary>The pool's root, then every tenant node.</summary>
+    internal static IEnumerable<QuotaNode> Nodes(PoolDefinition pool) => pool.Nodes.Values.Prepend(pool.Root);
 }
 
 /// <summary>

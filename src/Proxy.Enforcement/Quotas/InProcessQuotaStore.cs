@@ -111,6 +111,18 @@ internal sealed class InProcessQuotaStore(TimeProvider timeProvider, TimeSpan? l
         return ValueTask.CompletedTask;
     }
 
+    public ValueTask<PoolUsage> ReadUsageAsync(PoolDefinition pool, CancellationToken cancellationToken)
+    {
+        var window = pool.Locate(timeProvider.GetUtcNow());
+        lock (_pools)
+        {
+            // Counters of an earlier window are not this window's: it starts from zero.
+            var fields = _pools.TryGetValue(pool.Name, out var counters) && counters.Window.StartMs == window.StartMs ? counters.Fields : null;
+            var closed = counters?.Fields.GetValueOrDefault(TreeAdmission.ClosedField) ?? 0;
+            return ValueTask.FromResult(PoolUsage.From(pool, window, field => fields?.GetValueOrDefault(field) ?? 0, closed));
+        }
+    }
+
     /// <summary>The expiries of a node's live leases (tests compare them with Redis's sorted set).</summary>
     internal long[] LiveLeases(PoolDefinition pool, QuotaNode node, long nowMs)
     {

@@ -94,6 +94,34 @@ internal sealed class RedisQuotaStore(
         }
     }
 
+    public async ValueTask<PoolUsage> ReadUsageAsync(PoolDefinition pool, CancellationToken cancellationToken)
+    {
+        var window = pool.Locate(timeProvider.GetUtcNow());
+        var nodes = PoolUsage.Nodes(pool).ToList();
+        RedisValue[] fields = ["start", TreeAdmission.ClosedField, .. nodes.Select(node => (RedisValue)node.UsageField)];
+        try
+        {
+            var values = await connection.GetDatabase()
+                .HashGetAsync(keys.PoolUsage(pool), fields)
+                .WaitAsync(timeout, cancellationToken)
+                .ConfigureAwait(false);
+            // The hash belongs to the window its start names; an older one means no decision has opened this window yet.
+            var current = (long?)values[0] == window.StartMs;
+            var used = new Dictionary<string, long>(StringComparer.Ordinal);
+            for (var i = 0; i < nodes.Count; i++)
+            {
+                used[nodes[i].UsageField] = current ? (long?)values[i + 2] ?? 0 : 0;
+            }
+
+            return PoolUsage.From(pool, window, field => used[field], (long?)values[1] ?? 0);
+        }
+        catch (Exception ex) when (ex is RedisException or TimeoutException)
+        {
+            QuotaLog.StoreUnavailable(logger, pool.Name, ex.GetType().Name, ex.Message);
+            throw new QuotaStoreUnavailableException($"Redis did not read pool {pool.Name} within {timeout.TotalMilliseconds} ms.", ex);
+        }
+    }
+
     /// <summary>
     /// EVALSHA by the script's precomputed hash; when the server does not hold the script (a restart, a
     /// failover, <c>SCRIPT FLUSH</c>) the same call is sent once as EVAL, which also loads it again.

@@ -270,6 +270,11 @@ public sealed class QuotaOptionsValidatorTests
         ValidateWith("Quota:Pools:vendor-daily:Tenants:e2e:MaxInFlight", "0"));
 
     [Fact]
+    public void Validate_UsageRefreshIntervalOutOfRange_IsRejected() => Assert.Equal(
+        ["Quota:Metrics:UsageRefreshInterval must be between 00:00:01 and 01:00:00, got 00:00:00."],
+        ValidateWith("Quota:Metrics:UsageRefreshInterval", "00:00:00"));
+
+    [Fact]
     public void Validate_LeaseTtlOutOfRange_IsRejected() => Assert.Equal(
         ["Quota:Store:LeaseTtl must be between 00:00:01 and 1.00:00:00 (above the longest request the proxy forwards), got 00:00:00.5000000."],
         ValidateWith("Quota:Store:LeaseTtl", "00:00:00.5"));

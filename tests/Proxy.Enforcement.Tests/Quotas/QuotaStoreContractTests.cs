@@ -236,6 +236,31 @@ public abstract class QuotaStoreContractTests
     }
 
     [Fact]
+    public async Task ReadUsage_ShowsEveryNodesCreditsForTheCurrentWindow_AndZeroOnceTheWindowHasMovedOn()
+    {
+        var before = await Store.ReadUsageAsync(Org, CancellationToken.None);
+        await DebitAsync(Org.Debit("acme/search/alice", 4));
+        await DebitAsync(Org.Debit("acme/search/bob", 5));
+        await DebitAsync(Org.Debit("acme/search/bob", 100)); // rejected: charges nothing
+
+        var usage = await Store.ReadUsageAsync(Org, CancellationToken.None);
+        Clock.Advance(TimeSpan.FromDays(1));
+        var nextDay = await Store.ReadUsageAsync(Org, CancellationToken.None);
+
+        Assert.All(before.Used.Values, used => Assert.Equal(0, used));
+        Assert.Equal(Org.Nodes.Count + 1, usage.Used.Count);
+        Assert.Equal(9, usage.PoolUsed(Org));
+        Assert.Equal(9, usage.Used[Org.Nodes["acme"]]);
+        Assert.Equal(9, usage.Used[Org.Nodes["acme/search"]]);
+        Assert.Equal(4, usage.Used[Org.Nodes["acme/search/alice"]]);
+        Assert.Equal(5, usage.Used[Org.Nodes["acme/search/bob"]]);
+        Assert.Equal(new DateTimeOffset(2030, 6, 14, 0, 0, 0, TimeSpan.Zero), usage.Window.Start);
+        Assert.Equal(0, usage.ClosedUntilMs);
+        Assert.All(nextDay.Used.Values, used => Assert.Equal(0, used));
+        Assert.Equal(new DateTimeOffset(2030, 6, 15, 0, 0, 0, TimeSpan.Zero), nextDay.Window.Start);
+    }
+
+    [Fact]
     public async Task Debit_AboveLimitWithinOverage_AdmitsAndReportsTheOverageCredits()
     {
         var withinLimit = await DebitAsync(Org.Debit("acme/search/alice", 9));
