@@ -6,6 +6,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using QuotaProxy.Enforcement.Admin;
 using QuotaProxy.Enforcement.Configuration;
 using QuotaProxy.Enforcement.Forwarding;
 using QuotaProxy.Enforcement.Http;
@@ -35,9 +36,15 @@ public static class QuotaProxyServiceCollectionExtensions
         services.AddOptions<QuotaOptions>().Bind(configuration.GetSection(QuotaOptions.SectionName)).ValidateOnStart();
         services.AddSingleton<IValidateOptions<QuotaOptions>, QuotaOptionsValidator>();
         services.AddSingleton(sp => sp.GetRequiredService<IOptions<QuotaOptions>>().Value);
-        services.AddSingleton(sp => QuotaModel.Create(
-            sp.GetRequiredService<QuotaOptions>(),
-            RouteQuota.PoolsOfRoutes(configuration.GetSection(QuotaOptionsValidator.RoutesSection))));
+        // The model decisions use: the config plus the admin API's runtime overrides, loaded before serving.
+        services.AddSingleton<IOverrideStore>(sp => sp.GetRequiredService<QuotaOptions>().Store.Kind == StoreKind.Redis
+            ? new RedisOverrideStore(sp.GetRequiredService<IConnectionMultiplexer>(), sp.GetRequiredService<QuotaOptions>().Store.KeyPrefix)
+            : new InProcessOverrideStore());
+        services.AddSingleton(sp => new QuotaModelSource(
+            sp.GetRequiredService<QuotaOptions>(), configuration, sp.GetRequiredService<IOverrideStore>(), sp.GetRequiredService<ILogger<QuotaModelSource>>()));
+        services.AddHostedService<OverrideSync>();
+        // The pools as configured: their names and keys, which overrides never change.
+        services.AddSingleton(sp => sp.GetRequiredService<QuotaModelSource>().Current);
         services.AddSingleton(sp => new CallerIdentifier(sp.GetRequiredService<QuotaOptions>().Identity));
         services.AddSingleton<RouteQuotaCatalog>();
         services.AddSingleton(sp => new RedisKeys(sp.GetRequiredService<QuotaOptions>().Store.KeyPrefix));
@@ -55,6 +62,10 @@ public static class QuotaProxyServiceCollectionExtensions
             services.AddSingleton<Ledger.LedgerFlusher>();
             services.AddHostedService(sp => sp.GetRequiredService<Ledger.LedgerFlusher>());
         }
+
+        services.AddSingleton(sp => new AdminAudit(
+            sp.GetRequiredService<ILogger<AdminAudit>>(),
+            sp.GetRequiredService<QuotaOptions>().Ledger.Enabled ? sp.GetRequiredService<Npgsql.NpgsqlDataSource>() : null));
 
 
         services.AddReverseProxy()

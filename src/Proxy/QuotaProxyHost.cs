@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Options;
 using QuotaProxy.Enforcement;
+using QuotaProxy.Enforcement.Admin;
 using QuotaProxy.StandIn;
 
 namespace QuotaProxy;
@@ -22,13 +23,34 @@ public static class QuotaProxyHost
         }
 
         configure?.Invoke(builder.Configuration);
+        ListenForAdmin(builder);
         builder.Services.AddQuotaProxy(builder.Configuration);
         builder.Services.AddStandInVendor(builder.Configuration);
 
         var app = builder.Build();
         app.MapQuotaOperations();
+        app.MapQuotaAdmin();
         app.MapQuotaProxy();
         return app;
+    }
+
+    /// <summary>
+    /// With <c>Quota:Admin:Url</c> set, Kestrel listens there too, beside the proxy's own URLs (<c>Urls</c>,
+    /// <c>ASPNETCORE_HTTP_PORTS</c>, else ASP.NET Core's default). The admin endpoints answer only there.
+    /// </summary>
+    private static void ListenForAdmin(WebApplicationBuilder builder)
+    {
+        if (builder.Configuration["Quota:Admin:Url"] is not { Length: > 0 } admin)
+        {
+            return;
+        }
+
+        var proxy = builder.Configuration["urls"] is { Length: > 0 } urls
+            ? urls.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+            : builder.Configuration["http_ports"] is { Length: > 0 } ports
+                ? ports.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(port => $"http://*:{port}").ToArray()
+                : ["http://localhost:5000"];
+        builder.WebHost.UseUrls([.. proxy, admin]);
     }
 
     public static async Task<int> RunAsync(string[] args)

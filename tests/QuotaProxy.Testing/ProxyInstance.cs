@@ -11,16 +11,23 @@ public sealed class ProxyInstance : IAsyncDisposable
 {
     private readonly WebApplication _app;
 
-    private ProxyInstance(WebApplication app, Uri address)
+    private ProxyInstance(WebApplication app, Uri address, Uri? adminAddress)
     {
         _app = app;
         Address = address;
         Client = new HttpClient { BaseAddress = address, Timeout = TimeSpan.FromSeconds(30) };
+        AdminAddress = adminAddress;
+        Admin = adminAddress is null ? null : new HttpClient { BaseAddress = adminAddress, Timeout = TimeSpan.FromSeconds(30) };
     }
 
     public Uri Address { get; }
 
     public HttpClient Client { get; }
+
+    /// <summary>The admin API's address and a client for it (no key set: tests send their own), when the config has one.</summary>
+    public Uri? AdminAddress { get; }
+
+    public HttpClient? Admin { get; }
 
     public IServiceProvider Services => _app.Services;
 
@@ -38,8 +45,9 @@ public sealed class ProxyInstance : IAsyncDisposable
             });
         });
         await app.StartAsync().WaitAsync(TimeSpan.FromSeconds(30));
-        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Single();
-        return new ProxyInstance(app, new Uri(address));
+        var admin = config.Values.GetValueOrDefault("Quota:Admin:Url") is { } url ? new Uri(url) : null;
+        var addresses = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Select(a => new Uri(a));
+        return new ProxyInstance(app, addresses.Single(a => a.Port != admin?.Port), admin);
     }
 
     /// <summary>GET <c>/downloads/file</c> (the metered route most tests declare) with an API key.</summary>
@@ -54,13 +62,13 @@ public sealed class ProxyInstance : IAsyncDisposable
     /// Sends <paramref name="count"/> such requests one after another: how many got a 200, every status, and
     /// the problem body of the last answer that was not a 200.
     /// </summary>
-    public async Task<SendResult> SendAsync(string apiKey, int count)
+    public async Task<SendResult> SendAsync(string apiKey, int count, string path = "/downloads/file")
     {
         var statuses = new List<System.Net.HttpStatusCode>();
         System.Text.Json.JsonElement? problem = null;
         for (var i = 0; i < count; i++)
         {
-            using var response = await GetAsync(apiKey);
+            using var response = await GetAsync(apiKey, path);
             statuses.Add(response.StatusCode);
             if (response.StatusCode != System.Net.HttpStatusCode.OK)
             {
@@ -95,6 +103,7 @@ public sealed class ProxyInstance : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         Client.Dispose();
+        Admin?.Dispose();
         await _app.StopAsync().WaitAsync(TimeSpan.FromSeconds(30));
         await _app.DisposeAsync();
     }

@@ -95,6 +95,15 @@ public sealed class TestProxyConfig
         return this;
     }
 
+    /// <summary>The admin API on <paramref name="port"/> (loopback), with one admin key held by <paramref name="name"/>.</summary>
+    public TestProxyConfig Admin(int port, string key, string name = "ops")
+    {
+        _values["Quota:Admin:Url"] = $"http://127.0.0.1:{port}";
+        _values["Quota:Admin:Keys:0:Name"] = name;
+        _values["Quota:Admin:Keys:0:Sha256"] = ApiKeyHash.Compute(key);
+        return this;
+    }
+
     public TestProxyConfig Set(string key, string? value)
     {
         _values[key] = value;

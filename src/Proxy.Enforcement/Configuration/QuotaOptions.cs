@@ -20,6 +20,8 @@ public sealed record QuotaOptions
 
     public MetricsOptions Metrics { get; init; } = new();
 
+    public AdminOptions Admin { get; init; } = new();
+
     /// <summary>Per YARP cluster id: the vendor credential the proxy adds to every forwarded request.</summary>
     public Dictionary<string, UpstreamOptions> Upstreams { get; init; } = new(StringComparer.OrdinalIgnoreCase);
 }
@@ -181,6 +183,24 @@ public sealed record UpstreamCredentialOptions
 /// The billing ledger in PostgreSQL. Off unless <see cref="ConnectionString"/> is set (it needs the Redis
 /// store: usage events are appended by the debit script itself).
 /// </summary>
+public sealed record AdminOptions
+{
+    /// <summary>Where the admin API listens, such as <c>http://0.0.0.0:9090</c>: its own port, never the proxy's. Unset: no admin API.</summary>
+    public string? Url { get; init; }
+
+    public string KeyHeader { get; init; } = "X-Admin-Key";
+
+    /// <summary>Admin keys, as SHA-256 hex digests, each with the name the audit trail records.</summary>
+    public List<AdminKeyOptions> Keys { get; init; } = [];
+}
+
+public sealed record AdminKeyOptions
+{
+    public string Name { get; init; } = "";
+
+    public string Sha256 { get; init; } = "";
+}
+
 public sealed record MetricsOptions
 {
     /// <summary>How often every pool's and tenant's credits used are read from the store into the gauges, traffic or not.</summary>

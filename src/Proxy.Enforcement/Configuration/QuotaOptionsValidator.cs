@@ -32,6 +32,8 @@ public sealed class QuotaOptionsValidator(IConfiguration configuration) : IValid
         {
             errors.Add($"Quota:Metrics:UsageRefreshInterval must be between 00:00:01 and 01:00:00, got {options.Metrics.UsageRefreshInterval}.");
         }
+
+        ValidateAdmin(options.Admin, errors);
         ValidateLedger(options, errors);
         ValidateUpstreams(options, environment, errors);
         return errors;
@@ -370,6 +372,39 @@ public sealed class QuotaOptionsValidator(IConfiguration configuration) : IValid
         if (string.IsNullOrEmpty(store.KeyPrefix) || store.KeyPrefix.Contains('{') || store.KeyPrefix.Contains('}'))
         {
             errors.Add($"Quota:Store:KeyPrefix must be non-empty and free of braces (they would break the hash tag), got '{store.KeyPrefix}'.");
+        }
+    }
+
+    private static void ValidateAdmin(AdminOptions admin, List<string> errors)
+    {
+        if (admin.Url is null)
+        {
+            return;
+        }
+
+        if (!Uri.TryCreate(admin.Url, UriKind.Absolute, out var url) || url.Scheme != Uri.UriSchemeHttp || url.IsDefaultPort || url.AbsolutePath != "/")
+        {
+            errors.Add($"Quota:Admin:Url must be an http URL with a port and no path, such as http://0.0.0.0:9090, got '{admin.Url}'.");
+        }
+
+        if (admin.Keys.Count == 0)
+        {
+            errors.Add("Quota:Admin:Keys must hold at least one key (Name and Sha256) when Quota:Admin:Url is set: the admin API never runs open.");
+        }
+
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        for (var i = 0; i < admin.Keys.Count; i++)
+        {
+            var key = admin.Keys[i];
+            if (string.IsNullOrWhiteSpace(key.Name) || !names.Add(key.Name))
+            {
+                errors.Add($"Quota:Admin:Keys:{i}:Name must name who holds the key (the audit trail records it), once per key; got '{key.Name}'.");
+            }
+
+            if (key.Sha256.Length != 64 || !key.Sha256.All(char.IsAsciiHexDigit))
+            {
+                errors.Add($"Quota:Admin:Keys:{i}:Sha256 must be the key's SHA-256 as 64 hex characters (printf %s \"$KEY\" | sha256sum), got {key.Sha256.Length} characters.");
+            }
         }
     }
 

@@ -19,7 +19,7 @@ internal sealed class QuotaEnforcementMiddleware(
     RequestDelegate next,
     RouteQuotaCatalog routes,
     CallerIdentifier identifier,
-    QuotaModel model,
+    Admin.QuotaModelSource models,
     IQuotaStore store,
     QuotaOptions options,
     TimeProvider timeProvider,
@@ -56,7 +56,9 @@ internal sealed class QuotaEnforcementMiddleware(
             return;
         }
 
-        // One debit per pool the route draws on; the caller must be a tenant of each.
+        // One debit per pool the route draws on; the caller must be a tenant of each. The model in force now
+        // (config and runtime overrides), the same one for every pool of this request.
+        var model = models.Current;
         var debits = new QuotaDebit[quota.Pools.Count];
         for (var i = 0; i < debits.Length; i++)
         {

@@ -40,4 +40,16 @@ internal static partial class QuotaLog
 
     [LoggerMessage(EventId = 1102, Level = LogLevel.Information, Message = "Redis quota store: {Endpoint}, timeout {TimeoutMs} ms, key prefix {Prefix}")]
     public static partial void RedisStoreConfigured(ILogger logger, string endpoint, double timeoutMs, string prefix);
+
+    [LoggerMessage(EventId = 1201, Level = LogLevel.Information, Message = "Runtime overrides applied: {Count} tenant(s) differ from the config")]
+    public static partial void OverridesApplied(ILogger logger, int count);
+
+    [LoggerMessage(EventId = 1202, Level = LogLevel.Error, Message = "Runtime overrides refused, the model in force stays: {Errors}")]
+    public static partial void OverridesRefused(ILogger logger, string errors);
+
+    [LoggerMessage(EventId = 1203, Level = LogLevel.Warning, Message = "Runtime overrides could not be read; the model in force stays: {ErrorType}: {Error}")]
+    public static partial void OverridesUnavailable(ILogger logger, string errorType, string error);
+
+    [LoggerMessage(EventId = 1204, Level = LogLevel.Information, Message = "Admin {Actor}: {Action} {Pool}/{Tenant}: {Old} -> {New}")]
+    public static partial void AdminAction(ILogger logger, string actor, string action, string pool, string tenant, string old, string @new);
 }

@@ -10,7 +10,7 @@ namespace QuotaProxy.Enforcement.Observability;
 /// tenant's gauge, so a tenant shows from the start, and a new window shows as zero when it begins. Decisions
 /// set the same gauges in between.
 /// </summary>
-internal sealed class UsageGaugeRefresher(IQuotaStore store, QuotaModel model, QuotaMetrics metrics, QuotaOptions options, TimeProvider timeProvider)
+internal sealed class UsageGaugeRefresher(IQuotaStore store, Admin.QuotaModelSource models, QuotaMetrics metrics, QuotaOptions options, TimeProvider timeProvider)
     : BackgroundService
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
@@ -25,7 +25,7 @@ internal sealed class UsageGaugeRefresher(IQuotaStore store, QuotaModel model, Q
 
     internal async Task RefreshAsync(CancellationToken cancellationToken)
     {
-        foreach (var pool in model.Pools.Values)
+        foreach (var pool in models.Current.Pools.Values)
         {
             var started = System.Diagnostics.Stopwatch.GetTimestamp();
             PoolUsage usage;
@@ -41,10 +41,10 @@ internal sealed class UsageGaugeRefresher(IQuotaStore store, QuotaModel model, Q
                 continue;
             }
 
-            metrics.PoolUsage(pool, usage.PoolUsed(pool));
+            metrics.PoolUsage(pool, usage.Used(pool.Root));
             foreach (var tenant in pool.Nodes.Values)
             {
-                metrics.TenantUsage(pool, tenant, usage.Used[tenant]);
+                metrics.TenantUsage(pool, tenant, usage.Used(tenant));
             }
         }
     }

@@ -46,18 +46,23 @@ public interface IQuotaStore
     ValueTask<PoolUsage> ReadUsageAsync(PoolDefinition pool, CancellationToken cancellationToken);
 }
 
-/// <summary>A pool's counters for one window: credits used per node (the pool's root included), and until when a vendor 429 closed it (0: open).</summary>
-public sealed record PoolUsage(WindowBounds Window, IReadOnlyDictionary<QuotaNode, long> Used, long ClosedUntilMs)
+/// <summary>
+/// A pool's counters for one window: every node's credits used and the running aggregates the admission
+/// rule reads (0 for a window no decision has opened), and until when a vendor 429 closed it (0: open).
+/// </summary>
+public sealed record PoolUsage(WindowBounds Window, IReadOnlyDictionary<string, long> Counters, long ClosedUntilMs)
 {
-    /// <summary>The pool's own credits used.</summary>
-    public long PoolUsed(PoolDefinition pool) => Used.GetValueOrDefault(pool.Root);
+    /// <summary>Credits <paramref name="node"/> (with everything below it) has used this window.</summary>
+    public long Used(QuotaNode node) => Counters.GetValueOrDefault(node.UsageField);
 
-    /// <summary>Every node of the pool with its usage from <paramref name="fields"/> (hash field → credits), as both stores lay them out.</summary>
-    internal static PoolUsage From(PoolDefinition pool, WindowBounds window, Func<string, long> fields, long closedUntilMs) =>
-        new(window, Nodes(pool).ToDictionary(node => node, node => fields(node.UsageField)), closedUntilMs);
+    /// <summary>The largest cost <paramref name="node"/> could be admitted for now by credits (rates, leases and closures aside).</summary>
+    public long Available(QuotaNode node) => TreeAdmission.Remaining(node, new Dictionary<string, long>(Counters, StringComparer.Ordinal));
 
-    /// <summary>The pool's root, then every tenant node.</summary>
-    internal static IEnumerable<QuotaNode> Nodes(PoolDefinition pool) => pool.Nodes.Values.Prepend(pool.Root);
+    /// <summary>Every counter field of the pool, as both stores lay them out: usage, guarantee and level aggregates.</summary>
+    internal static IReadOnlyList<string> CounterFields(PoolDefinition pool) =>
+        [.. pool.Nodes.Values.Prepend(pool.Root)
+            .SelectMany(node => node.ChildLevels.Select(level => level.Field).Prepend(node.GuaranteeAggregateField).Prepend(node.UsageField))
+            .Distinct(StringComparer.Ordinal)];
 }
 
 /// <summary>

@@ -119,7 +119,8 @@ internal sealed class InProcessQuotaStore(TimeProvider timeProvider, TimeSpan? l
             // Counters of an earlier window are not this window's: it starts from zero.
             var fields = _pools.TryGetValue(pool.Name, out var counters) && counters.Window.StartMs == window.StartMs ? counters.Fields : null;
             var closed = counters?.Fields.GetValueOrDefault(TreeAdmission.ClosedField) ?? 0;
-            return ValueTask.FromResult(PoolUsage.From(pool, window, field => fields?.GetValueOrDefault(field) ?? 0, closed));
+            var values = PoolUsage.CounterFields(pool).ToDictionary(field => field, field => fields?.GetValueOrDefault(field) ?? 0, StringComparer.Ordinal);
+            return ValueTask.FromResult(new PoolUsage(window, values, closed));
         }
     }
 

@@ -97,8 +97,8 @@ internal sealed class RedisQuotaStore(
     public async ValueTask<PoolUsage> ReadUsageAsync(PoolDefinition pool, CancellationToken cancellationToken)
     {
         var window = pool.Locate(timeProvider.GetUtcNow());
-        var nodes = PoolUsage.Nodes(pool).ToList();
-        RedisValue[] fields = ["start", TreeAdmission.ClosedField, .. nodes.Select(node => (RedisValue)node.UsageField)];
+        var counterFields = PoolUsage.CounterFields(pool);
+        RedisValue[] fields = ["start", TreeAdmission.ClosedField, .. counterFields.Select(field => (RedisValue)field)];
         try
         {
             var values = await connection.GetDatabase()
@@ -107,13 +107,13 @@ internal sealed class RedisQuotaStore(
                 .ConfigureAwait(false);
             // The hash belongs to the window its start names; an older one means no decision has opened this window yet.
             var current = (long?)values[0] == window.StartMs;
-            var used = new Dictionary<string, long>(StringComparer.Ordinal);
-            for (var i = 0; i < nodes.Count; i++)
+            var counters = new Dictionary<string, long>(StringComparer.Ordinal);
+            for (var i = 0; i < counterFields.Count; i++)
             {
-                used[nodes[i].UsageField] = current ? (long?)values[i + 2] ?? 0 : 0;
+                counters[counterFields[i]] = current ? (long?)values[i + 2] ?? 0 : 0;
             }
 
-            return PoolUsage.From(pool, window, field => used[field], (long?)values[1] ?? 0);
+            return new PoolUsage(window, counters, (long?)values[1] ?? 0);
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException)
         {

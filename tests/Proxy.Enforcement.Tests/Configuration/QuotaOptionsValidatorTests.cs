@@ -270,6 +270,29 @@ public sealed class QuotaOptionsValidatorTests
         ValidateWith("Quota:Pools:vendor-daily:Tenants:e2e:MaxInFlight", "0"));
 
     [Fact]
+    public void Validate_AdminUrlWithoutAPort_IsRejected() => Assert.Equal(
+        ["Quota:Admin:Url must be an http URL with a port and no path, such as http://0.0.0.0:9090, got 'http://0.0.0.0/admin'."],
+        ValidateWith(("Quota:Admin:Url", "http://0.0.0.0/admin"), ("Quota:Admin:Keys:0:Name", "ops"), ("Quota:Admin:Keys:0:Sha256", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")));
+
+    [Fact]
+    public void Validate_AdminUrlWithoutKeys_IsRejected() => Assert.Equal(
+        ["Quota:Admin:Keys must hold at least one key (Name and Sha256) when Quota:Admin:Url is set: the admin API never runs open."],
+        ValidateWith("Quota:Admin:Url", "http://127.0.0.1:9090"));
+
+    [Fact]
+    public void Validate_AdminKeysWithoutANameTwiceOrNotAHash_AreRejected() => Assert.Equal(
+        [
+            "Quota:Admin:Keys:1:Name must name who holds the key (the audit trail records it), once per key; got 'ops'.",
+            "Quota:Admin:Keys:1:Sha256 must be the key's SHA-256 as 64 hex characters (printf %s \"$KEY\" | sha256sum), got 6 characters.",
+        ],
+        ValidateWith(
+            ("Quota:Admin:Url", "http://127.0.0.1:9090"),
+            ("Quota:Admin:Keys:0:Name", "ops"),
+            ("Quota:Admin:Keys:0:Sha256", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"),
+            ("Quota:Admin:Keys:1:Name", "ops"),
+            ("Quota:Admin:Keys:1:Sha256", "secret")));
+
+    [Fact]
     public void Validate_UsageRefreshIntervalOutOfRange_IsRejected() => Assert.Equal(
         ["Quota:Metrics:UsageRefreshInterval must be between 00:00:01 and 01:00:00, got 00:00:00."],
         ValidateWith("Quota:Metrics:UsageRefreshInterval", "00:00:00"));

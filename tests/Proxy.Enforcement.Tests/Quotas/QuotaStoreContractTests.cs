@@ -247,16 +247,17 @@ public abstract class QuotaStoreContractTests
         Clock.Advance(TimeSpan.FromDays(1));
         var nextDay = await Store.ReadUsageAsync(Org, CancellationToken.None);
 
-        Assert.All(before.Used.Values, used => Assert.Equal(0, used));
-        Assert.Equal(Org.Nodes.Count + 1, usage.Used.Count);
-        Assert.Equal(9, usage.PoolUsed(Org));
-        Assert.Equal(9, usage.Used[Org.Nodes["acme"]]);
-        Assert.Equal(9, usage.Used[Org.Nodes["acme/search"]]);
-        Assert.Equal(4, usage.Used[Org.Nodes["acme/search/alice"]]);
-        Assert.Equal(5, usage.Used[Org.Nodes["acme/search/bob"]]);
+        Assert.All(before.Counters.Values, value => Assert.Equal(0, value));
+        Assert.Equal(9, usage.Used(Org.Root));
+        Assert.Equal(9, usage.Used(Org.Nodes["acme"]));
+        Assert.Equal(9, usage.Used(Org.Nodes["acme/search"]));
+        Assert.Equal(4, usage.Used(Org.Nodes["acme/search/alice"]));
+        Assert.Equal(5, usage.Used(Org.Nodes["acme/search/bob"]));
+        // alice: 10 + 3 overage − 4; bob: what search has left (40 − 9); globex: its 50.
+        Assert.Equal((9L, 31L, 50L), (usage.Available(Org.Nodes["acme/search/alice"]), usage.Available(Org.Nodes["acme/search/bob"]), usage.Available(Org.Nodes["globex"])));
         Assert.Equal(new DateTimeOffset(2030, 6, 14, 0, 0, 0, TimeSpan.Zero), usage.Window.Start);
         Assert.Equal(0, usage.ClosedUntilMs);
-        Assert.All(nextDay.Used.Values, used => Assert.Equal(0, used));
+        Assert.All(nextDay.Counters.Values, value => Assert.Equal(0, value));
         Assert.Equal(new DateTimeOffset(2030, 6, 15, 0, 0, 0, TimeSpan.Zero), nextDay.Window.Start);
     }
 

@@ -1,0 +1,362 @@
+using System.Globalization;
+using System.Text;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
+using QuotaProxy.Enforcement.Configuration;
+using QuotaProxy.Enforcement.Identity;
+using QuotaProxy.Enforcement.Ledger;
+using QuotaProxy.Enforcement.Quotas;
+
+namespace QuotaProxy.Enforcement.Admin;
+
+/// <summary>A tenant as the status endpoint shows it. <c>Limit</c> is its own; <c>EffectiveLimit</c> the smallest on its path.</summary>
+public sealed record TenantStatus(
+    string Tenant, long Limit, long EffectiveLimit, long Allocation, long Guaranteed, int? Priority, long Used, long Available, TenantOverride? Override);
+
+/// <summary>A pool as the status endpoint shows it: its window now, its credits, and every tenant asked for.</summary>
+public sealed record PoolStatus(
+    string Pool, string Window, DateTimeOffset WindowStart, DateTimeOffset WindowEnd, long Limit, long Used, long Available, DateTimeOffset? ClosedUntil, IReadOnlyList<TenantStatus> Tenants);
+
+/// <summary>The body of an override: the fields to change (the others keep their current values).</summary>
+public sealed record OverrideRequest(long? Limit, long? Allocation, long? Guaranteed);
+
+/// <summary>The body of a reset: a tenant, or none for the whole pool.</summary>
+public sealed record ResetRequest(string? Tenant);
+
+/// <summary>
+/// The admin API, on its own port (<c>Quota:Admin:Url</c>) behind an admin key: pool and tenant status,
+/// runtime overrides of a tenant's Limit, Allocation and Guaranteed (every replica, kept in the store,
+/// audited), resets of the current window, usage from the ledger, the audit trail, and its OpenAPI document.
+/// </summary>
+public static class AdminApi
+{
+    public const string Prefix = "/admin/v1";
+
+    private const string ActorItem = "quotaproxy.admin.actor";
+
+    public static WebApplication MapQuotaAdmin(this WebApplication app)
+    {
+        var options = app.Services.GetRequiredService<QuotaOptions>().Admin;
+        if (options.Url is null)
+        {
+            return app;
+        }
+
+        var port = new Uri(options.Url).Port;
+        var keys = options.Keys.ToDictionary(key => key.Sha256.ToLowerInvariant(), key => key.Name, StringComparer.Ordinal);
+        var group = app.MapGroup(Prefix)
+            .RequireHost($"*:{port}")
+            .AddEndpointFilter(async (context, next) =>
+            {
+                var http = context.HttpContext;
+                // The Host header is the caller's to write: only a connection to the admin port gets in.
+                if (http.Connection.LocalPort != port)
+                {
+                    return Results.NotFound();
+                }
+
+                var presented = http.Request.Headers[options.KeyHeader].ToString();
+                if (presented.Length == 0 || !keys.TryGetValue(ApiKeyHash.Compute(presented), out var actor))
+                {
+                    return Problem(StatusCodes.Status401Unauthorized, "admin-unauthorized", "Admin key required", $"Send a valid admin key in {options.KeyHeader}.");
+                }
+
+                http.Items[ActorItem] = actor;
+                return await next(context);
+            });
+
+        group.MapGet("/status", StatusAsync);
+        group.MapPut("/pools/{pool}/overrides/{**tenant}", OverrideAsync);
+        group.MapDelete("/pools/{pool}/overrides/{**tenant}", RemoveOverrideAsync);
+        group.MapPost("/pools/{pool}/reset", ResetAsync);
+        group.MapGet("/usage", UsageAsync);
+        group.MapGet("/audit", AuditAsync);
+        group.MapGet("/openapi.json", () => Results.Text(OpenApiDocument.Value, "application/json"));
+        return app;
+    }
+
+    private static readonly Lazy<string> OpenApiDocument = new(() =>
+    {
+        using var stream = typeof(AdminApi).Assembly.GetManifestResourceStream("QuotaProxy.Enforcement.Admin.openapi.json")!;
+        using var reader = new StreamReader(stream);
+        return reader.ReadToEnd();
+    });
+
+    private static async Task<IResult> StatusAsync(string? pool, string? tenant, QuotaModelSource models, IQuotaStore store, CancellationToken cancellationToken)
+    {
+        var model = models.Current;
+        if (pool is not null && !model.Pools.ContainsKey(pool))
+        {
+            return UnknownPool(pool);
+        }
+
+        var pools = model.Pools.Values
+            .Where(p => (pool is null || p.Name == pool) && (tenant is null || p.Nodes.ContainsKey(tenant)))
+            .OrderBy(p => p.Name, StringComparer.Ordinal)
+            .ToList();
+        if (tenant is not null && pools.Count == 0)
+        {
+            return UnknownTenant(pool ?? "any pool", tenant);
+        }
+
+        var statuses = new List<PoolStatus>();
+        foreach (var definition in pools)
+        {
+            if (await ReadAsync(store, definition, cancellationToken) is not { } usage)
+            {
+                return StoreUnavailable();
+            }
+
+            statuses.Add(Status(definition, usage, models, tenant));
+        }
+
+        return Results.Ok(new { pools = statuses });
+    }
+
+    private static PoolStatus Status(PoolDefinition pool, PoolUsage usage, QuotaModelSource models, string? tenant) => new(
+        pool.Name,
+        pool.Window.Text,
+        usage.Window.Start,
+        usage.Window.End,
+        pool.Limit,
+        usage.Used(pool.Root),
+        usage.Available(pool.Root),
+        usage.ClosedUntilMs > DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() ? DateTimeOffset.FromUnixTimeMilliseconds(usage.ClosedUntilMs) : null,
+        [.. pool.Nodes.Values
+            .Where(node => tenant is null || node.Path == tenant)
+            .OrderBy(node => node.Path, StringComparer.Ordinal)
+            .Select(node => new TenantStatus(
+                node.Path,
+                node.Limit,
+                node.EffectiveLimit,
+                node.Allocation,
+                node.Guaranteed,
+                node.Priority == QuotaNode.LowestPriority ? null : node.Priority,
+                usage.Used(node),
+                usage.Available(node),
+                models.Overrides.GetValueOrDefault($"{pool.Name}/{node.Path}")))]);
+
+    private static async Task<IResult> OverrideAsync(
+        string pool, string tenant, OverrideRequest change, HttpContext http, QuotaModelSource models, IQuotaStore store, AdminAudit audit, CancellationToken cancellationToken)
+    {
+        if (Find(models.Current, pool, tenant, out var definition, out var node) is { } notFound)
+        {
+            return notFound;
+        }
+
+        if (change.Limit is null && change.Allocation is null && change.Guaranteed is null)
+        {
+            return Problem(StatusCodes.Status400BadRequest, "admin-empty-override", "Nothing to change", "Send one or more of limit, allocation and guaranteed.");
+        }
+
+        var key = $"{pool}/{tenant}";
+        var existing = models.Overrides.GetValueOrDefault(key);
+        var merged = new TenantOverride(
+            pool,
+            tenant,
+            change.Limit ?? existing?.Limit,
+            change.Allocation ?? existing?.Allocation,
+            change.Guaranteed ?? existing?.Guaranteed);
+        return await ApplyAsync(http, models, store, audit, "override", definition!, node!, key, merged, cancellationToken);
+    }
+
+    private static async Task<IResult> RemoveOverrideAsync(
+        string pool, string tenant, HttpContext http, QuotaModelSource models, IQuotaStore store, AdminAudit audit, CancellationToken cancellationToken)
+    {
+        if (Find(models.Current, pool, tenant, out var definition, out var node) is { } notFound)
+        {
+            return notFound;
+        }
+
+        return await ApplyAsync(http, models, store, audit, "override-removed", definition!, node!, $"{pool}/{tenant}", null, cancellationToken);
+    }
+
+    /// <summary>Validates the change, records it, then puts it in force in every replica: in that order, so the audit trail misses nothing.</summary>
+    private static async Task<IResult> ApplyAsync(
+        HttpContext http, QuotaModelSource models, IQuotaStore store, AdminAudit audit, string action, PoolDefinition pool, QuotaNode node, string key, TenantOverride? change, CancellationToken cancellationToken)
+    {
+        var errors = models.Validate(key, change);
+        if (errors.Count > 0)
+        {
+            return Problem(StatusCodes.Status400BadRequest, "admin-invalid-override", "The change breaks the quota rules", string.Join(" ", errors), errors);
+        }
+
+        var before = new { node.Limit, node.Allocation, node.Guaranteed };
+        var updated = models.Preview(key, change).Pools[pool.Name].Nodes[node.Path];
+        if (await RecordAsync(audit, http, action, pool.Name, node.Path, before, new { updated.Limit, updated.Allocation, updated.Guaranteed }, cancellationToken) is { } unrecorded)
+        {
+            return unrecorded;
+        }
+
+        var applied = await models.ChangeAsync(key, change, cancellationToken);
+        if (applied.Count > 0)
+        {
+            // Another admin's change landed in between and the two do not fit together.
+            return Problem(StatusCodes.Status409Conflict, "admin-conflict", "The change no longer fits", string.Join(" ", applied), applied);
+        }
+
+        return await ReadAsync(store, pool, cancellationToken) is { } usage
+            ? Results.Ok(Status(models.Current.Pools[pool.Name], usage, models, node.Path))
+            : StoreUnavailable();
+    }
+
+    private static async Task<IResult> ResetAsync(
+        string pool, ResetRequest? request, HttpContext http, QuotaModelSource models, IQuotaStore store, AdminAudit audit, CancellationToken cancellationToken)
+    {
+        var model = models.Current;
+        if (!model.Pools.TryGetValue(pool, out var definition))
+        {
+            return UnknownPool(pool);
+        }
+
+        var tenant = request?.Tenant;
+        if (tenant is not null && !definition.Nodes.ContainsKey(tenant))
+        {
+            return UnknownTenant(pool, tenant);
+        }
+
+        if (await ReadAsync(store, definition, cancellationToken) is not { } usage)
+        {
+            return StoreUnavailable();
+        }
+
+        // A tenant gives back what it used (its ancestors with it); a pool, every top-level tenant. Through
+        // the same adjustment as a refund, so the aggregates move with the counters. Billing is untouched:
+        // the vendor calls happened, and no ledger event is written.
+        var nodes = tenant is null ? definition.Root.Children : [definition.Nodes[tenant]];
+        var before = new { used = tenant is null ? usage.Used(definition.Root) : usage.Used(definition.Nodes[tenant]) };
+        if (await RecordAsync(audit, http, "reset", pool, tenant, before, new { used = 0 }, cancellationToken) is { } unrecorded)
+        {
+            return unrecorded;
+        }
+
+        var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        foreach (var node in nodes)
+        {
+            var used = usage.Used(node);
+            if (used <= 0)
+            {
+                continue;
+            }
+
+            var decision = new RouteDecision(true, -1, [new QuotaDecision(true, QuotaLimitedBy.None, null, used, usage.Used(definition.Root), node.EffectiveLimit, 0, usage.Window, now)]);
+            try
+            {
+                await store.AdjustAsync([new QuotaDebit(definition, node, used)], decision, -used, UsageKind.Adjustment, null, cancellationToken);
+            }
+            catch (QuotaStoreUnavailableException)
+            {
+                return StoreUnavailable();
+            }
+        }
+
+        return await ReadAsync(store, definition, cancellationToken) is { } after
+            ? Results.Ok(Status(definition, after, models, tenant))
+            : StoreUnavailable();
+    }
+
+    private static async Task<IResult> UsageAsync(string? from, string? to, string? tenant, string? route, string? format, IServiceProvider services, CancellationToken cancellationToken)
+    {
+        if (services.GetService<LedgerQueries>() is not { } queries)
+        {
+            return Problem(StatusCodes.Status404NotFound, "admin-no-ledger", "No ledger", "Usage comes from the PostgreSQL ledger; set Quota:Ledger:ConnectionString.");
+        }
+
+        if (!TryDay(from, out var fromDay) || !TryDay(to, out var toDay) || toDay < fromDay)
+        {
+            return Problem(StatusCodes.Status400BadRequest, "admin-bad-range", "Bad date range", "Send from and to as UTC days (yyyy-MM-dd), from not after to.");
+        }
+
+        IReadOnlyList<DailyUsage> rows;
+        try
+        {
+            rows = await queries.UsageAsync(fromDay, toDay, tenant, route, cancellationToken);
+        }
+        catch (Npgsql.NpgsqlException ex)
+        {
+            // PostgreSQL away, or (for a moment at start) its schema not yet migrated.
+            return Problem(StatusCodes.Status503ServiceUnavailable, "ledger-unavailable", "Ledger unavailable", $"The ledger's PostgreSQL did not answer: {ex.Message}");
+        }
+
+        if (string.Equals(format, "csv", StringComparison.OrdinalIgnoreCase))
+        {
+            var csv = new StringBuilder("day,pool,tenant,route,debited,overage,refunded,adjusted,net,events\n");
+            foreach (var r in rows)
+            {
+                csv.Append(CultureInfo.InvariantCulture, $"{r.Day:yyyy-MM-dd},{Csv(r.Pool)},{Csv(r.Tenant)},{Csv(r.Route)},{r.Debited},{r.Overage},{r.Refunded},{r.Adjusted},{r.Net},{r.Events}\n");
+            }
+
+            return Results.Text(csv.ToString(), "text/csv");
+        }
+
+        return Results.Ok(new { from = fromDay, to = toDay, usage = rows });
+    }
+
+    private static async Task<IResult> AuditAsync(int? limit, AdminAudit audit, CancellationToken cancellationToken) =>
+        audit.Durable
+            ? Results.Ok(new { entries = await audit.RecentAsync(Math.Clamp(limit ?? 100, 1, 1000), cancellationToken) })
+            : Problem(StatusCodes.Status404NotFound, "admin-no-ledger", "No audit table", "The audit trail is kept in the ledger's PostgreSQL (and always in the log); set Quota:Ledger:ConnectionString.");
+
+    /// <returns>Null when recorded; else the 503 that refuses the change.</returns>
+    private static async Task<IResult?> RecordAsync(AdminAudit audit, HttpContext http, string action, string pool, string? tenant, object before, object after, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await audit.RecordAsync(Actor(http), action, pool, tenant, before, after, cancellationToken);
+            return null;
+        }
+        catch (Npgsql.NpgsqlException ex)
+        {
+            return Problem(StatusCodes.Status503ServiceUnavailable, "audit-unavailable", "Audit trail unavailable", $"The change was not made: it could not be recorded ({ex.Message}).");
+        }
+    }
+
+    private static IResult? Find(QuotaModel model, string pool, string tenant, out PoolDefinition? definition, out QuotaNode? node)
+    {
+        node = null;
+        if (!model.Pools.TryGetValue(pool, out definition))
+        {
+            return UnknownPool(pool);
+        }
+
+        return definition.Nodes.TryGetValue(tenant, out node) ? null : UnknownTenant(pool, tenant);
+    }
+
+    private static async Task<PoolUsage?> ReadAsync(IQuotaStore store, PoolDefinition pool, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await store.ReadUsageAsync(pool, cancellationToken);
+        }
+        catch (QuotaStoreUnavailableException)
+        {
+            return null;
+        }
+    }
+
+    private static string Actor(HttpContext http) => (string)http.Items[ActorItem]!;
+
+    private static bool TryDay(string? text, out DateOnly day) =>
+        DateOnly.TryParseExact(text, "yyyy-MM-dd", CultureInfo.InvariantCulture, DateTimeStyles.None, out day);
+
+    private static string Csv(string value) => value.IndexOfAny([',', '"', '\n', '\r']) < 0 ? value : $"\"{value.Replace("\"", "\"\"", StringComparison.Ordinal)}\"";
+
+    private static IResult UnknownPool(string pool) =>
+        Problem(StatusCodes.Status404NotFound, "admin-unknown-pool", "Unknown pool", $"No pool named '{pool}' is configured.");
+
+    private static IResult UnknownTenant(string pool, string tenant) =>
+        Problem(StatusCodes.Status404NotFound, "admin-unknown-tenant", "Unknown tenant", $"No tenant '{tenant}' in {pool}.");
+
+    private static IResult StoreUnavailable() =>
+        Problem(StatusCodes.Status503ServiceUnavailable, "store-unavailable", "Quota store unavailable", "The quota store did not answer in time; try again.");
+
+    private static IResult Problem(int status, string type, string title, string detail, IReadOnlyList<string>? errors = null) =>
+        Results.Problem(
+            detail: detail,
+            statusCode: status,
+            title: title,
+            type: $"urn:quotaproxy:problem:{type}",
+            extensions: errors is null ? null : new Dictionary<string, object?> { ["errors"] = errors });
+}
