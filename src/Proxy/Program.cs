@@ -1,3 +1,6 @@
 using QuotaProxy;
+using QuotaProxy.Cli;
 
-return await QuotaProxyHost.RunAsync(args);
+return args is ["quotactl", .. var rest]
+    ? await Quotactl.RunAsync(rest, Console.Out, Console.Error)
+    : await QuotaProxyHost.RunAsync(args);

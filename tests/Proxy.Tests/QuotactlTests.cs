@@ -1,0 +1,92 @@
+using System.Net;
+using QuotaProxy.Cli;
+using QuotaProxy.Testing;
+
+namespace QuotaProxy.Tests;
+
+/// <summary><c>quotactl</c> against a running proxy's admin API, over a real socket.</summary>
+public sealed class QuotactlTests
+{
+    private const string AdminKey = "cli-admin-key";
+
+    private static TestProxyConfig Config(VendorServer vendor) => new TestProxyConfig(vendor.Url)
+        .Pool("daily", 250, "1d", "UTC", ("prod", 225), ("e2e", 10))
+        .Route("quotes", pool: "daily", cost: 1)
+        .ApiKey("e2e-key", "e2e")
+        .Admin(LoopbackPorts.Free(), AdminKey);
+
+    private static async Task<(int Code, string Output, string Error)> RunAsync(ProxyInstance proxy, params string[] args) =>
+        await RunAsync([.. args, "--url", proxy.AdminAddress!.ToString(), "--key", AdminKey]);
+
+    private static async Task<(int Code, string Output, string Error)> RunAsync(string[] args)
+    {
+        using var output = new StringWriter();
+        using var error = new StringWriter();
+        var code = await Quotactl.RunAsync(args, output, error);
+        return (code, output.ToString(), error.ToString());
+    }
+
+    [Fact]
+    public async Task Status_PrintsEveryTenantWithAUsageBar_AndAllocateChangesTheNextRequestsFate()
+    {
+        using var vendor = new VendorServer();
+        await using var proxy = await ProxyInstance.StartAsync(Config(vendor));
+        var spent = await proxy.SendAsync("e2e-key", 11, "/quotes/x");
+
+        var status = await RunAsync(proxy, "status");
+        var allocate = await RunAsync(proxy, "allocate", "--pool", "daily", "--tenant", "e2e", "--limit", "20");
+        var next = await proxy.SendAsync("e2e-key", 1, "/quotes/x");
+        var after = await RunAsync(proxy, "status", "--tenant", "e2e");
+
+        Assert.Equal(10, spent.Admitted);
+        Assert.Equal(0, status.Code);
+        Assert.Contains("POOL daily (1d)  [#...................]   4% 10/250  resets in ", status.Output);
+        Assert.Matches(@"\n  e2e +\[####################\] 100% +10 +10 +0 ", status.Output);
+        Assert.Matches(@"\n  prod +\[\.{20}\]   0% +0 +225 +225 ", status.Output);
+        Assert.Equal(0, allocate.Code);
+        Assert.Contains("daily/e2e: limit 20 in force in every replica", allocate.Output);
+        Assert.Equal(HttpStatusCode.OK, next.Statuses.Single());
+        Assert.Matches(@"\n  e2e \* +\[###########\.{9}\]  55% +11 +20 +9 ", after.Output);
+        Assert.DoesNotContain("prod", after.Output);
+    }
+
+    [Fact]
+    public async Task Reset_GivesTheCreditsBack()
+    {
+        using var vendor = new VendorServer();
+        await using var proxy = await ProxyInstance.StartAsync(Config(vendor));
+        await proxy.SendAsync("e2e-key", 10, "/quotes/x");
+
+        var reset = await RunAsync(proxy, "reset", "--pool", "daily", "--tenant", "e2e");
+
+        Assert.Equal((0, "daily/e2e: its credits of this window given back\n"), (reset.Code, reset.Output));
+        Assert.Equal(1, (await proxy.SendAsync("e2e-key", 1, "/quotes/x")).Admitted);
+    }
+
+    [Fact]
+    public async Task Errors_AreClear_UnknownTenant_Unauthorised_Unreachable_NoLedger_BadUsage()
+    {
+        using var vendor = new VendorServer();
+        await using var proxy = await ProxyInstance.StartAsync(Config(vendor));
+
+        var unknown = await RunAsync(proxy, "allocate", "--pool", "daily", "--tenant", "nobody", "--limit", "5");
+        var invalid = await RunAsync(proxy, "allocate", "--pool", "daily", "--tenant", "e2e", "--limit", "300");
+        var unauthorised = await RunAsync(["status", "--url", proxy.AdminAddress!.ToString(), "--key", "wrong"]);
+        var unreachable = await RunAsync(["status", "--url", $"http://127.0.0.1:{LoopbackPorts.Free()}", "--key", AdminKey]);
+        var noLedger = await RunAsync(proxy, "usage", "--from", "2030-01-01", "--to", "2030-01-31");
+        var missing = await RunAsync(proxy, "allocate", "--pool", "daily");
+        var unknownCommand = await RunAsync(proxy, "frobnicate");
+
+        Assert.Equal((1, "quotactl: 404 No tenant 'nobody' in daily.\n"), (unknown.Code, unknown.Error));
+        Assert.Equal(1, invalid.Code);
+        Assert.Contains("Quota:Pools:daily:Tenants:e2e:Limit must be ≤ the pool's Limit (250), got 300.", invalid.Error);
+        Assert.Equal(4, unauthorised.Code);
+        Assert.StartsWith("quotactl: unauthorised: the admin API at", unauthorised.Error);
+        Assert.Equal(3, unreachable.Code);
+        Assert.StartsWith("quotactl: cannot reach the admin API at http://127.0.0.1:", unreachable.Error);
+        Assert.Equal((1, "quotactl: 404 Usage comes from the PostgreSQL ledger; set Quota:Ledger:ConnectionString.\n"), (noLedger.Code, noLedger.Error));
+        Assert.Equal((2, "quotactl: missing --tenant\n"), (missing.Code, missing.Error));
+        Assert.Equal(2, unknownCommand.Code);
+        Assert.StartsWith("quotactl: unknown command 'frobnicate'", unknownCommand.Error);
+    }
+}
