@@ -40,12 +40,16 @@ public static class QuotaProxyServiceCollectionExtensions
         services.AddSingleton<IOverrideStore>(sp => sp.GetRequiredService<QuotaOptions>().Store.Kind == StoreKind.Redis
             ? new RedisOverrideStore(sp.GetRequiredService<IConnectionMultiplexer>(), sp.GetRequiredService<QuotaOptions>().Store.KeyPrefix)
             : new InProcessOverrideStore());
+        // YARP reads its routes through this gate: an edit reaches it only once the whole config is valid.
+        var gated = new GatedProxyConfiguration(configuration);
+        services.AddSingleton(gated);
         services.AddSingleton(sp => new QuotaModelSource(
-            sp.GetRequiredService<QuotaOptions>(), configuration, sp.GetRequiredService<IOverrideStore>(), sp.GetRequiredService<ILogger<QuotaModelSource>>()));
+            sp.GetRequiredService<QuotaOptions>(), gated.Routes, sp.GetRequiredService<IOverrideStore>(), sp.GetRequiredService<ILogger<QuotaModelSource>>()));
         services.AddHostedService<OverrideSync>();
+        services.AddHostedService(sp => new ConfigReloader(
+            configuration, gated, sp.GetRequiredService<QuotaModelSource>(), sp.GetRequiredService<QuotaMetrics>(), sp.GetRequiredService<ILogger<ConfigReloader>>()));
         // The pools as configured: their names and keys, which overrides never change.
         services.AddSingleton(sp => sp.GetRequiredService<QuotaModelSource>().Current);
-        services.AddSingleton(sp => new CallerIdentifier(sp.GetRequiredService<QuotaOptions>().Identity));
         services.AddSingleton<RouteQuotaCatalog>();
         services.AddSingleton(sp => new RedisKeys(sp.GetRequiredService<QuotaOptions>().Store.KeyPrefix));
         services.AddSingleton<IQuotaStore>(CreateStore);
@@ -69,7 +73,7 @@ public static class QuotaProxyServiceCollectionExtensions
 
 
         services.AddReverseProxy()
-            .LoadFromConfig(configuration.GetSection("ReverseProxy"))
+            .LoadFromConfig(gated.ReverseProxy)
             .AddTransforms(context =>
             {
                 var options = context.Services.GetRequiredService<QuotaOptions>();

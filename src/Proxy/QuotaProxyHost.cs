@@ -12,12 +12,15 @@ public static class QuotaProxyHost
 
     /// <param name="args">Command line; <c>--config FILE</c> adds a JSON file on top of appsettings.json.</param>
     /// <param name="configure">Extra configuration (tests use it to point at their own servers).</param>
-    public static WebApplication Build(string[] args, Action<IConfigurationBuilder>? configure = null)
+    /// <param name="logging">Extra logging (tests collect what the proxy logs).</param>
+    public static WebApplication Build(string[] args, Action<IConfigurationBuilder>? configure = null, Action<ILoggingBuilder>? logging = null)
     {
         var builder = WebApplication.CreateBuilder(args);
+        logging?.Invoke(builder.Logging);
         if (builder.Configuration["config"] is { Length: > 0 } file)
         {
-            builder.Configuration.AddJsonFile(Path.GetFullPath(file), optional: false, reloadOnChange: false);
+            // Watched: an edit is validated and, when valid, in force within a second (hot reload).
+            builder.Configuration.AddJsonFile(Path.GetFullPath(file), optional: false, reloadOnChange: true);
             builder.Configuration.AddEnvironmentVariables();
             builder.Configuration.AddCommandLine(args);
         }

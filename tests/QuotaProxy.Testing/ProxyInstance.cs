@@ -3,6 +3,7 @@ using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 
 namespace QuotaProxy.Testing;
 
@@ -11,9 +12,10 @@ public sealed class ProxyInstance : IAsyncDisposable
 {
     private readonly WebApplication _app;
 
-    private ProxyInstance(WebApplication app, Uri address, Uri? adminAddress)
+    private ProxyInstance(WebApplication app, Uri address, Uri? adminAddress, CollectedLogs logs)
     {
         _app = app;
+        Logs = logs;
         Address = address;
         Client = new HttpClient { BaseAddress = address, Timeout = TimeSpan.FromSeconds(30) };
         AdminAddress = adminAddress;
@@ -31,23 +33,50 @@ public sealed class ProxyInstance : IAsyncDisposable
 
     public IServiceProvider Services => _app.Services;
 
-    public static async Task<ProxyInstance> StartAsync(TestProxyConfig config)
+    /// <summary>What this proxy logged at Warning and above.</summary>
+    public CollectedLogs Logs { get; }
+
+    public static Task<ProxyInstance> StartAsync(TestProxyConfig config) => StartAsync(config, file: null);
+
+    /// <summary>
+    /// The proxy configured from <paramref name="file"/>, a JSON file it watches as the binary watches its
+    /// <c>--config</c> file: tests edit it to see hot reload. <paramref name="config"/> is written there first.
+    /// </summary>
+    public static Task<ProxyInstance> StartFromFileAsync(TestProxyConfig config, string file)
     {
-        var app = QuotaProxyHost.Build([], builder =>
-        {
-            // Nothing from the repo's appsettings.json or the machine's environment: only what the test says.
-            builder.Sources.Clear();
-            builder.AddInMemoryCollection(config.Values);
-            builder.AddInMemoryCollection(new Dictionary<string, string?>
+        config.WriteJson(file);
+        return StartAsync(config, file);
+    }
+
+    private static async Task<ProxyInstance> StartAsync(TestProxyConfig config, string? file)
+    {
+        var logs = new CollectedLogs();
+        var app = QuotaProxyHost.Build(
+            [],
+            builder =>
             {
-                ["Urls"] = "http://127.0.0.1:0",
-                ["Logging:LogLevel:Default"] = "Warning",
-            });
-        });
+                // Nothing from the repo's appsettings.json or the machine's environment: only what the test says.
+                builder.Sources.Clear();
+                if (file is null)
+                {
+                    builder.AddInMemoryCollection(config.Values);
+                }
+                else
+                {
+                    builder.AddJsonFile(file, optional: false, reloadOnChange: true);
+                }
+
+                builder.AddInMemoryCollection(new Dictionary<string, string?>
+                {
+                    ["Urls"] = "http://127.0.0.1:0",
+                    ["Logging:LogLevel:Default"] = "Warning",
+                });
+            },
+            logging => logging.AddProvider(logs));
         await app.StartAsync().WaitAsync(TimeSpan.FromSeconds(30));
         var admin = config.Values.GetValueOrDefault("Quota:Admin:Url") is { } url ? new Uri(url) : null;
         var addresses = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Select(a => new Uri(a));
-        return new ProxyInstance(app, addresses.Single(a => a.Port != admin?.Port), admin);
+        return new ProxyInstance(app, addresses.Single(a => a.Port != admin?.Port), admin, logs);
     }
 
     /// <summary>GET <c>/downloads/file</c> (the metered route most tests declare) with an API key.</summary>

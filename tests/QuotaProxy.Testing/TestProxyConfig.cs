@@ -111,4 +111,27 @@ public sealed class TestProxyConfig
     }
 
     public IReadOnlyDictionary<string, string?> Values => _values;
+
+    /// <summary>Writes these keys as the nested JSON an operator would keep in appsettings (numeric keys are array indices to the binder).</summary>
+    public void WriteJson(string path)
+    {
+        var root = new System.Text.Json.Nodes.JsonObject();
+        foreach (var (key, value) in _values.OrderBy(pair => pair.Key, StringComparer.Ordinal))
+        {
+            var parts = key.Split(':');
+            var node = root;
+            foreach (var part in parts[..^1])
+            {
+                node = node[part] as System.Text.Json.Nodes.JsonObject ?? (System.Text.Json.Nodes.JsonObject)(node[part] = new System.Text.Json.Nodes.JsonObject());
+            }
+
+            // A null value still declares its section (an empty tenant is a tenant).
+            node[parts[^1]] = value is null ? new System.Text.Json.Nodes.JsonObject() : System.Text.Json.Nodes.JsonValue.Create(value);
+        }
+
+        // Written whole and then moved, as editors and config management do, so the watcher never reads half a file.
+        var temporary = path + ".tmp";
+        File.WriteAllText(temporary, root.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
+        File.Move(temporary, path, overwrite: true);
+    }
 }

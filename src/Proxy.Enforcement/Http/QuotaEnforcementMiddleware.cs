@@ -18,7 +18,6 @@ namespace QuotaProxy.Enforcement.Http;
 internal sealed class QuotaEnforcementMiddleware(
     RequestDelegate next,
     RouteQuotaCatalog routes,
-    CallerIdentifier identifier,
     Admin.QuotaModelSource models,
     IQuotaStore store,
     QuotaOptions options,
@@ -26,10 +25,9 @@ internal sealed class QuotaEnforcementMiddleware(
     QuotaMetrics metrics,
     ILogger<QuotaEnforcementMiddleware> logger)
 {
-    private readonly bool _legacyHeaders = options.Headers.Legacy;
+    // Read once at start (a reload keeps them); headers and identity come from the snapshot in force.
     private readonly TimeSpan _retryAfterWhenUnavailable = options.Store.RetryAfterWhenUnavailable;
     private readonly bool _ledger = options.Ledger.Enabled;
-    private readonly string _idempotencyHeader = options.Headers.IdempotencyKey;
 
     private const int MaxIdempotencyKeyLength = 200;
 
@@ -47,6 +45,11 @@ internal sealed class QuotaEnforcementMiddleware(
             return;
         }
 
+        // The configuration in force now (config file and runtime overrides), one snapshot for the whole request.
+        var config = models.Config;
+        var identifier = config.Identifier;
+        var legacyHeaders = config.Options.Headers.Legacy;
+        var idempotencyHeader = config.Options.Headers.IdempotencyKey;
         var tenantName = identifier.Identify(context);
         if (tenantName is null)
         {
@@ -56,13 +59,19 @@ internal sealed class QuotaEnforcementMiddleware(
             return;
         }
 
-        // One debit per pool the route draws on; the caller must be a tenant of each. The model in force now
-        // (config and runtime overrides), the same one for every pool of this request.
-        var model = models.Current;
+        // One debit per pool the route draws on; the caller must be a tenant of each.
+        var model = config.Model;
         var debits = new QuotaDebit[quota.Pools.Count];
         for (var i = 0; i < debits.Length; i++)
         {
-            var pool = model.Pools[quota.Pools[i]];
+            if (!model.Pools.TryGetValue(quota.Pools[i], out var pool))
+            {
+                // Only for the instant a reload that removes a pool takes its routes away: try again.
+                metrics.Request(route.RouteId, quota.PoolsLabel, "", RequestOutcome.StoreUnavailable);
+                await QuotaProblems.StoreUnavailableAsync(context, _retryAfterWhenUnavailable);
+                return;
+            }
+
             if (!pool.Nodes.TryGetValue(tenantName, out var tenant))
             {
                 QuotaLog.Forbidden(logger, tenantName, pool.Name, route.RouteId);
@@ -76,13 +85,13 @@ internal sealed class QuotaEnforcementMiddleware(
         }
 
         string? idempotencyKey = null;
-        if (_idempotencyHeader.Length > 0 && context.Request.Headers[_idempotencyHeader] is { Count: > 0 } keyValues)
+        if (idempotencyHeader.Length > 0 && context.Request.Headers[idempotencyHeader] is { Count: > 0 } keyValues)
         {
             idempotencyKey = keyValues.ToString();
             if (keyValues.Count > 1 || idempotencyKey.Length is 0 or > MaxIdempotencyKeyLength || idempotencyKey.Any(c => c is < '!' or > '~'))
             {
                 metrics.Request(route.RouteId, quota.PoolsLabel, tenantName, RequestOutcome.InvalidRequest);
-                await QuotaProblems.BadIdempotencyKeyAsync(context, _idempotencyHeader, MaxIdempotencyKeyLength);
+                await QuotaProblems.BadIdempotencyKeyAsync(context, idempotencyHeader, MaxIdempotencyKeyLength);
                 return;
             }
         }
@@ -116,7 +125,7 @@ internal sealed class QuotaEnforcementMiddleware(
 
             var limitingPool = debits[decision.LimitingIndex].Pool.Name;
             QuotaLog.Rejected(logger, limitingPool, tenantName, quota.Cost, limiting.LimitedBy.ToString(), limiting.Remaining);
-            RateLimitHeaders.Write(context.Response.Headers, debits, decision, _legacyHeaders);
+            RateLimitHeaders.Write(context.Response.Headers, debits, decision, legacyHeaders);
             await QuotaProblems.QuotaExceededAsync(context, limitingPool, tenantName, quota.Cost, limiting);
             return;
         }
@@ -151,7 +160,7 @@ internal sealed class QuotaEnforcementMiddleware(
         metrics.Request(route.RouteId, quota.PoolsLabel, tenantName, shadow ? RequestOutcome.ShadowRejected : RequestOutcome.Admitted);
 
         // Written as the response starts, so the vendor's own rate-limit headers cannot override ours.
-        context.Response.OnStarting(WriteHeadersOnStarting, new AdmittedResponse(context.Response, debits, decision, _legacyHeaders));
+        context.Response.OnStarting(WriteHeadersOnStarting, new AdmittedResponse(context.Response, debits, decision, legacyHeaders));
         try
         {
             await next(context);

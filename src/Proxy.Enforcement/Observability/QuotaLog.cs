@@ -52,4 +52,13 @@ internal static partial class QuotaLog
 
     [LoggerMessage(EventId = 1204, Level = LogLevel.Information, Message = "Admin {Actor}: {Action} {Pool}/{Tenant}: {Old} -> {New}")]
     public static partial void AdminAction(ILogger logger, string actor, string action, string pool, string tenant, string old, string @new);
+
+    [LoggerMessage(EventId = 1210, Level = LogLevel.Information, Message = "Configuration reloaded: {Pools} pool(s), {Routes} route(s) in force")]
+    public static partial void ConfigReloaded(ILogger logger, int pools, int routes);
+
+    [LoggerMessage(EventId = 1211, Level = LogLevel.Error, Message = "Configuration reload refused, the last good configuration stays in force; {Count} error(s):\n{Errors}")]
+    public static partial void ConfigReloadRefused(ILogger logger, int count, string errors);
+
+    [LoggerMessage(EventId = 1212, Level = LogLevel.Warning, Message = "Configuration edits to {Sections} take effect at the next restart; the running values stay")]
+    public static partial void ConfigNeedsRestart(ILogger logger, string sections);
 }

@@ -66,6 +66,7 @@ public sealed class QuotaMetrics
     private readonly Counter _ledgerEventsWritten;
     private readonly Counter _softLimitCrossings;
     private readonly Counter _vendorClosures;
+    private readonly Counter _configReloads;
 
     public QuotaMetrics(CollectorRegistry registry)
     {
@@ -101,6 +102,7 @@ public sealed class QuotaMetrics
         _softLimitCrossings = factory.CreateCounter(
             "quota_proxy_soft_limit_crossings_total", "Nodes that went above their SoftLimit, once per node per window.", ["pool", "node"]);
         _vendorClosures = factory.CreateCounter("quota_proxy_vendor_closures_total", "Vendor 429 answers that closed a pool.", ["pool"]);
+        _configReloads = factory.CreateCounter("quota_proxy_config_reloads_total", "Configuration reloads after an edit, by result: applied or rejected.", ["result"]);
     }
 
     public CollectorRegistry Registry { get; }
@@ -162,4 +164,6 @@ public sealed class QuotaMetrics
     public void SoftLimitCrossed(string pool, QuotaNode node) => _softLimitCrossings.WithLabels(pool, NodeLabel(node)).Inc();
 
     public void VendorClosed(string pool) => _vendorClosures.WithLabels(pool).Inc();
+
+    public void ConfigReloaded(bool applied) => _configReloads.WithLabels(applied ? "applied" : "rejected").Inc();
 }
