@@ -73,7 +73,18 @@ public sealed class ProxyInstance : IAsyncDisposable
                 });
             },
             logging => logging.AddProvider(logs));
-        await app.StartAsync().WaitAsync(TimeSpan.FromSeconds(30));
+        try
+        {
+            await app.StartAsync().WaitAsync(TimeSpan.FromSeconds(30));
+        }
+        catch (IOException ex) when (ex.InnerException is Microsoft.AspNetCore.Connections.AddressInUseException && config.Values.ContainsKey("Quota:Admin:Url") && file is null)
+        {
+            // The admin port has to be named before the start, and another test took it in between: another one.
+            await app.DisposeAsync();
+            config.Set("Quota:Admin:Url", $"http://127.0.0.1:{LoopbackPorts.Free()}");
+            return await StartAsync(config, file);
+        }
+
         var admin = config.Values.GetValueOrDefault("Quota:Admin:Url") is { } url ? new Uri(url) : null;
         var addresses = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Select(a => new Uri(a));
         return new ProxyInstance(app, addresses.Single(a => a.Port != admin?.Port), admin, logs);
