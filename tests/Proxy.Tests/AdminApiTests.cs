@@ -231,6 +231,11 @@ public sealed class AdminApiTests(RedisFixture redis, PostgresFixture postgres)
         }
 
         using var csv = await AdminAsync(proxy, HttpMethod.Get, query + "&format=csv");
+        using var cliOutput = new StringWriter();
+        var cli = await QuotaProxy.Cli.Quotactl.RunAsync(
+            ["usage", "--from", today, "--to", today, "--csv", "--url", proxy.AdminAddress!.ToString(), "--key", AdminKey], cliOutput, TextWriter.Null);
+        using var cliTable = new StringWriter();
+        await QuotaProxy.Cli.Quotactl.RunAsync(["usage", "--from", today, "--to", today, "--url", proxy.AdminAddress!.ToString(), "--key", AdminKey], cliTable, TextWriter.Null);
         using var badRange = await AdminAsync(proxy, HttpMethod.Get, "/admin/v1/usage?from=2030-01-02&to=2030-01-01");
 
         var row = json.GetProperty("usage").EnumerateArray().Single();
@@ -240,6 +245,8 @@ public sealed class AdminApiTests(RedisFixture redis, PostgresFixture postgres)
             ["day,pool,tenant,route,debited,overage,refunded,adjusted,net,events", $"{today},daily,prod,quotes,3,0,0,0,3,3"],
             (await csv.Content.ReadAsStringAsync()).Split('\n', StringSplitOptions.RemoveEmptyEntries));
         Assert.Equal(HttpStatusCode.BadRequest, badRange.StatusCode);
+        Assert.Equal((0, $"day,pool,tenant,route,debited,overage,refunded,adjusted,net,events\n{today},daily,prod,quotes,3,0,0,0,3,3\n"), (cli, cliOutput.ToString()));
+        Assert.Matches($@"\n{today}  daily +prod +quotes +3 +0 +3\n", cliTable.ToString());
     }
 
     [Fact]

@@ -51,6 +51,22 @@ public sealed class QuotactlTests
     }
 
     [Fact]
+    public async Task StatusWatch_RedrawsTheTableEverySecond_UntilStopped()
+    {
+        using var vendor = new VendorServer();
+        await using var proxy = await ProxyInstance.StartAsync(Config(vendor));
+        using var output = new StringWriter();
+        using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(2.5));
+
+        var code = await Quotactl.RunAsync(["status", "--watch", "1", "--url", proxy.AdminAddress!.ToString(), "--key", AdminKey], output, TextWriter.Null, stop.Token);
+
+        Assert.Equal(0, code);
+        var screens = output.ToString().Split("\u001b[H\u001b[2J", StringSplitOptions.RemoveEmptyEntries);
+        Assert.InRange(screens.Length, 2, 4);
+        Assert.All(screens, screen => Assert.Contains("POOL daily (1d)", screen));
+    }
+
+    [Fact]
     public async Task Reset_GivesTheCreditsBack()
     {
         using var vendor = new VendorServer();

@@ -123,23 +123,23 @@ public static class Quotactl
                 return BadUsage;
             }
 
-            while (!cancellationToken.IsCancellationRequested)
+            // Until stopped (Ctrl-C): a stop in the middle of a redraw ends the watch as cleanly as one between two.
+            try
             {
-                await output.WriteAsync("\u001b[H\u001b[2J");
-                var code = await StatusOnceAsync(query, cancellationToken);
-                if (code != 0)
+                while (!cancellationToken.IsCancellationRequested)
                 {
-                    return code;
-                }
+                    await output.WriteAsync("\u001b[H\u001b[2J");
+                    var code = await StatusOnceAsync(query, cancellationToken);
+                    if (code != 0)
+                    {
+                        return code;
+                    }
 
-                try
-                {
                     await Task.Delay(TimeSpan.FromSeconds(seconds), cancellationToken);
                 }
-                catch (OperationCanceledException)
-                {
-                    break;
-                }
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
             }
 
             return 0;
