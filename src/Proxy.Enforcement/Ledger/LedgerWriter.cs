@@ -136,12 +136,17 @@ public sealed class LedgerWriter(NpgsqlDataSource dataSource)
         await upsert.ExecuteNonQueryAsync(cancellationToken);
     }
 
-    private const string UpsertRollups = """
+    private const string UpsertRollups = $$"""
         INSERT INTO usage_daily AS d (day, pool, tenant, route, debited, overage, refunded, adjusted, net, events)
         SELECT day, pool, tenant, route, debited, overage, refunded, adjusted, debited + overage - refunded + adjusted, events
         FROM unnest($1::date[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[])
              AS t (day, pool, tenant, route, debited, overage, refunded, adjusted, events)
         ORDER BY day, pool, tenant, route
+        {{AddToRollup}}
+        """;
+
+    /// <summary>How a day's row takes in more events: every column adds up.</summary>
+    private const string AddToRollup = """
         ON CONFLICT (day, pool, tenant, route) DO UPDATE SET
             debited = d.debited + excluded.debited,
             overage = d.overage + excluded.overage,
@@ -151,7 +156,7 @@ public sealed class LedgerWriter(NpgsqlDataSource dataSource)
             events = d.events + excluded.events
         """;
 
-    private const string InsertNewAndRollUp = """
+    private const string InsertNewAndRollUp = $$"""
         WITH new AS (
             INSERT INTO usage_events (event_id, occurred_at, pool, tenant, route, credits, kind, shadow, request_id)
             SELECT event_id, occurred_at, pool, tenant, route, credits, kind, shadow, request_id FROM incoming
@@ -169,13 +174,7 @@ public sealed class LedgerWriter(NpgsqlDataSource dataSource)
             FROM new
             GROUP BY 1, 2, 3, 4
             ORDER BY 1, 2, 3, 4
-            ON CONFLICT (day, pool, tenant, route) DO UPDATE SET
-                debited = d.debited + excluded.debited,
-                overage = d.overage + excluded.overage,
-                refunded = d.refunded + excluded.refunded,
-                adjusted = d.adjusted + excluded.adjusted,
-                net = d.net + excluded.net,
-                events = d.events + excluded.events
+            {{AddToRollup}}
         )
         SELECT count(*) FROM new
         """;
