@@ -3,8 +3,8 @@
 #   1. throughput, alternating rounds: QuotaProxy on Redis with the ledger off vs on (events appended by
 #      the debit script and flushed to PostgreSQL by the proxy's own flusher), wrk -> proxy -> nginx;
 #   2. flush lag p99 over the ledger-on rounds: recorded_at - occurred_at of every event in PostgreSQL;
-#   3. flusher capacity: a backlog of EVENTS events put in the stream while no proxy runs, then the time a
-#      proxy's flusher takes to move them all (events/s), against the proxy's peak admitted rate from 1.
+#   3. flusher capacity (events/s) against the proxy's peak admitted rate from 1: cold, a backlog of EVENTS
+#      events drained by a proxy that starts with it; warm, EVENTS more given to that same proxy.
 # Usage: bench/ledger.sh [seconds per round, default 10] [connections, default 64]   (env ROUNDS, EVENTS)
 # Needs: nginx, wrk, redis-server, PostgreSQL's initdb/pg_ctl (run as the postgres user when root), the .NET SDK.
 set -euo pipefail
@@ -81,29 +81,58 @@ for _ in $(seq 1 600); do
 done
 psql_q ledger_throughput "SELECT 'flush lag over ' || count(*) || ' events: p50 ' || round(percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM recorded_at - occurred_at)) * 1000) || ' ms, p99 ' || round(percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM recorded_at - occurred_at)) * 1000) || ' ms' FROM usage_events"
 
-# Flusher capacity: EVENTS events already waiting in a fresh prefix's stream (in the form debit.lua writes
-# them), then one proxy drains them. Timed twice: from the proxy's start, and from its first acknowledged
-# batch to the last one (the steady rate, without the start-up: JIT, connections, migrations).
+# Flusher capacity, twice:
+#   cold: EVENTS events already waiting in a fresh prefix's stream (in the form debit.lua writes them), then a
+#         proxy starts and drains them (a restart after a PostgreSQL outage). Timed from its start, and from its
+#         first acknowledged batch (leaving out connections and migrations, not the JIT's warm-up);
+#   warm: the same proxy, now running, is given EVENTS more events twice (written as fast as redis-cli can),
+#         each timed from the first write to the last acknowledgement; the second pass is its sustained rate.
 psql_q postgres "CREATE DATABASE ledger_capacity" >/dev/null
-now_ms=$(date +%s%3N)
-awk -v n="$EVENTS" -v t="$now_ms" 'BEGIN { for (i = 1; i <= n; i++) { q = "bench-" i; printf "XADD cap:{bench}:events * e \"%d 1 debit 0 4 7 prodmetered%s\"\r\n", t, q } }' \
-  | redis-cli -p "$REDIS_PORT" --pipe >/dev/null
+fill() { # $1 = first request number
+  awk -v n="$EVENTS" -v f="$1" -v t="$(date +%s%3N)" 'BEGIN { for (i = f; i < f + n; i++) printf "XADD cap:{bench}:events * e \"%d 1 debit 0 4 7 prodmeteredbench-%d\"\r\n", t, i }' \
+    | redis-cli -p "$REDIS_PORT" --pipe >/dev/null
+}
+drained() { # waits for the stream to empty; sets first/first_left (the first acknowledgement seen) and end
+  local full=$1 left; first=""; first_left=0
+  for _ in $(seq 1 6000); do
+    left=$(redis-cli -p "$REDIS_PORT" XLEN 'cap:{bench}:events')
+    if [ -z "$first" ] && [ "$left" -lt "$full" ]; then first=$(date +%s%N); first_left=$left; fi
+    [ "$left" = 0 ] && break; sleep 0.02
+  done
+  end=$(date +%s%N)
+}
+rate() { awk -v n="$1" -v s="$2" -v e="$3" 'BEGIN {printf "%.0f", n / ((e - s) / 1e9)}'; }
+seconds() { awk -v s="$1" -v e="$2" 'BEGIN {printf "%.2f", (e - s) / 1e9}'; }
+
+fill 1
 [ "$(redis-cli -p "$REDIS_PORT" XLEN 'cap:{bench}:events')" = "$EVENTS" ] || { echo "bench: the capacity stream was not filled" >&2; exit 1; }
 CAP_PORT=$(free_port)
 start=$(date +%s%N)
 start_proxy "$CAP_PORT" "cap:" "ledger_capacity"
-first=""; first_left=0
-for _ in $(seq 1 6000); do
-  left=$(redis-cli -p "$REDIS_PORT" XLEN 'cap:{bench}:events')
-  if [ -z "$first" ] && [ "$left" -lt "$EVENTS" ]; then first=$(date +%s%N); first_left=$left; fi
-  [ "$left" = 0 ] && break; sleep 0.02
-done
-end=$(date +%s%N)
-rows=$(psql_q ledger_capacity "SELECT count(*) FROM usage_events")
+CAP_PID=${pids[-1]}
+drained "$EVENTS"
 # EVENTS, plus the one request start_proxy sends to see that the proxy answers.
+rows=$(psql_q ledger_capacity "SELECT count(*) FROM usage_events")
 [ "$rows" = "$((EVENTS + 1))" ] || { echo "bench: $rows events in the ledger, $((EVENTS + 1)) expected" >&2; exit 1; }
-total=$(awk -v n="$rows" -v s="$start" -v e="$end" 'BEGIN {printf "%.0f", n / ((e - s) / 1e9)}')
-steady=$(awk -v n="$first_left" -v s="$first" -v e="$end" 'BEGIN {printf "%.0f", n / ((e - s) / 1e9)}')
-echo "flusher capacity: $rows events in $(awk -v s="$start" -v e="$end" 'BEGIN {printf "%.1f", (e - s) / 1e9}') s from the proxy's start = $total events/s;"
-echo "  steady, the last $first_left after its first acknowledged batch: $(awk -v s="$first" -v e="$end" 'BEGIN {printf "%.2f", (e - s) / 1e9}') s = $steady events/s"
-echo "flusher capacity / peak admitted rate ($peak requests/s): steady $(awk -v c="$steady" -v p="$peak" 'BEGIN {printf "%.1f", c / p}')x, with start-up $(awk -v c="$total" -v p="$peak" 'BEGIN {printf "%.1f", c / p}')x (goal >= 5x)"
+cold_total=$(rate "$rows" "$start" "$end"); cold_steady=$(rate "$first_left" "$first" "$end")
+echo "flusher capacity, cold: $rows events in $(seconds "$start" "$end") s from the proxy's start = $cold_total events/s;"
+echo "  after its first acknowledged batch, the last $first_left in $(seconds "$first" "$end") s = $cold_steady events/s"
+
+cpu_us() { for p in "$@"; do cat "/proc/$p/stat" 2>/dev/null; done | awk -v t="$(getconf CLK_TCK)" '{s += $14 + $15} END {printf "%.0f", s * 1e6 / t}'; }
+redis_cpu_us() { redis-cli -p "$REDIS_PORT" INFO cpu | awk -F: '/^used_cpu_(user|sys):/ {s += $2} END {printf "%.0f", s * 1e6}'; }
+per_event() { awk -v a="$1" -v b="$2" -v n="$EVENTS" 'BEGIN {printf "%.1f", (b - a) / n}'; }
+# Two warm passes: tiered JIT is still recompiling the flusher's code through the first (a third of its CPU
+# under perf); the second is the sustained rate.
+for pass in 1 2; do
+  p0=$(cpu_us "$CAP_PID"); g0=$(cpu_us $(pgrep -u postgres)); r0=$(redis_cpu_us)
+  start=$(date +%s%N)
+  fill $((pass * EVENTS + 1))
+  drained 1
+  p1=$(cpu_us "$CAP_PID"); g1=$(cpu_us $(pgrep -u postgres)); r1=$(redis_cpu_us)
+  rows=$(psql_q ledger_capacity "SELECT count(*) FROM usage_events")
+  [ "$rows" = "$(((pass + 1) * EVENTS + 1))" ] || { echo "bench: $rows events in the ledger, $(((pass + 1) * EVENTS + 1)) expected" >&2; exit 1; }
+  warm=$(rate "$EVENTS" "$start" "$end")
+  echo "flusher capacity, warm pass $pass: $EVENTS more events, first write to last acknowledgement in $(seconds "$start" "$end") s = $warm events/s;"
+  echo "  CPU per event: flusher (the proxy) $(per_event "$p0" "$p1") µs, PostgreSQL $(per_event "$g0" "$g1") µs, redis-server (the writes included) $(per_event "$r0" "$r1") µs"
+done
+echo "flusher capacity / peak admitted rate ($peak requests/s): warm (pass 2) $(awk -v c="$warm" -v p="$peak" 'BEGIN {printf "%.1f", c / p}')x, cold $(awk -v c="$cold_steady" -v p="$peak" 'BEGIN {printf "%.1f", c / p}')x after the first batch, $(awk -v c="$cold_total" -v p="$peak" 'BEGIN {printf "%.1f", c / p}')x with start-up (goal >= 5x)"
