@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Configuration.Json;
 using Microsoft.Extensions.Options;
 using QuotaProxy.Enforcement;
 using QuotaProxy.Enforcement.Admin;
@@ -10,7 +11,10 @@ public static class QuotaProxyHost
 {
     public const int InvalidConfigurationExitCode = 2;
 
-    /// <param name="args">Command line; <c>--config FILE</c> adds a JSON file on top of appsettings.json.</param>
+    /// <param name="args">
+    /// Command line; <c>--config FILE</c> makes that JSON file the configuration in place of appsettings.json
+    /// (environment variables and the command line still apply on top).
+    /// </param>
     /// <param name="configure">Extra configuration (tests use it to point at their own servers).</param>
     /// <param name="logging">Extra logging (tests collect what the proxy logs).</param>
     public static WebApplication Build(string[] args, Action<IConfigurationBuilder>? configure = null, Action<ILoggingBuilder>? logging = null)
@@ -19,6 +23,13 @@ public static class QuotaProxyHost
         logging?.Invoke(builder.Logging);
         if (builder.Configuration["config"] is { Length: > 0 } file)
         {
+            // The file stands alone. appsettings.json is the embedded demo (a stand-in vendor, demo API keys, an
+            // admin API with a published key): merged under a real config, its keys and admin API would stay live.
+            foreach (var demo in builder.Configuration.Sources.OfType<JsonConfigurationSource>().Where(IsAppSettings).ToList())
+            {
+                builder.Configuration.Sources.Remove(demo);
+            }
+
             // Watched: an edit is validated and, when valid, in force within a second (hot reload).
             builder.Configuration.AddJsonFile(Path.GetFullPath(file), optional: false, reloadOnChange: true);
             builder.Configuration.AddEnvironmentVariables();
@@ -36,6 +47,9 @@ public static class QuotaProxyHost
         app.MapQuotaProxy();
         return app;
     }
+
+    private static bool IsAppSettings(JsonConfigurationSource source) =>
+        source.Path is { } path && Path.GetFileName(path).StartsWith("appsettings.", StringComparison.OrdinalIgnoreCase);
 
     /// <summary>
     /// With <c>Quota:Admin:Url</c> set, Kestrel listens there too, beside the proxy's own URLs (<c>Urls</c>,

@@ -45,6 +45,71 @@ public sealed class StartupTests
         Assert.Contains("Quota:Pools:daily:Tenants:prod:Limit must be ≤ the pool's Limit (10), got 11.", errors, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task ConfigFile_StandsAlone_TheDemoRoutesKeysAndAdminApiOfAppsettingsAreNotMergedIn()
+    {
+        using var vendor = new VendorServer();
+        var directory = Directory.CreateTempSubdirectory("quotaproxy-config-").FullName;
+        // The demo appsettings.json right where the process looks for it: it must not count.
+        File.Copy(Path.Combine(AppContext.BaseDirectory, "appsettings.json"), Path.Combine(directory, "appsettings.json"));
+        var configFile = Path.Combine(directory, "production.json");
+        new TestProxyConfig(vendor.Url).Pool("daily", 10, tenants: ("prod", null)).Route("quotes", pool: "daily").ApiKey("prod-key", "prod").WriteJson(configFile);
+        var port = LoopbackPorts.Free();
+        var start = new ProcessStartInfo("dotnet")
+        {
+            ArgumentList = { Path.Combine(AppContext.BaseDirectory, "QuotaProxy.dll"), "--config", configFile, "--urls", $"http://127.0.0.1:{port}" },
+            WorkingDirectory = directory,
+            RedirectStandardError = true,
+            RedirectStandardOutput = true,
+        };
+        using var process = Process.Start(start)!;
+        _ = process.StandardOutput.ReadToEndAsync();
+        _ = process.StandardError.ReadToEndAsync();
+        try
+        {
+            using var client = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
+            await LoopbackPorts.WaitUntilAsync(async () => await IsListeningAsync(port), true, "the proxy", 30);
+
+            var prod = await SendAsync(client, "/quotes/x", "prod-key");
+            var demoKey = await SendAsync(client, "/quotes/x", "demo-test-key");
+            var demoRoute = await SendAsync(client, "/vendor/quotes/AAPL", "prod-key");
+            var demoAdmin = await IsListeningAsync(9090);
+
+            Assert.Equal(System.Net.HttpStatusCode.OK, prod);
+            Assert.Equal(System.Net.HttpStatusCode.Unauthorized, demoKey);
+            Assert.Equal(System.Net.HttpStatusCode.NotFound, demoRoute);
+            Assert.False(demoAdmin);
+        }
+        finally
+        {
+            process.Kill();
+            await process.WaitForExitAsync();
+            Directory.Delete(directory, recursive: true);
+        }
+
+        static async Task<System.Net.HttpStatusCode> SendAsync(HttpClient client, string path, string key)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, path);
+            request.Headers.Add("X-Api-Key", key);
+            using var response = await client.SendAsync(request);
+            return response.StatusCode;
+        }
+
+        static async Task<bool> IsListeningAsync(int port)
+        {
+            try
+            {
+                using var tcp = new System.Net.Sockets.TcpClient();
+                await tcp.ConnectAsync("127.0.0.1", port);
+                return true;
+            }
+            catch (System.Net.Sockets.SocketException)
+            {
+                return false;
+            }
+        }
+    }
+
     public static TheoryData<string> ExampleConfigs() => [.. Directory.GetFiles(Path.Combine(RepoRoot(), "config"), "*.json").Select(Path.GetFileName).OfType<string>()];
 
     [Theory]
