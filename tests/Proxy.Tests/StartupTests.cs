@@ -20,7 +20,7 @@ public sealed class StartupTests
                 "Routes": { "quotes": { "ClusterId": "vendor", "Match": { "Path": "/q" }, "Metadata": { "Quota.Pool": "missing", "Quota.Cost": "0" } } },
                 "Clusters": { "vendor": { "Destinations": { "d": { "Address": "http://127.0.0.1:9/" } } } }
               },
-              "Quota": { "Pools": { "daily": { "Limit": 10, "Window": "1week", "Tenants": { "prod": { "Limit": 11 } } } } }
+              "Quota": { "Pools": { "daily": { "Limit": 10, "Window": "1week", "Tenants": { "prod": { "Limit": 11, "Alocation": 5 } } } } }
             }
             """);
         var start = new ProcessStartInfo("dotnet")
@@ -38,7 +38,8 @@ public sealed class StartupTests
         var errors = await stderr;
 
         Assert.Equal(2, process.ExitCode);
-        Assert.Contains("the configuration has 4 error(s)", errors, StringComparison.Ordinal);
+        Assert.Contains("the configuration has 5 error(s)", errors, StringComparison.Ordinal);
+        Assert.Contains("Quota:Pools:daily:Tenants:prod:Alocation is not a setting; did you mean Allocation?", errors, StringComparison.Ordinal);
         Assert.Contains("ReverseProxy:Routes:quotes:Metadata:Quota.Pool names unknown pool 'missing'; known pools: daily.", errors, StringComparison.Ordinal);
         Assert.Contains("ReverseProxy:Routes:quotes:Metadata:Quota.Cost must be a positive integer, got '0'.", errors, StringComparison.Ordinal);
         Assert.Contains("Quota:Pools:daily:Window must be one of 1s, 1m, 1h, 1d, 1mo, got '1week'.", errors, StringComparison.Ordinal);

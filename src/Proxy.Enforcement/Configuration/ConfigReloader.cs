@@ -94,16 +94,13 @@ internal sealed class ConfigReloader(
     internal async Task ReloadAsync()
     {
         var running = models.Config.Configured;
-        QuotaOptions candidate;
-        try
+        if (QuotaOptionsValidator.Validate(live, Environment.GetEnvironmentVariable, out var bound) is { Count: > 0 } invalid)
         {
-            candidate = live.GetSection(QuotaOptions.SectionName).Get<QuotaOptions>() ?? new QuotaOptions();
-        }
-        catch (InvalidOperationException ex)
-        {
-            Refuse([ex.Message]);
+            Refuse(invalid);
             return;
         }
+
+        var candidate = bound!;
 
         var restartOnly = new List<string>();
         Keep("Store", running.Store, candidate.Store);

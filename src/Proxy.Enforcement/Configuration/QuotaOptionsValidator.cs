@@ -18,7 +18,31 @@ public sealed class QuotaOptionsValidator(IConfiguration configuration) : IValid
     public ValidateOptionsResult Validate(string? name, QuotaOptions options)
     {
         var errors = Validate(options, configuration.GetSection(RoutesSection), Environment.GetEnvironmentVariable);
+        ConfigurationKeys.Validate(configuration.GetSection(QuotaOptions.SectionName), configuration.GetSection(RoutesSection), errors);
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
+    }
+
+    /// <summary>
+    /// A whole configuration as the proxy would take it: the <c>Quota</c> section bound and checked, no key the
+    /// proxy does not have, and the routes' quota metadata. <paramref name="options"/> is what was bound.
+    /// </summary>
+    public static List<string> Validate(IConfiguration configuration, Func<string, string?> environment, out QuotaOptions? options)
+    {
+        // Keys and value types first: the binder drops (or throws on) what it cannot convert, which would hide the rest.
+        var errors = new List<string>();
+        ConfigurationKeys.Validate(configuration.GetSection(QuotaOptions.SectionName), configuration.GetSection(RoutesSection), errors);
+        try
+        {
+            options = configuration.GetSection(QuotaOptions.SectionName).Get<QuotaOptions>() ?? new QuotaOptions();
+        }
+        catch (InvalidOperationException ex)
+        {
+            options = null;
+            return errors.Count > 0 ? errors : [ex.Message];
+        }
+
+        errors.AddRange(Validate(options, configuration.GetSection(RoutesSection), environment));
+        return errors;
     }
 
     public static List<string> Validate(QuotaOptions options, IConfigurationSection routes, Func<string, string?> environment)

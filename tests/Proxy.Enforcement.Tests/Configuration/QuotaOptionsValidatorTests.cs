@@ -32,8 +32,7 @@ public sealed class QuotaOptionsValidatorTests
     private static List<string> Validate(Dictionary<string, string?> values)
     {
         var configuration = new ConfigurationBuilder().AddInMemoryCollection(values).Build();
-        var options = configuration.GetSection(QuotaOptions.SectionName).Get<QuotaOptions>() ?? new QuotaOptions();
-        return QuotaOptionsValidator.Validate(options, configuration.GetSection(QuotaOptionsValidator.RoutesSection), name => name == "VENDOR_API_KEY" ? "secret" : null);
+        return QuotaOptionsValidator.Validate(configuration, name => name == "VENDOR_API_KEY" ? "secret" : null, out _);
     }
 
     private static List<string> ValidateWith(string key, string? value) => ValidateWith((key, value));
@@ -268,6 +267,34 @@ public sealed class QuotaOptionsValidatorTests
     public void Validate_NonPositiveMaxInFlight_IsRejected() => Assert.Equal(
         ["Quota:Pools:vendor-daily:Tenants:e2e:MaxInFlight must be a positive integer (requests in flight at once), got 0; remove it for no limit."],
         ValidateWith("Quota:Pools:vendor-daily:Tenants:e2e:MaxInFlight", "0"));
+
+    [Fact]
+    public void Validate_AMisspelledSetting_IsRejectedWithTheNearestRealName() => Assert.Equal(
+        ["Quota:Pools:vendor-daily:Tenants:test:Limt is not a setting; did you mean Limit?"],
+        ValidateWith("Quota:Pools:vendor-daily:Tenants:test:Limt", "5"));
+
+    [Fact]
+    public void Validate_ASettingTheProxyDoesNotHave_IsRejectedListingTheOnesItHas() => Assert.Equal(
+        ["Quota:Store:Cluster is not a setting; the settings here are KeyPrefix, Kind, LeaseTtl, Redis, RetryAfterWhenUnavailable, Timeout."],
+        ValidateWith("Quota:Store:Cluster", "true"));
+
+    [Fact]
+    public void Validate_AnUnknownQuotaKeyInRouteMetadata_IsRejected() => Assert.Equal(
+        ["ReverseProxy:Routes:quotes:Metadata:Quota.Cots is not a quota setting; did you mean Quota.Cost?"],
+        ValidateWith("ReverseProxy:Routes:quotes:Metadata:Quota.Cots", "5"));
+
+    [Fact]
+    public void Validate_AValueOfTheWrongType_IsRejectedByName_InsteadOfDroppingItsPool() => Assert.Contains(
+        "Quota:Pools:vendor-daily:Limit must be a whole number, got 'ten'.",
+        ValidateWith(("Quota:Pools:vendor-daily:Limit", "ten"), ("Quota:Store:Timeout", "soon"), ("Quota:Pools:vendor-daily:Tenants:prod:Mode", "Loud")));
+
+    [Fact]
+    public void Validate_ValuesOfTheWrongType_AreEachNamed() => Assert.Equal(
+        [
+            "Quota:Pools:vendor-daily:Tenants:prod:Mode must be one of Enforce, Shadow, got 'Loud'.",
+            "Quota:Store:Timeout must be a duration such as 00:00:30, got 'soon'.",
+        ],
+        ValidateWith(("Quota:Store:Timeout", "soon"), ("Quota:Pools:vendor-daily:Tenants:prod:Mode", "Loud")).Where(e => e.Contains("must be", StringComparison.Ordinal) && e.Contains("got '", StringComparison.Ordinal)).Order());
 
     [Fact]
     public void Validate_AdminUrlWithoutAPort_IsRejected() => Assert.Equal(
