@@ -177,14 +177,14 @@ public static class AdminApi
     private static async Task<IResult> ApplyAsync(
         HttpContext http, QuotaModelSource models, IQuotaStore store, AdminAudit audit, string action, PoolDefinition pool, QuotaNode node, string key, TenantOverride? change, CancellationToken cancellationToken)
     {
-        var errors = models.Validate(key, change);
+        var errors = models.Validate(key, change, out var preview);
         if (errors.Count > 0)
         {
             return Problem(StatusCodes.Status400BadRequest, "admin-invalid-override", "The change breaks the quota rules", string.Join(" ", errors), errors);
         }
 
         var before = new { node.Limit, node.Allocation, node.Guaranteed };
-        var updated = models.Preview(key, change).Pools[pool.Name].Nodes[node.Path];
+        var updated = preview!.Pools[pool.Name].Nodes[node.Path];
         if (await RecordAsync(audit, http, action, pool.Name, node.Path, before, new { updated.Limit, updated.Allocation, updated.Guaranteed }, cancellationToken) is { } unrecorded)
         {
             return unrecorded;

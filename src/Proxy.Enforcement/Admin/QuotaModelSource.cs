@@ -41,18 +41,17 @@ public sealed class QuotaModelSource
 
     public IReadOnlyDictionary<string, TenantOverride> Overrides => _current.Overrides;
 
-    /// <summary>What the rules say of the overrides in force with <paramref name="change"/> (null removes <paramref name="key"/>'s): empty when it fits.</summary>
-    public IReadOnlyList<string> Validate(string key, TenantOverride? change)
+    /// <summary>
+    /// What the rules say of the overrides in force with <paramref name="change"/> (null removes
+    /// <paramref name="key"/>'s): empty when it fits, and then <paramref name="preview"/> is the model
+    /// <see cref="ChangeAsync"/> would put in force.
+    /// </summary>
+    public IReadOnlyList<string> Validate(string key, TenantOverride? change, out QuotaModel? preview)
     {
         var current = _current;
-        return TryBuild(current.Configured, current.Routes, With(current, key, change)).Errors;
-    }
-
-    /// <summary>The model <see cref="ChangeAsync"/> would put in force; the change must have passed <see cref="Validate"/>.</summary>
-    public QuotaModel Preview(string key, TenantOverride? change)
-    {
-        var current = _current;
-        return TryBuild(current.Configured, current.Routes, With(current, key, change)).Snapshot!.Model;
+        var (snapshot, errors) = TryBuild(current.Configured, current.Routes, With(current, key, change));
+        preview = snapshot?.Model;
+        return errors;
     }
 
     /// <summary>Validates the overrides with <paramref name="change"/> (null removes <paramref name="key"/>'s); stores and applies them when valid.</summary>

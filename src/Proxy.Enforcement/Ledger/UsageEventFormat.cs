@@ -28,7 +28,7 @@ internal static class UsageEventFormat
         var rest = memory.Span;
         var time = NextNumber(ref rest, eventId);
         var credits = NextNumber(ref rest, eventId);
-        var kind = ParseKind(Encoding.UTF8.GetString(NextToken(ref rest, eventId)));
+        var kind = ParseKind(NextToken(ref rest, eventId));
         var shadow = NextNumber(ref rest, eventId) == 1;
         var tenantLength = (int)NextNumber(ref rest, eventId);
         var routeLength = (int)NextNumber(ref rest, eventId);
@@ -64,6 +64,12 @@ internal static class UsageEventFormat
             (string?)entry["s"] == "1",
             string.IsNullOrEmpty(requestId) ? null : requestId);
     }
+
+    private static UsageKind ParseKind(ReadOnlySpan<byte> kind) =>
+        kind.SequenceEqual("overage"u8) ? UsageKind.Overage
+        : kind.SequenceEqual("refund"u8) ? UsageKind.Refund
+        : kind.SequenceEqual("adjustment"u8) ? UsageKind.Adjustment
+        : UsageKind.Debit;
 
     private static UsageKind ParseKind(string? kind) => kind switch
     {

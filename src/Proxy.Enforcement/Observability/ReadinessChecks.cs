@@ -1,3 +1,4 @@
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using QuotaProxy.Enforcement.Configuration;
 using StackExchange.Redis;
@@ -14,7 +15,8 @@ internal sealed class StoreReadinessCheck(QuotaOptions options, IServiceProvider
             return HealthCheckResult.Healthy("in-process store");
         }
 
-        var connection = (IConnectionMultiplexer)services.GetService(typeof(IConnectionMultiplexer))!;
+        // Resolved here, not injected: the in-process store has no connection to make.
+        var connection = services.GetRequiredService<IConnectionMultiplexer>();
         try
         {
             var latency = await connection.GetDatabase().PingAsync().WaitAsync(ReadinessTimeout(options), cancellationToken);
