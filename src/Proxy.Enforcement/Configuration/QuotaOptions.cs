@@ -223,7 +223,11 @@ public sealed record LedgerOptions
     /// <summary>Events per batch written to PostgreSQL.</summary>
     public int BatchSize { get; init; } = 2000;
 
-    /// <summary>How long the flusher waits when a pass found nothing to move.</summary>
+    /// <summary>
+    /// How long the flusher lets events gather once it has drained every stream (a pass that moved less
+    /// than a full batch from each): the longest an event waits in Redis before its batch is read, under
+    /// light load. Under heavy load batches fill first and are written back to back.
+    /// </summary>
     public TimeSpan PollInterval { get; init; } = TimeSpan.FromMilliseconds(200);
 
     /// <summary>Events another replica was given and has not acknowledged for this long are taken over (it died).</summary>

@@ -56,7 +56,7 @@ internal sealed class LedgerFlusher(
         {
             while (!stoppingToken.IsCancellationRequested)
             {
-                var moved = 0;
+                var fullBatch = false;
                 try
                 {
                     if (!migrated)
@@ -73,7 +73,7 @@ internal sealed class LedgerFlusher(
                             _ownPendingMayExist.Add(key);
                         }
 
-                        moved += await FlushAsync(pool, key, stoppingToken);
+                        fullBatch |= await FlushAsync(pool, key, stoppingToken) == options.BatchSize;
                     }
                 }
                 catch (Exception ex) when (ex is not OperationCanceledException || !stoppingToken.IsCancellationRequested)
@@ -88,8 +88,11 @@ internal sealed class LedgerFlusher(
                 }
 
                 await ObserveBacklogAsync(streams);
-                if (moved == 0)
+                if (!fullBatch)
                 {
+                    // Every stream is drained: let events gather for a while rather than paying a read, a
+                    // transaction and an acknowledgement for a handful of them. Under load a batch then fills
+                    // (or the interval ends), so each event's share of those fixed costs stays small.
                     await Delay(options.PollInterval, stoppingToken);
                 }
             }
