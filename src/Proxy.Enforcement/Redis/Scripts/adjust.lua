@@ -14,7 +14,7 @@
 -- ARGV[3]    the route, or empty when the ledger is off; ARGV[4] the tenant's path; ARGV[5] the request id
 -- ARGV[6]    the event's kind: refund or adjustment
 -- ARGV[7..]  one block per pool: the start of the window the debit was made in (Unix ms), then the path
---            block exactly as debit.lua takes it (fields, depth, records, rates, leases)
+--            exactly as debit.lua takes it: the records' format, the packed records, the fields
 -- Reply:     per pool, 1 if its counters moved, 0 if its window had moved on
 
 local delta = tonumber(ARGV[1])
@@ -27,16 +27,16 @@ local block = 7
 for p = 1, pool_count do
   local usage_key = KEYS[p]
   local window_start = tonumber(ARGV[block])
-  local read_count = tonumber(ARGV[block + 1])
-  local FIRST_FIELD = block + 2
-  local depth = tonumber(ARGV[FIRST_FIELD + read_count])
-  local at = FIRST_FIELD + read_count + 1
+  local rec = { struct.unpack(ARGV[block + 1], ARGV[block + 2]) }
+  local read_count, depth = rec[1], rec[2]
+  local FIRST_FIELD = block + 3
+  local at = 3
   local stored = redis.call('HMGET', usage_key, 'start', unpack(ARGV, FIRST_FIELD, FIRST_FIELD + read_count - 1))
   local function value(i) return tonumber(stored[i + 1]) or 0 end
 
   local writes, w = {}, 0
   for index = 0, depth do
-    local used_index = tonumber(ARGV[at])
+    local used_index = rec[at]
     local used = value(used_index)
     local after = max(0, used + delta)
     writes[w + 1], writes[w + 2] = ARGV[FIRST_FIELD - 1 + used_index], after
@@ -44,8 +44,8 @@ for p = 1, pool_count do
     if index == 0 then
       at = at + 5
     else
-      local guaranteed, allocation = tonumber(ARGV[at + 5]), tonumber(ARGV[at + 6])
-      local guarantee_index, level_index = tonumber(ARGV[at + 7]), tonumber(ARGV[at + 8])
+      local guaranteed, allocation = rec[at + 5], rec[at + 6]
+      local guarantee_index, level_index = rec[at + 7], rec[at + 8]
       local change = min(after, guaranteed) - min(used, guaranteed)
       if guarantee_index > 0 and change ~= 0 then
         writes[w + 1], writes[w + 2] = ARGV[FIRST_FIELD - 1 + guarantee_index], value(guarantee_index) + change
@@ -56,11 +56,10 @@ for p = 1, pool_count do
         writes[w + 1], writes[w + 2] = ARGV[FIRST_FIELD - 1 + level_index], value(level_index) + change
         w = w + 2
       end
-      at = at + 11 + 2 * tonumber(ARGV[at + 10])
+      at = at + 11 + 2 * rec[at + 10]
     end
   end
-  at = at + 1 + tonumber(ARGV[at]) * 5 -- the rates: not adjusted
-  at = at + 1 + tonumber(ARGV[at]) * 4 -- the leases: released on their own
+  local rate_count = rec[at] -- the rates are not adjusted, and the leases are released on their own
 
   if tonumber(stored[1]) == window_start then
     redis.call('HSET', usage_key, unpack(writes))
@@ -74,6 +73,6 @@ for p = 1, pool_count do
     redis.call('XADD', KEYS[pool_count + p], '*', 'e',
       string.format('%d %d ', now, delta) .. kind .. ' 0 ' .. #tenant .. ' ' .. #route .. ' ' .. tenant .. route .. request_id)
   end
-  block = at
+  block = FIRST_FIELD + read_count + rate_count
 end
 return reply

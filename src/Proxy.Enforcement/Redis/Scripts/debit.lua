@@ -21,7 +21,7 @@
 --                               priority q (kept only for levels that a lower-priority sibling reads)
 -- KEYS[2p]  pool p's state hash, which outlives windows: r:<node> = the node's GCRA theoretical
 --           arrival time (Unix µs). Touched only when the path has a rate.
--- KEYS[2P+p] when the ledger is on (ARGV[6] not empty): pool p's stream of usage events, one entry
+-- KEYS[2P+p] when the ledger is on (ARGV[3] not empty): pool p's stream of usage events, one entry
 --           per admitted debit and per overage, written in this same atomic step so that no crash can
 --           separate a debit from its event. One field, e, packed so that a flusher parses one value, not
 --           seven (see UsageEventFormat.cs):
@@ -29,37 +29,40 @@
 --           where #x is x's length in bytes, so the names need no escaping.
 -- KEYS[..]  then: one sorted set per node with a MaxInFlight, its leases (member
 --           the lease id, score the lease's expiry in Unix ms). Expired leases are dropped as they are read.
--- ARGV[1]   now in Unix µs, or 0 to read the server clock
--- ARGV[2]   cost (credits, > 0), charged to every pool
--- ARGV[3]   P, the number of pools
--- ARGV[4]   this request's lease id, and ARGV[5] the lease's lifetime in ms (used when a node has MaxInFlight)
--- ARGV[6]   the route, or empty when the ledger is off; ARGV[7] the tenant's path; ARGV[8] the request id
--- ARGV[9]   the idempotency field (i:<tenant>:<Idempotency-Key>), or empty. A field already in a pool's
+-- Numbers come packed: little-endian doubles read by one struct.unpack, not a decimal string each (a
+-- tonumber costs about 0.1 µs, and there are dozens). Every one is an integer below 2^53.
+-- ARGV[1]   packed: now in Unix µs (or 0 to read the server clock), cost (credits, > 0, charged to every
+--           pool), P (the number of pools), the lease's lifetime in ms (used when a node has MaxInFlight),
+--           and with the ledger on, the most events a pool's stream may hold: a full stream (PostgreSQL has
+--           been away too long) rejects with limited_by 7, whatever the mode: no admission goes unbilled
+-- ARGV[2]   this request's lease id
+-- ARGV[3]   the route, or empty when the ledger is off; ARGV[4] the tenant's path; ARGV[5] the request id
+-- ARGV[6]   the idempotency field (i:<tenant>:<Idempotency-Key>), or empty. A field already in a pool's
 --           window means a retry of a request charged there: admitted again, charged nothing, no event;
 --           a first request writes it with its debit.
--- ARGV[10]  with the ledger on: the most events a pool's stream may hold; a full stream (PostgreSQL has
---           been away too long) rejects with limited_by 7, whatever the mode: no admission goes unbilled
--- ARGV[11..] one block per pool, in the route's order:
---   +0      fixed window length in ms (1s, 1m, 1h), or 0 for a calendar window (1d, 1mo)
---   +1      fixed windows: the zone's UTC offset in ms, modulo the length
---   +2..+5  calendar windows, as the proxy's clock sees them: previous start, start, end, next end
---   +6      where this pool's lease sets start in KEYS, minus one
---   +7      r, the number of hash fields the decision reads; then those r fields. Records below name
---           a field by its position i in this list (1-based), 0 for none.
---   then    depth: the number of tenant nodes on the path (the pool is not counted)
---   then    one record per node, the pool first, then down to the caller:
+-- ARGV[7..] one block per pool, in the route's order:
+--   +0      packed: the fixed window length in ms (1s, 1m, 1h) or 0 for a calendar window (1d, 1mo); for
+--           fixed windows the zone's UTC offset in ms, modulo the length; for calendar windows, as the
+--           proxy's clock sees them, the previous start, start, end and next end; and where this pool's
+--           lease sets start in KEYS, minus one
+--   +1      the struct.unpack format of +2 ('<' and a 'd' per number)
+--   +2      packed, the path's numbers (rec below): r, the number of usage hash fields the decision reads;
+--           depth, the number of tenant nodes on the path (the pool is not counted); then one record per
+--           node, the pool first, then down to the caller:
 --             pool:   used field i, limit, overage, soft limit (-1: none), shadow (1|0)
 --             tenant: the same five, then guaranteed, allocation, i of the parent's g: field (0 when no
 --                     sibling guarantees anything), i of this node's d: field (0 when nothing reads
 --                     it), Σ Guaranteed of the parent's children, k, and k pairs (i of a d: field,
 --                     Σ (Allocation − Guaranteed) at that level) for the sibling levels of higher
 --                     priority that have credits above their guarantees
---   then    q, the number of nodes on the path with a rate, and q records (node index, r: field,
---           emission interval µs, capacity µs = Burst × interval, shadow 1|0), pool first
---   then    l, the number of nodes on the path with a MaxInFlight, and l records (node index, j: its
---           lease set is KEYS[base + j], MaxInFlight, shadow 1|0), pool first
---           The proxy builds all of this once per node (DebitScript.cs), so the script builds no strings
---           and every argument is converted at most once: a call costs Redis a few microseconds.
+--           then q, the number of nodes on the path with a rate, and q records (node index, emission
+--           interval µs, capacity µs = Burst × interval, shadow 1|0), pool first; then l, the number of
+--           nodes on the path with a MaxInFlight, and l records (node index, j: its lease set is
+--           KEYS[base + j], MaxInFlight, shadow 1|0), pool first
+--   +3..    the r usage fields, which records name by their position i (1-based, 0 for none); then the q
+--           rates' r: fields of the state hash, in the order of their records
+--           The proxy builds +1, +2 and the fields once per node (DebitScript.cs), so the script builds no
+--           strings and converts no numbers: a call costs Redis a few microseconds.
 --
 -- Reply: { admitted (1|0: every pool admits), index of the first pool that rejects (0-based, -1 none),
 --          then 15 values per pool: admitted by this pool (1|0), limited_by (0 none, 1 tenant, 2 pool,
@@ -73,12 +76,8 @@
 --          of a node's room falls by exactly the cost (see TreeAdmission.cs).
 -- Error: 'QP_CLOCK_SKEW' when the server clock is outside the three calendar windows offered.
 
-local now = tonumber(ARGV[1])
-local cost = tonumber(ARGV[2])
-local pool_count = tonumber(ARGV[3])
-local lease_id, lease_ms = ARGV[4], tonumber(ARGV[5])
-local route, tenant, request_id, idempotency = ARGV[6], ARGV[7], ARGV[8], ARGV[9]
-local max_backlog = tonumber(ARGV[10])
+local now, cost, pool_count, lease_ms, max_backlog = struct.unpack('<ddddd', ARGV[1])
+local lease_id, route, tenant, request_id, idempotency = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 
 local NONE, TENANT, POOL, RESERVED, RATE, VENDOR, CONCURRENCY, LEDGER = 0, 1, 2, 3, 4, 5, 6, 7
 local KEEP_AFTER_WINDOW_MS = 60000
@@ -95,20 +94,18 @@ now = math.floor(now_us / 1000)
 -- the ARGV position after its block. Opening a new window is done here: it does not depend on the outcome.
 local function decide(p, block)
   local usage_key, state_key = KEYS[2 * p - 1], KEYS[2 * p]
-  local fixed_length = tonumber(ARGV[block])
-  local lease_base = tonumber(ARGV[block + 6])
-  local read_count = tonumber(ARGV[block + 7])
-  local FIRST_FIELD = block + 8
-  local depth = tonumber(ARGV[FIRST_FIELD + read_count])
-  local FIRST_RECORD = FIRST_FIELD + read_count + 1
+  local fixed_length, offset, previous_start, start, finish, next_end, lease_base = struct.unpack('<ddddddd', ARGV[block])
+  local rec = { struct.unpack(ARGV[block + 1], ARGV[block + 2]) }
+  local read_count, depth = rec[1], rec[2]
+  local FIRST_FIELD = block + 3
+  local FIRST_RATE_FIELD = FIRST_FIELD + read_count
+  local FIRST_RECORD = 3
 
   local window_start, window_end
   if fixed_length > 0 then
-    local offset = tonumber(ARGV[block + 1])
     window_start = now - ((now + offset) % fixed_length)
     window_end = window_start + fixed_length
   else
-    local previous_start, start, finish, next_end = tonumber(ARGV[block + 2]), tonumber(ARGV[block + 3]), tonumber(ARGV[block + 4]), tonumber(ARGV[block + 5])
     if now >= start and now < finish then
       window_start, window_end = start, finish
     elseif now >= previous_start and now < start then
@@ -154,7 +151,7 @@ local function decide(p, block)
   local overage, soft_index, soft_crossed = 0, -1, 0
   local wait_us = 0
   if closed > now then
-    if ARGV[FIRST_RECORD + 4] ~= '1' then
+    if rec[FIRST_RECORD + 4] ~= 1 then
       limited_by, limiting, wait_us = VENDOR, 0, closed * 1000 - now_us
     else
       shadow_limited_by, shadow_limiting = VENDOR, 0
@@ -162,17 +159,17 @@ local function decide(p, block)
   end
   local at = FIRST_RECORD
   for index = 0, depth do
-    local used_index = tonumber(ARGV[at])
+    local used_index = rec[at]
     local used = value[used_index]
     local after = used + cost
-    local limit = tonumber(ARGV[at + 1])
-    local room = limit + tonumber(ARGV[at + 2]) - used
+    local limit = rec[at + 1]
+    local room = limit + rec[at + 2] - used
     local found = NONE
     if cost > room then
       if index == 0 then found = POOL else found = TENANT end
     end
-    local shadow = ARGV[at + 4] == '1'
-    local soft = tonumber(ARGV[at + 3])
+    local shadow = rec[at + 4] == 1
+    local soft = rec[at + 3]
     if soft_index == -1 and soft >= 0 and after > soft then
       soft_index = index
       if used <= soft then soft_crossed = 1 end
@@ -184,31 +181,31 @@ local function decide(p, block)
       at = at + 5
     else
       -- max(Guaranteed(n) − u(n), R − Σ claims of n's siblings), from the parent's running aggregates.
-      local guaranteed = tonumber(ARGV[at + 5])
+      local guaranteed = rec[at + 5]
       local claims = min(used, guaranteed) - guaranteed
-      local guarantee_index = tonumber(ARGV[at + 7])
+      local guarantee_index = rec[at + 7]
       if guarantee_index > 0 then
         local guarantees_used = value[guarantee_index]
-        claims = claims + tonumber(ARGV[at + 9]) - guarantees_used
+        claims = claims + rec[at + 9] - guarantees_used
         local delta = min(after, guaranteed) - min(used, guaranteed)
         if delta ~= 0 then
           writes[w + 1], writes[w + 2] = ARGV[FIRST_FIELD - 1 + guarantee_index], guarantees_used + delta
           w = w + 2
         end
       end
-      local level_index = tonumber(ARGV[at + 8])
+      local level_index = rec[at + 8]
       if level_index > 0 then
-        local allocation = tonumber(ARGV[at + 6])
+        local allocation = rec[at + 6]
         local delta = (min(after, allocation) - min(after, guaranteed)) - (min(used, allocation) - min(used, guaranteed))
         if delta ~= 0 then
           writes[w + 1], writes[w + 2] = ARGV[FIRST_FIELD - 1 + level_index], value[level_index] + delta
           w = w + 2
         end
       end
-      local level_count = tonumber(ARGV[at + 10])
+      local level_count = rec[at + 10]
       at = at + 11
       for _ = 1, level_count do
-        claims = claims + tonumber(ARGV[at + 1]) - value[tonumber(ARGV[at])]
+        claims = claims + rec[at + 1] - value[rec[at]]
         at = at + 2
       end
       local share = max(guaranteed - used, parent_limit - parent_used - claims)
@@ -228,33 +225,31 @@ local function decide(p, block)
   end
 
   -- Rates, by GCRA: admitted iff max(TAT, now) + cost × interval − now ≤ capacity.
-  local rate_count = tonumber(ARGV[at])
+  local rate_count = rec[at]
   local rate_writes
   local first_rate = at + 1
-  at = first_rate + rate_count * 5
+  at = first_rate + rate_count * 4
   if rate_count > 0 then
-    local rate_fields = {}
-    for r = 1, rate_count do rate_fields[r] = ARGV[first_rate + (r - 1) * 5 + 1] end
-    local tats = redis.call('HMGET', state_key, unpack(rate_fields))
+    local tats = redis.call('HMGET', state_key, unpack(ARGV, FIRST_RATE_FIELD, FIRST_RATE_FIELD + rate_count - 1))
     rate_writes = {}
     for r = 1, rate_count do
-      local record = first_rate + (r - 1) * 5
-      local interval, capacity = tonumber(ARGV[record + 2]), tonumber(ARGV[record + 3])
+      local record = first_rate + (r - 1) * 4
+      local interval, capacity = rec[record + 1], rec[record + 2]
       local tat = max(tonumber(tats[r]) or 0, now_us) + cost * interval
       if tat - now_us > capacity and limited_by == NONE then
-        if ARGV[record + 4] ~= '1' then
-          limited_by, limiting, wait_us = RATE, tonumber(ARGV[record]), tat - capacity - now_us
+        if rec[record + 3] ~= 1 then
+          limited_by, limiting, wait_us = RATE, rec[record], tat - capacity - now_us
         elseif shadow_limited_by == NONE then
-          shadow_limited_by, shadow_limiting = RATE, tonumber(ARGV[record])
+          shadow_limited_by, shadow_limiting = RATE, rec[record]
         end
       end
       -- '%d': a Lua number passed as is would be written with 14 significant digits, and µs need 16.
-      rate_writes[2 * r - 1], rate_writes[2 * r] = rate_fields[r], string.format('%d', tat)
+      rate_writes[2 * r - 1], rate_writes[2 * r] = ARGV[FIRST_RATE_FIELD + r - 1], string.format('%d', tat)
     end
   end
 
   -- Requests in flight: a lease per request in each such node's set, released when the response ends.
-  local lease_count = tonumber(ARGV[at])
+  local lease_count = rec[at]
   local first_lease = at + 1
   at = first_lease + lease_count * 4
   local lease_keys
@@ -262,13 +257,13 @@ local function decide(p, block)
     lease_keys = {}
     for l = 1, lease_count do
       local record = first_lease + (l - 1) * 4
-      local key = KEYS[lease_base + tonumber(ARGV[record + 1])]
+      local key = KEYS[lease_base + rec[record + 1]]
       redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
-      if redis.call('ZCARD', key) + 1 > tonumber(ARGV[record + 2]) and limited_by == NONE then
-        if ARGV[record + 3] ~= '1' then
-          limited_by, limiting = CONCURRENCY, tonumber(ARGV[record])
+      if redis.call('ZCARD', key) + 1 > rec[record + 2] and limited_by == NONE then
+        if rec[record + 3] ~= 1 then
+          limited_by, limiting = CONCURRENCY, rec[record]
         elseif shadow_limited_by == NONE then
-          shadow_limited_by, shadow_limiting = CONCURRENCY, tonumber(ARGV[record])
+          shadow_limited_by, shadow_limiting = CONCURRENCY, rec[record]
         end
       end
       lease_keys[l] = key
@@ -293,11 +288,11 @@ local function decide(p, block)
     window_end = window_end, overage = overage, soft_index = soft_index, soft_crossed = soft_crossed,
     wait_us = wait_us, usage_key = usage_key, writes = writes, state_key = state_key, rate_writes = rate_writes,
     lease_keys = lease_keys,
-  }, at
+  }, FIRST_RATE_FIELD + rate_count
 end
 
 local results = {}
-local block = 11
+local block = 7
 local limiting_pool = -1
 for p = 1, pool_count do
   local result, next_block = decide(p, block)
