@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using Prometheus;
 using QuotaProxy.Enforcement.Quotas;
 
@@ -68,10 +69,22 @@ public sealed class QuotaMetrics
     private readonly Counter _vendorClosures;
     private readonly Counter _configReloads;
 
+    // The request path's children, found by their label values without prometheus-net's own lookup (a
+    // reader lock and a hash over a label sequence each, seven times a request: about 2 µs of the proxy's
+    // CPU). Children are never removed from these collectors, so one found stays the one exported.
+    private readonly ConcurrentDictionary<(string Route, string Pools, string Tenant, RequestOutcome Outcome), Counter.Child> _requestChildren = new();
+    private readonly ConcurrentDictionary<(string Pool, string Tenant, string Route), Counter.Child> _debitedChildren = new();
+    private readonly ConcurrentDictionary<string, (Gauge.Child Used, Gauge.Child Limit)> _poolChildren = new();
+    private readonly ConcurrentDictionary<(string Pool, string Tenant), (Gauge.Child Used, Gauge.Child Limit)> _tenantChildren = new();
+    private readonly ConcurrentDictionary<string, (Histogram.Child Duration, Counter.Child Errors)> _storeChildren = new();
+
     public QuotaMetrics(CollectorRegistry registry)
     {
         Registry = registry;
         var factory = Metrics.WithCustomRegistry(registry);
+        // No exemplars: the proxy exports no trace ids (and reading the trace context on every update cost
+        // the request path about 0.5 µs).
+        factory.ExemplarBehavior = new ExemplarBehavior { DefaultExemplarProvider = static (_, _) => Exemplar.None };
         _requests = factory.CreateCounter(
             "quota_proxy_requests_total", "Metered requests by route, pool(s), tenant and outcome.", ["route", "pool", "tenant", "outcome"]);
         _creditsDebited = factory.CreateCounter(
@@ -111,14 +124,16 @@ public sealed class QuotaMetrics
     public static string NodeLabel(QuotaNode node) => node.IsRoot ? "(pool)" : node.Path;
 
     public void Request(string route, string pools, string tenant, RequestOutcome outcome) =>
-        _requests.WithLabels(route, pools, tenant, OutcomeLabels[outcome]).Inc();
+        _requestChildren.GetOrAdd((route, pools, tenant, outcome), static (key, requests) =>
+            requests.WithLabels(key.Route, key.Pools, key.Tenant, OutcomeLabels[key.Outcome]), _requests).Inc();
 
     /// <summary>Positive credits count as debited, negative ones as refunded.</summary>
     public void Credits(string pool, string tenant, string route, long credits)
     {
         if (credits > 0)
         {
-            _creditsDebited.WithLabels(pool, tenant, route).Inc(credits);
+            _debitedChildren.GetOrAdd((pool, tenant, route), static (key, debited) =>
+                debited.WithLabels(key.Pool, key.Tenant, key.Route), _creditsDebited).Inc(credits);
         }
         else if (credits < 0)
         {
@@ -128,23 +143,29 @@ public sealed class QuotaMetrics
 
     public void PoolUsage(PoolDefinition pool, long used)
     {
-        _poolUsed.WithLabels(pool.Name).Set(used);
-        _poolLimit.WithLabels(pool.Name).Set(pool.Limit);
+        var (usedChild, limitChild) = _poolChildren.GetOrAdd(pool.Name, static (name, metrics) =>
+            (metrics._poolUsed.WithLabels(name), metrics._poolLimit.WithLabels(name)), this);
+        usedChild.Set(used);
+        limitChild.Set(pool.Limit);
     }
 
     public void TenantUsage(PoolDefinition pool, QuotaNode tenant, long used)
     {
-        _tenantUsed.WithLabels(pool.Name, tenant.Path).Set(used);
-        _tenantLimit.WithLabels(pool.Name, tenant.Path).Set(tenant.EffectiveLimit);
+        var (usedChild, limitChild) = _tenantChildren.GetOrAdd((pool.Name, tenant.Path), static (key, metrics) =>
+            (metrics._tenantUsed.WithLabels(key.Pool, key.Tenant), metrics._tenantLimit.WithLabels(key.Pool, key.Tenant)), this);
+        usedChild.Set(used);
+        limitChild.Set(tenant.EffectiveLimit);
     }
 
     /// <summary>Times one store call from <paramref name="startTimestamp"/> (<see cref="System.Diagnostics.Stopwatch.GetTimestamp"/>).</summary>
     public void StoreCall(string operation, long startTimestamp, bool failed)
     {
-        _storeDuration.WithLabels(operation).Observe(System.Diagnostics.Stopwatch.GetElapsedTime(startTimestamp).TotalSeconds);
+        var (duration, errors) = _storeChildren.GetOrAdd(operation, static (name, metrics) =>
+            (metrics._storeDuration.WithLabels(name), metrics._storeErrors.WithLabels(name)), this);
+        duration.Observe(System.Diagnostics.Stopwatch.GetElapsedTime(startTimestamp).TotalSeconds);
         if (failed)
         {
-            _storeErrors.WithLabels(operation).Inc();
+            errors.Inc();
         }
     }
 
