@@ -51,8 +51,19 @@ start_proxy() { # $1 = port, $2 = key prefix, $3 = ledger database or "" for off
 }
 
 psql_q postgres "CREATE DATABASE ledger_throughput" >/dev/null
-OFF_PORT=$(free_port); start_proxy "$OFF_PORT" "off:" ""
-ON_PORT=$(free_port); start_proxy "$ON_PORT" "on:" "ledger_throughput"
+OFF_PORT=$(free_port); start_proxy "$OFF_PORT" "off:" ""; OFF_PID=${pids[-1]}
+ON_PORT=$(free_port); start_proxy "$ON_PORT" "on:" "ledger_throughput"; ON_PID=${pids[-1]}
+cpu_us() { for p in "$@"; do cat "/proc/$p/stat" 2>/dev/null; done | awk -v t="$(getconf CLK_TCK)" '{s += $14 + $15} END {printf "%.0f", s * 1e6 / t}'; }
+redis_cpu_us() { redis-cli -p "$REDIS_PORT" INFO cpu | awk -F: '/^used_cpu_(user|sys):/ {s += $2} END {printf "%.0f", s * 1e6}'; }
+# One wrk round against a proxy; appends "cpu <proxy> <redis-server> <PostgreSQL>" in µs to its output.
+round() { # $1 = port, $2 = proxy pid, $3 = output file
+  local p0 r0 g0
+  p0=$(cpu_us "$2"); r0=$(redis_cpu_us); g0=$(cpu_us $(pgrep -u postgres))
+  wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" -H "X-Api-Key: bench-key" "http://127.0.0.1:$1/metered/x" > "$3"
+  echo "cpu $(( $(cpu_us "$2") - p0 )) $(( $(redis_cpu_us) - r0 )) $(( $(cpu_us $(pgrep -u postgres)) - g0 ))" >> "$3"
+}
+# CPU per request of the proxy, redis-server and PostgreSQL over a round: "a / b / c".
+cpu_split() { awk '/requests in/ {n = $1} /^cpu / {printf "%.1f / %.1f / %.1f", $2 / n, $3 / n, $4 / n}' "$1"; }
 rps() { awk '/^Requests\/sec/ {print $2}' "$1"; }
 for port in "$OFF_PORT" "$ON_PORT"; do
   wrk -t2 -c"$CONNECTIONS" -d5s -H "X-Api-Key: bench-key" "http://127.0.0.1:$port/metered/x" >/dev/null
@@ -62,14 +73,15 @@ ratios=(); peak=0
 echo "QuotaProxy ledger benchmark — $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(uname -r)"
 echo "wrk -t2 -c$CONNECTIONS -d${DURATION}s per round, $ROUNDS alternating rounds, one metered route of cost 1"
 echo
-printf '| round | ledger off requests/s | ledger on requests/s | on / off |\n|---:|---:|---:|---:|\n'
+printf '| round | ledger off requests/s | ledger on requests/s | on / off | CPU µs/request off: proxy / redis / PostgreSQL | on: proxy / redis / PostgreSQL |\n'
+printf '|---:|---:|---:|---:|---|---|\n'
 for round in $(seq 1 "$ROUNDS"); do
-  wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" -H "X-Api-Key: bench-key" "http://127.0.0.1:$OFF_PORT/metered/x" > "$work/off.$round"
-  wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" -H "X-Api-Key: bench-key" "http://127.0.0.1:$ON_PORT/metered/x" > "$work/on.$round"
+  round "$OFF_PORT" "$OFF_PID" "$work/off.$round"
+  round "$ON_PORT" "$ON_PID" "$work/on.$round"
   off=$(rps "$work/off.$round"); on=$(rps "$work/on.$round")
   ratio=$(awk -v a="$on" -v b="$off" 'BEGIN {printf "%.3f", a / b}'); ratios+=("$ratio")
   peak=$(awk -v a="$peak" -v b="$off" -v c="$on" 'BEGIN {m = a; if (b > m) m = b; if (c > m) m = c; printf "%.0f", m}')
-  printf '| %s | %s | %s | %s |\n' "$round" "$off" "$on" "$ratio"
+  printf '| %s | %s | %s | %s | %s | %s |\n' "$round" "$off" "$on" "$ratio" "$(cpu_split "$work/off.$round")" "$(cpu_split "$work/on.$round")"
 done
 median=$(printf '%s\n' "${ratios[@]}" | sort -n | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}')
 echo
@@ -118,8 +130,6 @@ cold_total=$(rate "$rows" "$start" "$end"); cold_steady=$(rate "$first_left" "$f
 echo "flusher capacity, cold: $rows events in $(seconds "$start" "$end") s from the proxy's start = $cold_total events/s;"
 echo "  after its first acknowledged batch, the last $first_left in $(seconds "$first" "$end") s = $cold_steady events/s"
 
-cpu_us() { for p in "$@"; do cat "/proc/$p/stat" 2>/dev/null; done | awk -v t="$(getconf CLK_TCK)" '{s += $14 + $15} END {printf "%.0f", s * 1e6 / t}'; }
-redis_cpu_us() { redis-cli -p "$REDIS_PORT" INFO cpu | awk -F: '/^used_cpu_(user|sys):/ {s += $2} END {printf "%.0f", s * 1e6}'; }
 per_event() { awk -v a="$1" -v b="$2" -v n="$EVENTS" 'BEGIN {printf "%.1f", (b - a) / n}'; }
 # Two warm passes: tiered JIT is still recompiling the flusher's code through the first (a third of its CPU
 # under perf); the second is the sustained rate.
