@@ -181,8 +181,8 @@ internal static class DebitScript
     /// <summary>
     /// Numbers for the script as little-endian doubles, which it reads with one <c>struct.unpack</c>: a
     /// decimal string per number cost Redis a <c>tonumber</c> each (about 0.1 µs apiece, a third of the
-    /// script's time) and the client a formatting each. Lua numbers are doubles either way; every value
-    /// here is an integer below 2^53 (Unix µs, credits), so none is rounded.
+    /// script's time) and the client a formatting each. Lua numbers are doubles either way (tonumber gave
+    /// the same values): Unix µs and ms, and credits up to 2^53, arrive exact.
     /// </summary>
     private static byte[] Pack(IReadOnlyList<long> numbers)
     {
