@@ -43,7 +43,7 @@ psql_q() { psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -d "$1" -Atc "$2"; }
 start_proxy() { # $1 = port, $2 = key prefix, $3 = ledger database or "" for off
   local port=$1 prefix=$2 ledger=()
   [ -n "$3" ] && ledger=(--Quota:Ledger:ConnectionString="Host=127.0.0.1;Port=$PG_PORT;Username=postgres;Database=$3")
-  (cd "$work" && exec dotnet "$PROXY_DLL" --config "$OLDPWD/bench/proxy.json" --urls "http://127.0.0.1:$port" \
+  (mkdir -p "$work/home" && cd "$work/home" && exec dotnet "$PROXY_DLL" --config "$OLDPWD/bench/proxy.json" --urls "http://127.0.0.1:$port" \
       --ReverseProxy:Clusters:vendor:Destinations:nginx:Address="http://127.0.0.1:$NGINX_PORT/" \
       --Quota:Store:Redis="127.0.0.1:$REDIS_PORT" --Quota:Store:KeyPrefix="$prefix" "${ledger[@]}" >"$work/proxy-$port.log" 2>&1) & pids+=($!)
   for _ in $(seq 1 200); do curl -fs -o /dev/null -H "X-Api-Key: bench-key" "http://127.0.0.1:$port/metered/x" && return 0; sleep 0.1; done

@@ -30,6 +30,10 @@ start_redis() {
   redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no --dir "$work" >/dev/null & pids+=($!)
 }
 
+# The proxies run in $work/home, an empty directory: the host watches its content root (the working
+# directory) for configuration changes, and in $work PostgreSQL's and nginx's files change all the time. In
+# $work, each proxy's file watcher woke on every PostgreSQL write: about 4 % of the proxy's CPU while the
+# ledger drained (perf, 2026-11-23), which no deployment with its data elsewhere pays.
 build_proxy() {
   dotnet build src/Proxy/Proxy.csproj -c Release -nologo -v quiet >/dev/null
   PROXY_DLL=$(pwd)/src/Proxy/bin/Release/net10.0/QuotaProxy.dll

@@ -33,7 +33,7 @@ start_redis
 
 start_proxy() { # $1 = port, rest = extra config
   local port=$1; shift
-  (cd "$work" && exec dotnet "$PROXY_DLL" --config "$OLDPWD/bench/proxy.json" --urls "http://127.0.0.1:$port" \
+  (mkdir -p "$work/home" && cd "$work/home" && exec dotnet "$PROXY_DLL" --config "$OLDPWD/bench/proxy.json" --urls "http://127.0.0.1:$port" \
       --ReverseProxy:Clusters:vendor:Destinations:nginx:Address="http://127.0.0.1:$NGINX_PORT/" \
       --Quota:Store:Redis="127.0.0.1:$REDIS_PORT" "$@" >"$work/proxy-$port.log" 2>&1) & pids+=($!)
   STARTED_PID=$!
