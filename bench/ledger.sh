@@ -5,13 +5,16 @@
 #   2. flush lag p99 over the ledger-on rounds: recorded_at - occurred_at of every event in PostgreSQL;
 #   3. flusher capacity (events/s) against the proxy's peak admitted rate from 1: cold, a backlog of EVENTS
 #      events drained by a proxy that starts with it; warm, EVENTS more given to that same proxy.
-# Usage: bench/ledger.sh [seconds per round, default 10] [connections, default 64]   (env ROUNDS, EVENTS)
+# Usage: bench/ledger.sh [seconds per round, default 10] [connections, default 64]   (env ROUNDS, WARMUP, EVENTS)
+# WARMUP (seconds of load per proxy before the rounds, default 15): the flusher runs a few batches a second,
+# so tiered JIT needs several seconds of load to finish compiling it; rounds before that measure the JIT.
 # Needs: nginx, wrk, redis-server, PostgreSQL's initdb/pg_ctl (run as the postgres user when root), the .NET SDK.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${1:-10}
 CONNECTIONS=${2:-64}
 ROUNDS=${ROUNDS:-3}
+WARMUP=${WARMUP:-15}
 EVENTS=${EVENTS:-200000}
 for tool in nginx wrk redis-server redis-cli initdb pg_ctl psql; do
   command -v "$tool" >/dev/null || { echo "bench: $tool is missing" >&2; exit 1; }
@@ -66,12 +69,12 @@ round() { # $1 = port, $2 = proxy pid, $3 = output file
 cpu_split() { awk '/requests in/ {n = $1} /^cpu / {printf "%.1f / %.1f / %.1f", $2 / n, $3 / n, $4 / n}' "$1"; }
 rps() { awk '/^Requests\/sec/ {print $2}' "$1"; }
 for port in "$OFF_PORT" "$ON_PORT"; do
-  wrk -t2 -c"$CONNECTIONS" -d5s -H "X-Api-Key: bench-key" "http://127.0.0.1:$port/metered/x" >/dev/null
+  wrk -t2 -c"$CONNECTIONS" -d"${WARMUP}s" -H "X-Api-Key: bench-key" "http://127.0.0.1:$port/metered/x" >/dev/null
 done
 psql_q ledger_throughput "TRUNCATE usage_events, usage_daily" >/dev/null
 ratios=(); peak=0
 echo "QuotaProxy ledger benchmark — $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(uname -r)"
-echo "wrk -t2 -c$CONNECTIONS -d${DURATION}s per round, $ROUNDS alternating rounds, one metered route of cost 1"
+echo "wrk -t2 -c$CONNECTIONS -d${DURATION}s per round after ${WARMUP}s of warm-up per proxy, $ROUNDS alternating rounds, one metered route of cost 1"
 echo
 printf '| round | ledger off requests/s | ledger on requests/s | on / off | CPU µs/request off: proxy / redis / PostgreSQL | on: proxy / redis / PostgreSQL |\n'
 printf '|---:|---:|---:|---:|---|---|\n'
