@@ -121,7 +121,7 @@ public sealed class AdminApiTests(RedisFixture redis, PostgresFixture postgres)
             .Redis(redis.ConnectionString, prefix, timeout: TimeSpan.FromSeconds(2))
             .Set("Quota:Ledger:ConnectionString", ledger);
         await using var admin = await ProxyInstance.StartAsync(config);
-        var serving = await ProxyInstance.StartAsync(other);
+        await using var serving = await ProxyInstance.StartAsync(other);
         var before = await serving.SendAsync("e2e-key", 3, "/quotes/x");
 
         using var invalid = await AdminAsync(admin, HttpMethod.Put, "/admin/v1/pools/daily/overrides/e2e", new { limit = 300 });
@@ -129,10 +129,12 @@ public sealed class AdminApiTests(RedisFixture redis, PostgresFixture postgres)
         // The other replica hears of it through Redis; "at once" here means well inside a second.
         var watch = System.Diagnostics.Stopwatch.StartNew();
         HttpStatusCode next;
+        var answers = new List<string>();
         do
         {
             using var response = await serving.GetAsync("e2e-key", "/quotes/x");
             next = response.StatusCode;
+            answers.Add($"{watch.ElapsedMilliseconds} ms: {(int)next} {await response.Content.ReadAsStringAsync()}");
         }
         while (next != HttpStatusCode.OK && watch.Elapsed < TimeSpan.FromSeconds(5));
 
@@ -143,8 +145,9 @@ public sealed class AdminApiTests(RedisFixture redis, PostgresFixture postgres)
             (await JsonAsync(invalid)).GetProperty("errors").EnumerateArray().Select(e => e.GetString()));
         Assert.Equal(HttpStatusCode.OK, changed.StatusCode);
         Assert.Equal(5, Tenant((await JsonAsync(changed)), "e2e").GetProperty("limit").GetInt64());
-        Assert.Equal(HttpStatusCode.OK, next);
-        Assert.InRange(watch.Elapsed, TimeSpan.Zero, TimeSpan.FromSeconds(1));
+        Assert.True(
+            next == HttpStatusCode.OK && watch.Elapsed < TimeSpan.FromSeconds(1),
+            $"The other replica's answers after the override:\n{string.Join("\n", answers.Take(3).Concat(answers.TakeLast(3)).Distinct())}\nIts log:\n{string.Join("\n", serving.Logs.Lines)}");
         await using (var connection = new NpgsqlConnection(ledger))
         {
             var audit = (await connection.QueryAsync<(string Actor, string Action, string Pool, string Tenant, string Old, string New)>(

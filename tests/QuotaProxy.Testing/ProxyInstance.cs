@@ -11,6 +11,7 @@ namespace QuotaProxy.Testing;
 public sealed class ProxyInstance : IAsyncDisposable
 {
     private readonly WebApplication _app;
+    private int _disposed;
 
     private ProxyInstance(WebApplication app, Uri address, Uri? adminAddress, CollectedLogs logs)
     {
@@ -140,8 +141,14 @@ public sealed class ProxyInstance : IAsyncDisposable
         return metrics;
     }
 
+    /// <summary>Stops the proxy; a second call does nothing, so a test may stop a replica early inside <c>await using</c>.</summary>
     public async ValueTask DisposeAsync()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) == 1)
+        {
+            return;
+        }
+
         Client.Dispose();
         Admin?.Dispose();
         await _app.StopAsync().WaitAsync(TimeSpan.FromSeconds(30));
