@@ -76,6 +76,50 @@ public sealed class RedisQuotaStoreTests(RedisFixture redis)
     }
 
     [Fact]
+    public async Task Debit_OnTwoPoolsWithTheLedgerOn_TakesALeaseInEachPoolsSet_AndWritesEachPoolsEvent()
+    {
+        // The script finds a pool's lease sets after every pool's usage, state and stream keys: with the
+        // ledger on and two pools, KEYS[7] and KEYS[8].
+        var model = QuotaModel.Create(
+            new QuotaOptions
+            {
+                Pools =
+                {
+                    ["day"] = new PoolOptions { Limit = 100, Window = "1d", Tenants = { ["prod"] = new TenantOptions { MaxInFlight = 2 } } },
+                    ["minute"] = new PoolOptions { Limit = 100, Window = "1m", MaxInFlight = 5, Tenants = { ["prod"] = new TenantOptions() } },
+                },
+            },
+            [["day", "minute"]]);
+        var (day, minute) = (model.Pools["day"], model.Pools["minute"]);
+        var keys = new RedisKeys(RedisFixture.NewKeyPrefix());
+        var store = new RedisQuotaStore(redis.Connection, keys, TimeSpan.FromSeconds(2), TimeProvider.System, NullLogger<RedisQuotaStore>.Instance, ledger: true);
+        var database = redis.Connection.GetDatabase();
+        QuotaDebit[] debits = [day.Debit("prod", 3), minute.Debit("prod", 3)];
+
+        var first = await store.DebitAsync(debits, new UsageContext("quotes", "req-1"), CancellationToken.None);
+        var second = await store.DebitAsync(debits, new UsageContext("quotes", "req-2"), CancellationToken.None);
+        var third = await store.DebitAsync(debits, new UsageContext("quotes", "req-3"), CancellationToken.None);
+        var dayLeases = await database.SortedSetRangeByRankAsync(keys.LeaseKey(day, day.Nodes["prod"]));
+        var minuteLeases = await database.SortedSetRangeByRankAsync(keys.LeaseKey(minute, minute.Root));
+        var dayEvents = await database.StreamRangeAsync(keys.EventStream(day));
+        var minuteEvents = await database.StreamRangeAsync(keys.EventStream(minute));
+
+        Assert.True(first.Admitted && second.Admitted);
+        Assert.Equal((false, QuotaLimitedBy.Concurrency, 0), (third.Admitted, third.Pools[0].LimitedBy, third.LimitingIndex));
+        Assert.Equal(new[] { first.Lease!.Id, second.Lease!.Id }.Order(), dayLeases.Select(l => (string)l!).Order());
+        Assert.Equal(new[] { first.Lease.Id, second.Lease.Id }.Order(), minuteLeases.Select(l => (string)l!).Order());
+        Assert.Equal(2, dayEvents.Length);
+        Assert.Equal(2, minuteEvents.Length);
+        Assert.Contains("req-2", (string)minuteEvents[1].Values.Single().Value!, StringComparison.Ordinal);
+        Assert.Equal((3, 6), (first.Pools[0].PoolUsed, second.Pools[1].PoolUsed));
+
+        await store.ReleaseAsync(first.Lease, CancellationToken.None);
+        var fourth = await store.DebitAsync(debits, new UsageContext("quotes", "req-4"), CancellationToken.None);
+        Assert.True(fourth.Admitted);
+        Assert.Equal(2, await database.SortedSetLengthAsync(keys.LeaseKey(day, day.Nodes["prod"])));
+    }
+
+    [Fact]
     public async Task Debit_ConcurrentCallers_NeverExceedThePool()
     {
         var store = RedisStores.Create(redis.Connection);

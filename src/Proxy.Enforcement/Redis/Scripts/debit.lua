@@ -43,8 +43,8 @@
 -- ARGV[7..] one block per pool, in the route's order:
 --   +0      packed: the fixed window length in ms (1s, 1m, 1h) or 0 for a calendar window (1d, 1mo); for
 --           fixed windows the zone's UTC offset in ms, modulo the length; for calendar windows, as the
---           proxy's clock sees them, the previous start, start, end and next end; and where this pool's
---           lease sets start in KEYS, minus one
+--           proxy's clock sees them, the previous start, start, end and next end. Nothing else, so the proxy
+--           packs it once per pool and window, not per request.
 --   +1      the struct.unpack format of +2 ('<' and a 'd' per number)
 --   +2      packed, the path's numbers (rec below): r, the number of usage hash fields the decision reads;
 --           depth, the number of tenant nodes on the path (the pool is not counted); then one record per
@@ -57,14 +57,17 @@
 --                     priority that have credits above their guarantees
 --           then q, the number of nodes on the path with a rate, and q records (node index, emission
 --           interval µs, capacity µs = Burst × interval, shadow 1|0), pool first; then l, the number of
---           nodes on the path with a MaxInFlight, and l records (node index, j: its lease set is
---           KEYS[base + j], MaxInFlight, shadow 1|0), pool first
+--           nodes on the path with a MaxInFlight, and l records (node index, j: its lease set is the
+--           pool's j-th in KEYS, MaxInFlight, shadow 1|0), pool first
 --   +3..    the r usage fields, which records name by their position i (1-based, 0 for none); then the q
 --           rates' r: fields of the state hash, in the order of their records
 --           The proxy builds +1, +2 and the fields once per node (DebitScript.cs), so the script builds no
 --           strings and converts no numbers: a call costs Redis a few microseconds.
 --
--- Reply: { admitted (1|0: every pool admits), index of the first pool that rejects (0-based, -1 none),
+-- Reply: one string of little-endian doubles, read with BinaryPrimitives (one bulk reply is cheaper for both
+-- sides than an array of integers: no reply object per value in the client, about 0.9 µs and 900 bytes
+-- a call), holding
+--        { admitted (1|0: every pool admits), index of the first pool that rejects (0-based, -1 none),
 --          then 15 values per pool: admitted by this pool (1|0), limited_by (0 none, 1 tenant, 2 pool,
 --          3 reserved, 4 rate, 5 vendor, 6 concurrency, 7 ledger backlog full), limiting node index (0 the pool, i the i-th tenant from the
 --          top, -1 none), caller's used, remaining, window_start_ms, window_end_ms, now_ms, overage
@@ -95,10 +98,13 @@ now = math.floor(now_us / 1000)
 -- not a function: a closure over this many locals cost Redis 0.5 µs a call to create.
 local results = {}
 local block = 7
+-- The pools' lease sets follow their usage and state hashes and, with the ledger on, their streams, in
+-- the route's order: this pool's j-th is KEYS[lease_base + j].
+local lease_base = (route ~= '' and 3 or 2) * pool_count
 local limiting_pool = -1
 for p = 1, pool_count do
   local usage_key, state_key = KEYS[2 * p - 1], KEYS[2 * p]
-  local fixed_length, offset, previous_start, start, finish, next_end, lease_base = struct.unpack('<ddddddd', ARGV[block])
+  local fixed_length, offset, previous_start, start, finish, next_end = struct.unpack('<dddddd', ARGV[block])
   local rec = { struct.unpack(ARGV[block + 1], ARGV[block + 2]) }
   local read_count, depth = rec[1], rec[2]
   local FIRST_FIELD = block + 3
@@ -272,6 +278,7 @@ for p = 1, pool_count do
       end
       lease_keys[l] = key
     end
+    lease_base = lease_base + lease_count
   end
 
   if route ~= '' and not replayed and redis.call('XLEN', KEYS[2 * pool_count + p]) >= max_backlog then
@@ -349,4 +356,5 @@ for p = 1, pool_count do
       r.replayed and 1 or 0
   end
 end
-return reply
+if pool_count == 1 then return struct.pack('<ddddddddddddddddd', unpack(reply)) end
+return struct.pack('<' .. string.rep('d', #reply), unpack(reply))
