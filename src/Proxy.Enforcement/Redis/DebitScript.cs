@@ -40,6 +40,11 @@ internal static class DebitScript
     {
         events = events && usage is not null;
         var idempotencyKey = usage?.IdempotencyKey;
+        if (debits.Count == 1 && nowMicros == 0 && leaseId is null && !events && idempotencyKey is null)
+        {
+            return (Keys(keys, debits, 0, events: false), SharedArguments(keys, debits[0], proxyNow, leaseMs, maxBacklog));
+        }
+
         var length = HeaderLength;
         var leaseKeys = 0;
         for (var i = 0; i < debits.Count; i++)
@@ -60,7 +65,7 @@ internal static class DebitScript
         for (var i = 0; i < debits.Count; i++)
         {
             var node = NodeScript(keys, debits[i]);
-            args[at] = WindowBlock(node, debits[i].Pool, proxyNow);
+            args[at] = WindowBlock(node, debits[i].Pool, proxyNow).Packed;
             args[at + 1] = node.Format;
             args[at + 2] = node.Records;
             node.Fields.CopyTo(args, at + BlockHeaderLength);
@@ -81,7 +86,7 @@ internal static class DebitScript
     /// (the server picks by its clock); for a fixed one, its length and the zone's offset. Packed once per
     /// window (or offset) and kept with the node's arguments.
     /// </summary>
-    private static RedisValue WindowBlock(NodeArguments node, PoolDefinition pool, DateTimeOffset proxyNow)
+    private static PackedWindow WindowBlock(NodeArguments node, PoolDefinition pool, DateTimeOffset proxyNow)
     {
         var cached = node.Window;
         if (pool.Window.IsCalendar)
@@ -103,7 +108,33 @@ internal static class DebitScript
             }
         }
 
-        return cached.Packed;
+        return cached;
+    }
+
+    /// <summary>
+    /// ARGV of the commonest decision (one pool, the server's clock, no lease, no ledger event, no
+    /// idempotency key): nothing in it is the request's own, so one array serves every such request on the
+    /// node until its window or cost changes. StackExchange.Redis only reads it.
+    /// </summary>
+    private static RedisValue[] SharedArguments(RedisKeys keys, QuotaDebit debit, DateTimeOffset proxyNow, long leaseMs, long maxBacklog)
+    {
+        var node = NodeScript(keys, debit);
+        var window = WindowBlock(node, debit.Pool, proxyNow);
+        var shared = node.Shared;
+        if (shared is not null && ReferenceEquals(shared.Window, window) && shared.Cost == debit.Cost && shared.LeaseMs == leaseMs && shared.MaxBacklog == maxBacklog)
+        {
+            return shared.Args;
+        }
+
+        var args = new RedisValue[HeaderLength + BlockHeaderLength + node.Fields.Length];
+        args[0] = Header(debit.Cost, 1, leaseMs, maxBacklog);
+        args[1] = args[2] = args[3] = args[4] = args[5] = "";
+        args[HeaderLength] = window.Packed;
+        args[HeaderLength + 1] = node.Format;
+        args[HeaderLength + 2] = node.Records;
+        node.Fields.CopyTo(args, HeaderLength + BlockHeaderLength);
+        node.Shared = new SharedArgs(window, debit.Cost, leaseMs, maxBacklog, args);
+        return args;
     }
 
     /// <summary>KEYS and ARGV of adjust.lua for an admitted route decision.</summary>
@@ -174,7 +205,7 @@ internal static class DebitScript
     /// <summary>The packed numbers (now, cost, the number of pools, the lease lifetime, the ledger's backlog bound), the lease id, the route, tenant and request id of the ledger's events, the idempotency field.</summary>
     private const int HeaderLength = 6;
 
-    /// <summary>Per pool: the packed window (length, offset, the four calendar bounds, where its lease keys start), the records' format and the records; then the fields.</summary>
+    /// <summary>Per pool: the packed window (length, offset, the four calendar bounds), the records' format and the records; then the fields.</summary>
     private const int BlockHeaderLength = 3;
 
     private const int PoolReplyLength = 15;
@@ -188,7 +219,12 @@ internal static class DebitScript
     {
         /// <summary>The pool's window as last packed for this node; replaced, never changed, when the window moves on.</summary>
         public volatile PackedWindow? Window;
+
+        /// <summary>The last shared ARGV (<see cref="SharedArguments"/>); replaced, never changed.</summary>
+        public volatile SharedArgs? Shared;
     }
+
+    private sealed record SharedArgs(PackedWindow Window, long Cost, long LeaseMs, long MaxBacklog, RedisValue[] Args);
 
     /// <param name="Calendar">The calendar windows it was packed from (the pool keeps one instance per window), or null for a fixed window.</param>
     /// <param name="OffsetMs">A fixed window's zone offset it was packed with.</param>

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 using QuotaProxy.Enforcement.Observability;
 using QuotaProxy.Enforcement.Quotas;
@@ -23,16 +24,38 @@ internal sealed class RedisQuotaStore(
 {
     private readonly long _leaseMs = (long)(leaseTtl ?? new Configuration.StoreOptions().LeaseTtl).TotalMilliseconds;
 
+    /// <summary>
+    /// EVALSHA by the script's precomputed hash, falling back once to EVAL (one command either way).
+    /// STYLE.md prefers leaving hashes to StackExchange.Redis; its string overload hashed the whole script
+    /// text on every call (2 % of the proxy's CPU under load, see docs/benchmarks.md), so this one place
+    /// breaks that rule.
+    /// </summary>
     public async ValueTask<RouteDecision> DebitAsync(IReadOnlyList<QuotaDebit> debits, UsageContext? usage, CancellationToken cancellationToken)
     {
         var proxyNow = timeProvider.GetUtcNow();
         var leaseId = QuotaLease.Needed(debits) ? QuotaLease.NewId() : null;
         var (redisKeys, args) = DebitScript.Arguments(keys, debits, proxyNow, useProxyClock ? (proxyNow - DateTimeOffset.UnixEpoch).Ticks / TimeSpan.TicksPerMicrosecond : 0, leaseId, _leaseMs, usage, ledger, maxBacklog);
+        var started = Stopwatch.GetTimestamp();
+        var database = connection.GetDatabase();
         try
         {
-            var result = await EvaluateAsync(connection.GetDatabase(), redisKeys, args)
-                .WaitAsync(timeout, cancellationToken)
-                .ConfigureAwait(false);
+            RedisResult result;
+            try
+            {
+                result = await database.ScriptEvaluateAsync(DebitScript.Sha1, redisKeys, args)
+                    .WaitAsync(timeout, cancellationToken)
+                    .ConfigureAwait(false);
+            }
+            catch (RedisServerException ex) when (ex.Message.StartsWith("NOSCRIPT", StringComparison.Ordinal))
+            {
+                // The server does not hold the script (a restart, a failover, SCRIPT FLUSH): the same call once
+                // as EVAL, which also loads it again, in what is left of the timeout.
+                var left = timeout - Stopwatch.GetElapsedTime(started);
+                result = await database.ScriptEvaluateAsync(DebitScript.Source, redisKeys, args)
+                    .WaitAsync(left > TimeSpan.Zero ? left : TimeSpan.Zero, cancellationToken)
+                    .ConfigureAwait(false);
+            }
+
             return DebitScript.Read(result, debits, leaseId);
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException)
@@ -119,25 +142,6 @@ internal sealed class RedisQuotaStore(
         {
             QuotaLog.StoreUnavailable(logger, pool.Name, ex.GetType().Name, ex.Message);
             throw new QuotaStoreUnavailableException($"Redis did not read pool {pool.Name} within {timeout.TotalMilliseconds} ms.", ex);
-        }
-    }
-
-    /// <summary>
-    /// EVALSHA by the script's precomputed hash; when the server does not hold the script (a restart, a
-    /// failover, <c>SCRIPT FLUSH</c>) the same call is sent once as EVAL, which also loads it again.
-    /// Either way the decision is one command. STYLE.md prefers leaving hashes to StackExchange.Redis; its
-    /// string overload hashed the whole script text on every call (2 % of the proxy's CPU under load, see
-    /// docs/benchmarks.md), so this one place breaks that rule.
-    /// </summary>
-    private static async Task<RedisResult> EvaluateAsync(IDatabase database, RedisKey[] redisKeys, RedisValue[] args)
-    {
-        try
-        {
-            return await database.ScriptEvaluateAsync(DebitScript.Sha1, redisKeys, args).ConfigureAwait(false);
-        }
-        catch (RedisServerException ex) when (ex.Message.StartsWith("NOSCRIPT", StringComparison.Ordinal))
-        {
-            return await database.ScriptEvaluateAsync(DebitScript.Source, redisKeys, args).ConfigureAwait(false);
         }
     }
 }
