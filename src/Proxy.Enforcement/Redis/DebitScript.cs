@@ -269,12 +269,12 @@ internal static class DebitScript
         return packed;
     }
 
-    /// <summary>Two keys per pool, usage then state, then every pool's event stream when the ledger is on, then every pool's lease sets; one pool's pair without leases is built once and shared.</summary>
+    /// <summary>Two keys per pool, usage then state, then every pool's event stream when the ledger is on, then every pool's lease sets; one pool's keys without leases are built once and shared.</summary>
     private static RedisKey[] Keys(RedisKeys keys, IReadOnlyList<QuotaDebit> debits, int leaseKeys, bool events)
     {
-        if (debits.Count == 1 && leaseKeys == 0 && !events)
+        if (debits.Count == 1 && leaseKeys == 0)
         {
-            return keys.PoolKeys(debits[0].Pool);
+            return events ? keys.PoolKeysWithEvents(debits[0].Pool) : keys.PoolKeys(debits[0].Pool);
         }
 
         var all = new RedisKey[(debits.Count * (events ? 3 : 2)) + leaseKeys];

@@ -11,7 +11,7 @@ namespace QuotaProxy.Enforcement.Redis;
 /// </summary>
 internal sealed class RedisKeys(string prefix)
 {
-    private readonly ConcurrentDictionary<(string Tag, string Name), RedisKey[]> _poolKeys = new();
+    private readonly ConcurrentDictionary<(string Tag, string Name), PoolKeySet> _pools = new();
 
     public string Prefix { get; } = prefix;
 
@@ -25,12 +25,18 @@ internal sealed class RedisKeys(string prefix)
     public RedisKey PoolState(PoolDefinition pool) => PoolKeys(pool)[1];
 
     /// <summary>KEYS of debit.lua for one pool: the usage hash and the state hash, built once per pool. Callers must not change the array.</summary>
-    public RedisKey[] PoolKeys(PoolDefinition pool) => _poolKeys.GetOrAdd(
+    public RedisKey[] PoolKeys(PoolDefinition pool) => KeySet(pool).UsageAndState;
+
+    /// <summary>KEYS of debit.lua for one pool with the ledger on: usage, state and event stream. Callers must not change the array.</summary>
+    public RedisKey[] PoolKeysWithEvents(PoolDefinition pool) => KeySet(pool).UsageStateAndEvents;
+
+    private PoolKeySet KeySet(PoolDefinition pool) => _pools.GetOrAdd(
         (pool.HashTag, pool.Name),
         static (pool, prefix) =>
         {
             var tagged = pool.Tag == pool.Name ? $"{{{pool.Name}}}" : $"{{{pool.Tag}}}:{pool.Name}";
-            return [(RedisKey)$"{prefix}{tagged}:usage", (RedisKey)$"{prefix}{tagged}:state"];
+            RedisKey usage = $"{prefix}{tagged}:usage", state = $"{prefix}{tagged}:state", events = $"{prefix}{tagged}:events";
+            return new PoolKeySet([usage, state], [usage, state, events]);
         },
         Prefix);
 
@@ -42,9 +48,7 @@ internal sealed class RedisKeys(string prefix)
     }
 
     /// <summary><c>qp:{vendor-daily}:events</c>: the pool's usage events on their way to the ledger.</summary>
-    public RedisKey EventStream(PoolDefinition pool)
-    {
-        var usage = (string)PoolKeys(pool)[0]!;
-        return $"{usage[..^":usage".Length]}:events";
-    }
+    public RedisKey EventStream(PoolDefinition pool) => KeySet(pool).UsageStateAndEvents[2];
+
+    private sealed record PoolKeySet(RedisKey[] UsageAndState, RedisKey[] UsageStateAndEvents);
 }
