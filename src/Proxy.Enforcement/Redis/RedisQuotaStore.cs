@@ -25,10 +25,10 @@ internal sealed class RedisQuotaStore(
     private readonly long _leaseMs = (long)(leaseTtl ?? new Configuration.StoreOptions().LeaseTtl).TotalMilliseconds;
 
     /// <summary>
-    /// EVALSHA by the script's precomputed hash, falling back once to EVAL (one command either way).
-    /// STYLE.md prefers leaving hashes to StackExchange.Redis; its string overload hashed the whole script
-    /// text on every call (2 % of the proxy's CPU under load, see docs/benchmarks.md), so this one place
-    /// breaks that rule.
+    /// EVALSHA by the script's precomputed hash; when the server does not hold the script (a restart, a
+    /// failover, <c>SCRIPT FLUSH</c>), EVAL once, which also loads it again. STYLE.md prefers leaving
+    /// hashes to StackExchange.Redis; its string overload hashed the whole script text on every call (2 % of
+    /// the proxy's CPU under load, see docs/benchmarks.md), so this one place breaks that rule.
     /// </summary>
     public async ValueTask<RouteDecision> DebitAsync(IReadOnlyList<QuotaDebit> debits, UsageContext? usage, CancellationToken cancellationToken)
     {
