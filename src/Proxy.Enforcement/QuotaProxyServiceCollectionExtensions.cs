@@ -7,60 +7,59 @@ using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using QuotaProxy.Enforcement.Admin;
+using QuotaProxy.Enforcement.Monitoring;
 using QuotaProxy.Enforcement.Configuration;
 using QuotaProxy.Enforcement.Forwarding;
 using QuotaProxy.Enforcement.Http;
-using QuotaProxy.Enforcement.Identity;
 using QuotaProxy.Enforcement.Observability;
 using QuotaProxy.Enforcement.Pricing;
 using QuotaProxy.Enforcement.Quotas;
 using QuotaProxy.Enforcement.Redis;
 using StackExchange.Redis;
-using Yarp.ReverseProxy.Configuration;
 
 namespace QuotaProxy.Enforcement;
 
 public static class QuotaProxyServiceCollectionExtensions
 {
     /// <summary>
-    /// Adds YARP (routes and clusters from <c>ReverseProxy</c>) and the quota step (from <c>Quota</c>),
-    /// validated at start: an invalid config throws <see cref="OptionsValidationException"/> listing every error.
+    /// Adds YARP (routes and clusters from <c>ReverseProxy</c>) and the quota step (from <c>Quota</c>). The
+    /// configuration is validated here, once: an invalid one throws <see cref="OptionsValidationException"/>
+    /// listing every error.
     /// </summary>
     public static IServiceCollection AddQuotaProxy(this IServiceCollection services, IConfiguration configuration)
     {
+        var initial = CandidateConfiguration.Load(configuration, new Dictionary<string, TenantOverride>(), Environment.GetEnvironmentVariable, out var errors)
+            ?? throw new OptionsValidationException(QuotaOptions.SectionName, typeof(QuotaOptions), errors);
+        // What a restart alone changes (the store, the ledger) decides what is wired; everything else is read live.
+        var startup = initial.Options;
+
         services.TryAddSingleton(TimeProvider.System);
         // One registry per host: /metrics shows this proxy's metrics, and tests read their own proxy's.
         services.TryAddSingleton(_ => Prometheus.Metrics.NewCustomRegistry());
         services.AddSingleton<QuotaMetrics>();
         services.AddHostedService<UsageGaugeRefresher>();
-        services.AddOptions<QuotaOptions>().Bind(configuration.GetSection(QuotaOptions.SectionName)).ValidateOnStart();
-        services.AddSingleton<IValidateOptions<QuotaOptions>, QuotaOptionsValidator>();
-        services.AddSingleton(sp => sp.GetRequiredService<IOptions<QuotaOptions>>().Value);
-        // The model decisions use: the config plus the admin API's runtime overrides, loaded before serving.
-        services.AddSingleton<IOverrideStore>(sp => sp.GetRequiredService<QuotaOptions>().Store.Kind == StoreKind.Redis
-            ? new RedisOverrideStore(sp.GetRequiredService<IConnectionMultiplexer>(), sp.GetRequiredService<QuotaOptions>().Store.KeyPrefix)
+        // The configuration in force: the file plus the admin API's runtime overrides, loaded before serving.
+        services.AddSingleton<IOverrideStore>(sp => startup.Store.Kind == StoreKind.Redis
+            ? new RedisOverrideStore(sp.GetRequiredService<IConnectionMultiplexer>(), startup.Store.KeyPrefix)
             : new InProcessOverrideStore());
+        services.AddSingleton(sp => new LiveConfiguration(initial, sp.GetRequiredService<IOverrideStore>(), sp.GetRequiredService<ILogger<LiveConfiguration>>()));
+        services.AddHostedService<OverrideSync>();
         // YARP reads its routes through this gate: an edit reaches it only once the whole config is valid.
         var gated = new GatedProxyConfiguration(configuration);
         services.AddSingleton(gated);
-        services.AddSingleton(sp => new QuotaModelSource(
-            sp.GetRequiredService<QuotaOptions>(), gated.Routes, sp.GetRequiredService<IOverrideStore>(), sp.GetRequiredService<ILogger<QuotaModelSource>>()));
-        services.AddHostedService<OverrideSync>();
         services.AddHostedService(sp => new ConfigReloader(
-            configuration, gated, sp.GetRequiredService<QuotaModelSource>(), sp.GetRequiredService<QuotaMetrics>(), sp.GetRequiredService<ILogger<ConfigReloader>>()));
-        // The pools as configured: their names and keys, which overrides never change.
-        services.AddSingleton(sp => sp.GetRequiredService<QuotaModelSource>().Current);
+            configuration, gated, sp.GetRequiredService<LiveConfiguration>(), sp.GetRequiredService<QuotaMetrics>(), sp.GetRequiredService<ILogger<ConfigReloader>>()));
         services.AddSingleton<RouteQuotaCatalog>();
-        services.AddSingleton(sp => new RedisKeys(sp.GetRequiredService<QuotaOptions>().Store.KeyPrefix));
-        services.AddSingleton<IQuotaStore>(CreateStore);
-        services.AddQuotaRedisConnection();
+        services.AddSingleton(new RedisKeys(startup.Store.KeyPrefix));
+        services.AddSingleton<IQuotaStore>(sp => new MeteredQuotaStore(CreateStore(sp, startup), sp.GetRequiredService<QuotaMetrics>()));
+        services.AddQuotaRedisConnection(startup.Store);
         var health = services.AddHealthChecks().AddCheck<StoreReadinessCheck>("store", tags: [ReadyTag]);
-        if (!string.IsNullOrWhiteSpace(configuration[$"{QuotaOptions.SectionName}:Ledger:ConnectionString"]))
+        if (startup.Ledger.Enabled)
         {
             health.AddCheck<LedgerReadinessCheck>("ledger", tags: [ReadyTag]);
             // The ledger: usage events flow from Redis streams to PostgreSQL in the background.
-            services.AddSingleton(sp => Npgsql.NpgsqlDataSource.Create(sp.GetRequiredService<QuotaOptions>().Ledger.ConnectionString!));
-            services.AddSingleton(sp => sp.GetRequiredService<QuotaOptions>().Ledger);
+            services.AddSingleton(_ => Npgsql.NpgsqlDataSource.Create(startup.Ledger.ConnectionString!));
+            services.AddSingleton(startup.Ledger);
             services.AddSingleton<Ledger.LedgerWriter>();
             services.AddSingleton<Ledger.LedgerQueries>();
             services.AddSingleton<Ledger.LedgerFlusher>();
@@ -69,16 +68,11 @@ public static class QuotaProxyServiceCollectionExtensions
 
         services.AddSingleton(sp => new AdminAudit(
             sp.GetRequiredService<ILogger<AdminAudit>>(),
-            sp.GetRequiredService<QuotaOptions>().Ledger.Enabled ? sp.GetRequiredService<Npgsql.NpgsqlDataSource>() : null));
-
+            startup.Ledger.Enabled ? sp.GetRequiredService<Npgsql.NpgsqlDataSource>() : null));
 
         services.AddReverseProxy()
             .LoadFromConfig(gated.ReverseProxy)
-            .AddTransforms(context =>
-            {
-                var options = context.Services.GetRequiredService<QuotaOptions>();
-                UpstreamRequestTransforms.Apply(context, options, Environment.GetEnvironmentVariable);
-            });
+            .AddTransforms(context => UpstreamRequestTransforms.Apply(context, context.Services.GetRequiredService<LiveConfiguration>(), Environment.GetEnvironmentVariable));
         return services;
     }
 
@@ -100,7 +94,7 @@ public static class QuotaProxyServiceCollectionExtensions
     /// <summary>Maps YARP with the quota step ahead of YARP's own pipeline steps.</summary>
     public static IEndpointConventionBuilder MapQuotaProxy(this WebApplication app)
     {
-        var enabled = app.Services.GetRequiredService<QuotaOptions>().Enabled;
+        var enabled = app.Services.GetRequiredService<LiveConfiguration>().Options.Enabled;
         return app.MapReverseProxy(pipeline =>
         {
             if (enabled)
@@ -114,9 +108,8 @@ public static class QuotaProxyServiceCollectionExtensions
         });
     }
 
-    private static IQuotaStore CreateStore(IServiceProvider services)
+    private static IQuotaStore CreateStore(IServiceProvider services, QuotaOptions options)
     {
-        var options = services.GetRequiredService<QuotaOptions>();
         var timeProvider = services.GetRequiredService<TimeProvider>();
         if (options.Store.Kind == StoreKind.InProcess)
         {
@@ -124,10 +117,9 @@ public static class QuotaProxyServiceCollectionExtensions
         }
 
         var logger = services.GetRequiredService<ILogger<RedisQuotaStore>>();
-        var connection = services.GetRequiredService<IConnectionMultiplexer>();
         QuotaLog.RedisStoreConfigured(logger, options.Store.Redis!, options.Store.Timeout.TotalMilliseconds, options.Store.KeyPrefix);
         return new RedisQuotaStore(
-            connection,
+            services.GetRequiredService<IConnectionMultiplexer>(),
             services.GetRequiredService<RedisKeys>(),
             options.Store.Timeout,
             timeProvider,
@@ -138,13 +130,6 @@ public static class QuotaProxyServiceCollectionExtensions
     }
 
     /// <summary>One multiplexer per process, configured to fail fast rather than queue behind an outage.</summary>
-    public static IServiceCollection AddQuotaRedisConnection(this IServiceCollection services)
-    {
-        services.TryAddSingleton<IConnectionMultiplexer>(sp =>
-        {
-            var store = sp.GetRequiredService<QuotaOptions>().Store;
-            return ConnectionMultiplexer.Connect(RedisConnectionOptions.Create(store));
-        });
-        return services;
-    }
+    private static void AddQuotaRedisConnection(this IServiceCollection services, StoreOptions store) =>
+        services.TryAddSingleton<IConnectionMultiplexer>(_ => ConnectionMultiplexer.Connect(RedisConnectionOptions.Create(store)));
 }

@@ -2,7 +2,6 @@ using Microsoft.Extensions.Configuration.Json;
 using Microsoft.Extensions.Options;
 using QuotaProxy.Enforcement;
 using QuotaProxy.Enforcement.Admin;
-using QuotaProxy.Enforcement.Configuration;
 using QuotaProxy.StandIn;
 
 namespace QuotaProxy;
@@ -39,14 +38,8 @@ public static class QuotaProxyHost
 
         configure?.Invoke(builder.Configuration);
 
-        // Every error at once, before anything binds: unknown keys and values of the wrong type included,
-        // which the binder would otherwise drop (with the pool holding them) or throw on one at a time.
-        if (QuotaOptionsValidator.Validate(builder.Configuration, Environment.GetEnvironmentVariable, out _) is { Count: > 0 } errors)
-        {
-            throw new OptionsValidationException(QuotaOptions.SectionName, typeof(QuotaOptions), errors);
-        }
-
         ListenForAdmin(builder);
+        // Validates the whole configuration once, every error at once (an OptionsValidationException).
         builder.Services.AddQuotaProxy(builder.Configuration);
         builder.Services.AddStandInVendor(builder.Configuration);
 

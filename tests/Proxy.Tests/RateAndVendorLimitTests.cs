@@ -2,7 +2,6 @@ using System.Globalization;
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
-using QuotaProxy.Enforcement.Observability;
 using QuotaProxy.Testing;
 using WireMock.RequestBuilders;
 using WireMock.ResponseBuilders;

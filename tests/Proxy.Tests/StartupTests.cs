@@ -120,10 +120,10 @@ public sealed class StartupTests
         var configuration = new ConfigurationBuilder().AddJsonFile(Path.Combine(RepoRoot(), "config", file)).Build();
 
         // Example configs name their secrets by environment variable; any value will do for the check.
-        var errors = QuotaOptionsValidator.Validate(configuration, _ => "set", out var options);
+        var snapshot = CandidateConfiguration.Load(configuration, new Dictionary<string, TenantOverride>(), _ => "set", out var errors);
 
         Assert.Empty(errors);
-        Assert.NotEmpty(options!.Pools);
+        Assert.NotEmpty(snapshot!.Options.Pools);
     }
 
     [Fact]

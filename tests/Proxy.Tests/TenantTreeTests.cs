@@ -1,6 +1,4 @@
 using System.Net;
-using System.Net.Http.Json;
-using System.Text.Json;
 using QuotaProxy.Testing;
 using WireMock.RequestBuilders;
 using WireMock.ResponseBuilders;

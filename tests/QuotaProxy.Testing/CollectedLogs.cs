@@ -3,7 +3,7 @@ using Microsoft.Extensions.Logging;
 
 namespace QuotaProxy.Testing;
 
-/// <summary>What a proxy under test logged at Warning and above, as "Category[EventId]: message" lines.</summary>
+/// <summary>What a proxy under test logged at Warning and above, as "Category[EventId]: message" lines (": ExceptionType: its message" after, when one is logged).</summary>
 public sealed class CollectedLogs : ILoggerProvider
 {
     private readonly ConcurrentQueue<string> _lines = new();
@@ -26,7 +26,9 @@ public sealed class CollectedLogs : ILoggerProvider
         {
             if (IsEnabled(logLevel))
             {
-                lines.Enqueue($"{category}[{eventId.Id}]: {formatter(state, exception)}");
+                lines.Enqueue(exception is null
+                    ? $"{category}[{eventId.Id}]: {formatter(state, exception)}"
+                    : $"{category}[{eventId.Id}]: {formatter(state, exception)}: {exception.GetType().Name}: {exception.Message}");
             }
         }
     }

@@ -11,20 +11,6 @@ using QuotaProxy.Enforcement.Quotas;
 
 namespace QuotaProxy.Enforcement.Admin;
 
-/// <summary>A tenant as the status endpoint shows it. <c>Limit</c> is its own; <c>EffectiveLimit</c> the smallest on its path.</summary>
-public sealed record TenantStatus(
-    string Tenant, long Limit, long EffectiveLimit, long Allocation, long Guaranteed, int? Priority, long Used, long Available, TenantOverride? Override);
-
-/// <summary>A pool as the status endpoint shows it: its window now, its credits, and every tenant asked for.</summary>
-public sealed record PoolStatus(
-    string Pool, string Window, DateTimeOffset WindowStart, DateTimeOffset WindowEnd, long Limit, long Used, long Available, DateTimeOffset? ClosedUntil, IReadOnlyList<TenantStatus> Tenants);
-
-/// <summary>The body of an override: the fields to change (the others keep their current values).</summary>
-public sealed record OverrideRequest(long? Limit, long? Allocation, long? Guaranteed);
-
-/// <summary>The body of a reset: a tenant, or none for the whole pool.</summary>
-public sealed record ResetRequest(string? Tenant);
-
 /// <summary>
 /// The admin API, on its own port (<c>Quota:Admin:Url</c>) behind an admin key: pool and tenant status,
 /// runtime overrides of a tenant's Limit, Allocation and Guaranteed (every replica, kept in the store,
@@ -38,7 +24,7 @@ public static class AdminApi
 
     public static WebApplication MapQuotaAdmin(this WebApplication app)
     {
-        var options = app.Services.GetRequiredService<QuotaOptions>().Admin;
+        var options = app.Services.GetRequiredService<LiveConfiguration>().Options.Admin;
         if (options.Url is null)
         {
             return app;
@@ -84,9 +70,9 @@ public static class AdminApi
         return reader.ReadToEnd();
     });
 
-    private static async Task<IResult> StatusAsync(string? pool, string? tenant, QuotaModelSource models, IQuotaStore store, CancellationToken cancellationToken)
+    private static async Task<IResult> StatusAsync(string? pool, string? tenant, LiveConfiguration models, IQuotaStore store, CancellationToken cancellationToken)
     {
-        var model = models.Current;
+        var model = models.Model;
         if (pool is not null && !model.Pools.ContainsKey(pool))
         {
             return UnknownPool(pool);
@@ -115,7 +101,7 @@ public static class AdminApi
         return Results.Ok(new { pools = statuses });
     }
 
-    private static PoolStatus Status(PoolDefinition pool, PoolUsage usage, QuotaModelSource models, string? tenant) => new(
+    private static PoolStatus Status(PoolDefinition pool, PoolUsage usage, LiveConfiguration models, string? tenant) => new(
         pool.Name,
         pool.Window.Text,
         usage.Window.Start,
@@ -139,9 +125,9 @@ public static class AdminApi
                 models.Overrides.GetValueOrDefault($"{pool.Name}/{node.Path}")))]);
 
     private static async Task<IResult> OverrideAsync(
-        string pool, string tenant, OverrideRequest change, HttpContext http, QuotaModelSource models, IQuotaStore store, AdminAudit audit, CancellationToken cancellationToken)
+        string pool, string tenant, OverrideRequest change, HttpContext http, LiveConfiguration models, IQuotaStore store, AdminAudit audit, CancellationToken cancellationToken)
     {
-        if (Find(models.Current, pool, tenant, out var definition, out var node) is { } notFound)
+        if (Find(models.Model, pool, tenant, out var definition, out var node) is { } notFound)
         {
             return notFound;
         }
@@ -163,9 +149,9 @@ public static class AdminApi
     }
 
     private static async Task<IResult> RemoveOverrideAsync(
-        string pool, string tenant, HttpContext http, QuotaModelSource models, IQuotaStore store, AdminAudit audit, CancellationToken cancellationToken)
+        string pool, string tenant, HttpContext http, LiveConfiguration models, IQuotaStore store, AdminAudit audit, CancellationToken cancellationToken)
     {
-        if (Find(models.Current, pool, tenant, out var definition, out var node) is { } notFound)
+        if (Find(models.Model, pool, tenant, out var definition, out var node) is { } notFound)
         {
             return notFound;
         }
@@ -175,7 +161,7 @@ public static class AdminApi
 
     /// <summary>Validates the change, records it, then puts it in force in every replica: in that order, so the audit trail misses nothing.</summary>
     private static async Task<IResult> ApplyAsync(
-        HttpContext http, QuotaModelSource models, IQuotaStore store, AdminAudit audit, string action, PoolDefinition pool, QuotaNode node, string key, TenantOverride? change, CancellationToken cancellationToken)
+        HttpContext http, LiveConfiguration models, IQuotaStore store, AdminAudit audit, string action, PoolDefinition pool, QuotaNode node, string key, TenantOverride? change, CancellationToken cancellationToken)
     {
         var errors = models.Validate(key, change, out var preview);
         if (errors.Count > 0)
@@ -198,14 +184,14 @@ public static class AdminApi
         }
 
         return await ReadAsync(store, pool, cancellationToken) is { } usage
-            ? Results.Ok(Status(models.Current.Pools[pool.Name], usage, models, node.Path))
+            ? Results.Ok(Status(models.Model.Pools[pool.Name], usage, models, node.Path))
             : StoreUnavailable();
     }
 
     private static async Task<IResult> ResetAsync(
-        string pool, ResetRequest? request, HttpContext http, QuotaModelSource models, IQuotaStore store, AdminAudit audit, CancellationToken cancellationToken)
+        string pool, ResetRequest? request, HttpContext http, LiveConfiguration models, IQuotaStore store, AdminAudit audit, CancellationToken cancellationToken)
     {
-        var model = models.Current;
+        var model = models.Model;
         if (!model.Pools.TryGetValue(pool, out var definition))
         {
             return UnknownPool(pool);

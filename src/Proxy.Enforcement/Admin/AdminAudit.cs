@@ -4,10 +4,9 @@ using Microsoft.Extensions.Logging;
 using Npgsql;
 using QuotaProxy.Enforcement.Observability;
 
-namespace QuotaProxy.Enforcement.Admin;
+using QuotaProxy.Enforcement.Configuration;
 
-/// <summary>One row of the audit trail, as the admin API's audit endpoint returns it.</summary>
-public sealed record AuditEntry(long Id, DateTimeOffset At, string Actor, string Action, string Pool, string? Tenant, JsonElement? Old, JsonElement? New);
+namespace QuotaProxy.Enforcement.Admin;
 
 /// <summary>
 /// Records every admin change: always in the log (event 1204), and in the ledger's <c>admin_audit</c> table
@@ -19,8 +18,8 @@ public sealed class AdminAudit(ILogger<AdminAudit> logger, NpgsqlDataSource? led
 
     public async Task RecordAsync(string actor, string action, string pool, string? tenant, object? old, object? @new, CancellationToken cancellationToken)
     {
-        var oldJson = old is null ? null : JsonSerializer.Serialize(old, AdminJson.Options);
-        var newJson = @new is null ? null : JsonSerializer.Serialize(@new, AdminJson.Options);
+        var oldJson = old is null ? null : JsonSerializer.Serialize(old, OverrideJson.Options);
+        var newJson = @new is null ? null : JsonSerializer.Serialize(@new, OverrideJson.Options);
         if (ledger is not null)
         {
             await using var connection = await ledger.OpenConnectionAsync(cancellationToken);

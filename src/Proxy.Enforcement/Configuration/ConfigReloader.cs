@@ -3,73 +3,39 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Primitives;
-using QuotaProxy.Enforcement.Admin;
 using QuotaProxy.Enforcement.Observability;
 
 namespace QuotaProxy.Enforcement.Configuration;
 
 /// <summary>
-/// The <c>ReverseProxy</c> section YARP reads: the live configuration's as of its last valid state. YARP
-/// watches the live files itself; reading through this gate instead, it sees a route only once the whole
-/// configuration (routes with their pools, costs and keys) has passed validation.
-/// </summary>
-internal sealed class GatedProxyConfiguration
-{
-    private readonly GatedProvider _provider = new();
-
-    public GatedProxyConfiguration(IConfiguration live)
-    {
-        Root = new ConfigurationRoot([_provider]);
-        Publish(Flatten(live));
-    }
-
-    public IConfigurationRoot Root { get; }
-
-    public IConfigurationSection ReverseProxy => Root.GetSection("ReverseProxy");
-
-    public IConfigurationSection Routes => Root.GetSection(QuotaOptionsValidator.RoutesSection);
-
-    /// <summary>Takes these <c>ReverseProxy</c> keys (<see cref="Flatten"/>); YARP reloads its routes and clusters from them.</summary>
-    public void Publish(Dictionary<string, string?> data) => _provider.Replace(data);
-
-    /// <summary>The live section's keys and values, to tell whether an edit touched it.</summary>
-    public static Dictionary<string, string?> Flatten(IConfiguration live) =>
-        live.GetSection("ReverseProxy").AsEnumerable().Where(pair => pair.Value is not null).ToDictionary(StringComparer.OrdinalIgnoreCase);
-
-    public bool Holds(Dictionary<string, string?> data) => _provider.Holds(data);
-
-    private sealed class GatedProvider : ConfigurationProvider
-    {
-        public void Replace(Dictionary<string, string?> data)
-        {
-            Data = data;
-            OnReload();
-        }
-
-        public bool Holds(Dictionary<string, string?> data) =>
-            data.Count == Data.Count && data.All(pair => Data.TryGetValue(pair.Key, out var value) && value == pair.Value);
-    }
-}
-
-/// <summary>
 /// Hot reload: when the configuration files change, the new <c>Quota</c> and <c>ReverseProxy</c> sections
-/// are validated by the startup rules. Valid: routes, costs, pools, tenants and keys are in force within a
-/// second (the runtime overrides still applied on top). Invalid: every error is logged, the reload counts
-/// as rejected, and the last good configuration stays in force. Store, Ledger, Admin, Metrics and Upstreams
-/// are read once at start; an edit to them waits for the next restart, and the log says so.
+/// go through <see cref="CandidateConfiguration"/> once. Valid: routes, costs, pools, tenants and keys are
+/// in force within a second (the runtime overrides still applied on top). Invalid, or a file that is not
+/// valid JSON: every error is logged, the reload counts as rejected, and the last good configuration stays
+/// in force. Store, Ledger, Admin, Metrics and Upstreams are read once at start; an edit to them waits for
+/// the next restart, and the log says so.
 /// </summary>
 internal sealed class ConfigReloader(
-    IConfiguration live, GatedProxyConfiguration gated, QuotaModelSource models, QuotaMetrics metrics, ILogger<ConfigReloader> logger)
+    IConfiguration live, GatedProxyConfiguration gated, LiveConfiguration configuration, QuotaMetrics metrics, ILogger<ConfigReloader> logger)
     : IHostedService, IDisposable
 {
     /// <summary>Editors write a file in several steps; the reload waits for them to settle.</summary>
     private static readonly TimeSpan Settle = TimeSpan.FromMilliseconds(300);
+
+    private static readonly JsonDocumentOptions JsonFileSyntax = new() { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true };
 
     private IDisposable? _watch;
     private int _edits;
 
     public Task StartAsync(CancellationToken cancellationToken)
     {
+        foreach (var file in Files())
+        {
+            // A file that no longer parses: the provider empties its data and, left alone, throws on the
+            // watcher's thread where nobody sees it. Let it go on; the reload below refuses it by name.
+            file.Source.OnLoadException ??= context => context.Ignore = true;
+        }
+
         _watch = ChangeToken.OnChange(live.GetReloadToken, () => _ = ReloadAfterSettlingAsync(Interlocked.Increment(ref _edits)));
         return Task.CompletedTask;
     }
@@ -93,50 +59,40 @@ internal sealed class ConfigReloader(
 
     internal async Task ReloadAsync()
     {
-        var running = models.Config.Configured;
-        if (QuotaOptionsValidator.Validate(live, Environment.GetEnvironmentVariable, out var bound) is { Count: > 0 } invalid)
+        if (UnreadableFiles() is { Count: > 0 } unreadable)
         {
-            Refuse(invalid);
+            Refuse(unreadable);
             return;
         }
 
-        var candidate = bound!;
-
-        var restartOnly = new List<string>();
-        Keep("Store", running.Store, candidate.Store);
-        Keep("Ledger", running.Ledger, candidate.Ledger);
-        Keep("Admin", running.Admin, candidate.Admin);
-        Keep("Metrics", running.Metrics, candidate.Metrics);
-        Keep("Upstreams", running.Upstreams, candidate.Upstreams);
-        candidate = candidate with { Store = running.Store, Ledger = running.Ledger, Admin = running.Admin, Metrics = running.Metrics, Upstreams = running.Upstreams };
-
+        var running = configuration.Current.Configured;
         var routes = GatedProxyConfiguration.Flatten(live);
-        if (Json(candidate) == Json(running) && gated.Holds(routes))
+        var restartOnly = new List<string>();
+        var outcome = await configuration.ReconfigureAsync(live, candidate =>
+        {
+            Keep("Store", running.Store, candidate.Store);
+            Keep("Ledger", running.Ledger, candidate.Ledger);
+            Keep("Admin", running.Admin, candidate.Admin);
+            Keep("Metrics", running.Metrics, candidate.Metrics);
+            Keep("Upstreams", running.Upstreams, candidate.Upstreams);
+            return candidate with { Store = running.Store, Ledger = running.Ledger, Admin = running.Admin, Metrics = running.Metrics, Upstreams = running.Upstreams };
+        }, routesChanged: !gated.Holds(routes), CancellationToken.None);
+
+        if (outcome.Errors.Count > 0)
+        {
+            Refuse(outcome.Errors);
+            return;
+        }
+
+        if (!outcome.Changed)
         {
             return; // a touch, or an edit elsewhere in the file: nothing of ours changed
         }
 
-        var errors = models.ValidateReconfigure(candidate, live.GetSection(QuotaOptionsValidator.RoutesSection));
-        if (errors.Count > 0)
-        {
-            Refuse(errors);
-            return;
-        }
-
-        // The pools first, then the routes that use them: a new route never meets a model without its pool.
-        var routesInForce = new ConfigurationBuilder().AddInMemoryCollection(routes).Build().GetSection(QuotaOptionsValidator.RoutesSection);
-        errors = await models.ReconfigureAsync(candidate, routesInForce, CancellationToken.None);
-        if (errors.Count > 0)
-        {
-            // An admin override landed in between and no longer fits the edit.
-            Refuse(errors);
-            return;
-        }
-
+        // The pools are in force: now the routes that use them, so a new route never meets a model without its pool.
         gated.Publish(routes);
-
         metrics.ConfigReloaded(applied: true);
-        QuotaLog.ConfigReloaded(logger, candidate.Pools.Count, routes.Keys.Count(key => key.EndsWith(":ClusterId", StringComparison.OrdinalIgnoreCase)));
+        QuotaLog.ConfigReloaded(logger, configuration.Options.Pools.Count, routes.Keys.Count(key => key.EndsWith(":ClusterId", StringComparison.OrdinalIgnoreCase)));
         if (restartOnly.Count > 0)
         {
             QuotaLog.ConfigNeedsRestart(logger, string.Join(", ", restartOnly));
@@ -149,6 +105,39 @@ internal sealed class ConfigReloader(
                 restartOnly.Add($"Quota:{section}");
             }
         }
+    }
+
+    private IEnumerable<FileConfigurationProvider> Files() =>
+        live is IConfigurationRoot root ? root.Providers.OfType<FileConfigurationProvider>() : [];
+
+    /// <summary>The watched JSON files that do not parse now, each with where and why.</summary>
+    private List<string> UnreadableFiles()
+    {
+        var errors = new List<string>();
+        foreach (var file in Files().Where(file => file.Source.Path is not null && file.Source.Path.EndsWith(".json", StringComparison.OrdinalIgnoreCase)))
+        {
+            var info = file.Source.FileProvider?.GetFileInfo(file.Source.Path!);
+            if (info is not { Exists: true })
+            {
+                continue;
+            }
+
+            try
+            {
+                using var stream = info.CreateReadStream();
+                using var document = JsonDocument.Parse(stream, JsonFileSyntax);
+            }
+            catch (JsonException ex)
+            {
+                errors.Add($"{info.PhysicalPath ?? file.Source.Path} is not valid JSON: {ex.Message}");
+            }
+            catch (IOException ex)
+            {
+                errors.Add($"{info.PhysicalPath ?? file.Source.Path} could not be read: {ex.Message}");
+            }
+        }
+
+        return errors;
     }
 
     private void Refuse(IReadOnlyList<string> errors)

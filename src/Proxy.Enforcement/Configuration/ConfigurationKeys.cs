@@ -15,9 +15,11 @@ internal static class ConfigurationKeys
     /// <summary>The route metadata keys the quota step reads; any other <c>Quota.</c> key is a mistake.</summary>
     private static readonly string[] RouteMetadata = [RouteQuota.PoolKey, RouteQuota.CostKey, RefundPolicy.Key, RouteQuota.CostHeaderKey];
 
-    public static void Validate(IConfigurationSection quota, IConfigurationSection routes, List<string> errors)
+    /// <returns>The paths of the values that cannot be bound (of the wrong type), to leave out of the binding.</returns>
+    public static HashSet<string> Validate(IConfigurationSection quota, IConfigurationSection routes, List<string> errors)
     {
-        Walk(quota, typeof(QuotaOptions), errors);
+        var invalid = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+        Walk(quota, typeof(QuotaOptions), errors, invalid);
         foreach (var route in routes.GetChildren())
         {
             foreach (var key in route.GetSection("Metadata").GetChildren().Select(entry => entry.Key))
@@ -28,16 +30,18 @@ internal static class ConfigurationKeys
                 }
             }
         }
+
+        return invalid;
     }
 
-    private static void Walk(IConfigurationSection section, Type type, List<string> errors)
+    private static void Walk(IConfigurationSection section, Type type, List<string> errors, HashSet<string> invalid)
     {
         if (ElementType(type) is { } element)
         {
             // A dictionary (pools, tenants, upstreams) or a list (keys): every child is one of its elements.
             foreach (var child in section.GetChildren())
             {
-                Walk(child, element, errors);
+                Walk(child, element, errors, invalid);
             }
 
             return;
@@ -52,6 +56,7 @@ internal static class ConfigurationKeys
             if (section.Value is { } value && scalar != typeof(string) && !(optional && value.Length == 0) && !Converts(value, scalar))
             {
                 errors.Add($"{section.Path} must be {Expected(scalar)}, got '{value}'.");
+                invalid.Add(section.Path);
             }
 
             return;
@@ -62,7 +67,7 @@ internal static class ConfigurationKeys
         {
             if (properties.TryGetValue(child.Key, out var property))
             {
-                Walk(child, property.PropertyType, errors);
+                Walk(child, property.PropertyType, errors, invalid);
             }
             else if (child.Key != "//")
             {

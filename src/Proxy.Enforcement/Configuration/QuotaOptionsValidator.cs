@@ -1,6 +1,5 @@
 using System.Net;
 using Microsoft.Extensions.Configuration;
-using Microsoft.Extensions.Options;
 using QuotaProxy.Enforcement.Identity;
 using QuotaProxy.Enforcement.Pricing;
 using QuotaProxy.Enforcement.Quotas;
@@ -11,38 +10,34 @@ namespace QuotaProxy.Enforcement.Configuration;
 /// Checks the <c>Quota</c> section and the quota metadata of every YARP route, and reports every error at
 /// once, each naming its key path and what to fix, so that a bad config stops the start with a full list.
 /// </summary>
-public sealed class QuotaOptionsValidator(IConfiguration configuration) : IValidateOptions<QuotaOptions>
+internal static class QuotaOptionsValidator
 {
     public const string RoutesSection = "ReverseProxy:Routes";
 
-    public ValidateOptionsResult Validate(string? name, QuotaOptions options)
-    {
-        var errors = Validate(options, configuration.GetSection(RoutesSection), Environment.GetEnvironmentVariable);
-        ConfigurationKeys.Validate(configuration.GetSection(QuotaOptions.SectionName), configuration.GetSection(RoutesSection), errors);
-        return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
-    }
-
     /// <summary>
-    /// A whole configuration as the proxy would take it: the <c>Quota</c> section bound and checked, no key the
-    /// proxy does not have, and the routes' quota metadata. <paramref name="options"/> is what was bound.
+    /// The <c>Quota</c> section bound to options, after every key and value type is checked: an unknown key
+    /// or a value of the wrong type goes to <paramref name="errors"/> and is left out of the binding, so the
+    /// rules can still check everything else. Never throws.
     /// </summary>
-    public static List<string> Validate(IConfiguration configuration, Func<string, string?> environment, out QuotaOptions? options)
+    /// <param name="invalid">The paths of the values left out: a rule about one of them would only repeat its error.</param>
+    public static QuotaOptions Read(IConfiguration configuration, List<string> errors, out IReadOnlySet<string> invalid)
     {
-        // Keys and value types first: the binder drops (or throws on) what it cannot convert, which would hide the rest.
-        var errors = new List<string>();
-        ConfigurationKeys.Validate(configuration.GetSection(QuotaOptions.SectionName), configuration.GetSection(RoutesSection), errors);
+        var section = configuration.GetSection(QuotaOptions.SectionName);
+        var unbindable = ConfigurationKeys.Validate(section, configuration.GetSection(RoutesSection), errors);
+        invalid = unbindable;
+        var bindable = new ConfigurationBuilder()
+            .AddInMemoryCollection(section.AsEnumerable().Where(pair => !unbindable.Contains(pair.Key)))
+            .Build();
         try
         {
-            options = configuration.GetSection(QuotaOptions.SectionName).Get<QuotaOptions>() ?? new QuotaOptions();
+            return bindable.GetSection(QuotaOptions.SectionName).Get<QuotaOptions>() ?? new QuotaOptions();
         }
         catch (InvalidOperationException ex)
         {
-            options = null;
-            return errors.Count > 0 ? errors : [ex.Message];
+            // A shape the key walk does not foresee (a value where a section belongs): said, and nothing bound.
+            errors.Add($"{QuotaOptions.SectionName}: {ex.Message}");
+            return new QuotaOptions();
         }
-
-        errors.AddRange(Validate(options, configuration.GetSection(RoutesSection), environment));
-        return errors;
     }
 
     public static List<string> Validate(QuotaOptions options, IConfigurationSection routes, Func<string, string?> environment)

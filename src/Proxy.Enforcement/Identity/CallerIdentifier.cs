@@ -1,7 +1,6 @@
 using System.Collections.Frozen;
 using System.Net;
 using Microsoft.AspNetCore.Http;
-using QuotaProxy.Enforcement.Configuration;
 
 namespace QuotaProxy.Enforcement.Identity;
 
@@ -15,13 +14,16 @@ internal sealed class CallerIdentifier
     private readonly IPNetwork[] _trustedNetworks;
     private readonly bool _trustTenantHeader;
 
-    public CallerIdentifier(IdentityOptions options)
+    /// <param name="tenantByKeyHash">Each API key's SHA-256 (hex, either case) and the tenant it names.</param>
+    /// <param name="trustTenantHeader">Whether <paramref name="tenantHeader"/> names the tenant when no key is sent.</param>
+    /// <param name="trustedNetworks">Where the tenant header is believed from; empty: from anywhere.</param>
+    public CallerIdentifier(string apiKeyHeader, string tenantHeader, IEnumerable<KeyValuePair<string, string>> tenantByKeyHash, bool trustTenantHeader, IEnumerable<IPNetwork> trustedNetworks)
     {
-        ApiKeyHeader = options.ApiKeyHeader;
-        TenantHeader = options.TenantHeader;
-        _trustTenantHeader = options.TrustTenantHeader;
-        _trustedNetworks = [.. options.TrustedNetworks.Select(IPNetwork.Parse)];
-        _tenantByKeyHash = options.ApiKeys.ToFrozenDictionary(k => k.Sha256.ToLowerInvariant(), k => k.Tenant, StringComparer.Ordinal);
+        ApiKeyHeader = apiKeyHeader;
+        TenantHeader = tenantHeader;
+        _trustTenantHeader = trustTenantHeader;
+        _trustedNetworks = [.. trustedNetworks];
+        _tenantByKeyHash = tenantByKeyHash.ToFrozenDictionary(k => k.Key.ToLowerInvariant(), k => k.Value, StringComparer.Ordinal);
     }
 
     public string ApiKeyHeader { get; }

@@ -20,7 +20,7 @@ namespace QuotaProxy.Enforcement.Ledger;
 internal sealed class LedgerFlusher(
     IConnectionMultiplexer connection,
     RedisKeys keys,
-    QuotaModel model,
+    LiveConfiguration live,
     LedgerWriter writer,
     LedgerOptions options,
     QuotaMetrics metrics,
@@ -39,6 +39,9 @@ internal sealed class LedgerFlusher(
 
     private readonly Dictionary<RedisKey, DateTime> _nextClaim = [];
 
+    /// <summary>Every stream this flusher knows, with the pool whose events it holds.</summary>
+    private readonly Dictionary<RedisKey, PoolDefinition> _streams = [];
+
     /// <summary>
     /// Batches of new events being written and acknowledged while the next one is read, oldest first:
     /// at most <see cref="WritesInFlight"/>, so Redis and PostgreSQL (two of its connections) work at once.
@@ -49,7 +52,6 @@ internal sealed class LedgerFlusher(
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        var streams = model.Pools.Values.Select(pool => (Pool: pool, Key: keys.EventStream(pool))).ToList();
         var groupsReady = new HashSet<RedisKey>();
         var migrated = false;
         try
@@ -65,7 +67,7 @@ internal sealed class LedgerFlusher(
                         migrated = true;
                     }
 
-                    foreach (var (pool, key) in streams)
+                    foreach (var (key, pool) in Streams())
                     {
                         if (groupsReady.Add(key))
                         {
@@ -78,16 +80,16 @@ internal sealed class LedgerFlusher(
                 }
                 catch (Exception ex) when (ex is not OperationCanceledException || !stoppingToken.IsCancellationRequested)
                 {
-                    QuotaLog.LedgerFlushFailed(logger, ex.GetType().Name, ex.Message);
+                    QuotaLog.LedgerFlushFailed(logger, ex);
                     metrics.LedgerFlushFailed();
                     groupsReady.Clear();
                     await SettleInFlightAsync();
-                    await ObserveBacklogAsync(streams);
+                    await ObserveBacklogAsync();
                     await Delay(options.RetryDelay, stoppingToken);
                     continue;
                 }
 
-                await ObserveBacklogAsync(streams);
+                await ObserveBacklogAsync();
                 if (!fullBatch)
                 {
                     // Every stream is drained: let events gather for a while rather than paying a read, a
@@ -104,19 +106,43 @@ internal sealed class LedgerFlusher(
         }
     }
 
-    /// <summary>Publishes each stream's length for <c>quotaproxy.ledger.backlog</c>, PostgreSQL or not.</summary>
-    private async Task ObserveBacklogAsync(List<(PoolDefinition Pool, RedisKey Key)> streams)
+    /// <summary>
+    /// The streams to flush: every pool's in the configuration in force (a reload may add pools, or re-tag
+    /// one so that its events go to a new stream), and every stream seen before that still holds events.
+    /// </summary>
+    private List<(RedisKey Key, PoolDefinition Pool)> Streams()
+    {
+        foreach (var pool in live.Model.Pools.Values)
+        {
+            _streams[keys.EventStream(pool)] = pool;
+        }
+
+        return [.. _streams.Select(pair => (pair.Key, pair.Value))];
+    }
+
+    /// <summary>
+    /// Publishes each stream's length for <c>quota_proxy_ledger_backlog_events</c>, PostgreSQL or not, and
+    /// forgets a stream the configuration no longer names once it is empty.
+    /// </summary>
+    private async Task ObserveBacklogAsync()
     {
         try
         {
-            foreach (var (pool, key) in streams)
+            var inForce = live.Model.Pools.Values.Select(keys.EventStream).ToHashSet();
+            foreach (var (key, pool) in Streams())
             {
-                metrics.LedgerBacklog(pool.Name, await connection.GetDatabase().StreamLengthAsync(key));
+                var length = await connection.GetDatabase().StreamLengthAsync(key);
+                metrics.LedgerBacklog(pool.Name, length);
+                if (length == 0 && !inForce.Contains(key))
+                {
+                    _streams.Remove(key);
+                }
             }
         }
-        catch (RedisException)
+        catch (Exception ex) when (ex is RedisException or TimeoutException)
         {
             // Redis is away too; the store's own outage handling covers requests.
+            QuotaLog.LedgerBacklogUnknown(logger, ex);
         }
     }
 
@@ -190,8 +216,7 @@ internal sealed class LedgerFlusher(
         await (firstDelivery ? writer.WriteFirstDeliveryAsync(events, cancellationToken) : writer.WriteAsync(events, cancellationToken));
         var committed = timeProvider.GetUtcNow();
         AfterCommit?.Invoke(events);
-        RedisValue[] ackArguments = [Group, .. entries.Select(e => e.Id)];
-        await database.ScriptEvaluateAsync(DebitScript.AckSource, [key], ackArguments);
+        await AckScript.EvaluateAsync(database, key, Group, entries.Select(e => e.Id));
         metrics.LedgerFlushed(pool.Name, events.Count, events.Select(e => committed - e.OccurredAt));
     }
 

@@ -1,6 +1,8 @@
 using Npgsql;
 using NpgsqlTypes;
 
+using QuotaProxy.Enforcement.Quotas;
+
 namespace QuotaProxy.Enforcement.Ledger;
 
 /// <summary>
@@ -87,7 +89,7 @@ public sealed class LedgerWriter(NpgsqlDataSource dataSource)
                 copy.Write(e.Tenant, NpgsqlDbType.Text);
                 copy.Write(e.Route, NpgsqlDbType.Text);
                 copy.Write(e.Credits, NpgsqlDbType.Bigint);
-                copy.Write(UsageEvent.KindName(e.Kind), NpgsqlDbType.Text);
+                copy.Write(UsageKinds.Name(e.Kind), NpgsqlDbType.Text);
                 copy.Write(e.Shadow, NpgsqlDbType.Boolean);
                 if (e.RequestId is null)
                 {

@@ -1,13 +1,6 @@
-namespace QuotaProxy.Enforcement.Ledger;
+using QuotaProxy.Enforcement.Quotas;
 
-/// <summary>What an event records. Credits are signed: a refund is negative, an adjustment either way.</summary>
-public enum UsageKind
-{
-    Debit,
-    Refund,
-    Adjustment,
-    Overage,
-}
+namespace QuotaProxy.Enforcement.Ledger;
 
 /// <summary>
 /// One line of the billing ledger: credits charged to (or returned to) a tenant of a pool for a request on
@@ -22,14 +15,4 @@ public sealed record UsageEvent(
     long Credits,
     UsageKind Kind,
     bool Shadow,
-    string? RequestId)
-{
-    /// <summary>The ledger's name for a kind: <c>debit</c>, <c>refund</c>, <c>adjustment</c>, <c>overage</c>.</summary>
-    public static string KindName(UsageKind kind) => kind switch
-    {
-        UsageKind.Debit => "debit",
-        UsageKind.Refund => "refund",
-        UsageKind.Adjustment => "adjustment",
-        _ => "overage",
-    };
-}
+    string? RequestId);

@@ -2,6 +2,8 @@ using System.Buffers.Text;
 using System.Text;
 using StackExchange.Redis;
 
+using QuotaProxy.Enforcement.Quotas;
+
 namespace QuotaProxy.Enforcement.Ledger;
 
 /// <summary>

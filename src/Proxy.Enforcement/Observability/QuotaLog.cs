@@ -32,11 +32,14 @@ internal static partial class QuotaLog
     [LoggerMessage(EventId = 1009, Level = LogLevel.Error, Message = "Ledger backlog full for pool {Pool}: metered requests get 503 until the flusher catches up")]
     public static partial void LedgerBacklogFull(ILogger logger, string pool);
 
-    [LoggerMessage(EventId = 1101, Level = LogLevel.Warning, Message = "Quota store unavailable for pool {Pool}: {ErrorType}: {Error}")]
-    public static partial void StoreUnavailable(ILogger logger, string pool, string errorType, string error);
+    [LoggerMessage(EventId = 1101, Level = LogLevel.Warning, Message = "Quota store unavailable for pool {Pool}")]
+    public static partial void StoreUnavailable(ILogger logger, string pool, Exception exception);
 
-    [LoggerMessage(EventId = 1103, Level = LogLevel.Warning, Message = "Ledger flush failed, events wait in Redis: {ErrorType}: {Error}")]
-    public static partial void LedgerFlushFailed(ILogger logger, string errorType, string error);
+    [LoggerMessage(EventId = 1103, Level = LogLevel.Warning, Message = "Ledger flush failed, events wait in Redis")]
+    public static partial void LedgerFlushFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(EventId = 1104, Level = LogLevel.Warning, Message = "Ledger backlog could not be measured: Redis did not answer")]
+    public static partial void LedgerBacklogUnknown(ILogger logger, Exception exception);
 
     [LoggerMessage(EventId = 1102, Level = LogLevel.Information, Message = "Redis quota store: {Endpoint}, timeout {TimeoutMs} ms, key prefix {Prefix}")]
     public static partial void RedisStoreConfigured(ILogger logger, string endpoint, double timeoutMs, string prefix);
@@ -47,8 +50,8 @@ internal static partial class QuotaLog
     [LoggerMessage(EventId = 1202, Level = LogLevel.Error, Message = "Runtime overrides refused, the model in force stays: {Errors}")]
     public static partial void OverridesRefused(ILogger logger, string errors);
 
-    [LoggerMessage(EventId = 1203, Level = LogLevel.Warning, Message = "Runtime overrides could not be read; the model in force stays: {ErrorType}: {Error}")]
-    public static partial void OverridesUnavailable(ILogger logger, string errorType, string error);
+    [LoggerMessage(EventId = 1203, Level = LogLevel.Warning, Message = "Runtime overrides could not be read; the model in force stays")]
+    public static partial void OverridesUnavailable(ILogger logger, Exception exception);
 
     [LoggerMessage(EventId = 1204, Level = LogLevel.Information, Message = "Admin {Actor}: {Action} {Pool}/{Tenant}: {Old} -> {New}")]
     public static partial void AdminAction(ILogger logger, string actor, string action, string pool, string tenant, string old, string @new);

@@ -4,32 +4,6 @@ using QuotaProxy.Enforcement.Quotas;
 
 namespace QuotaProxy.Enforcement.Observability;
 
-/// <summary>What a metered request came to, as the <c>outcome</c> label of <c>quota_proxy_requests_total</c>.</summary>
-public enum RequestOutcome
-{
-    Admitted,
-    RejectedQuota,
-    RejectedRate,
-    RejectedConcurrency,
-    ShadowRejected,
-    Unidentified,
-    Forbidden,
-    InvalidRequest,
-    StoreUnavailable,
-    VendorLimited,
-    LedgerBacklogFull,
-}
-
-/// <summary>The <c>operation</c> label of the store metrics.</summary>
-public static class StoreOperation
-{
-    public const string Debit = "debit";
-    public const string Adjust = "adjust";
-    public const string Release = "release";
-    public const string Close = "close";
-    public const string Read = "read";
-}
-
 /// <summary>
 /// Every Prometheus metric of the proxy, in one registry per host (tests read their own proxy's). Names
 /// are <c>quota_proxy_&lt;what&gt;_&lt;unit&gt;</c>; labels are bounded by the config: route ids, pool

@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Runtime.CompilerServices;
 using Yarp.ReverseProxy.Configuration;
 
 namespace QuotaProxy.Enforcement.Pricing;
@@ -64,12 +63,4 @@ internal sealed record RouteQuota(IReadOnlyList<string> Pools, long Cost, Refund
 
         return long.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out cost) && cost > 0;
     }
-}
-
-/// <summary>Parses each route's metering once per <see cref="RouteConfig"/> object (YARP builds new ones on reload).</summary>
-internal sealed class RouteQuotaCatalog
-{
-    private readonly ConditionalWeakTable<RouteConfig, RouteQuota?> _parsed = [];
-
-    public RouteQuota? For(RouteConfig route) => _parsed.GetValue(route, RouteQuota.Parse);
 }

@@ -32,7 +32,7 @@ public interface IQuotaStore
     /// </summary>
     /// <returns>How many of the route's pools had their counters changed.</returns>
     /// <exception cref="QuotaStoreUnavailableException">The store did not answer within its timeout.</exception>
-    ValueTask<int> AdjustAsync(IReadOnlyList<QuotaDebit> debits, RouteDecision decision, long delta, Ledger.UsageKind kind, UsageContext? usage, CancellationToken cancellationToken);
+    ValueTask<int> AdjustAsync(IReadOnlyList<QuotaDebit> debits, RouteDecision decision, long delta, UsageKind kind, UsageContext? usage, CancellationToken cancellationToken);
 
     /// <summary>The response has ended: the lease leaves every node's in-flight count.</summary>
     /// <exception cref="QuotaStoreUnavailableException">The store did not answer within its timeout (the lease then expires by itself).</exception>
@@ -45,43 +45,3 @@ public interface IQuotaStore
     /// <exception cref="QuotaStoreUnavailableException">The store did not answer within its timeout.</exception>
     ValueTask<PoolUsage> ReadUsageAsync(PoolDefinition pool, CancellationToken cancellationToken);
 }
-
-/// <summary>
-/// A pool's counters for one window: every node's credits used and the running aggregates the admission
-/// rule reads (0 for a window no decision has opened), and until when a vendor 429 closed it (0: open).
-/// </summary>
-public sealed record PoolUsage(WindowBounds Window, IReadOnlyDictionary<string, long> Counters, long ClosedUntilMs)
-{
-    /// <summary>Credits <paramref name="node"/> (with everything below it) has used this window.</summary>
-    public long Used(QuotaNode node) => Counters.GetValueOrDefault(node.UsageField);
-
-    /// <summary>The largest cost <paramref name="node"/> could be admitted for now by credits (rates, leases and closures aside).</summary>
-    public long Available(QuotaNode node) => TreeAdmission.Remaining(node, new Dictionary<string, long>(Counters, StringComparer.Ordinal));
-
-    /// <summary>Every counter field of the pool, as both stores lay them out: usage, guarantee and level aggregates.</summary>
-    internal static IReadOnlyList<string> CounterFields(PoolDefinition pool) =>
-        [.. pool.Nodes.Values.Prepend(pool.Root)
-            .SelectMany(node => node.ChildLevels.Select(level => level.Field).Prepend(node.GuaranteeAggregateField).Prepend(node.UsageField))
-            .Distinct(StringComparer.Ordinal)];
-}
-
-/// <summary>
-/// What the store needs about a request besides its credits: the route and request id the ledger records,
-/// and the caller's idempotency key (a retry with the same key is charged once per window).
-/// </summary>
-public sealed record UsageContext(string Route, string RequestId, string? IdempotencyKey = null);
-
-public static class QuotaStoreExtensions
-{
-    /// <summary>A decision on one pool: <see cref="IQuotaStore.DebitAsync(IReadOnlyList{QuotaDebit}, CancellationToken)"/> with a single debit.</summary>
-    public static async ValueTask<QuotaDecision> DebitAsync(this IQuotaStore store, QuotaDebit debit, CancellationToken cancellationToken) =>
-        (await store.DebitAsync([debit], cancellationToken).ConfigureAwait(false)).Pools[0];
-
-    /// <summary>Gives an admitted request's whole cost back: an adjustment of −cost, recorded as a refund.</summary>
-    public static ValueTask<int> RefundAsync(this IQuotaStore store, IReadOnlyList<QuotaDebit> debits, RouteDecision decision, UsageContext? usage, CancellationToken cancellationToken) =>
-        store.AdjustAsync(debits, decision, -debits[0].Cost, Ledger.UsageKind.Refund, usage, cancellationToken);
-}
-
-/// <summary>The store could not decide in time; the request gets the configured outage policy.</summary>
-public sealed class QuotaStoreUnavailableException(string message, Exception? innerException = null)
-    : Exception(message, innerException);

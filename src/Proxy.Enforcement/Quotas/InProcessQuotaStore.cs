@@ -7,7 +7,7 @@ namespace QuotaProxy.Enforcement.Quotas;
 /// </summary>
 internal sealed class InProcessQuotaStore(TimeProvider timeProvider, TimeSpan? leaseTtl = null) : IQuotaStore
 {
-    private readonly long _leaseMs = (long)(leaseTtl ?? new Configuration.StoreOptions().LeaseTtl).TotalMilliseconds;
+    private readonly long _leaseMs = (long)(leaseTtl ?? QuotaLease.DefaultTtl).TotalMilliseconds;
 
     private readonly Dictionary<string, PoolCounters> _pools = new(StringComparer.Ordinal);
 
@@ -79,7 +79,7 @@ internal sealed class InProcessQuotaStore(TimeProvider timeProvider, TimeSpan? l
         return ValueTask.CompletedTask;
     }
 
-    public ValueTask<int> AdjustAsync(IReadOnlyList<QuotaDebit> debits, RouteDecision decision, long delta, Ledger.UsageKind kind, UsageContext? usage, CancellationToken cancellationToken)
+    public ValueTask<int> AdjustAsync(IReadOnlyList<QuotaDebit> debits, RouteDecision decision, long delta, UsageKind kind, UsageContext? usage, CancellationToken cancellationToken)
     {
         var refunded = 0;
         lock (_pools)

@@ -1,5 +1,3 @@
-using QuotaProxy.Enforcement.Configuration;
-
 namespace QuotaProxy.Enforcement.Quotas;
 
 /// <summary>
@@ -136,38 +134,34 @@ public sealed class QuotaNode
         }
     }
 
-    internal static QuotaNode CreateRoot(PoolOptions options)
+    internal static QuotaNode CreateRoot(NodeSettings pool)
     {
-        var root = new QuotaNode("", "", null, options.Limit, options.Limit, options.Limit, 1, options.SoftLimit, 0, options.Mode, ParseRate(options.Rate, options.Burst), options.MaxInFlight);
-        root.AddChildren(options.Tenants);
+        var limit = pool.Limit ?? throw new ArgumentException("A pool's root needs a Limit.", nameof(pool));
+        var root = new QuotaNode("", "", null, limit, limit, limit, 1, pool.SoftLimit, 0, pool.Mode ?? QuotaMode.Enforce, pool.Rate, pool.MaxInFlight);
+        root.AddChildren(pool.Tenants);
         return root;
     }
 
-    private static QuotaRate? ParseRate(string? text, long? burst) =>
-        text is null ? null
-        : QuotaRate.TryParse(text, burst ?? 1, out var rate) ? rate
-        : throw new ArgumentException($"Invalid rate '{text}' with burst {burst}; the validator should have refused it.", nameof(text));
-
-    private void AddChildren(Dictionary<string, TenantOptions> tenants)
+    private void AddChildren(IReadOnlyDictionary<string, NodeSettings> tenants)
     {
         var children = new List<QuotaNode>();
-        foreach (var (name, options) in tenants.OrderBy(t => t.Key, StringComparer.Ordinal))
+        foreach (var (name, settings) in tenants.OrderBy(t => t.Key, StringComparer.Ordinal))
         {
-            var allocation = options.Allocation ?? 0;
+            var allocation = settings.Allocation ?? 0;
             var child = new QuotaNode(
                 name,
                 IsRoot ? name : $"{Path}/{name}",
                 this,
-                options.Limit ?? Limit,
+                settings.Limit ?? Limit,
                 allocation,
-                options.Guaranteed ?? allocation,
-                options.Priority ?? LowestPriority,
-                options.SoftLimit,
-                options.Overage ?? 0,
-                options.Mode ?? Mode,
-                ParseRate(options.Rate, options.Burst),
-                options.MaxInFlight);
-            child.AddChildren(options.Tenants);
+                settings.Guaranteed ?? allocation,
+                settings.Priority ?? LowestPriority,
+                settings.SoftLimit,
+                settings.Overage ?? 0,
+                settings.Mode ?? Mode,
+                settings.Rate,
+                settings.MaxInFlight);
+            child.AddChildren(settings.Tenants);
             children.Add(child);
         }
 
@@ -185,6 +179,3 @@ public sealed class QuotaNode
         }
     }
 }
-
-/// <summary>A priority level among siblings, Σ (Allocation − Guaranteed) of the siblings at it, and the parent's aggregate field for it.</summary>
-public readonly record struct PriorityLevel(int Priority, long AllocationAboveGuaranteed, string Field);

@@ -80,22 +80,3 @@ public sealed record QuotaWindow
 
     private static long Mod(long value, long modulus) => ((value % modulus) + modulus) % modulus;
 }
-
-internal enum WindowUnit
-{
-    Second,
-    Minute,
-    Hour,
-    Day,
-    Month,
-}
-
-/// <summary>A window as Unix milliseconds, start inclusive, end exclusive.</summary>
-public readonly record struct WindowBounds(long StartMs, long EndMs)
-{
-    public DateTimeOffset Start => DateTimeOffset.FromUnixTimeMilliseconds(StartMs);
-
-    public DateTimeOffset End => DateTimeOffset.FromUnixTimeMilliseconds(EndMs);
-
-    public TimeSpan Length => TimeSpan.FromMilliseconds(EndMs - StartMs);
-}

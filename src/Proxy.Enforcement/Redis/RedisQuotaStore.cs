@@ -22,7 +22,7 @@ internal sealed class RedisQuotaStore(
     bool ledger = false,
     long maxBacklog = 1_000_000) : IQuotaStore
 {
-    private readonly long _leaseMs = (long)(leaseTtl ?? new Configuration.StoreOptions().LeaseTtl).TotalMilliseconds;
+    private readonly long _leaseMs = (long)(leaseTtl ?? QuotaLease.DefaultTtl).TotalMilliseconds;
 
     /// <summary>
     /// EVALSHA by the script's precomputed hash; when the server does not hold the script (a restart, a
@@ -42,7 +42,7 @@ internal sealed class RedisQuotaStore(
             RedisResult result;
             try
             {
-                result = await database.ScriptEvaluateAsync(DebitScript.Sha1, redisKeys, args)
+                result = await database.ScriptEvaluateAsync(DebitScript.Script.Sha1, redisKeys, args)
                     .WaitAsync(timeout, cancellationToken)
                     .ConfigureAwait(false);
             }
@@ -51,7 +51,7 @@ internal sealed class RedisQuotaStore(
                 // The server does not hold the script (a restart, a failover, SCRIPT FLUSH): the same call once
                 // as EVAL, which also loads it again, in what is left of the timeout.
                 var left = timeout - Stopwatch.GetElapsedTime(started);
-                result = await database.ScriptEvaluateAsync(DebitScript.Source, redisKeys, args)
+                result = await database.ScriptEvaluateAsync(DebitScript.Script.Source, redisKeys, args)
                     .WaitAsync(left > TimeSpan.Zero ? left : TimeSpan.Zero, cancellationToken)
                     .ConfigureAwait(false);
             }
@@ -62,7 +62,7 @@ internal sealed class RedisQuotaStore(
         {
             // RedisServerException (a script error such as QP_CLOCK_SKEW, LOADING, READONLY) is a
             // RedisException too: whatever the store cannot decide, the outage policy answers.
-            QuotaLog.StoreUnavailable(logger, debits[0].Pool.Name, ex.GetType().Name, ex.Message);
+            QuotaLog.StoreUnavailable(logger, debits[0].Pool.Name, ex);
             throw new QuotaStoreUnavailableException($"Redis did not decide within {timeout.TotalMilliseconds} ms.", ex);
         }
     }
@@ -71,32 +71,28 @@ internal sealed class RedisQuotaStore(
     {
         try
         {
-            await connection.GetDatabase()
-                .ScriptEvaluateAsync(DebitScript.CloseSource, [keys.PoolUsage(pool)], [untilMs])
+            await CloseScript.EvaluateAsync(connection.GetDatabase(), keys, pool, untilMs)
                 .WaitAsync(timeout, cancellationToken)
                 .ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException)
         {
-            QuotaLog.StoreUnavailable(logger, pool.Name, ex.GetType().Name, ex.Message);
+            QuotaLog.StoreUnavailable(logger, pool.Name, ex);
             throw new QuotaStoreUnavailableException($"Redis did not close pool {pool.Name} within {timeout.TotalMilliseconds} ms.", ex);
         }
     }
 
-    public async ValueTask<int> AdjustAsync(IReadOnlyList<QuotaDebit> debits, RouteDecision decision, long delta, Ledger.UsageKind kind, UsageContext? usage, CancellationToken cancellationToken)
+    public async ValueTask<int> AdjustAsync(IReadOnlyList<QuotaDebit> debits, RouteDecision decision, long delta, UsageKind kind, UsageContext? usage, CancellationToken cancellationToken)
     {
-        var (redisKeys, args) = DebitScript.AdjustArguments(keys, debits, decision, delta, kind, ledger ? usage : null);
         try
         {
-            var result = await connection.GetDatabase()
-                .ScriptEvaluateAsync(DebitScript.AdjustSource, redisKeys, args)
+            return await AdjustScript.EvaluateAsync(connection.GetDatabase(), keys, debits, decision, delta, kind, ledger ? usage : null)
                 .WaitAsync(timeout, cancellationToken)
                 .ConfigureAwait(false);
-            return ((long[])result!).Count(refunded => refunded == 1);
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException)
         {
-            QuotaLog.StoreUnavailable(logger, debits[0].Pool.Name, ex.GetType().Name, ex.Message);
+            QuotaLog.StoreUnavailable(logger, debits[0].Pool.Name, ex);
             throw new QuotaStoreUnavailableException($"Redis did not adjust the charge within {timeout.TotalMilliseconds} ms.", ex);
         }
     }
@@ -105,14 +101,13 @@ internal sealed class RedisQuotaStore(
     {
         try
         {
-            await connection.GetDatabase()
-                .ScriptEvaluateAsync(DebitScript.ReleaseSource, DebitScript.LeaseKeys(keys, lease), [lease.Id])
+            await ReleaseScript.EvaluateAsync(connection.GetDatabase(), keys, lease)
                 .WaitAsync(timeout, cancellationToken)
                 .ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException)
         {
-            QuotaLog.StoreUnavailable(logger, lease.Debits[0].Pool.Name, ex.GetType().Name, ex.Message);
+            QuotaLog.StoreUnavailable(logger, lease.Debits[0].Pool.Name, ex);
             throw new QuotaStoreUnavailableException($"Redis did not release lease {lease.Id} within {timeout.TotalMilliseconds} ms; it expires by itself.", ex);
         }
     }
@@ -140,7 +135,7 @@ internal sealed class RedisQuotaStore(
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException)
         {
-            QuotaLog.StoreUnavailable(logger, pool.Name, ex.GetType().Name, ex.Message);
+            QuotaLog.StoreUnavailable(logger, pool.Name, ex);
             throw new QuotaStoreUnavailableException($"Redis did not read pool {pool.Name} within {timeout.TotalMilliseconds} ms.", ex);
         }
     }

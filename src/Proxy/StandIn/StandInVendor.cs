@@ -48,23 +48,3 @@ internal sealed class StandInVendor(string url, ILogger<StandInVendor> logger) :
 
     internal sealed record StandInReply(string Vendor, long Call, string Path, bool VendorKeyReceived);
 }
-
-internal static partial class StandInLog
-{
-    [LoggerMessage(EventId = 9001, Level = LogLevel.Information, Message = "Stand-in vendor listening on {Url}")]
-    public static partial void Started(ILogger logger, string url);
-}
-
-internal static class StandInVendorServiceCollectionExtensions
-{
-    public static IServiceCollection AddStandInVendor(this IServiceCollection services, IConfiguration configuration)
-    {
-        var url = configuration["StandInVendor:Url"];
-        if (!string.IsNullOrEmpty(url))
-        {
-            services.AddHostedService(sp => new StandInVendor(url, sp.GetRequiredService<ILogger<StandInVendor>>()));
-        }
-
-        return services;
-    }
-}

@@ -32,7 +32,8 @@ public sealed class QuotaOptionsValidatorTests
     private static List<string> Validate(Dictionary<string, string?> values)
     {
         var configuration = new ConfigurationBuilder().AddInMemoryCollection(values).Build();
-        return QuotaOptionsValidator.Validate(configuration, name => name == "VENDOR_API_KEY" ? "secret" : null, out _);
+        CandidateConfiguration.Load(configuration, new Dictionary<string, TenantOverride>(), name => name == "VENDOR_API_KEY" ? "secret" : null, out var errors);
+        return errors;
     }
 
     private static List<string> ValidateWith(string key, string? value) => ValidateWith((key, value));

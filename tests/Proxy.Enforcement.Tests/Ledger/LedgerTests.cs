@@ -3,6 +3,8 @@ using Npgsql;
 using QuotaProxy.Enforcement.Ledger;
 using QuotaProxy.Testing;
 
+using QuotaProxy.Enforcement.Quotas;
+
 namespace QuotaProxy.Enforcement.Tests.Ledger;
 
 /// <summary>The ledger's schema, writer and queries on a real PostgreSQL, a fresh database per test.</summary>

@@ -1,6 +1,8 @@
 using QuotaProxy.Enforcement.Ledger;
 using StackExchange.Redis;
 
+using QuotaProxy.Enforcement.Quotas;
+
 namespace QuotaProxy.Enforcement.Tests.Ledger;
 
 /// <summary>How the flusher reads the stream entries that debit.lua and adjust.lua write (their output is checked end to end by the ledger tests).</summary>

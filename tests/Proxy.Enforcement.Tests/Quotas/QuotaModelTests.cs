@@ -1,5 +1,4 @@
 using QuotaProxy.Enforcement.Configuration;
-using QuotaProxy.Enforcement.Quotas;
 
 namespace QuotaProxy.Enforcement.Tests.Quotas;
 
@@ -19,7 +18,7 @@ public sealed class QuotaModelTests
     [Fact]
     public void Create_PoolsLinkedByRoutes_ShareTheFirstNameAsHashTag_OthersKeepTheirOwn()
     {
-        var model = QuotaModel.Create(Pools("daily", "second", "minute", "other"), [["second", "minute"], ["minute", "daily"], ["other"]]);
+        var model = QuotaModelBuilder.Build(Pools("daily", "second", "minute", "other"), [["second", "minute"], ["minute", "daily"], ["other"]]);
 
         Assert.Equal("daily", model.Pools["daily"].HashTag);
         Assert.Equal("daily", model.Pools["second"].HashTag);

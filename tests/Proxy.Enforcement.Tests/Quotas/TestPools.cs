@@ -21,11 +21,11 @@ internal static class TestPools
                 },
             },
         };
-        return QuotaModel.Create(options).Pools[name];
+        return QuotaModelBuilder.Build(options).Pools[name];
     }
 
     public static PoolDefinition Create(string name, PoolOptions options) =>
-        QuotaModel.Create(new QuotaOptions { Pools = { [name] = options } }).Pools[name];
+        QuotaModelBuilder.Build(new QuotaOptions { Pools = { [name] = options } }).Pools[name];
 
     /// <summary>DESIGN.md's worked example: 250 a day shared by prod, test, dev and e2e.</summary>
     public static PoolDefinition WorkedExample(string name = "vendor-daily") => Create(name, new PoolOptions

@@ -80,7 +80,7 @@ public sealed class RedisQuotaStoreTests(RedisFixture redis)
     {
         // The script finds a pool's lease sets after every pool's usage, state and stream keys: with the
         // ledger on and two pools, KEYS[7] and KEYS[8].
-        var model = QuotaModel.Create(
+        var model = QuotaModelBuilder.Build(
             new QuotaOptions
             {
                 Pools =

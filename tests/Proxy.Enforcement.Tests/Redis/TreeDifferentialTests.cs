@@ -136,7 +136,7 @@ public sealed class TreeDifferentialTests(RedisFixture redis, ITestOutputHelper 
                 // A whole refund, or a settlement below the reservation (one above it may exceed a limit on
                 // purpose, which the invariants below would rightly flag; the proxy tests cover that one).
                 var delta = random.Next(2) == 0 ? -refundDebits[0].Cost : -random.Next(1, (int)refundDebits[0].Cost + 1);
-                var kind = delta == -refundDebits[0].Cost ? QuotaProxy.Enforcement.Ledger.UsageKind.Refund : QuotaProxy.Enforcement.Ledger.UsageKind.Adjustment;
+                var kind = delta == -refundDebits[0].Cost ? QuotaProxy.Enforcement.Quotas.UsageKind.Refund : QuotaProxy.Enforcement.Quotas.UsageKind.Adjustment;
                 var expectedRefund = await reference.AdjustAsync(refundDebits, inProcess, delta, kind, null, CancellationToken.None);
                 var actualRefund = await lua.AdjustAsync(refundDebits, luaRoute, delta, kind, null, CancellationToken.None);
                 Assert.True(expectedRefund == actualRefund, $"{where}: refund of {refundDebits.Length} pool(s): in-process {expectedRefund}, Lua {actualRefund}");

@@ -17,35 +17,44 @@
 --            exactly as debit.lua takes it: the records' format, the packed records, the fields
 -- Reply:     per pool, 1 if its counters moved, 0 if its window had moved on
 
+-- The layout of the packed records, named as in DebitLayout.cs (DebitLayoutTests holds the two to the
+-- same values). Offsets are 0-based from the start of their record.
+local ADJUST_HEADER_LENGTH = 6
+local BLOCK_WINDOW_START, BLOCK_FORMAT, BLOCK_RECORDS, ADJUST_BLOCK_HEADER_LENGTH = 0, 1, 2, 3
+local PATH_FIELD_COUNT, PATH_DEPTH, PATH_HEAD_LENGTH = 0, 1, 2
+local NODE_USED_FIELD, POOL_RECORD_LENGTH = 0, 5
+local TENANT_GUARANTEED, TENANT_ALLOCATION, TENANT_GUARANTEE_FIELD, TENANT_LEVEL_FIELD = 5, 6, 7, 8
+local TENANT_LEVEL_COUNT, TENANT_RECORD_LENGTH, LEVEL_LENGTH = 10, 11, 2
+
 local delta = tonumber(ARGV[1])
 local pool_count = tonumber(ARGV[2])
 local route, tenant, request_id, kind = ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local min, max, tonumber = math.min, math.max, tonumber
 
 local reply = {}
-local block = 7
+local block = ADJUST_HEADER_LENGTH + 1
 for p = 1, pool_count do
   local usage_key = KEYS[p]
-  local window_start = tonumber(ARGV[block])
-  local rec = { struct.unpack(ARGV[block + 1], ARGV[block + 2]) }
-  local read_count, depth = rec[1], rec[2]
-  local FIRST_FIELD = block + 3
-  local at = 3
+  local window_start = tonumber(ARGV[block + BLOCK_WINDOW_START])
+  local rec = { struct.unpack(ARGV[block + BLOCK_FORMAT], ARGV[block + BLOCK_RECORDS]) }
+  local read_count, depth = rec[1 + PATH_FIELD_COUNT], rec[1 + PATH_DEPTH]
+  local FIRST_FIELD = block + ADJUST_BLOCK_HEADER_LENGTH
+  local at = 1 + PATH_HEAD_LENGTH
   local stored = redis.call('HMGET', usage_key, 'start', unpack(ARGV, FIRST_FIELD, FIRST_FIELD + read_count - 1))
   local function value(i) return tonumber(stored[i + 1]) or 0 end
 
   local writes, w = {}, 0
   for index = 0, depth do
-    local used_index = rec[at]
+    local used_index = rec[at + NODE_USED_FIELD]
     local used = value(used_index)
     local after = max(0, used + delta)
     writes[w + 1], writes[w + 2] = ARGV[FIRST_FIELD - 1 + used_index], after
     w = w + 2
     if index == 0 then
-      at = at + 5
+      at = at + POOL_RECORD_LENGTH
     else
-      local guaranteed, allocation = rec[at + 5], rec[at + 6]
-      local guarantee_index, level_index = rec[at + 7], rec[at + 8]
+      local guaranteed, allocation = rec[at + TENANT_GUARANTEED], rec[at + TENANT_ALLOCATION]
+      local guarantee_index, level_index = rec[at + TENANT_GUARANTEE_FIELD], rec[at + TENANT_LEVEL_FIELD]
       local change = min(after, guaranteed) - min(used, guaranteed)
       if guarantee_index > 0 and change ~= 0 then
         writes[w + 1], writes[w + 2] = ARGV[FIRST_FIELD - 1 + guarantee_index], value(guarantee_index) + change
@@ -56,7 +65,7 @@ for p = 1, pool_count do
         writes[w + 1], writes[w + 2] = ARGV[FIRST_FIELD - 1 + level_index], value(level_index) + change
         w = w + 2
       end
-      at = at + 11 + 2 * rec[at + 10]
+      at = at + TENANT_RECORD_LENGTH + LEVEL_LENGTH * rec[at + TENANT_LEVEL_COUNT]
     end
   end
   local rate_count = rec[at] -- the rates are not adjusted, and the leases are released on their own

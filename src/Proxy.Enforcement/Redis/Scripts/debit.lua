@@ -79,11 +79,30 @@
 --          of a node's room falls by exactly the cost (see TreeAdmission.cs).
 -- Error: 'QP_CLOCK_SKEW' when the server clock is outside the three calendar windows offered.
 
-local now, cost, pool_count, lease_ms, max_backlog = struct.unpack('<ddddd', ARGV[1])
-local lease_id, route, tenant, request_id, idempotency = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
-
-local NONE, TENANT, POOL, RESERVED, RATE, VENDOR, CONCURRENCY, LEDGER = 0, 1, 2, 3, 4, 5, 6, 7
+-- The layout of ARGV, the packed records and the reply, named as in DebitLayout.cs (DebitLayoutTests holds
+-- the two to the same values). Offsets are 0-based from the start of their record.
+local ARGV_NUMBERS, ARGV_LEASE_ID, ARGV_ROUTE, ARGV_TENANT, ARGV_REQUEST_ID, ARGV_IDEMPOTENCY, ARGV_HEADER_LENGTH = 0, 1, 2, 3, 4, 5, 6
+local BLOCK_WINDOW, BLOCK_FORMAT, BLOCK_RECORDS, BLOCK_HEADER_LENGTH = 0, 1, 2, 3
+local PATH_FIELD_COUNT, PATH_DEPTH, PATH_HEAD_LENGTH = 0, 1, 2
+local NODE_USED_FIELD, NODE_LIMIT, NODE_OVERAGE, NODE_SOFT_LIMIT, NODE_SHADOW, POOL_RECORD_LENGTH = 0, 1, 2, 3, 4, 5
+local TENANT_GUARANTEED, TENANT_ALLOCATION, TENANT_GUARANTEE_FIELD, TENANT_LEVEL_FIELD = 5, 6, 7, 8
+local TENANT_SIBLING_GUARANTEES, TENANT_LEVEL_COUNT, TENANT_RECORD_LENGTH = 9, 10, 11
+local LEVEL_FIELD, LEVEL_ALLOCATION_ABOVE_GUARANTEED, LEVEL_LENGTH = 0, 1, 2
+local RATE_NODE, RATE_INTERVAL, RATE_CAPACITY, RATE_SHADOW, RATE_RECORD_LENGTH = 0, 1, 2, 3, 4
+local LEASE_NODE, LEASE_SET, LEASE_MAX, LEASE_SHADOW, LEASE_RECORD_LENGTH = 0, 1, 2, 3, 4
+local REPLY_ADMITTED, REPLY_LIMITING_POOL, REPLY_HEAD_LENGTH = 0, 1, 2
+local REPLY_POOL_ADMITTED, REPLY_LIMITED_BY, REPLY_LIMITING_NODE, REPLY_USED, REPLY_REMAINING = 0, 1, 2, 3, 4
+local REPLY_WINDOW_START, REPLY_WINDOW_END, REPLY_NOW, REPLY_OVERAGE, REPLY_SOFT_LIMIT_NODE = 5, 6, 7, 8, 9
+local REPLY_SOFT_LIMIT_CROSSED, REPLY_SHADOW, REPLY_POOL_USED, REPLY_RETRY_AFTER_MICROS, REPLY_REPLAYED = 10, 11, 12, 13, 14
+local POOL_REPLY_LENGTH = 15
 local KEEP_AFTER_WINDOW_MS = 60000
+-- What limited a decision (QuotaLimitedBy).
+local NONE, TENANT, POOL, RESERVED, RATE, VENDOR, CONCURRENCY, LEDGER_BACKLOG = 0, 1, 2, 3, 4, 5, 6, 7
+
+local now, cost, pool_count, lease_ms, max_backlog = struct.unpack('<ddddd', ARGV[1 + ARGV_NUMBERS])
+local lease_id, route, tenant = ARGV[1 + ARGV_LEASE_ID], ARGV[1 + ARGV_ROUTE], ARGV[1 + ARGV_TENANT]
+local request_id, idempotency = ARGV[1 + ARGV_REQUEST_ID], ARGV[1 + ARGV_IDEMPOTENCY]
+
 local min, max, tonumber = math.min, math.max, tonumber
 
 if now == 0 then
@@ -97,19 +116,19 @@ now = math.floor(now_us / 1000)
 -- the next pool's block. Opening a new window is done here: it does not depend on the outcome. A loop body,
 -- not a function: a closure over this many locals cost Redis 0.5 µs a call to create.
 local results = {}
-local block = 7
+local block = ARGV_HEADER_LENGTH + 1
 -- The pools' lease sets follow their usage and state hashes and, with the ledger on, their streams, in
 -- the route's order: this pool's j-th is KEYS[lease_base + j].
 local lease_base = (route ~= '' and 3 or 2) * pool_count
 local limiting_pool = -1
 for p = 1, pool_count do
   local usage_key, state_key = KEYS[2 * p - 1], KEYS[2 * p]
-  local fixed_length, offset, previous_start, start, finish, next_end = struct.unpack('<dddddd', ARGV[block])
-  local rec = { struct.unpack(ARGV[block + 1], ARGV[block + 2]) }
-  local read_count, depth = rec[1], rec[2]
-  local FIRST_FIELD = block + 3
+  local fixed_length, offset, previous_start, start, finish, next_end = struct.unpack('<dddddd', ARGV[block + BLOCK_WINDOW])
+  local rec = { struct.unpack(ARGV[block + BLOCK_FORMAT], ARGV[block + BLOCK_RECORDS]) }
+  local read_count, depth = rec[1 + PATH_FIELD_COUNT], rec[1 + PATH_DEPTH]
+  local FIRST_FIELD = block + BLOCK_HEADER_LENGTH
   local FIRST_RATE_FIELD = FIRST_FIELD + read_count
-  local FIRST_RECORD = 3
+  local FIRST_RECORD = 1 + PATH_HEAD_LENGTH
 
   local window_start, window_end
   if fixed_length > 0 then
@@ -161,7 +180,7 @@ for p = 1, pool_count do
   local overage, soft_index, soft_crossed = 0, -1, 0
   local wait_us = 0
   if closed > now then
-    if rec[FIRST_RECORD + 4] ~= 1 then
+    if rec[FIRST_RECORD + NODE_SHADOW] ~= 1 then
       limited_by, limiting, wait_us = VENDOR, 0, closed * 1000 - now_us
     else
       shadow_limited_by, shadow_limiting = VENDOR, 0
@@ -169,17 +188,17 @@ for p = 1, pool_count do
   end
   local at = FIRST_RECORD
   for index = 0, depth do
-    local used_index = rec[at]
+    local used_index = rec[at + NODE_USED_FIELD]
     local used = value[used_index]
     local after = used + cost
-    local limit = rec[at + 1]
-    local room = limit + rec[at + 2] - used
+    local limit = rec[at + NODE_LIMIT]
+    local room = limit + rec[at + NODE_OVERAGE] - used
     local found = NONE
     if cost > room then
       if index == 0 then found = POOL else found = TENANT end
     end
-    local shadow = rec[at + 4] == 1
-    local soft = rec[at + 3]
+    local shadow = rec[at + NODE_SHADOW] == 1
+    local soft = rec[at + NODE_SOFT_LIMIT]
     if soft_index == -1 and soft >= 0 and after > soft then
       soft_index = index
       if used <= soft then soft_crossed = 1 end
@@ -188,35 +207,35 @@ for p = 1, pool_count do
     w = w + 2
     if index == 0 then
       pool_used = used
-      at = at + 5
+      at = at + POOL_RECORD_LENGTH
     else
       -- max(Guaranteed(n) − u(n), R − Σ claims of n's siblings), from the parent's running aggregates.
-      local guaranteed = rec[at + 5]
+      local guaranteed = rec[at + TENANT_GUARANTEED]
       local claims = min(used, guaranteed) - guaranteed
-      local guarantee_index = rec[at + 7]
+      local guarantee_index = rec[at + TENANT_GUARANTEE_FIELD]
       if guarantee_index > 0 then
         local guarantees_used = value[guarantee_index]
-        claims = claims + rec[at + 9] - guarantees_used
+        claims = claims + rec[at + TENANT_SIBLING_GUARANTEES] - guarantees_used
         local delta = min(after, guaranteed) - min(used, guaranteed)
         if delta ~= 0 then
           writes[w + 1], writes[w + 2] = ARGV[FIRST_FIELD - 1 + guarantee_index], guarantees_used + delta
           w = w + 2
         end
       end
-      local level_index = rec[at + 8]
+      local level_index = rec[at + TENANT_LEVEL_FIELD]
       if level_index > 0 then
-        local allocation = rec[at + 6]
+        local allocation = rec[at + TENANT_ALLOCATION]
         local delta = (min(after, allocation) - min(after, guaranteed)) - (min(used, allocation) - min(used, guaranteed))
         if delta ~= 0 then
           writes[w + 1], writes[w + 2] = ARGV[FIRST_FIELD - 1 + level_index], value[level_index] + delta
           w = w + 2
         end
       end
-      local level_count = rec[at + 10]
-      at = at + 11
+      local level_count = rec[at + TENANT_LEVEL_COUNT]
+      at = at + TENANT_RECORD_LENGTH
       for _ = 1, level_count do
-        claims = claims + rec[at + 1] - value[rec[at]]
-        at = at + 2
+        claims = claims + rec[at + LEVEL_ALLOCATION_ABOVE_GUARANTEED] - value[rec[at + LEVEL_FIELD]]
+        at = at + LEVEL_LENGTH
       end
       local share = max(guaranteed - used, parent_limit - parent_used - claims)
       if share < room then room = share end
@@ -238,19 +257,19 @@ for p = 1, pool_count do
   local rate_count = rec[at]
   local rate_writes
   local first_rate = at + 1
-  at = first_rate + rate_count * 4
+  at = first_rate + rate_count * RATE_RECORD_LENGTH
   if rate_count > 0 then
     local tats = redis.call('HMGET', state_key, unpack(ARGV, FIRST_RATE_FIELD, FIRST_RATE_FIELD + rate_count - 1))
     rate_writes = {}
     for r = 1, rate_count do
-      local record = first_rate + (r - 1) * 4
-      local interval, capacity = rec[record + 1], rec[record + 2]
+      local record = first_rate + (r - 1) * RATE_RECORD_LENGTH
+      local interval, capacity = rec[record + RATE_INTERVAL], rec[record + RATE_CAPACITY]
       local tat = max(tonumber(tats[r]) or 0, now_us) + cost * interval
       if tat - now_us > capacity and limited_by == NONE then
-        if rec[record + 3] ~= 1 then
-          limited_by, limiting, wait_us = RATE, rec[record], tat - capacity - now_us
+        if rec[record + RATE_SHADOW] ~= 1 then
+          limited_by, limiting, wait_us = RATE, rec[record + RATE_NODE], tat - capacity - now_us
         elseif shadow_limited_by == NONE then
-          shadow_limited_by, shadow_limiting = RATE, rec[record]
+          shadow_limited_by, shadow_limiting = RATE, rec[record + RATE_NODE]
         end
       end
       -- '%d': a Lua number passed as is would be written with 14 significant digits, and µs need 16.
@@ -261,19 +280,19 @@ for p = 1, pool_count do
   -- Requests in flight: a lease per request in each such node's set, released when the response ends.
   local lease_count = rec[at]
   local first_lease = at + 1
-  at = first_lease + lease_count * 4
+  at = first_lease + lease_count * LEASE_RECORD_LENGTH
   local lease_keys
   if lease_count > 0 then
     lease_keys = {}
     for l = 1, lease_count do
-      local record = first_lease + (l - 1) * 4
-      local key = KEYS[lease_base + rec[record + 1]]
+      local record = first_lease + (l - 1) * LEASE_RECORD_LENGTH
+      local key = KEYS[lease_base + rec[record + LEASE_SET]]
       redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
-      if redis.call('ZCARD', key) + 1 > rec[record + 2] and limited_by == NONE then
-        if rec[record + 3] ~= 1 then
-          limited_by, limiting = CONCURRENCY, rec[record]
+      if redis.call('ZCARD', key) + 1 > rec[record + LEASE_MAX] and limited_by == NONE then
+        if rec[record + LEASE_SHADOW] ~= 1 then
+          limited_by, limiting = CONCURRENCY, rec[record + LEASE_NODE]
         elseif shadow_limited_by == NONE then
-          shadow_limited_by, shadow_limiting = CONCURRENCY, rec[record]
+          shadow_limited_by, shadow_limiting = CONCURRENCY, rec[record + LEASE_NODE]
         end
       end
       lease_keys[l] = key
@@ -282,7 +301,7 @@ for p = 1, pool_count do
   end
 
   if route ~= '' and not replayed and redis.call('XLEN', KEYS[2 * pool_count + p]) >= max_backlog then
-    limited_by, limiting, wait_us = LEDGER, 0, 0
+    limited_by, limiting, wait_us = LEDGER_BACKLOG, 0, 0
   end
 
   if replayed then
@@ -334,27 +353,26 @@ if admitted then
   end
 end
 
--- 15 values per pool, after the route's verdict and its limiting pool, written in place into a table sized
--- for one pool (the common case) by its constructor.
-local reply = { admitted and 1 or 0, limiting_pool, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 }
+-- The route's verdict, then a record per pool; sized for one pool (the common case) by its constructor.
+local reply = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 }
+reply[1 + REPLY_ADMITTED], reply[1 + REPLY_LIMITING_POOL] = admitted and 1 or 0, limiting_pool
 for p = 1, pool_count do
-  local r, at = results[p], 2 + (p - 1) * 15
+  local r, at = results[p], 1 + REPLY_HEAD_LENGTH + (p - 1) * POOL_REPLY_LENGTH
+  reply[at + REPLY_LIMITED_BY] = r.limited_by
+  reply[at + REPLY_WINDOW_START], reply[at + REPLY_WINDOW_END], reply[at + REPLY_NOW] = r.window_start, r.window_end, now
   if r.limited_by ~= NONE then
-    reply[at + 1], reply[at + 2], reply[at + 3], reply[at + 4], reply[at + 5], reply[at + 6], reply[at + 7],
-      reply[at + 8], reply[at + 9], reply[at + 10], reply[at + 11], reply[at + 12], reply[at + 13], reply[at + 14],
-      reply[at + 15] =
-      0, r.limited_by, r.limiting, r.caller_used, max(0, r.smallest), r.window_start, r.window_end, now, 0, -1,
-      0, 0, r.pool_used, r.wait_us, 0
+    reply[at + REPLY_POOL_ADMITTED], reply[at + REPLY_LIMITING_NODE] = 0, r.limiting
+    reply[at + REPLY_USED], reply[at + REPLY_REMAINING], reply[at + REPLY_POOL_USED] = r.caller_used, max(0, r.smallest), r.pool_used
+    reply[at + REPLY_OVERAGE], reply[at + REPLY_SOFT_LIMIT_NODE], reply[at + REPLY_SOFT_LIMIT_CROSSED] = 0, -1, 0
+    reply[at + REPLY_SHADOW], reply[at + REPLY_RETRY_AFTER_MICROS], reply[at + REPLY_REPLAYED] = 0, r.wait_us, 0
   else
     local debited, overage, soft_index, soft_crossed = 0, 0, -1, 0
     if admitted and not r.replayed then debited, overage, soft_index, soft_crossed = cost, r.overage, r.soft_index, r.soft_crossed end
-    reply[at + 1], reply[at + 2], reply[at + 3], reply[at + 4], reply[at + 5], reply[at + 6], reply[at + 7],
-      reply[at + 8], reply[at + 9], reply[at + 10], reply[at + 11], reply[at + 12], reply[at + 13], reply[at + 14],
-      reply[at + 15] =
-      1, r.shadow_limited_by, r.shadow_limiting, r.caller_used + debited, max(0, r.smallest - debited), r.window_start,
-      r.window_end, now, overage, soft_index, soft_crossed, r.shadow_limited_by ~= NONE and 1 or 0, r.pool_used + debited, 0,
-      r.replayed and 1 or 0
+    reply[at + REPLY_POOL_ADMITTED], reply[at + REPLY_LIMITED_BY], reply[at + REPLY_LIMITING_NODE] = 1, r.shadow_limited_by, r.shadow_limiting
+    reply[at + REPLY_USED], reply[at + REPLY_REMAINING], reply[at + REPLY_POOL_USED] = r.caller_used + debited, max(0, r.smallest - debited), r.pool_used + debited
+    reply[at + REPLY_OVERAGE], reply[at + REPLY_SOFT_LIMIT_NODE], reply[at + REPLY_SOFT_LIMIT_CROSSED] = overage, soft_index, soft_crossed
+    reply[at + REPLY_SHADOW] = r.shadow_limited_by ~= NONE and 1 or 0
+    reply[at + REPLY_RETRY_AFTER_MICROS], reply[at + REPLY_REPLAYED] = 0, r.replayed and 1 or 0
   end
 end
-if pool_count == 1 then return struct.pack('<ddddddddddddddddd', unpack(reply)) end
 return struct.pack('<' .. string.rep('d', #reply), unpack(reply))

@@ -2,7 +2,7 @@ using System.Text.Json;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 
-namespace QuotaProxy.Enforcement.Observability;
+namespace QuotaProxy.Enforcement.Monitoring;
 
 /// <summary>The body of <c>/healthz</c> and <c>/readyz</c>: <c>{"status":"Healthy","checks":{"store":{"status":…,"description":…}}}</c>.</summary>
 internal static class HealthResponse

@@ -1,6 +1,4 @@
-using QuotaProxy.Enforcement.Configuration;
-
-namespace QuotaProxy.Enforcement.Admin;
+namespace QuotaProxy.Enforcement.Configuration;
 
 /// <summary>
 /// A tenant's Limit, Allocation or Guaranteed as changed at runtime through the admin API (null: the

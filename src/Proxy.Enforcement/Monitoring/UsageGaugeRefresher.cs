@@ -1,8 +1,9 @@
 using Microsoft.Extensions.Hosting;
 using QuotaProxy.Enforcement.Configuration;
+using QuotaProxy.Enforcement.Observability;
 using QuotaProxy.Enforcement.Quotas;
 
-namespace QuotaProxy.Enforcement.Observability;
+namespace QuotaProxy.Enforcement.Monitoring;
 
 /// <summary>
 /// Keeps the credits-used gauges true without traffic: every <see cref="MetricsOptions.UsageRefreshInterval"/>
@@ -10,12 +11,12 @@ namespace QuotaProxy.Enforcement.Observability;
 /// tenant's gauge, so a tenant shows from the start, and a new window shows as zero when it begins. Decisions
 /// set the same gauges in between.
 /// </summary>
-internal sealed class UsageGaugeRefresher(IQuotaStore store, Admin.QuotaModelSource models, QuotaMetrics metrics, QuotaOptions options, TimeProvider timeProvider)
+internal sealed class UsageGaugeRefresher(IQuotaStore store, LiveConfiguration models, QuotaMetrics metrics, TimeProvider timeProvider)
     : BackgroundService
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        using var timer = new PeriodicTimer(options.Metrics.UsageRefreshInterval, timeProvider);
+        using var timer = new PeriodicTimer(models.Options.Metrics.UsageRefreshInterval, timeProvider);
         do
         {
             await RefreshAsync(stoppingToken);
@@ -25,19 +26,16 @@ internal sealed class UsageGaugeRefresher(IQuotaStore store, Admin.QuotaModelSou
 
     internal async Task RefreshAsync(CancellationToken cancellationToken)
     {
-        foreach (var pool in models.Current.Pools.Values)
+        foreach (var pool in models.Model.Pools.Values)
         {
-            var started = System.Diagnostics.Stopwatch.GetTimestamp();
             PoolUsage usage;
             try
             {
                 usage = await store.ReadUsageAsync(pool, cancellationToken);
-                metrics.StoreCall(StoreOperation.Read, started, failed: false);
             }
             catch (QuotaStoreUnavailableException)
             {
                 // Logged by the store; the gauges keep their last values until the next pass.
-                metrics.StoreCall(StoreOperation.Read, started, failed: true);
                 continue;
             }
 

@@ -1,0 +1,16 @@
+namespace QuotaProxy.Enforcement.Configuration;
+
+/// <summary>
+/// The billing ledger in PostgreSQL. Off unless <see cref="ConnectionString"/> is set (it needs the Redis
+/// store: usage events are appended by the debit script itself).
+/// </summary>
+public sealed record AdminOptions
+{
+    /// <summary>Where the admin API listens, such as <c>http://0.0.0.0:9090</c>: its own port, never the proxy's. Unset: no admin API.</summary>
+    public string? Url { get; init; }
+
+    public string KeyHeader { get; init; } = "X-Admin-Key";
+
+    /// <summary>Admin keys, as SHA-256 hex digests, each with the name the audit trail records.</summary>
+    public List<AdminKeyOptions> Keys { get; init; } = [];
+}

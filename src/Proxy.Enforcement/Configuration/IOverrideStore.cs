@@ -1,0 +1,13 @@
+namespace QuotaProxy.Enforcement.Configuration;
+
+/// <summary>Where runtime overrides live, and how a replica hears that another one changed them.</summary>
+public interface IOverrideStore
+{
+    Task<IReadOnlyList<TenantOverride>> LoadAsync(CancellationToken cancellationToken);
+
+    /// <summary>Saves (or, with null, removes) one override and tells every replica.</summary>
+    Task SaveAsync(string key, TenantOverride? value, CancellationToken cancellationToken);
+
+    /// <summary>Calls <paramref name="changed"/> whenever any replica saves an override.</summary>
+    Task SubscribeAsync(Action changed);
+}

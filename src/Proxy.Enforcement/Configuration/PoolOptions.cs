@@ -1,0 +1,30 @@
+using QuotaProxy.Enforcement.Quotas;
+
+namespace QuotaProxy.Enforcement.Configuration;
+
+public sealed record PoolOptions
+{
+    public long Limit { get; init; }
+
+    public string Window { get; init; } = "";
+
+    public string TimeZone { get; init; } = "UTC";
+
+    /// <summary>Crossing it admits but warns (header, log once per window); unset means no warning.</summary>
+    public long? SoftLimit { get; init; }
+
+    /// <summary>A rate on this node, such as <c>10/s</c> or <c>600/m</c> (units s, m, h, d), checked by GCRA in the same decision.</summary>
+    public string? Rate { get; init; }
+
+    /// <summary>Credits the <see cref="Rate"/> lets through at once. Default 1: never more than the rate in any span of one unit.</summary>
+    public long? Burst { get; init; }
+
+    /// <summary>Requests of this node (with everything below it) that may be in flight at once; unset means no limit.</summary>
+    public long? MaxInFlight { get; init; }
+
+    /// <summary><c>Enforce</c> (default) or <c>Shadow</c>: decide and report, never reject. Tenants inherit it.</summary>
+    public QuotaMode Mode { get; init; } = QuotaMode.Enforce;
+
+    /// <summary>The top of the tenant tree; each tenant may hold its own <see cref="TenantOptions.Tenants"/>.</summary>
+    public Dictionary<string, TenantOptions> Tenants { get; init; } = new(StringComparer.Ordinal);
+}

@@ -1,0 +1,7 @@
+namespace QuotaProxy.Enforcement.Configuration;
+
+public enum StoreKind
+{
+    InProcess,
+    Redis,
+}

@@ -1,0 +1,24 @@
+namespace QuotaProxy.Enforcement.Configuration;
+
+public sealed record StoreOptions
+{
+    public StoreKind Kind { get; init; } = StoreKind.InProcess;
+
+    /// <summary>StackExchange.Redis configuration string, e.g. <c>localhost:6379</c> or a Sentinel/Cluster list.</summary>
+    public string? Redis { get; init; }
+
+    /// <summary>How long a decision may wait for the store before the outage policy answers.</summary>
+    public TimeSpan Timeout { get; init; } = TimeSpan.FromMilliseconds(50);
+
+    /// <summary>Retry-After sent with the 503 while the store is unreachable.</summary>
+    public TimeSpan RetryAfterWhenUnavailable { get; init; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>
+    /// How long a MaxInFlight lease lives if its response never ends (the proxy died): set it above the
+    /// longest request you proxy.
+    /// </summary>
+    public TimeSpan LeaseTtl { get; init; } = Quotas.QuotaLease.DefaultTtl;
+
+    /// <summary>Prefix of every Redis key; keep the default <c>qp:</c> unless several deployments share one Redis.</summary>
+    public string KeyPrefix { get; init; } = "qp:";
+}

@@ -1,0 +1,17 @@
+namespace QuotaProxy.Enforcement.Observability;
+
+/// <summary>What a metered request came to, as the <c>outcome</c> label of <c>quota_proxy_requests_total</c>.</summary>
+public enum RequestOutcome
+{
+    Admitted,
+    RejectedQuota,
+    RejectedRate,
+    RejectedConcurrency,
+    ShadowRejected,
+    Unidentified,
+    Forbidden,
+    InvalidRequest,
+    StoreUnavailable,
+    VendorLimited,
+    LedgerBacklogFull,
+}

@@ -1,0 +1,11 @@
+namespace QuotaProxy.Enforcement.Observability;
+
+/// <summary>The <c>operation</c> label of the store metrics.</summary>
+public static class StoreOperation
+{
+    public const string Debit = "debit";
+    public const string Adjust = "adjust";
+    public const string Release = "release";
+    public const string Close = "close";
+    public const string Read = "read";
+}

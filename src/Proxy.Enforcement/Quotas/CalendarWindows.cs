@@ -1,0 +1,3 @@
+namespace QuotaProxy.Enforcement.Quotas;
+
+internal sealed record CalendarWindows(WindowBounds Previous, WindowBounds Current, WindowBounds Next);

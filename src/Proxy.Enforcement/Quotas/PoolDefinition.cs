@@ -1,0 +1,76 @@
+using System.Collections.Frozen;
+
+namespace QuotaProxy.Enforcement.Quotas;
+
+public sealed class PoolDefinition
+{
+    private PoolDefinition(string name, string hashTag, QuotaWindow window, TimeZoneInfo timeZone, QuotaNode root, FrozenDictionary<string, QuotaNode> nodes)
+    {
+        Name = name;
+        HashTag = hashTag;
+        Window = window;
+        TimeZone = timeZone;
+        Root = root;
+        Nodes = nodes;
+    }
+
+    public string Name { get; }
+
+    public long Limit => Root.Limit;
+
+    /// <summary>
+    /// The Redis hash tag of this pool's keys: its own name, or, when routes draw on it together with other
+    /// pools, the first name among them, so that a decision over all of them touches one cluster slot.
+    /// </summary>
+    public string HashTag { get; }
+
+    public QuotaWindow Window { get; }
+
+    public TimeZoneInfo TimeZone { get; }
+
+    /// <summary>The pool itself, as the root of its tenant tree.</summary>
+    public QuotaNode Root { get; }
+
+    /// <summary>Every tenant node by its path (<c>prod</c>, <c>acme/search/alice</c>).</summary>
+    public FrozenDictionary<string, QuotaNode> Nodes { get; }
+
+    internal static PoolDefinition Create(string name, PoolSettings settings, string? hashTag = null)
+    {
+        var root = QuotaNode.CreateRoot(settings.Root);
+        var nodes = new Dictionary<string, QuotaNode>(StringComparer.Ordinal);
+        Collect(root, nodes);
+        return new PoolDefinition(name, hashTag ?? name, settings.Window, settings.TimeZone, root, nodes.ToFrozenDictionary(StringComparer.Ordinal));
+    }
+
+    private static void Collect(QuotaNode node, Dictionary<string, QuotaNode> nodes)
+    {
+        foreach (var child in node.Children)
+        {
+            nodes.Add(child.Path, child);
+            Collect(child, nodes);
+        }
+    }
+
+    private CalendarWindows? _calendar;
+
+    public WindowBounds Locate(DateTimeOffset instant) => Window.Locate(instant, TimeZone);
+
+    /// <summary>
+    /// The calendar window holding <paramref name="instant"/> and its two neighbours, computed once per window
+    /// rather than once per request (time-zone conversions are not free on the hot path).
+    /// </summary>
+    internal CalendarWindows CalendarAround(DateTimeOffset instant)
+    {
+        var ms = instant.ToUnixTimeMilliseconds();
+        var cached = _calendar;
+        if (cached is not null && ms >= cached.Current.StartMs && ms < cached.Current.EndMs)
+        {
+            return cached;
+        }
+
+        var current = Locate(instant);
+        var fresh = new CalendarWindows(Locate(current.Start.AddMilliseconds(-1)), current, Locate(current.End));
+        _calendar = fresh;
+        return fresh;
+    }
+}

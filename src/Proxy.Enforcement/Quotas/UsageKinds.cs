@@ -1,0 +1,14 @@
+namespace QuotaProxy.Enforcement.Quotas;
+
+/// <summary>The names usage kinds have in the ledger and in the store's event stream.</summary>
+internal static class UsageKinds
+{
+    /// <summary><c>debit</c>, <c>refund</c>, <c>adjustment</c>, <c>overage</c>.</summary>
+    public static string Name(UsageKind kind) => kind switch
+    {
+        UsageKind.Debit => "debit",
+        UsageKind.Refund => "refund",
+        UsageKind.Adjustment => "adjustment",
+        _ => "overage",
+    };
+}

@@ -1,0 +1,10 @@
+namespace QuotaProxy.Enforcement.Quotas;
+
+internal enum WindowUnit
+{
+    Second,
+    Minute,
+    Hour,
+    Day,
+    Month,
+}

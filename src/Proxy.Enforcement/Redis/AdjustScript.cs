@@ -1,0 +1,46 @@
+using QuotaProxy.Enforcement.Quotas;
+using StackExchange.Redis;
+
+namespace QuotaProxy.Enforcement.Redis;
+
+/// <summary>The C# side of <c>adjust.lua</c>: changes an admitted request's charge (a refund or a settlement) on every node it was charged to.</summary>
+internal static class AdjustScript
+{
+    public static readonly EmbeddedScript Script = new("adjust.lua");
+
+    /// <param name="usage">The route and request id of the ledger's event; null when the ledger is off.</param>
+    /// <returns>How many of the route's pools had their counters changed (a pool whose window has moved on keeps them).</returns>
+    public static async Task<int> EvaluateAsync(
+        IDatabase database, RedisKeys keys, IReadOnlyList<QuotaDebit> debits, RouteDecision decision, long delta, UsageKind kind, UsageContext? usage)
+    {
+        var (redisKeys, args) = Arguments(keys, debits, decision, delta, kind, usage);
+        var changed = (long[])(await database.ScriptEvaluateAsync(Script.Source, redisKeys, args).ConfigureAwait(false))!;
+        return changed.Count(moved => moved == 1);
+    }
+
+    /// <summary>KEYS: every pool's usage hash, then with the ledger on every pool's event stream. ARGV: <see cref="DebitLayout"/>'s adjust header and blocks.</summary>
+    internal static (RedisKey[] Keys, RedisValue[] Args) Arguments(
+        RedisKeys keys, IReadOnlyList<QuotaDebit> debits, RouteDecision decision, long delta, UsageKind kind, UsageContext? usage)
+    {
+        var redisKeys = new List<RedisKey>();
+        var args = new List<RedisValue> { delta, debits.Count, usage?.Route ?? "", usage is null ? "" : debits[0].Tenant.Path, usage?.RequestId ?? "", UsageKinds.Name(kind) };
+        for (var i = 0; i < debits.Count; i++)
+        {
+            redisKeys.Add(keys.PoolUsage(debits[i].Pool));
+            var path = PathArguments.For(keys, debits[i]);
+            var block = new RedisValue[DebitLayout.AdjustBlockHeaderLength];
+            block[DebitLayout.BlockWindowStart] = decision.Pools[i].Window.StartMs;
+            block[DebitLayout.BlockFormat] = path.Format;
+            block[DebitLayout.BlockRecords] = path.Records;
+            args.AddRange(block);
+            args.AddRange(path.Fields);
+        }
+
+        if (usage is not null)
+        {
+            redisKeys.AddRange(debits.Select(d => keys.EventStream(d.Pool)));
+        }
+
+        return ([.. redisKeys], [.. args]);
+    }
+}

@@ -1,0 +1,40 @@
+using System.Text.Json;
+using StackExchange.Redis;
+
+using QuotaProxy.Enforcement.Configuration;
+
+namespace QuotaProxy.Enforcement.Redis;
+
+/// <summary>
+/// Overrides in one Redis hash (<c>{prefix}admin:overrides</c>, a JSON value per pool and tenant), shared
+/// by every replica and kept as long as Redis keeps its data; each save is announced on
+/// <c>{prefix}admin:changed</c> so that every replica reloads at once.
+/// </summary>
+internal sealed class RedisOverrideStore(IConnectionMultiplexer connection, string keyPrefix) : IOverrideStore
+{
+    private readonly RedisKey _hash = $"{keyPrefix}admin:overrides";
+    private readonly RedisChannel _channel = RedisChannel.Literal($"{keyPrefix}admin:changed");
+
+    public async Task<IReadOnlyList<TenantOverride>> LoadAsync(CancellationToken cancellationToken)
+    {
+        var entries = await connection.GetDatabase().HashGetAllAsync(_hash).WaitAsync(cancellationToken);
+        return [.. entries.Select(entry => JsonSerializer.Deserialize<TenantOverride>((string)entry.Value!, OverrideJson.Options)!)];
+    }
+
+    public async Task SaveAsync(string key, TenantOverride? value, CancellationToken cancellationToken)
+    {
+        var database = connection.GetDatabase();
+        if (value is null)
+        {
+            await database.HashDeleteAsync(_hash, key).WaitAsync(cancellationToken);
+        }
+        else
+        {
+            await database.HashSetAsync(_hash, key, JsonSerializer.Serialize(value, OverrideJson.Options)).WaitAsync(cancellationToken);
+        }
+
+        await connection.GetSubscriber().PublishAsync(_channel, key).WaitAsync(cancellationToken);
+    }
+
+    public Task SubscribeAsync(Action changed) => connection.GetSubscriber().SubscribeAsync(_channel, (_, _) => changed());
+}
