@@ -96,8 +96,11 @@ public sealed class AdminApiTests(RedisFixture redis, PostgresFixture postgres)
         Assert.Equal(HttpStatusCode.OK, all.StatusCode);
         var pool = (await JsonAsync(all)).GetProperty("pools").EnumerateArray().Single();
         Assert.Equal(("daily", 250, 1, "1d"), (pool.GetProperty("pool").GetString(), pool.GetProperty("limit").GetInt64(), pool.GetProperty("used").GetInt64(), pool.GetProperty("window").GetString()));
-        var today = DateTime.UtcNow.Date;
-        Assert.Equal(new DateTimeOffset(today.AddDays(1), TimeSpan.Zero), pool.GetProperty("windowEnd").GetDateTimeOffset());
+        // The window the counters are in ends at a UTC midnight, the first one after they were read.
+        var windowEnd = pool.GetProperty("windowEnd").GetDateTimeOffset();
+        var answeredAt = all.Headers.Date!.Value;
+        Assert.Equal(TimeSpan.Zero, windowEnd.TimeOfDay);
+        Assert.InRange(windowEnd - answeredAt, TimeSpan.Zero, TimeSpan.FromDays(1));
         var e2e = Tenant(pool, "e2e");
         Assert.Equal((2L, 1L, 1L, 0L), (e2e.GetProperty("limit").GetInt64(), e2e.GetProperty("used").GetInt64(), e2e.GetProperty("available").GetInt64(), e2e.GetProperty("guaranteed").GetInt64()));
         // prod holds a guarantee of 100 that e2e may not touch: the pool has 249 left, of which prod could take 225.
@@ -214,24 +217,20 @@ public sealed class AdminApiTests(RedisFixture redis, PostgresFixture postgres)
             .Redis(redis.ConnectionString, prefix, timeout: TimeSpan.FromSeconds(2))
             .Set("Quota:Ledger:ConnectionString", ledger)
             .Set("Quota:Ledger:PollInterval", "00:00:00.050"));
+        // The three requests must fall on the day the query asks for, whenever the test runs.
+        var today = (await UtcDay.WithAtLeastAsync(TimeSpan.FromSeconds(10))).ToString("yyyy-MM-dd", System.Globalization.CultureInfo.InvariantCulture);
         await proxy.SendAsync("prod-key", 3, "/quotes/x");
-        var today = DateTime.UtcNow.ToString("yyyy-MM-dd", System.Globalization.CultureInfo.InvariantCulture);
         var query = $"/admin/v1/usage?from={today}&to={today}";
-        JsonElement json = default;
-        for (var deadline = DateTime.UtcNow.AddSeconds(10); DateTime.UtcNow < deadline; await Task.Delay(100))
-        {
-            using var response = await AdminAsync(proxy, HttpMethod.Get, query);
-            if (response.StatusCode != HttpStatusCode.OK)
+        // 503 until the flusher has migrated the schema, then the rows as they are flushed.
+        var json = await Poll.UntilAsync(
+            "the usage of 3 credits",
+            async () =>
             {
-                continue; // 503 until the flusher has migrated the schema
-            }
-
-            json = await JsonAsync(response);
-            if (json.GetProperty("usage").GetArrayLength() > 0 && json.GetProperty("usage")[0].GetProperty("net").GetInt64() == 3)
-            {
-                break;
-            }
-        }
+                using var response = await AdminAsync(proxy, HttpMethod.Get, query);
+                return response.StatusCode == HttpStatusCode.OK ? await JsonAsync(response) : default;
+            },
+            usage => usage.ValueKind == JsonValueKind.Object && usage.GetProperty("usage").EnumerateArray().Sum(row => row.GetProperty("net").GetInt64()) == 3,
+            TimeSpan.FromSeconds(10));
 
         using var csv = await AdminAsync(proxy, HttpMethod.Get, query + "&format=csv");
         using var cliOutput = new StringWriter();

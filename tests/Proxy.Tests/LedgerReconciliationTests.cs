@@ -3,6 +3,7 @@ using Dapper;
 using Npgsql;
 using Microsoft.Extensions.DependencyInjection;
 using QuotaProxy.Enforcement.Ledger;
+using QuotaProxy.Enforcement.Redis;
 using QuotaProxy.Testing;
 
 namespace QuotaProxy.Tests;
@@ -71,7 +72,7 @@ public sealed class LedgerReconciliationTests(RedisFixture redis, PostgresFixtur
         NpgsqlConnection.ClearAllPools();
         var duringOutage = await SendManyAsync(proxy, 20);
         await Task.Delay(300);
-        var waiting = await redis.Connection.GetDatabase().StreamLengthAsync($"{prefix}{{daily}}:events");
+        var waiting = await redis.Connection.GetDatabase().StreamLengthAsync(new RedisKeys(prefix).EventStream("daily"));
         await server.StartAgainAsync();
         var drained = await DrainAsync(redis, prefix, ledger, expectedCredits: 30);
 
@@ -110,7 +111,7 @@ public sealed class LedgerReconciliationTests(RedisFixture redis, PostgresFixtur
         Assert.Equal(HttpStatusCode.InternalServerError, vendorError.StatusCode);
         Assert.Equal(HttpStatusCode.BadGateway, transportError.StatusCode);
         Assert.Equal(HttpStatusCode.OK, charged.StatusCode);
-        var usage = (await redis.Connection.GetDatabase().HashGetAllAsync($"{prefix}{{daily}}:usage")).ToDictionary(e => e.Name.ToString(), e => (long)e.Value);
+        var usage = (await redis.Connection.GetDatabase().HashGetAllAsync(new RedisKeys(prefix).PoolUsage("daily"))).ToDictionary(e => e.Name.ToString(), e => (long)e.Value);
         Assert.Equal((1, 1), (usage["pool"], usage["t:prod"]));
         Assert.Equal((1, 5), drained);
         await using var connection = new NpgsqlConnection(ledger);
@@ -146,7 +147,7 @@ public sealed class LedgerReconciliationTests(RedisFixture redis, PostgresFixtur
         var drained = await DrainAsync(redis, prefix, ledger, expectedCredits: 11);
 
         Assert.All(statuses, s => Assert.Equal(HttpStatusCode.OK, s));
-        var usage = (await redis.Connection.GetDatabase().HashGetAllAsync($"{prefix}{{daily}}:usage")).ToDictionary(e => e.Name.ToString(), e => (long)e.Value);
+        var usage = (await redis.Connection.GetDatabase().HashGetAllAsync(new RedisKeys(prefix).PoolUsage("daily"))).ToDictionary(e => e.Name.ToString(), e => (long)e.Value);
         Assert.Equal((11, 11), (usage["pool"], usage["t:prod"]));
         Assert.Equal((11, 6), drained);
         await using var connection = new NpgsqlConnection(ledger);
@@ -183,7 +184,7 @@ public sealed class LedgerReconciliationTests(RedisFixture redis, PostgresFixtur
         var drained = await DrainAsync(redis, prefix, ledger, expectedCredits: 6);
 
         Assert.Equal((HttpStatusCode.OK, HttpStatusCode.OK, HttpStatusCode.OK), (first.StatusCode, retry.StatusCode, other.StatusCode));
-        Assert.Equal("3", string.Join(",", retry.Headers.GetValues("X-RateLimit-Used")));
+        Assert.Equal("3", retry.Header("X-RateLimit-Used"));
         Assert.Equal(3, vendor.CallsTo("/daily"));
         Assert.Equal((6, 2), drained);
         Assert.Equal(HttpStatusCode.BadRequest, malformed.StatusCode);
@@ -212,7 +213,7 @@ public sealed class LedgerReconciliationTests(RedisFixture redis, PostgresFixtur
 
         Assert.Equal([HttpStatusCode.OK, HttpStatusCode.OK, HttpStatusCode.OK, HttpStatusCode.ServiceUnavailable, HttpStatusCode.ServiceUnavailable], statuses);
         Assert.Equal(3, vendor.CallsTo("/AAPL"));
-        Assert.Equal(3, await redis.Connection.GetDatabase().StreamLengthAsync($"{prefix}{{daily}}:events"));
+        Assert.Equal(3, await redis.Connection.GetDatabase().StreamLengthAsync(new RedisKeys(prefix).EventStream("daily")));
         Assert.Equal(3, metrics.Value("quota_proxy_ledger_backlog_events", ("pool", "daily")));
         Assert.True(metrics.Value("quota_proxy_ledger_flush_errors_total") >= 1);
         Assert.Equal(2, metrics.Value("quota_proxy_requests_total", ("route", "quotes"), ("outcome", "ledger_backlog_full")));
@@ -259,16 +260,13 @@ public sealed class LedgerReconciliationTests(RedisFixture redis, PostgresFixtur
                 return (HttpStatusCode)0; // in flight when the replica died
             }
         }).ToList();
-        while (Volatile.Read(ref completed) < 100)
-        {
-            await Task.Delay(5);
-        }
+        await Poll.UntilAsync("100 of the requests to complete", () => Task.FromResult(Volatile.Read(ref completed)), done => done >= 100, TimeSpan.FromSeconds(30), TimeSpan.FromMilliseconds(5));
 
         doomed.Kill();
         var statuses = await Task.WhenAll(load);
         var survivorStatuses = await SendManyAsync(survivor, 20);
 
-        var usage = (await redis.Connection.GetDatabase().HashGetAllAsync($"{prefix}{{daily}}:usage")).ToDictionary(e => e.Name.ToString(), e => (long)e.Value);
+        var usage = (await redis.Connection.GetDatabase().HashGetAllAsync(new RedisKeys(prefix).PoolUsage("daily"))).ToDictionary(e => e.Name.ToString(), e => (long)e.Value);
         var drained = await DrainAsync(redis, prefix, ledger, expectedCredits: usage["pool"]);
 
         var seen = string.Join(", ", statuses.GroupBy(s => (int)s).Select(g => $"{g.Key}: {g.Count()}"));
@@ -279,8 +277,8 @@ public sealed class LedgerReconciliationTests(RedisFixture redis, PostgresFixtur
         var byTenant = (await connection.QueryAsync<(string Tenant, long Credits)>("SELECT tenant, sum(credits)::bigint FROM usage_events GROUP BY tenant")).ToDictionary(r => r.Tenant, r => r.Credits);
         Assert.Equal(usage["t:prod"], byTenant["prod"]);
         Assert.Equal(usage["t:test"], byTenant["test"]);
-        Assert.Equal(0, (await redis.Connection.GetDatabase().StreamPendingAsync($"{prefix}{{daily}}:events", "ledger")).PendingMessageCount);
-        Assert.Equal(0, await redis.Connection.GetDatabase().StreamLengthAsync($"{prefix}{{daily}}:events"));
+        Assert.Equal(0, (await redis.Connection.GetDatabase().StreamPendingAsync(new RedisKeys(prefix).EventStream("daily"), "ledger")).PendingMessageCount);
+        Assert.Equal(0, await redis.Connection.GetDatabase().StreamLengthAsync(new RedisKeys(prefix).EventStream("daily")));
     }
 
     private static async Task<HttpStatusCode[]> SendManyAsync(ProxyInstance proxy, int count) =>
@@ -290,33 +288,67 @@ public sealed class LedgerReconciliationTests(RedisFixture redis, PostgresFixtur
             return response.StatusCode;
         }));
 
-    /// <summary>Waits until the pool's stream is empty and the ledger holds <paramref name="expectedCredits"/> (or 30 s pass).</summary>
-    private static async Task<(long Credits, long Events)> DrainAsync(RedisFixture redis, string prefix, string ledger, long expectedCredits)
+    [Fact]
+    public async Task HotReloadAddingAPoolAndARouteThatLinksTwoPools_EveryEventOfEveryStreamReachesTheLedger()
     {
-        var deadline = DateTime.UtcNow.AddSeconds(30);
-        (long Credits, long Events) seen = (0, 0);
-        while (DateTime.UtcNow < deadline)
+        using var vendor = new VendorServer();
+        var prefix = RedisFixture.NewKeyPrefix();
+        var ledger = await postgres.NewDatabaseAsync();
+        var directory = Directory.CreateTempSubdirectory("quotaproxy-ledger-reload-").FullName;
+        var file = Path.Combine(directory, "appsettings.json");
+        TestProxyConfig Before() => new TestProxyConfig(vendor.Url)
+            .Pool("daily", 1000, "1d", "UTC", ("prod", null))
+            .Pool("hourly", 1000, "1h", "UTC", ("prod", null))
+            .Route("quotes", pool: "daily", cost: 1)
+            .Route("minutes", pool: "hourly", cost: 2)
+            .ApiKey("prod-key", "prod")
+            .Redis(redis.ConnectionString, prefix, timeout: TimeSpan.FromSeconds(2))
+            .Set("Quota:Ledger:ConnectionString", ledger)
+            .Set("Quota:Ledger:PollInterval", "00:00:00.050");
+        try
         {
-            try
-            {
-                await using var connection = new NpgsqlConnection(ledger);
-                await connection.OpenAsync();
-                seen = await connection.QuerySingleAsync<(long, long)>("SELECT coalesce(sum(credits), 0)::bigint, count(*) FROM usage_events");
-                if (seen.Credits == expectedCredits && await redis.Connection.GetDatabase().StreamLengthAsync($"{prefix}{{daily}}:events") == 0)
-                {
-                    return seen;
-                }
-            }
-            catch (PostgresException ex) when (ex.SqlState == PostgresErrorCodes.UndefinedTable)
-            {
-                // The flusher has not migrated yet.
-            }
+            await using var proxy = await ProxyInstance.StartFromFileAsync(Before(), file);
+            var hourlyBefore = await proxy.SendAsync("prod-key", 4, "/minutes/m");
 
-            await Task.Delay(100);
+            // A new pool with its route, and a route that links daily and hourly: hourly's keys move under
+            // daily's hash tag, so its events from now on go to another stream than those sent before.
+            Before()
+                .Pool("extra", 1000, "1d", "UTC", ("prod", null))
+                .Route("extras", pool: "extra", cost: 3)
+                .Route("both", pool: "daily,hourly", cost: 1)
+                .WriteJson(file);
+            await proxy.MetricsWhenAsync(m => m.Value("quota_proxy_config_reloads_total", ("result", "applied")) >= 1);
+            var extras = await proxy.SendAsync("prod-key", 5, "/extras/e");
+            var both = await proxy.SendAsync("prod-key", 6, "/both/b");
+            var quotes = await proxy.SendAsync("prod-key", 7, "/quotes/q");
+            var hourlyAfter = await proxy.SendAsync("prod-key", 8, "/minutes/m");
+
+            var keys = new RedisKeys(prefix);
+            var drained = await LedgerDrain.UntilAsync(
+                redis.Connection.GetDatabase(),
+                ledger,
+                expectedCredits: (2 * 4) + (3 * 5) + (2 * 6) + 7 + (2 * 8),
+                [keys.EventStream("daily"), keys.EventStream("hourly"), keys.EventStream("hourly", hashTag: "daily"), keys.EventStream("extra")]);
+            await using var connection = new NpgsqlConnection(ledger);
+            var byPool = (await connection.QueryAsync<(string Pool, long Credits)>("SELECT pool, sum(credits)::bigint FROM usage_events GROUP BY pool"))
+                .ToDictionary(row => row.Pool, row => row.Credits);
+
+            Assert.All(new[] { hourlyBefore, extras, both, quotes, hourlyAfter }, sent => Assert.All(sent.Statuses, status => Assert.Equal(HttpStatusCode.OK, status)));
+            // Per pool: the ledger's credits are the vendor's calls times each route's cost.
+            Assert.Equal((5, 6, 7, 4 + 8), (vendor.CallsTo("/e"), vendor.CallsTo("/b"), vendor.CallsTo("/q"), vendor.CallsTo("/m")));
+            Assert.Equal(vendor.CallsTo("/e") * 3, byPool["extra"]);
+            Assert.Equal(vendor.CallsTo("/b") + vendor.CallsTo("/q"), byPool["daily"]);
+            Assert.Equal((vendor.CallsTo("/m") * 2) + vendor.CallsTo("/b"), byPool["hourly"]);
+            Assert.Equal(drained.Credits, byPool.Values.Sum());
         }
-
-        return seen;
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
     }
+
+    private static Task<(long Credits, long Events)> DrainAsync(RedisFixture redis, string prefix, string ledger, long expectedCredits) =>
+        LedgerDrain.UntilAsync(redis.Connection.GetDatabase(), ledger, expectedCredits, [new RedisKeys(prefix).EventStream("daily")]);
 
     [Fact]
     public async Task ConcurrentLoadThroughTwoReplicas_LedgerEqualsStoreCountersEqualsVendorCallsTimesCost()
@@ -350,20 +382,9 @@ public sealed class LedgerReconciliationTests(RedisFixture redis, PostgresFixtur
         await using var dataSource = NpgsqlDataSource.Create(ledger);
         await using var connection = await dataSource.OpenConnectionAsync();
         var admittedCredits = results.Where(r => r.Status == HttpStatusCode.OK).Sum(r => r.Cost);
-        var deadline = DateTime.UtcNow.AddSeconds(30);
-        long ledgerCredits = 0;
-        while (DateTime.UtcNow < deadline)
-        {
-            ledgerCredits = await LedgerCreditsAsync(connection);
-            if (ledgerCredits == admittedCredits && await database.StreamLengthAsync($"{prefix}{{daily}}:events") == 0)
-            {
-                break;
-            }
+        var (ledgerCredits, _) = await DrainAsync(redis, prefix, ledger, admittedCredits);
 
-            await Task.Delay(100);
-        }
-
-        var usage = (await database.HashGetAllAsync($"{prefix}{{daily}}:usage")).ToDictionary(e => e.Name.ToString(), e => (long)e.Value);
+        var usage = (await database.HashGetAllAsync(new RedisKeys(prefix).PoolUsage("daily"))).ToDictionary(e => e.Name.ToString(), e => (long)e.Value);
         var byTenant = (await connection.QueryAsync<(string Tenant, long Credits)>("SELECT tenant, sum(credits)::bigint FROM usage_events GROUP BY tenant"))
             .ToDictionary(r => r.Tenant, r => r.Credits);
         var vendorCredits = vendor.CallsTo("/daily") * 3 + vendor.CallsTo("/AAPL");
@@ -385,15 +406,4 @@ public sealed class LedgerReconciliationTests(RedisFixture redis, PostgresFixtur
         return (response.StatusCode, path.StartsWith("/reports", StringComparison.Ordinal) ? 3 : 1);
     }
 
-    private static async Task<long> LedgerCreditsAsync(NpgsqlConnection connection)
-    {
-        try
-        {
-            return await connection.ExecuteScalarAsync<long?>("SELECT sum(credits)::bigint FROM usage_events") ?? 0;
-        }
-        catch (PostgresException ex) when (ex.SqlState == PostgresErrorCodes.UndefinedTable)
-        {
-            return 0; // the flushers have not migrated yet
-        }
-    }
 }

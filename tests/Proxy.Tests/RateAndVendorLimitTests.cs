@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
+using QuotaProxy.Enforcement.Redis;
 using QuotaProxy.Testing;
 using WireMock.RequestBuilders;
 using WireMock.ResponseBuilders;
@@ -34,8 +35,8 @@ public sealed class RateAndVendorLimitTests(RedisFixture redis)
 
         Assert.Equal(HttpStatusCode.OK, first.StatusCode);
         Assert.Equal(HttpStatusCode.TooManyRequests, second.StatusCode);
-        Assert.Equal("30", Header(second, "Retry-After"));
-        Assert.Equal("\"daily\";r=99;t=30", Header(second, "RateLimit"));
+        Assert.Equal("30", second.Header("Retry-After"));
+        Assert.Equal("\"daily\";r=99;t=30", second.Header("RateLimit"));
         var problem = await second.Content.ReadFromJsonAsync<JsonElement>();
         Assert.Equal("urn:quotaproxy:problem:rate-limited", problem.GetProperty("type").GetString());
         Assert.Equal("rate", problem.GetProperty("limitedBy").GetString());
@@ -64,9 +65,9 @@ public sealed class RateAndVendorLimitTests(RedisFixture redis)
         using var third = await proxy.GetAsync("prod-key");
 
         Assert.Equal([HttpStatusCode.OK, HttpStatusCode.OK, HttpStatusCode.TooManyRequests], new[] { first, second, third }.Select(r => r.StatusCode));
-        Assert.Equal("\"daily\";q=100;w=86400, \"hourly\";q=2;w=3600", Header(second, "RateLimit-Policy"));
-        Assert.StartsWith("\"daily\";r=98;t=", Header(second, "RateLimit"), StringComparison.Ordinal);
-        Assert.Equal("0", Header(second, "X-RateLimit-Remaining"));
+        Assert.Equal("\"daily\";q=100;w=86400, \"hourly\";q=2;w=3600", second.Header("RateLimit-Policy"));
+        Assert.StartsWith("\"daily\";r=98;t=", second.Header("RateLimit"), StringComparison.Ordinal);
+        Assert.Equal("0", second.Header("X-RateLimit-Remaining"));
         var problem = await third.Content.ReadFromJsonAsync<JsonElement>();
         Assert.Equal("hourly", problem.GetProperty("pool").GetString());
         Assert.Equal("pool", problem.GetProperty("limitedBy").GetString());
@@ -74,8 +75,8 @@ public sealed class RateAndVendorLimitTests(RedisFixture redis)
 
         // Both pools' counters sit under the tag {daily}: one decision, one cluster slot.
         var database = redis.Connection.GetDatabase();
-        Assert.Equal(2, (long)await database.HashGetAsync($"{prefix}{{daily}}:usage", "pool"));
-        Assert.Equal(2, (long)await database.HashGetAsync($"{prefix}{{daily}}:hourly:usage", "pool"));
+        Assert.Equal(2, (long)await database.HashGetAsync(new RedisKeys(prefix).PoolUsage("daily"), "pool"));
+        Assert.Equal(2, (long)await database.HashGetAsync(new RedisKeys(prefix).PoolUsage("hourly", "daily"), "pool"));
     }
 
     [Fact]
@@ -95,7 +96,7 @@ public sealed class RateAndVendorLimitTests(RedisFixture redis)
         using var next = await proxy.GetAsync("e2e-key");
 
         Assert.Equal(HttpStatusCode.TooManyRequests, beyond.StatusCode);
-        Assert.Equal("1", Header(beyond, "Retry-After"));
+        Assert.Equal("1", beyond.Header("Retry-After"));
         var problem = await beyond.Content.ReadFromJsonAsync<JsonElement>();
         Assert.Equal("urn:quotaproxy:problem:concurrency-limited", problem.GetProperty("type").GetString());
         Assert.Equal("concurrency", problem.GetProperty("limitedBy").GetString());
@@ -133,7 +134,7 @@ public sealed class RateAndVendorLimitTests(RedisFixture redis)
         Assert.Equal("{\"vendor\":\"slow down\"}", await limited.Content.ReadAsStringAsync());
         // Everyone else is held back by the proxy, without calling the vendor.
         Assert.Equal(HttpStatusCode.TooManyRequests, held.StatusCode);
-        Assert.InRange(long.Parse(Header(held, "Retry-After"), CultureInfo.InvariantCulture), 1, 2);
+        Assert.InRange(long.Parse(held.Header("Retry-After"), CultureInfo.InvariantCulture), 1, 2);
         var problem = await held.Content.ReadFromJsonAsync<JsonElement>();
         Assert.Equal("urn:quotaproxy:problem:vendor-limited", problem.GetProperty("type").GetString());
         Assert.Equal("vendor", problem.GetProperty("limitedBy").GetString());
@@ -156,7 +157,7 @@ public sealed class RateAndVendorLimitTests(RedisFixture redis)
         Assert.Equal(HttpStatusCode.TooManyRequests, held.StatusCode);
         var problem = await held.Content.ReadFromJsonAsync<JsonElement>();
         Assert.Equal(until.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture), problem.GetProperty("closedUntil").GetString());
-        Assert.InRange(long.Parse(Header(held, "Retry-After"), CultureInfo.InvariantCulture), 595, 600);
+        Assert.InRange(long.Parse(held.Header("Retry-After"), CultureInfo.InvariantCulture), 595, 600);
         Assert.Single(vendor.Calls);
     }
 
@@ -172,7 +173,7 @@ public sealed class RateAndVendorLimitTests(RedisFixture redis)
 
         Assert.Equal(HttpStatusCode.TooManyRequests, held.StatusCode);
         var problem = await held.Content.ReadFromJsonAsync<JsonElement>();
-        var windowEnd = DateTimeOffset.FromUnixTimeSeconds(long.Parse(Header(held, "X-RateLimit-Reset"), CultureInfo.InvariantCulture));
+        var windowEnd = DateTimeOffset.FromUnixTimeSeconds(long.Parse(held.Header("X-RateLimit-Reset"), CultureInfo.InvariantCulture));
         Assert.Equal(windowEnd.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture), problem.GetProperty("closedUntil").GetString());
         Assert.Single(vendor.Calls);
     }
@@ -214,6 +215,4 @@ public sealed class RateAndVendorLimitTests(RedisFixture redis)
             .RespondWith(Response.Create().WithStatusCode(200).WithHeader("Content-Type", "application/json").WithBody("{\"vendor\":\"ok\"}"));
     }
 
-    private static string Header(HttpResponseMessage response, string name) =>
-        response.Headers.TryGetValues(name, out var values) ? string.Join(",", values) : string.Join(",", response.Content.Headers.GetValues(name));
 }

@@ -80,7 +80,7 @@ public sealed class StoreOutageTests : IAsyncLifetime
             using (response)
             {
                 Assert.Equal(HttpStatusCode.ServiceUnavailable, status);
-                Assert.Equal("1", response.Headers.GetValues("Retry-After").Single());
+                Assert.Equal("1", response.Header("Retry-After"));
                 Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
                 var problem = await response.Content.ReadFromJsonAsync<JsonElement>();
                 Assert.Equal(503, problem.GetProperty("status").GetInt32());
@@ -113,7 +113,7 @@ public sealed class StoreOutageTests : IAsyncLifetime
         var (status, _, response) = await SendAsync(proxy);
 
         Assert.Equal(HttpStatusCode.OK, status);
-        Assert.Equal("2", response.Headers.GetValues("X-RateLimit-Used").Single());
+        Assert.Equal("2", response.Header("X-RateLimit-Used"));
         response.Dispose();
     }
 }

@@ -1,4 +1,5 @@
 using System.Net;
+using QuotaProxy.Enforcement.Redis;
 using QuotaProxy.Testing;
 using WireMock.RequestBuilders;
 using WireMock.ResponseBuilders;
@@ -34,7 +35,7 @@ public sealed class TenantTreeTests(RedisFixture redis)
         Assert.Equal("acme", ads.LastProblem!.Value.GetProperty("limitingNode").GetString());
         Assert.Equal(5, vendor.Calls.Count);
 
-        var hash = (await redis.Connection.GetDatabase().HashGetAllAsync($"{prefix}{{daily}}:usage"))
+        var hash = (await redis.Connection.GetDatabase().HashGetAllAsync(new RedisKeys(prefix).PoolUsage("daily")))
             .ToDictionary(e => e.Name.ToString(), e => (long)e.Value);
         Assert.Equal((5, 5, 3, 2), (hash["pool"], hash["t:acme"], hash["t:acme/search"], hash["t:acme/ads"]));
     }

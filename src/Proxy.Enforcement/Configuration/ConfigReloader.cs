@@ -91,12 +91,13 @@ internal sealed class ConfigReloader(
 
         // The pools are in force: now the routes that use them, so a new route never meets a model without its pool.
         gated.Publish(routes);
-        metrics.ConfigReloaded(applied: true);
         QuotaLog.ConfigReloaded(logger, configuration.Options.Pools.Count, routes.Keys.Count(key => key.EndsWith(":ClusterId", StringComparison.OrdinalIgnoreCase)));
         if (restartOnly.Count > 0)
         {
             QuotaLog.ConfigNeedsRestart(logger, string.Join(", ", restartOnly));
         }
+
+        metrics.ConfigReloaded(applied: true);
 
         void Keep<T>(string section, T before, T after)
         {
@@ -142,8 +143,9 @@ internal sealed class ConfigReloader(
 
     private void Refuse(IReadOnlyList<string> errors)
     {
-        metrics.ConfigReloaded(applied: false);
+        // Logged before it is counted: whoever sees the count can read the log.
         QuotaLog.ConfigReloadRefused(logger, errors.Count, string.Join(Environment.NewLine, errors.Select(error => "  - " + error)));
+        metrics.ConfigReloaded(applied: false);
     }
 
     private static string Json<T>(T value) => JsonSerializer.Serialize(value);

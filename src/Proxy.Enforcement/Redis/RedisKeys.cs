@@ -30,8 +30,16 @@ internal sealed class RedisKeys(string prefix)
     /// <summary>KEYS of debit.lua for one pool with the ledger on: usage, state and event stream. Callers must not change the array.</summary>
     public RedisKey[] PoolKeysWithEvents(PoolDefinition pool) => KeySet(pool).UsageStateAndEvents;
 
-    private PoolKeySet KeySet(PoolDefinition pool) => _pools.GetOrAdd(
-        (pool.HashTag, pool.Name),
+    /// <summary><c>qp:{vendor-daily}:usage</c> by name: the pool's counters, for a pool tagged with <paramref name="hashTag"/> (default: its own name).</summary>
+    public RedisKey PoolUsage(string pool, string? hashTag = null) => KeySet(hashTag ?? pool, pool).UsageAndState[0];
+
+    /// <summary><c>qp:{vendor-daily}:events</c> by name: the pool's usage events, for a pool tagged with <paramref name="hashTag"/> (default: its own name).</summary>
+    public RedisKey EventStream(string pool, string? hashTag = null) => KeySet(hashTag ?? pool, pool).UsageStateAndEvents[2];
+
+    private PoolKeySet KeySet(PoolDefinition pool) => KeySet(pool.HashTag, pool.Name);
+
+    private PoolKeySet KeySet(string hashTag, string name) => _pools.GetOrAdd(
+        (hashTag, name),
         static (pool, prefix) =>
         {
             var tagged = pool.Tag == pool.Name ? $"{{{pool.Name}}}" : $"{{{pool.Tag}}}:{pool.Name}";

@@ -215,6 +215,44 @@ public sealed class QuotaOptionsValidatorTests
         Assert.Contains(errors, e => e.StartsWith("Quota:Identity:ApiKeys:0:Sha256", StringComparison.Ordinal));
     }
 
+    [Fact]
+    public void Validate_ValuesOfTheWrongTypeBesideRuleErrors_ReportsEveryOneOnce()
+    {
+        var values = ValidConfig();
+        // Of the wrong type: each is said once, and hides nothing else.
+        values["Quota:Pools:vendor-daily:Tenants:prod:Limit"] = "lots";
+        values["Quota:Store:Timeout"] = "soon";
+        values["Quota:Headers:Legacy"] = "maybe";
+        values["Quota:Pools:vendor-daily:Tenants:e2e:Priority"] = "first";
+        // Against the rules.
+        values["Quota:Pools:vendor-daily:Window"] = "1y";
+        values["Quota:Pools:vendor-daily:TimeZone"] = "Mars/Olympus";
+        values["Quota:Pools:vendor-daily:Tenants:e2e:Limit"] = "999";
+        values["Quota:Pools:vendor-daily:Tenants:dev:Guaranteed"] = "5";
+        values["Quota:Identity:ApiKeys:0:Sha256"] = "abc";
+        values["ReverseProxy:Routes:quotes:Metadata:Quota.Pool"] = "nope";
+        values["ReverseProxy:Routes:health:Metadata:Quota.Cost"] = "0";
+        // One that YARP itself refuses.
+        values["ReverseProxy:Routes:broken:ClusterId"] = "vendor";
+        values["ReverseProxy:Routes:broken:Match:Path"] = "/broken/{";
+
+        var errors = Validate(values);
+
+        Assert.True(errors.Count == 12 && errors.Distinct().Count() == 12, string.Join("\n", errors));
+        Assert.Contains("Quota:Pools:vendor-daily:Tenants:prod:Limit must be a whole number, got 'lots'.", errors);
+        Assert.Contains("Quota:Store:Timeout must be a duration such as 00:00:30, got 'soon'.", errors);
+        Assert.Contains("Quota:Headers:Legacy must be true or false, got 'maybe'.", errors);
+        Assert.Contains("Quota:Pools:vendor-daily:Tenants:e2e:Priority must be a whole number, got 'first'.", errors);
+        Assert.Contains("Quota:Pools:vendor-daily:Window must be one of 1s, 1m, 1h, 1d, 1mo, got '1y'.", errors);
+        Assert.Contains(errors, e => e.StartsWith("Quota:Pools:vendor-daily:TimeZone 'Mars/Olympus' is not a known IANA time zone", StringComparison.Ordinal));
+        Assert.Contains("Quota:Pools:vendor-daily:Tenants:e2e:Limit must be ≤ the pool's Limit (250), got 999.", errors);
+        Assert.Contains(errors, e => e.StartsWith("Quota:Pools:vendor-daily:Tenants:dev:Guaranteed (5) must be ≤ Allocation (0)", StringComparison.Ordinal));
+        Assert.Contains(errors, e => e.StartsWith("Quota:Identity:ApiKeys:0:Sha256 must be the key's SHA-256", StringComparison.Ordinal));
+        Assert.Contains(errors, e => e.StartsWith("ReverseProxy:Routes:quotes:Metadata:Quota.Pool names unknown pool 'nope'", StringComparison.Ordinal));
+        Assert.Contains(errors, e => e.StartsWith("ReverseProxy:Routes:health:Metadata:Quota.Cost is set but Quota.Pool is not", StringComparison.Ordinal));
+        Assert.Contains("ReverseProxy:Routes:broken: Invalid path '/broken/{' for route 'broken'.", errors);
+    }
+
     [Theory]
     [InlineData("10")]
     [InlineData("10/w")]

@@ -37,7 +37,7 @@ public sealed class RedisQuotaStoreTests(RedisFixture redis)
 
         await store.DebitAsync(Daily.Debit("test", 3), CancellationToken.None);
 
-        var key = $"{prefix}{{daily}}:usage";
+        var key = new RedisKeys(prefix).PoolUsage("daily");
         var fields = (await redis.Connection.GetDatabase().HashGetAllAsync(key)).ToDictionary(e => e.Name.ToString(), e => (long)e.Value);
         Assert.Equal(3, fields["pool"]);
         Assert.Equal(3, fields["t:test"]);

@@ -3,6 +3,7 @@ using Microsoft.Extensions.Time.Testing;
 using QuotaProxy.Enforcement.Configuration;
 using QuotaProxy.Enforcement.Quotas;
 using QuotaProxy.Enforcement.Tests.Quotas;
+using QuotaProxy.Enforcement.Redis;
 using QuotaProxy.Testing;
 using StackExchange.Redis;
 using Xunit.Abstractions;
@@ -104,11 +105,11 @@ public sealed class TreeDifferentialTests(RedisFixture redis, ITestOutputHelper 
             foreach (var checkedPool in debits.Select(d => d.Pool))
             {
                 var counters = reference.Snapshot(checkedPool.Name);
-                var hash = await database.HashGetAllAsync($"{prefix}{{{checkedPool.Name}}}:usage");
+                var hash = await database.HashGetAllAsync(new RedisKeys(prefix).PoolUsage(checkedPool));
                 var luaCounters = hash.Where(e => e.Name != "start" && e.Name != "end").ToDictionary(e => (string)e.Name!, e => (long)e.Value, StringComparer.Ordinal);
                 Assert.True(Same(counters, luaCounters), $"{where}: counters of {checkedPool.Name} differ: in-process {Show(counters)}, Lua {Show(luaCounters)}");
                 var state = reference.SnapshotState(checkedPool.Name);
-                var luaState = (await database.HashGetAllAsync($"{prefix}{{{checkedPool.Name}}}:state")).ToDictionary(e => (string)e.Name!, e => (long)e.Value, StringComparer.Ordinal);
+                var luaState = (await database.HashGetAllAsync(new RedisKeys(prefix).PoolState(checkedPool))).ToDictionary(e => (string)e.Name!, e => (long)e.Value, StringComparer.Ordinal);
                 Assert.True(Same(state, luaState), $"{where}: rate state of {checkedPool.Name} differs: in-process {Show(state)}, Lua {Show(luaState)}");
                 if (checkedPool != pools[2])
                 {
@@ -144,7 +145,7 @@ public sealed class TreeDifferentialTests(RedisFixture redis, ITestOutputHelper 
                 foreach (var refundedPool in refundDebits.Select(d => d.Pool))
                 {
                     var counters = reference.Snapshot(refundedPool.Name);
-                    var hash = await database.HashGetAllAsync($"{prefix}{{{refundedPool.Name}}}:usage");
+                    var hash = await database.HashGetAllAsync(new RedisKeys(prefix).PoolUsage(refundedPool));
                     var luaCounters = hash.Where(e => e.Name != "start" && e.Name != "end").ToDictionary(e => (string)e.Name!, e => (long)e.Value, StringComparer.Ordinal);
                     Assert.True(Same(counters, luaCounters), $"{where}: after a refund, counters of {refundedPool.Name} differ: in-process {Show(counters)}, Lua {Show(luaCounters)}");
                     if (refundedPool.Name != pools[2].Name)
@@ -221,7 +222,7 @@ public sealed class TreeDifferentialTests(RedisFixture redis, ITestOutputHelper 
             foreach (var node in debit.Tenant.PathFromRoot().Where(n => n.MaxInFlight is not null))
             {
                 var expected = reference.LiveLeases(debit.Pool, node, nowMs);
-                var live = await database.SortedSetRangeByScoreWithScoresAsync($"{prefix}{{{debit.Pool.Name}}}:lease:{node.UsageField}", nowMs, double.PositiveInfinity, Exclude.Start);
+                var live = await database.SortedSetRangeByScoreWithScoresAsync(new RedisKeys(prefix).LeaseKey(debit.Pool, node), nowMs, double.PositiveInfinity, Exclude.Start);
                 long[] actual = [.. live.Select(e => (long)e.Score).Order()];
                 Assert.True(expected.SequenceEqual(actual), $"{where}: leases of {debit.Pool.Name}/{NameOf(node)} differ: in-process [{string.Join(", ", expected)}], Lua [{string.Join(", ", actual)}]");
                 Assert.True(expected.Length <= node.MaxInFlight || debit.Pool == shadowPool, $"{where}: {NameOf(node)} holds {expected.Length} leases, more than MaxInFlight {node.MaxInFlight}");
