@@ -12,7 +12,7 @@ namespace QuotaProxy.Enforcement.Admin;
 /// Records every admin change: always in the log (event 1204), and in the ledger's <c>admin_audit</c> table
 /// when a ledger is configured. The change is refused when that table cannot be written: no change goes unrecorded.
 /// </summary>
-public sealed class AdminAudit(ILogger<AdminAudit> logger, NpgsqlDataSource? ledger = null)
+internal sealed class AdminAudit(ILogger<AdminAudit> logger, NpgsqlDataSource? ledger = null)
 {
     public bool Durable => ledger is not null;
 

@@ -1,7 +1,7 @@
 namespace QuotaProxy.Enforcement.Configuration;
 
 /// <summary>Where runtime overrides live, and how a replica hears that another one changed them.</summary>
-public interface IOverrideStore
+internal interface IOverrideStore
 {
     Task<IReadOnlyList<TenantOverride>> LoadAsync(CancellationToken cancellationToken);
 

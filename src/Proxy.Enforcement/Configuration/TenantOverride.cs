@@ -4,7 +4,7 @@ namespace QuotaProxy.Enforcement.Configuration;
 /// A tenant's Limit, Allocation or Guaranteed as changed at runtime through the admin API (null: the
 /// configured value stands). Kept in the store, so every replica applies it and it outlives restarts.
 /// </summary>
-public sealed record TenantOverride(string Pool, string Tenant, long? Limit, long? Allocation, long? Guaranteed)
+internal sealed record TenantOverride(string Pool, string Tenant, long? Limit, long? Allocation, long? Guaranteed)
 {
     /// <summary>The override's identity in the store: one per pool and tenant path.</summary>
     public string Key => $"{Pool}/{Tenant}";

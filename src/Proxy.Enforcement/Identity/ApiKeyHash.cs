@@ -4,7 +4,7 @@ using System.Text;
 namespace QuotaProxy.Enforcement.Identity;
 
 /// <summary>API keys are kept only as SHA-256 digests, in lower-case hex.</summary>
-public static class ApiKeyHash
+internal static class ApiKeyHash
 {
     public static string Compute(string apiKey)
     {

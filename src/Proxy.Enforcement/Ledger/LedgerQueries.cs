@@ -4,7 +4,7 @@ using Npgsql;
 namespace QuotaProxy.Enforcement.Ledger;
 
 /// <summary>Billing queries over the rollups (the admin API exposes them).</summary>
-public sealed class LedgerQueries(NpgsqlDataSource dataSource)
+internal sealed class LedgerQueries(NpgsqlDataSource dataSource)
 {
     /// <summary>Usage per day, pool, tenant and route for the UTC days <paramref name="from"/> to <paramref name="to"/> inclusive.</summary>
     public async Task<IReadOnlyList<DailyUsage>> UsageAsync(DateOnly from, DateOnly to, string? tenant = null, string? route = null, CancellationToken cancellationToken = default)

@@ -9,7 +9,7 @@ namespace QuotaProxy.Enforcement.Ledger;
 /// <c>schema_migrations</c>. Replicas that start together take turns on an advisory lock, so each
 /// migration runs exactly once.
 /// </summary>
-public static class LedgerSchema
+internal static class LedgerSchema
 {
     /// <summary>Arbitrary, fixed: the advisory lock every replica takes while migrating.</summary>
     private const long MigrationLock = 0x5150_7A00_0001;

@@ -11,7 +11,7 @@ namespace QuotaProxy.Enforcement.Ledger;
 /// were new are added to the daily rollups, all in one transaction. A batch written twice (a redelivery
 /// after a crash between commit and acknowledge) therefore bills nothing twice.
 /// </summary>
-public sealed class LedgerWriter(NpgsqlDataSource dataSource)
+internal sealed class LedgerWriter(NpgsqlDataSource dataSource)
 {
     private const string Columns = "event_id, occurred_at, pool, tenant, route, credits, kind, shadow, request_id";
 

@@ -9,7 +9,7 @@ namespace QuotaProxy.Enforcement.Observability;
 /// are <c>quota_proxy_&lt;what&gt;_&lt;unit&gt;</c>; labels are bounded by the config: route ids, pool
 /// names, configured tenant paths and fixed outcome values. Never an API key, a user or a request id.
 /// </summary>
-public sealed class QuotaMetrics
+internal sealed class QuotaMetrics
 {
     public static readonly IReadOnlyDictionary<RequestOutcome, string> OutcomeLabels = new Dictionary<RequestOutcome, string>
     {
@@ -44,8 +44,8 @@ public sealed class QuotaMetrics
     private readonly Counter _configReloads;
 
     // The request path's children, found by their label values without prometheus-net's own lookup (a
-    // reader lock and a hash over a label sequence each, seven times a request: about 2 µs of the proxy's
-    // CPU). Children are never removed from these collectors, so one found stays the one exported.
+    // reader lock and a hash over a label sequence each, several times a request; docs/benchmarks.md has
+    // the cost). Children are never removed from these collectors, so one found stays the one exported.
     private readonly ConcurrentDictionary<(string Route, string Pools, string Tenant, RequestOutcome Outcome), Counter.Child> _requestChildren = new();
     private readonly ConcurrentDictionary<(string Pool, string Tenant, string Route), Counter.Child> _debitedChildren = new();
     private readonly ConcurrentDictionary<string, (Gauge.Child Used, Gauge.Child Limit)> _poolChildren = new();
@@ -56,8 +56,8 @@ public sealed class QuotaMetrics
     {
         Registry = registry;
         var factory = Metrics.WithCustomRegistry(registry);
-        // No exemplars: the proxy exports no trace ids (and reading the trace context on every update cost
-        // the request path about 0.5 µs).
+        // No exemplars: the proxy exports no trace ids, and reading the trace context on every update is
+        // not free on the request path.
         factory.ExemplarBehavior = new ExemplarBehavior { DefaultExemplarProvider = static (_, _) => Exemplar.None };
         _requests = factory.CreateCounter(
             "quota_proxy_requests_total", "Metered requests by route, pool(s), tenant and outcome.", ["route", "pool", "tenant", "outcome"]);

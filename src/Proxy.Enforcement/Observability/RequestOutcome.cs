@@ -1,7 +1,7 @@
 namespace QuotaProxy.Enforcement.Observability;
 
 /// <summary>What a metered request came to, as the <c>outcome</c> label of <c>quota_proxy_requests_total</c>.</summary>
-public enum RequestOutcome
+internal enum RequestOutcome
 {
     Admitted,
     RejectedQuota,

@@ -1,7 +1,7 @@
 namespace QuotaProxy.Enforcement.Observability;
 
 /// <summary>The <c>operation</c> label of the store metrics.</summary>
-public static class StoreOperation
+internal static class StoreOperation
 {
     public const string Debit = "debit";
     public const string Adjust = "adjust";

@@ -5,7 +5,7 @@ namespace QuotaProxy.Enforcement.Quotas;
 /// the cost, and all of them are debited or none. Implementations: <see cref="InProcessQuotaStore"/> (the
 /// embedded default and the reference model) and <c>RedisQuotaStore</c> (production, one Lua script).
 /// </summary>
-public interface IQuotaStore
+internal interface IQuotaStore
 {
     /// <summary>
     /// One atomic decision over a route's pools (usually one): every debit's tenant path checked in its

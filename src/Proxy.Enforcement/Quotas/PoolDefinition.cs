@@ -2,7 +2,7 @@ using System.Collections.Frozen;
 
 namespace QuotaProxy.Enforcement.Quotas;
 
-public sealed class PoolDefinition
+internal sealed class PoolDefinition
 {
     private PoolDefinition(string name, string hashTag, QuotaWindow window, TimeZoneInfo timeZone, QuotaNode root, FrozenDictionary<string, QuotaNode> nodes)
     {

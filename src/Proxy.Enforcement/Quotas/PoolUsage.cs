@@ -4,7 +4,7 @@ namespace QuotaProxy.Enforcement.Quotas;
 /// A pool's counters for one window: every node's credits used and the running aggregates the admission
 /// rule reads (0 for a window no decision has opened), and until when a vendor 429 closed it (0: open).
 /// </summary>
-public sealed record PoolUsage(WindowBounds Window, IReadOnlyDictionary<string, long> Counters, long ClosedUntilMs)
+internal sealed record PoolUsage(WindowBounds Window, IReadOnlyDictionary<string, long> Counters, long ClosedUntilMs)
 {
     /// <summary>Credits <paramref name="node"/> (with everything below it) has used this window.</summary>
     public long Used(QuotaNode node) => Counters.GetValueOrDefault(node.UsageField);

@@ -1,4 +1,4 @@
 namespace QuotaProxy.Enforcement.Quotas;
 
 /// <summary>A priority level among siblings, Σ (Allocation − Guaranteed) of the siblings at it, and the parent's aggregate field for it.</summary>
-public readonly record struct PriorityLevel(int Priority, long AllocationAboveGuaranteed, string Field);
+internal readonly record struct PriorityLevel(int Priority, long AllocationAboveGuaranteed, string Field);

@@ -1,4 +1,4 @@
 namespace QuotaProxy.Enforcement.Quotas;
 
 /// <summary>One request's claim on a pool: <paramref name="Cost"/> credits for the tenant node <paramref name="Tenant"/>.</summary>
-public readonly record struct QuotaDebit(PoolDefinition Pool, QuotaNode Tenant, long Cost);
+internal readonly record struct QuotaDebit(PoolDefinition Pool, QuotaNode Tenant, long Cost);

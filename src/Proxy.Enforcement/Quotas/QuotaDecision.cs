@@ -15,7 +15,7 @@ namespace QuotaProxy.Enforcement.Quotas;
 /// <param name="Shadow">Admitted only because every failing check was on a node in shadow mode.</param>
 /// <param name="RetryAfterMicros">Limited by a rate or a closure: µs until a retry can succeed; else 0.</param>
 /// <param name="Replayed">A retry with an idempotency key already charged in this window: admitted, charged nothing.</param>
-public readonly record struct QuotaDecision(
+internal readonly record struct QuotaDecision(
     bool Admitted,
     QuotaLimitedBy LimitedBy,
     QuotaNode? LimitingNode,

@@ -1,7 +1,7 @@
 namespace QuotaProxy.Enforcement.Quotas;
 
 /// <summary>An admitted request's place in the MaxInFlight count of every such node on its paths.</summary>
-public sealed record QuotaLease(string Id, IReadOnlyList<QuotaDebit> Debits)
+internal sealed record QuotaLease(string Id, IReadOnlyList<QuotaDebit> Debits)
 {
     /// <summary>How long a lease counts when nobody releases it (a proxy died mid-request): <c>Quota:Store:LeaseTtl</c>'s default.</summary>
     public static readonly TimeSpan DefaultTtl = TimeSpan.FromMinutes(2);

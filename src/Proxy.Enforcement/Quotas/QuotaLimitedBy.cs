@@ -1,7 +1,7 @@
 namespace QuotaProxy.Enforcement.Quotas;
 
 /// <summary>What limited a rejected (or, in shadow mode, a would-be rejected) request.</summary>
-public enum QuotaLimitedBy
+internal enum QuotaLimitedBy
 {
     None = 0,
 

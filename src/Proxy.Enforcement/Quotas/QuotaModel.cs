@@ -3,7 +3,7 @@ using System.Collections.Frozen;
 namespace QuotaProxy.Enforcement.Quotas;
 
 /// <summary>The validated quota configuration, compiled once into what a decision needs.</summary>
-public sealed class QuotaModel
+internal sealed class QuotaModel
 {
     private QuotaModel(FrozenDictionary<string, PoolDefinition> pools) => Pools = pools;
 

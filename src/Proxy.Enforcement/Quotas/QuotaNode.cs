@@ -4,7 +4,7 @@ namespace QuotaProxy.Enforcement.Quotas;
 /// One node of a pool's tenant tree, with its defaults resolved and the configuration sums its parent's
 /// running aggregates are measured against (see <see cref="TreeAdmission"/>). The pool itself is the root.
 /// </summary>
-public sealed class QuotaNode
+internal sealed class QuotaNode
 {
     /// <summary>The root's usage field, and its key in aggregate field names.</summary>
     public const string RootField = "pool";

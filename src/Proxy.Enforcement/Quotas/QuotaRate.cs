@@ -9,7 +9,7 @@ namespace QuotaProxy.Enforcement.Quotas;
 /// Unlike a counter per fixed window, GCRA has no boundary to straddle: in any span of one unit at most
 /// Count + Burst − 1 credits get through, so with the default Burst of 1, never more than Count.
 /// </summary>
-public sealed record QuotaRate(long Count, long UnitMicros, long Burst)
+internal sealed record QuotaRate(long Count, long UnitMicros, long Burst)
 {
     /// <summary>µs per credit, rounded up so the rate is never exceeded (7/s is one credit per 142,858 µs).</summary>
     public long IntervalMicros { get; } = (UnitMicros + Count - 1) / Count;

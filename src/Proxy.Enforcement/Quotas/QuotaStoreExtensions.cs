@@ -1,6 +1,6 @@
 namespace QuotaProxy.Enforcement.Quotas;
 
-public static class QuotaStoreExtensions
+internal static class QuotaStoreExtensions
 {
     /// <summary>A decision on one pool: <see cref="IQuotaStore.DebitAsync(IReadOnlyList{QuotaDebit}, CancellationToken)"/> with a single debit.</summary>
     public static async ValueTask<QuotaDecision> DebitAsync(this IQuotaStore store, QuotaDebit debit, CancellationToken cancellationToken) =>

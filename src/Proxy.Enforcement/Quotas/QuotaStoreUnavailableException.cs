@@ -1,5 +1,5 @@
 namespace QuotaProxy.Enforcement.Quotas;
 
 /// <summary>The store could not decide in time; the request gets the configured outage policy.</summary>
-public sealed class QuotaStoreUnavailableException(string message, Exception? innerException = null)
+internal sealed class QuotaStoreUnavailableException(string message, Exception? innerException = null)
     : Exception(message, innerException);

@@ -7,7 +7,7 @@ namespace QuotaProxy.Enforcement.Quotas;
 /// Sub-day windows have a fixed length and are aligned on the zone's UTC offset; days start at local
 /// midnight and months on the 1st, so a day can last 23 or 25 hours.
 /// </summary>
-public sealed record QuotaWindow
+internal sealed record QuotaWindow
 {
     private QuotaWindow(string text, WindowUnit unit, TimeSpan fixedLength)
     {

@@ -7,7 +7,7 @@ namespace QuotaProxy.Enforcement.Quotas;
 /// </summary>
 /// <param name="LimitingIndex">The first pool that rejected, or -1.</param>
 /// <param name="Lease">When admitted and a node on a path has MaxInFlight: the lease to release when the response ends.</param>
-public sealed record RouteDecision(bool Admitted, int LimitingIndex, IReadOnlyList<QuotaDecision> Pools, QuotaLease? Lease = null)
+internal sealed record RouteDecision(bool Admitted, int LimitingIndex, IReadOnlyList<QuotaDecision> Pools, QuotaLease? Lease = null)
 {
     /// <summary>The pool headers and problem bodies speak for: the one that rejected, else the one with the least remaining.</summary>
     public int ReportedIndex

@@ -1,7 +1,7 @@
 namespace QuotaProxy.Enforcement.Quotas;
 
 /// <summary>
-/// The admission rule of DESIGN.md over one window's counters, written once in C# (this class, used by
+/// The admission rule (docs/quota-model.md) over one window's counters, written once in C# (this class, used by
 /// <see cref="InProcessQuotaStore"/>) and once in Lua (<c>debit.lua</c>); the differential tests hold the
 /// two to identical decisions and identical counters.
 /// <para>

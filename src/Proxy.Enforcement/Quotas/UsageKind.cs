@@ -1,7 +1,7 @@
 namespace QuotaProxy.Enforcement.Quotas;
 
 /// <summary>What an event records. Credits are signed: a refund is negative, an adjustment either way.</summary>
-public enum UsageKind
+internal enum UsageKind
 {
     Debit,
     Refund,

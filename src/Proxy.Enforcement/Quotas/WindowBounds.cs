@@ -1,7 +1,7 @@
 namespace QuotaProxy.Enforcement.Quotas;
 
 /// <summary>A window as Unix milliseconds, start inclusive, end exclusive.</summary>
-public readonly record struct WindowBounds(long StartMs, long EndMs)
+internal readonly record struct WindowBounds(long StartMs, long EndMs)
 {
     public DateTimeOffset Start => DateTimeOffset.FromUnixTimeMilliseconds(StartMs);
 

@@ -17,7 +17,7 @@ public abstract class QuotaStoreContractTests
     private IQuotaStore Store => _store ??= CreateStore(Clock);
 
     /// <summary>The store under test, reading <paramref name="clock"/> for the time.</summary>
-    protected abstract IQuotaStore CreateStore(FakeTimeProvider clock);
+    private protected abstract IQuotaStore CreateStore(FakeTimeProvider clock);
 
     private static readonly PoolDefinition Daily = TestPools.Create("daily", 10, "1d", "UTC", ("prod", null), ("test", 4));
 
@@ -619,5 +619,5 @@ public abstract class QuotaStoreContractTests
 
 public sealed class InProcessQuotaStoreTests : QuotaStoreContractTests
 {
-    protected override IQuotaStore CreateStore(FakeTimeProvider clock) => new InProcessQuotaStore(clock);
+    private protected override IQuotaStore CreateStore(FakeTimeProvider clock) => new InProcessQuotaStore(clock);
 }

@@ -9,5 +9,5 @@ namespace QuotaProxy.Enforcement.Tests.Redis;
 [Collection(RedisCollection.Name)]
 public sealed class RedisQuotaStoreContractTests(RedisFixture redis) : QuotaStoreContractTests
 {
-    protected override IQuotaStore CreateStore(FakeTimeProvider clock) => RedisStores.Create(redis.Connection, clock);
+    private protected override IQuotaStore CreateStore(FakeTimeProvider clock) => RedisStores.Create(redis.Connection, clock);
 }

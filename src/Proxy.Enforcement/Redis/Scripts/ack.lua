@@ -4,8 +4,8 @@
 --
 -- Done means below both the group's oldest pending entry (delivered, not yet acknowledged, perhaps by a
 -- replica that died and whose events are claimed later) and the first entry never delivered. Those are
--- trimmed with XTRIM MINID, which frees whole stream nodes: XDEL of each id cost Redis about 1.1 µs an
--- event, more than the debit's own XADD. An acknowledged event behind an older pending one stays until
+-- trimmed with XTRIM MINID, which frees whole stream nodes: XDEL of each id cost Redis more per event
+-- than the debit's own XADD. An acknowledged event behind an older pending one stays until
 -- that one is acknowledged too, so the stream's length (the ledger backlog) can run ahead of the events
 -- still to write by up to ClaimIdle's worth of traffic after a replica dies.
 --

@@ -5,7 +5,7 @@
 -- holds the two to identical decisions and identical counters.
 --
 -- The window is chosen by THIS REDIS SERVER'S CLOCK (TIME), so proxy replicas whose clocks drift
--- cannot open the same window twice. Tests may pass their own clock in ARGV[1].
+-- cannot open the same window twice. Tests may pass their own clock in ARGV_NUMBERS.
 --
 -- The order of checks: the pool closed by a vendor 429, then every node's credits from the pool down,
 -- then every node's rate from the pool down, then every node's requests in flight from the pool down. The first failure on an enforcing node rejects; failures on
@@ -21,7 +21,7 @@
 --                               priority q (kept only for levels that a lower-priority sibling reads)
 -- KEYS[2p]  pool p's state hash, which outlives windows: r:<node> = the node's GCRA theoretical
 --           arrival time (Unix µs). Touched only when the path has a rate.
--- KEYS[2P+p] when the ledger is on (ARGV[3] not empty): pool p's stream of usage events, one entry
+-- KEYS[2P+p] when the ledger is on (ARGV_ROUTE not empty): pool p's stream of usage events, one entry
 --           per admitted debit and per overage, written in this same atomic step so that no crash can
 --           separate a debit from its event. One field, e, packed so that a flusher parses one value, not
 --           seven (see UsageEventFormat.cs):
@@ -30,23 +30,23 @@
 -- KEYS[..]  then: one sorted set per node with a MaxInFlight, its leases (member
 --           the lease id, score the lease's expiry in Unix ms). Expired leases are dropped as they are read.
 -- Numbers come packed: little-endian doubles read by one struct.unpack, not a decimal string each (a
--- tonumber costs about 0.1 µs, and there are dozens). Every one is an integer below 2^53.
--- ARGV[1]   packed: now in Unix µs (or 0 to read the server clock), cost (credits, > 0, charged to every
+-- tonumber apiece, and there are dozens). Every one is an integer below 2^53.
+-- ARGV_NUMBERS  packed: now in Unix µs (or 0 to read the server clock), cost (credits, > 0, charged to every
 --           pool), P (the number of pools), the lease's lifetime in ms (used when a node has MaxInFlight),
 --           and with the ledger on, the most events a pool's stream may hold: a full stream (PostgreSQL has
 --           been away too long) rejects with limited_by 7, whatever the mode: no admission goes unbilled
--- ARGV[2]   this request's lease id
--- ARGV[3]   the route, or empty when the ledger is off; ARGV[4] the tenant's path; ARGV[5] the request id
--- ARGV[6]   the idempotency field (i:<tenant>:<Idempotency-Key>), or empty. A field already in a pool's
+-- ARGV_LEASE_ID this request's lease id
+-- ARGV_ROUTE    the route, or empty when the ledger is off; ARGV_TENANT the tenant's path; ARGV_REQUEST_ID the request id
+-- ARGV_IDEMPOTENCY the idempotency field (i:<tenant>:<Idempotency-Key>), or empty. A field already in a pool's
 --           window means a retry of a request charged there: admitted again, charged nothing, no event;
 --           a first request writes it with its debit.
--- ARGV[7..] one block per pool, in the route's order:
---   +0      packed: the fixed window length in ms (1s, 1m, 1h) or 0 for a calendar window (1d, 1mo); for
+-- then one block per pool, in the route's order (offsets from the block's first ARGV):
+--   BLOCK_WINDOW   packed: the fixed window length in ms (1s, 1m, 1h) or 0 for a calendar window (1d, 1mo); for
 --           fixed windows the zone's UTC offset in ms, modulo the length; for calendar windows, as the
 --           proxy's clock sees them, the previous start, start, end and next end. Nothing else, so the proxy
 --           packs it once per pool and window, not per request.
---   +1      the struct.unpack format of +2 ('<' and a 'd' per number)
---   +2      packed, the path's numbers (rec below): r, the number of usage hash fields the decision reads;
+--   BLOCK_FORMAT   the struct.unpack format of the records ('<' and a 'd' per number)
+--   BLOCK_RECORDS  packed, the path's numbers (rec below; DebitLayout.cs names each offset): PATH_FIELD_COUNT r, the number of usage hash fields the decision reads;
 --           depth, the number of tenant nodes on the path (the pool is not counted); then one record per
 --           node, the pool first, then down to the caller:
 --             pool:   used field i, limit, overage, soft limit (-1: none), shadow (1|0)
@@ -59,16 +59,15 @@
 --           interval µs, capacity µs = Burst × interval, shadow 1|0), pool first; then l, the number of
 --           nodes on the path with a MaxInFlight, and l records (node index, j: its lease set is the
 --           pool's j-th in KEYS, MaxInFlight, shadow 1|0), pool first
---   +3..    the r usage fields, which records name by their position i (1-based, 0 for none); then the q
+--   then      the r usage fields, which records name by their position i (1-based, 0 for none); then the q
 --           rates' r: fields of the state hash, in the order of their records
---           The proxy builds +1, +2 and the fields once per node (DebitScript.cs), so the script builds no
+--           The proxy builds the format, the records and the fields once per node (PathArguments.cs), so the script builds no
 --           strings and converts no numbers: a call costs Redis a few microseconds.
 --
 -- Reply: one string of little-endian doubles, read with BinaryPrimitives (one bulk reply is cheaper for both
--- sides than an array of integers: no reply object per value in the client, about 0.9 µs and 900 bytes
--- a call), holding
---        { admitted (1|0: every pool admits), index of the first pool that rejects (0-based, -1 none),
---          then 15 values per pool: admitted by this pool (1|0), limited_by (0 none, 1 tenant, 2 pool,
+-- sides than an array of integers: no reply object per value in the client), holding
+--        { REPLY_ADMITTED (1|0: every pool admits), REPLY_LIMITING_POOL the index of the first pool that rejects (0-based, -1 none),
+--          then POOL_REPLY_LENGTH values per pool (REPLY_*): admitted by this pool (1|0), limited_by (0 none, 1 tenant, 2 pool,
 --          3 reserved, 4 rate, 5 vendor, 6 concurrency, 7 ledger backlog full), limiting node index (0 the pool, i the i-th tenant from the
 --          top, -1 none), caller's used, remaining, window_start_ms, window_end_ms, now_ms, overage
 --          credits, soft-limit node index (-1 none), soft limit crossed now (1|0), shadow (1|0: admitted
@@ -114,7 +113,7 @@ now = math.floor(now_us / 1000)
 
 -- Each pool's decision, without writing the debit: its result and the writes an admission makes; then
 -- the next pool's block. Opening a new window is done here: it does not depend on the outcome. A loop body,
--- not a function: a closure over this many locals cost Redis 0.5 µs a call to create.
+-- not a function: Redis would create a closure over this many locals on every call.
 local results = {}
 local block = ARGV_HEADER_LENGTH + 1
 -- The pools' lease sets follow their usage and state hashes and, with the ledger on, their streams, in
