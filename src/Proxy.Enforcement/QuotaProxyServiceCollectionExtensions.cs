@@ -59,7 +59,6 @@ public static class QuotaProxyServiceCollectionExtensions
             health.AddCheck<LedgerReadinessCheck>("ledger", tags: [ReadyTag]);
             // The ledger: usage events flow from Redis streams to PostgreSQL in the background.
             services.AddSingleton(_ => Npgsql.NpgsqlDataSource.Create(startup.Ledger.ConnectionString!));
-            services.AddSingleton(startup.Ledger);
             services.AddSingleton<Ledger.LedgerWriter>();
             services.AddSingleton<Ledger.LedgerQueries>();
             services.AddSingleton<Ledger.LedgerFlusher>();

@@ -51,9 +51,21 @@ internal sealed class ConfigReloader(
     private async Task ReloadAfterSettlingAsync(int edit)
     {
         await Task.Delay(Settle);
-        if (edit == Volatile.Read(ref _edits))
+        if (edit != Volatile.Read(ref _edits))
+        {
+            return;
+        }
+
+        try
         {
             await ReloadAsync();
+        }
+        catch (Exception ex)
+        {
+            // Nobody awaits a reload: whatever went wrong is logged with its stack trace and counted, and the
+            // configuration in force stays.
+            QuotaLog.ConfigReloadFailed(logger, ex);
+            metrics.ConfigReloaded(applied: false);
         }
     }
 

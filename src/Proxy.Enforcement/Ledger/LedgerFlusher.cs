@@ -22,12 +22,14 @@ internal sealed class LedgerFlusher(
     RedisKeys keys,
     LiveConfiguration live,
     LedgerWriter writer,
-    LedgerOptions options,
     QuotaMetrics metrics,
     TimeProvider timeProvider,
     ILogger<LedgerFlusher> logger) : BackgroundService
 {
     public const string Group = "ledger";
+
+    /// <summary>The ledger's settings: a restart changes them, so the running values stay in force.</summary>
+    private LedgerOptions Options => live.Options.Ledger;
 
     private readonly string _consumer = $"{Environment.MachineName}-{Environment.ProcessId}-{Guid.NewGuid().ToString("N")[..8]}";
 
@@ -63,7 +65,7 @@ internal sealed class LedgerFlusher(
                 {
                     if (!migrated)
                     {
-                        await LedgerSchema.MigrateAsync(options.ConnectionString!, stoppingToken);
+                        await LedgerSchema.MigrateAsync(Options.ConnectionString!, stoppingToken);
                         migrated = true;
                     }
 
@@ -75,7 +77,7 @@ internal sealed class LedgerFlusher(
                             _ownPendingMayExist.Add(key);
                         }
 
-                        fullBatch |= await FlushAsync(pool, key, stoppingToken) == options.BatchSize;
+                        fullBatch |= await FlushAsync(pool, key, stoppingToken) == Options.BatchSize;
                     }
                 }
                 catch (Exception ex) when (ex is not OperationCanceledException || !stoppingToken.IsCancellationRequested)
@@ -85,7 +87,7 @@ internal sealed class LedgerFlusher(
                     groupsReady.Clear();
                     await SettleInFlightAsync();
                     await ObserveBacklogAsync();
-                    await Delay(options.RetryDelay, stoppingToken);
+                    await Delay(Options.RetryDelay, stoppingToken);
                     continue;
                 }
 
@@ -95,7 +97,7 @@ internal sealed class LedgerFlusher(
                     // Every stream is drained: let events gather for a while rather than paying a read, a
                     // transaction and an acknowledgement for a handful of them. Under load a batch then fills
                     // (or the interval ends), so each event's share of those fixed costs stays small.
-                    await Delay(options.PollInterval, stoppingToken);
+                    await Delay(Options.PollInterval, stoppingToken);
                 }
             }
         }
@@ -162,7 +164,7 @@ internal sealed class LedgerFlusher(
         var firstDelivery = false;
         if (_ownPendingMayExist.Contains(key))
         {
-            entries = await database.StreamReadGroupAsync(key, Group, _consumer, "0", options.BatchSize);
+            entries = await database.StreamReadGroupAsync(key, Group, _consumer, "0", Options.BatchSize);
             if (entries.Length == 0)
             {
                 _ownPendingMayExist.Remove(key);
@@ -171,17 +173,17 @@ internal sealed class LedgerFlusher(
 
         if (entries.Length == 0 && DateTime.UtcNow >= _nextClaim.GetValueOrDefault(key))
         {
-            var claimed = await database.StreamAutoClaimAsync(key, Group, _consumer, (long)options.ClaimIdle.TotalMilliseconds, "0-0", options.BatchSize);
+            var claimed = await database.StreamAutoClaimAsync(key, Group, _consumer, (long)Options.ClaimIdle.TotalMilliseconds, "0-0", Options.BatchSize);
             entries = claimed.ClaimedEntries;
             if (entries.Length == 0)
             {
-                _nextClaim[key] = DateTime.UtcNow + (options.ClaimIdle / 2);
+                _nextClaim[key] = DateTime.UtcNow + (Options.ClaimIdle / 2);
             }
         }
 
         if (entries.Length == 0)
         {
-            entries = await database.StreamReadGroupAsync(key, Group, _consumer, ">", options.BatchSize);
+            entries = await database.StreamReadGroupAsync(key, Group, _consumer, ">", Options.BatchSize);
             firstDelivery = true;
         }
 
@@ -193,7 +195,7 @@ internal sealed class LedgerFlusher(
 
         var events = entries.Select(e => UsageEventFormat.Read(pool.Name, key, e)).ToList();
         var write = WriteAndAcknowledgeAsync(database, pool, key, entries, events, firstDelivery, cancellationToken);
-        if (entries.Length == options.BatchSize)
+        if (entries.Length == Options.BatchSize)
         {
             // A full batch: more are waiting. The next pass reads them while this one is written.
             _inFlight.Enqueue(write);

@@ -11,9 +11,6 @@ namespace QuotaProxy.Enforcement.Observability;
 /// </summary>
 internal sealed class MeteredQuotaStore(IQuotaStore inner, QuotaMetrics metrics) : IQuotaStore
 {
-    /// <summary>The store behind the measurements (tests reach the Redis store through it).</summary>
-    public IQuotaStore Inner => inner;
-
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public async ValueTask<RouteDecision> DebitAsync(IReadOnlyList<QuotaDebit> debits, UsageContext? usage, CancellationToken cancellationToken)
     {

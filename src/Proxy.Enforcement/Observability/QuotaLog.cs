@@ -62,6 +62,9 @@ internal static partial class QuotaLog
     [LoggerMessage(EventId = 1211, Level = LogLevel.Error, Message = "Configuration reload refused, the last good configuration stays in force; {Count} error(s):\n{Errors}")]
     public static partial void ConfigReloadRefused(ILogger logger, int count, string errors);
 
+    [LoggerMessage(EventId = 1213, Level = LogLevel.Error, Message = "Configuration reload failed, the last good configuration stays in force")]
+    public static partial void ConfigReloadFailed(ILogger logger, Exception exception);
+
     [LoggerMessage(EventId = 1212, Level = LogLevel.Warning, Message = "Configuration edits to {Sections} take effect at the next restart; the running values stay")]
     public static partial void ConfigNeedsRestart(ILogger logger, string sections);
 }

@@ -216,6 +216,16 @@ public sealed class QuotaOptionsValidatorTests
     }
 
     [Fact]
+    public void Validate_RouteValueYarpCannotRead_IsReportedBesideTheRulesErrors()
+    {
+        var errors = ValidateWith(("ReverseProxy:Routes:quotes:Order", "first"), ("Quota:Pools:vendor-daily:Window", "1y"));
+
+        Assert.Equal(2, errors.Count);
+        Assert.Contains("Quota:Pools:vendor-daily:Window must be one of 1s, 1m, 1h, 1d, 1mo, got '1y'.", errors);
+        Assert.Contains(errors, e => e.StartsWith("ReverseProxy: ", StringComparison.Ordinal) && e.Contains("first", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public void Validate_ValuesOfTheWrongTypeBesideRuleErrors_ReportsEveryOneOnce()
     {
         var values = ValidConfig();
