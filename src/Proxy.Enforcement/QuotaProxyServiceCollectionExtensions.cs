@@ -125,7 +125,9 @@ public static class QuotaProxyServiceCollectionExtensions
             logger,
             leaseTtl: options.Store.LeaseTtl,
             ledger: options.Ledger.Enabled,
-            maxBacklog: options.Ledger.MaxBacklog);
+            maxBacklog: options.Ledger.MaxBacklog,
+            breaker: options.Store.Breaker,
+            metrics: services.GetRequiredService<QuotaMetrics>());
     }
 
     /// <summary>One multiplexer per process, configured to fail fast rather than queue behind an outage.</summary>

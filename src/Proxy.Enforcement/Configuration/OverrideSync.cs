@@ -16,9 +16,9 @@ internal sealed class OverrideSync(LiveConfiguration source, IOverrideStore stor
             await source.RefreshAsync(cancellationToken);
             await store.SubscribeAsync(() => _ = RefreshQuietlyAsync());
         }
-        catch (Exception ex) when (ex is StackExchange.Redis.RedisException or TimeoutException)
+        catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {
-            // Redis is away at start: the configured values stand until the next poll reaches it.
+            // Redis is away (or answers nonsense) at start: the configured values stand until the next poll reaches it.
             QuotaLog.OverridesUnavailable(logger, ex);
         }
 
@@ -48,8 +48,9 @@ internal sealed class OverrideSync(LiveConfiguration source, IOverrideStore stor
         {
             await source.RefreshAsync(CancellationToken.None);
         }
-        catch (Exception ex) when (ex is StackExchange.Redis.RedisException or TimeoutException or System.Text.Json.JsonException)
+        catch (Exception ex)
         {
+            // A background refresh survives anything: the model in force stays, the next poll tries again.
             QuotaLog.OverridesUnavailable(logger, ex);
         }
     }

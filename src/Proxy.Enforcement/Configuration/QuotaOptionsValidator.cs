@@ -388,6 +388,27 @@ internal static class QuotaOptionsValidator
             errors.Add($"Quota:Store:RetryAfterWhenUnavailable must be at least 00:00:01, got {store.RetryAfterWhenUnavailable}.");
         }
 
+        var breaker = store.Breaker;
+        if (breaker.FailureRatio is <= 0 or > 1)
+        {
+            errors.Add($"Quota:Store:Breaker:FailureRatio must be above 0 and at most 1, got {breaker.FailureRatio}.");
+        }
+
+        if (breaker.MinimumThroughput < 2)
+        {
+            errors.Add($"Quota:Store:Breaker:MinimumThroughput must be at least 2 calls, got {breaker.MinimumThroughput}.");
+        }
+
+        if (breaker.SamplingDuration < TimeSpan.FromMilliseconds(500) || breaker.SamplingDuration > TimeSpan.FromDays(1))
+        {
+            errors.Add($"Quota:Store:Breaker:SamplingDuration must be between 00:00:00.5 and 1.00:00:00, got {breaker.SamplingDuration}.");
+        }
+
+        if (breaker.BreakDuration < TimeSpan.FromMilliseconds(500) || breaker.BreakDuration > TimeSpan.FromDays(1))
+        {
+            errors.Add($"Quota:Store:Breaker:BreakDuration must be between 00:00:00.5 and 1.00:00:00, got {breaker.BreakDuration}.");
+        }
+
         if (string.IsNullOrEmpty(store.KeyPrefix) || store.KeyPrefix.Contains('{') || store.KeyPrefix.Contains('}'))
         {
             errors.Add($"Quota:Store:KeyPrefix must be non-empty and free of braces (they would break the hash tag), got '{store.KeyPrefix}'.");

@@ -19,6 +19,9 @@ public sealed record StoreOptions
     /// </summary>
     public TimeSpan LeaseTtl { get; init; } = Quotas.QuotaLease.DefaultTtl;
 
+    /// <summary>When the store keeps failing, stop waiting for it: see <see cref="BreakerOptions"/>.</summary>
+    public BreakerOptions Breaker { get; init; } = new();
+
     /// <summary>Prefix of every Redis key; keep the default <c>qp:</c> unless several deployments share one Redis.</summary>
     public string KeyPrefix { get; init; } = "qp:";
 }

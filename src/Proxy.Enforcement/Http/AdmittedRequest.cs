@@ -92,6 +92,10 @@ internal sealed class AdmittedRequest(
         }
     }
 
+    /// <summary>The request will not be forwarded (its caller left): the whole charge goes back, as a refund.</summary>
+    public Task GiveBackAsync() =>
+        decision.Pools.All(pool => pool.Replayed) ? Task.CompletedTask : RefundAsync(StatusCodes.Status499ClientClosedRequest, ForwarderError.RequestCanceled);
+
     private async Task RefundAsync(int status, ForwarderError error)
     {
         try

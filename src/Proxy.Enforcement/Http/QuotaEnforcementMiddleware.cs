@@ -76,6 +76,12 @@ internal sealed class QuotaEnforcementMiddleware(
             await QuotaProblems.StoreUnavailableAsync(context, options.Store.RetryAfterWhenUnavailable);
             return;
         }
+        catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
+        {
+            // The caller left while the store decided: nobody to answer, and a decision that lands later is given back.
+            metrics.Request(route.RouteId, quota.PoolsLabel, tenant, RequestOutcome.ClientClosed);
+            return;
+        }
 
         if (!decision.Admitted)
         {
@@ -84,6 +90,14 @@ internal sealed class QuotaEnforcementMiddleware(
         }
 
         await using var admitted = new AdmittedRequest(store, metrics, logger, route.RouteId, quota, debits, decision, usage);
+        if (context.RequestAborted.IsCancellationRequested)
+        {
+            // The caller left while the store decided: the vendor is not called, so the credits go back.
+            await admitted.GiveBackAsync();
+            metrics.Request(route.RouteId, quota.PoolsLabel, tenant, RequestOutcome.ClientClosed);
+            return;
+        }
+
         admitted.Report(tenant);
         AdmittedHeaders.WriteOnStarting(context.Response, debits, decision, options.Headers.Legacy);
         await next(context);

@@ -141,9 +141,10 @@ internal sealed class LedgerFlusher(
                 }
             }
         }
-        catch (Exception ex) when (ex is RedisException or TimeoutException)
+        catch (Exception ex)
         {
-            // Redis is away too; the store's own outage handling covers requests.
+            // Called from the flusher's own failure handling: it must not throw. Redis is likely away too;
+            // the store's own outage handling covers requests.
             QuotaLog.LedgerBacklogUnknown(logger, ex);
         }
     }

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Hosting;
 using QuotaProxy.Enforcement.Configuration;
 using QuotaProxy.Enforcement.Observability;
@@ -11,7 +12,7 @@ namespace QuotaProxy.Enforcement.Monitoring;
 /// tenant's gauge, so a tenant shows from the start, and a new window shows as zero when it begins. Decisions
 /// set the same gauges in between.
 /// </summary>
-internal sealed class UsageGaugeRefresher(IQuotaStore store, LiveConfiguration models, QuotaMetrics metrics, TimeProvider timeProvider)
+internal sealed class UsageGaugeRefresher(IQuotaStore store, LiveConfiguration models, QuotaMetrics metrics, TimeProvider timeProvider, ILogger<UsageGaugeRefresher> logger)
     : BackgroundService
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
@@ -19,7 +20,15 @@ internal sealed class UsageGaugeRefresher(IQuotaStore store, LiveConfiguration m
         using var timer = new PeriodicTimer(models.Options.Metrics.UsageRefreshInterval, timeProvider);
         do
         {
-            await RefreshAsync(stoppingToken);
+            try
+            {
+                await RefreshAsync(stoppingToken);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException || !stoppingToken.IsCancellationRequested)
+            {
+                // A background pass survives anything: the gauges keep their values until the next one.
+                QuotaLog.UsageRefreshFailed(logger, ex);
+            }
         }
         while (await WaitAsync(timer, stoppingToken));
     }

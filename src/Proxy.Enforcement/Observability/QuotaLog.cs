@@ -41,6 +41,21 @@ internal static partial class QuotaLog
     [LoggerMessage(EventId = 1104, Level = LogLevel.Warning, Message = "Ledger backlog could not be measured: Redis did not answer")]
     public static partial void LedgerBacklogUnknown(ILogger logger, Exception exception);
 
+    [LoggerMessage(EventId = 1105, Level = LogLevel.Error, Message = "Store circuit opened: the store is not called for {BreakMs} ms; requests get the outage policy at once")]
+    public static partial void StoreBreakerOpened(ILogger logger, double breakMs, Exception? exception);
+
+    [LoggerMessage(EventId = 1106, Level = LogLevel.Information, Message = "Store circuit closed: the store answers again")]
+    public static partial void StoreBreakerClosed(ILogger logger);
+
+    [LoggerMessage(EventId = 1107, Level = LogLevel.Warning, Message = "A decision the proxy answered 503 for landed in Redis later; its {Credits} credit(s) were given back ({Outcome})")]
+    public static partial void AbandonedDecisionRefunded(ILogger logger, long credits, string outcome);
+
+    [LoggerMessage(EventId = 1108, Level = LogLevel.Error, Message = "A decision the proxy answered 503 for landed in Redis later and its {Credits} credit(s) could not be given back")]
+    public static partial void AbandonedDecisionNotRefunded(ILogger logger, long credits, Exception? exception);
+
+    [LoggerMessage(EventId = 1109, Level = LogLevel.Warning, Message = "Usage gauges not refreshed this pass; they keep their values")]
+    public static partial void UsageRefreshFailed(ILogger logger, Exception exception);
+
     [LoggerMessage(EventId = 1102, Level = LogLevel.Information, Message = "Redis quota store: {Endpoint}, timeout {TimeoutMs} ms, key prefix {Prefix}")]
     public static partial void RedisStoreConfigured(ILogger logger, string endpoint, double timeoutMs, string prefix);
 

@@ -24,6 +24,7 @@ internal sealed class QuotaMetrics
         [RequestOutcome.StoreUnavailable] = "store_unavailable",
         [RequestOutcome.VendorLimited] = "vendor_limited",
         [RequestOutcome.LedgerBacklogFull] = "ledger_backlog_full",
+        [RequestOutcome.ClientClosed] = "client_closed",
     };
 
     private readonly Counter _requests;
@@ -42,6 +43,11 @@ internal sealed class QuotaMetrics
     private readonly Counter _softLimitCrossings;
     private readonly Counter _vendorClosures;
     private readonly Counter _configReloads;
+    private readonly Gauge _storeBreakerOpen;
+    private readonly Counter _abandonedDecisions;
+
+    /// <summary>What became of a decision the proxy stopped waiting for (the <c>outcome</c> of <c>quota_proxy_store_abandoned_decisions_total</c>).</summary>
+    public static readonly IReadOnlyList<string> AbandonedOutcomes = ["expired", "not_admitted", "refunded", "refund_failed", "unanswered"];
 
     // The request path's children, found by their label values without prometheus-net's own lookup (a
     // reader lock and a hash over a label sequence each, several times a request; docs/benchmarks.md has
@@ -90,6 +96,15 @@ internal sealed class QuotaMetrics
             "quota_proxy_soft_limit_crossings_total", "Nodes that went above their SoftLimit, once per node per window.", ["pool", "node"]);
         _vendorClosures = factory.CreateCounter("quota_proxy_vendor_closures_total", "Vendor 429 answers that closed a pool.", ["pool"]);
         _configReloads = factory.CreateCounter("quota_proxy_config_reloads_total", "Configuration reloads after an edit, by result: applied or rejected.", ["result"]);
+        _storeBreakerOpen = factory.CreateGauge("quota_proxy_store_breaker_open", "1 while the store's circuit is open (the store is not called), else 0.");
+        _abandonedDecisions = factory.CreateCounter(
+            "quota_proxy_store_abandoned_decisions_total",
+            "Decisions the proxy stopped waiting for (and answered 503), by what became of them in the store.",
+            ["outcome"]);
+        foreach (var outcome in AbandonedOutcomes)
+        {
+            _abandonedDecisions.WithLabels(outcome);
+        }
     }
 
     public CollectorRegistry Registry { get; }
@@ -142,6 +157,11 @@ internal sealed class QuotaMetrics
             errors.Inc();
         }
     }
+
+    public void StoreBreakerOpen(bool open) => _storeBreakerOpen.Set(open ? 1 : 0);
+
+    /// <param name="outcome">One of <see cref="AbandonedOutcomes"/>.</param>
+    public void AbandonedDecision(string outcome) => _abandonedDecisions.WithLabels(outcome).Inc();
 
     public void LedgerBacklog(string pool, long events) => _ledgerBacklog.WithLabels(pool).Set(events);
 

@@ -14,4 +14,7 @@ internal enum RequestOutcome
     StoreUnavailable,
     VendorLimited,
     LedgerBacklogFull,
+
+    /// <summary>The caller went away before the request was forwarded; nothing was charged.</summary>
+    ClientClosed,
 }

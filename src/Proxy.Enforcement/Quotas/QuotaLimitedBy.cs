@@ -25,4 +25,10 @@ internal enum QuotaLimitedBy
 
     /// <summary>The ledger's backlog is full (PostgreSQL has been away too long): nothing is admitted that could not be billed.</summary>
     LedgerBacklog = 7,
+
+    /// <summary>
+    /// The store reached the decision after the proxy had stopped waiting for it: nothing was debited, and the
+    /// request gets the outage policy. Only the Redis store reports it.
+    /// </summary>
+    Expired = 8,
 }

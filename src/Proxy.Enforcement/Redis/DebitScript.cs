@@ -16,13 +16,23 @@ internal static class DebitScript
     /// <param name="leaseId">The request's lease id when a node on a path has MaxInFlight, else null.</param>
     /// <param name="usage">The route, request id and idempotency key of the request, or null.</param>
     /// <param name="events">Whether the ledger is on: append usage events.</param>
-    public static (RedisKey[] Keys, RedisValue[] Args) Arguments(RedisKeys keys, IReadOnlyList<QuotaDebit> debits, DateTimeOffset proxyNow, long nowMicros, string? leaseId, long leaseMs, UsageContext? usage = null, bool events = false, long maxBacklog = 0)
+    /// <param name="deadlineMicros">The Redis server's Unix µs after which the call must debit nothing, or 0 for none.</param>
+    public static (RedisKey[] Keys, RedisValue[] Args) Arguments(
+        RedisKeys keys, IReadOnlyList<QuotaDebit> debits, DateTimeOffset proxyNow, long nowMicros, string? leaseId, long leaseMs, UsageContext? usage = null, bool events = false, long maxBacklog = 0, long deadlineMicros = 0)
     {
         events = events && usage is not null;
         var idempotencyKey = usage?.IdempotencyKey;
         if (debits.Count == 1 && nowMicros == 0 && leaseId is null && !events && idempotencyKey is null)
         {
-            return (Keys(keys, debits, 0, events: false), SharedArguments(keys, debits[0], proxyNow, leaseMs, maxBacklog));
+            var shared = SharedArguments(keys, debits[0], proxyNow, leaseMs, maxBacklog);
+            if (deadlineMicros != 0)
+            {
+                // The deadline is the request's own: a copy of the shared array with its own header.
+                shared = [.. shared];
+                shared[DebitLayout.ArgvNumbers] = PathArguments.Pack([0, debits[0].Cost, 1, leaseMs, maxBacklog, deadlineMicros]);
+            }
+
+            return (Keys(keys, debits, 0, events: false), shared);
         }
 
         var length = DebitLayout.ArgvHeaderLength;
@@ -35,7 +45,9 @@ internal static class DebitScript
         }
 
         var args = new RedisValue[length];
-        args[DebitLayout.ArgvNumbers] = nowMicros == 0 ? Header(debits[0].Cost, debits.Count, leaseMs, maxBacklog) : PathArguments.Pack([nowMicros, debits[0].Cost, debits.Count, leaseMs, maxBacklog]);
+        args[DebitLayout.ArgvNumbers] = nowMicros == 0 && deadlineMicros == 0
+            ? Header(debits[0].Cost, debits.Count, leaseMs, maxBacklog)
+            : PathArguments.Pack([nowMicros, debits[0].Cost, debits.Count, leaseMs, maxBacklog, deadlineMicros]);
         args[DebitLayout.ArgvLeaseId] = leaseId ?? "";
         args[DebitLayout.ArgvRoute] = events ? usage!.Route : "";
         args[DebitLayout.ArgvTenant] = events ? debits[0].Tenant.Path : "";
@@ -59,7 +71,7 @@ internal static class DebitScript
     private static readonly ConcurrentDictionary<(long Cost, int Pools, long LeaseMs, long MaxBacklog), RedisValue> Headers = new();
 
     private static RedisValue Header(long cost, int pools, long leaseMs, long maxBacklog) =>
-        Headers.GetOrAdd((cost, pools, leaseMs, maxBacklog), static key => PathArguments.Pack([0, key.Cost, key.Pools, key.LeaseMs, key.MaxBacklog]));
+        Headers.GetOrAdd((cost, pools, leaseMs, maxBacklog), static key => PathArguments.Pack([0, key.Cost, key.Pools, key.LeaseMs, key.MaxBacklog, 0]));
 
     /// <summary>
     /// A pool's packed window: for a calendar window, the window the proxy's clock sees and both neighbours

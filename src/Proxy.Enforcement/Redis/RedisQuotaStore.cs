@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Microsoft.Extensions.Logging;
+using QuotaProxy.Enforcement.Configuration;
 using QuotaProxy.Enforcement.Observability;
 using QuotaProxy.Enforcement.Quotas;
 using StackExchange.Redis;
@@ -9,20 +10,66 @@ namespace QuotaProxy.Enforcement.Redis;
 /// <summary>
 /// Counters in Redis: one <c>debit.lua</c> call per decision, one round trip. A decision that does not come
 /// back within the store timeout, or cannot be sent because the connection is down, becomes a
-/// <see cref="QuotaStoreUnavailableException"/> at once: commands are never queued behind an outage.
+/// <see cref="QuotaStoreUnavailableException"/> at once: commands are never queued behind an outage, and a
+/// store that keeps failing is not called at all for a while (<see cref="StoreCircuitBreaker"/>).
+/// <para>
+/// A 503 costs nothing. Each decision carries a deadline on the Redis server's clock
+/// (<see cref="RedisClock"/>), after which the script debits nothing; and a decision the proxy stopped
+/// waiting for that still lands admitted (its reply late behind a stall) is given back, with a ledger
+/// refund event, as soon as its reply arrives.
+/// </para>
 /// </summary>
-internal sealed class RedisQuotaStore(
-    IConnectionMultiplexer connection,
-    RedisKeys keys,
-    TimeSpan timeout,
-    TimeProvider timeProvider,
-    ILogger<RedisQuotaStore> logger,
-    bool useProxyClock = false,
-    TimeSpan? leaseTtl = null,
-    bool ledger = false,
-    long maxBacklog = 1_000_000) : IQuotaStore
+internal sealed class RedisQuotaStore : IQuotaStore
 {
-    private readonly long _leaseMs = (long)(leaseTtl ?? QuotaLease.DefaultTtl).TotalMilliseconds;
+    /// <summary>What the deadline leaves for the reply's way back, within the store timeout.</summary>
+    private static readonly TimeSpan ReplyAllowance = TimeSpan.FromMilliseconds(5);
+
+    private readonly IConnectionMultiplexer _connection;
+    private readonly RedisKeys _keys;
+    private readonly TimeSpan _timeout;
+    private readonly TimeProvider _timeProvider;
+    private readonly ILogger<RedisQuotaStore> _logger;
+    private readonly bool _useProxyClock;
+    private readonly long _leaseMs;
+    private readonly bool _ledger;
+    private readonly long _maxBacklog;
+    private readonly QuotaMetrics? _metrics;
+    private readonly RedisClock _clock;
+    private readonly StoreCircuitBreaker _breaker;
+
+    /// <param name="useProxyClock">Tests only: the proxy's clock decides windows instead of the server's (no deadlines then).</param>
+    public RedisQuotaStore(
+        IConnectionMultiplexer connection,
+        RedisKeys keys,
+        TimeSpan timeout,
+        TimeProvider timeProvider,
+        ILogger<RedisQuotaStore> logger,
+        bool useProxyClock = false,
+        TimeSpan? leaseTtl = null,
+        bool ledger = false,
+        long maxBacklog = 1_000_000,
+        BreakerOptions? breaker = null,
+        QuotaMetrics? metrics = null)
+    {
+        _connection = connection;
+        _keys = keys;
+        _timeout = timeout;
+        _timeProvider = timeProvider;
+        _logger = logger;
+        _useProxyClock = useProxyClock;
+        _leaseMs = (long)(leaseTtl ?? QuotaLease.DefaultTtl).TotalMilliseconds;
+        _ledger = ledger;
+        _maxBacklog = maxBacklog;
+        _metrics = metrics;
+        _clock = new RedisClock(timeProvider);
+        _breaker = new StoreCircuitBreaker(breaker ?? new BreakerOptions(), timeProvider, metrics, logger);
+    }
+
+    /// <summary>The circuit breaker's state, for <c>/readyz</c>.</summary>
+    public Polly.CircuitBreaker.CircuitState Circuit => _breaker.State;
+
+    public ValueTask<RouteDecision> DebitAsync(IReadOnlyList<QuotaDebit> debits, UsageContext? usage, CancellationToken cancellationToken) =>
+        _breaker.ExecuteAsync(static (call, token) => call.Store.DecideAsync(call.Debits, call.Usage, token), (Store: this, Debits: debits, Usage: usage), cancellationToken);
 
     /// <summary>
     /// EVALSHA by the script's precomputed hash; when the server does not hold the script (a restart, a
@@ -30,40 +77,146 @@ internal sealed class RedisQuotaStore(
     /// manages script hashes; its string overload hashes the whole script text on every call, a cost the
     /// hot path measurably paid (docs/benchmarks.md), so this one call passes the precomputed hash.
     /// </summary>
-    public async ValueTask<RouteDecision> DebitAsync(IReadOnlyList<QuotaDebit> debits, UsageContext? usage, CancellationToken cancellationToken)
+    private async ValueTask<RouteDecision> DecideAsync(IReadOnlyList<QuotaDebit> debits, UsageContext? usage, CancellationToken cancellationToken)
     {
-        var proxyNow = timeProvider.GetUtcNow();
+        var proxyNow = _timeProvider.GetUtcNow();
         var leaseId = QuotaLease.Needed(debits) ? QuotaLease.NewId() : null;
-        var (redisKeys, args) = DebitScript.Arguments(keys, debits, proxyNow, useProxyClock ? (proxyNow - DateTimeOffset.UnixEpoch).Ticks / TimeSpan.TicksPerMicrosecond : 0, leaseId, _leaseMs, usage, ledger, maxBacklog);
+        var deadline = _useProxyClock ? 0 : _clock.DeadlineMicros(_timeout > ReplyAllowance * 2 ? _timeout - ReplyAllowance : _timeout / 2);
+        var (redisKeys, args) = DebitScript.Arguments(
+            _keys, debits, proxyNow, _useProxyClock ? (proxyNow - DateTimeOffset.UnixEpoch).Ticks / TimeSpan.TicksPerMicrosecond : 0, leaseId, _leaseMs, usage, _ledger, _maxBacklog, deadline);
         var started = Stopwatch.GetTimestamp();
-        var database = connection.GetDatabase();
+        var database = _connection.GetDatabase();
+        var evaluation = database.ScriptEvaluateAsync(DebitScript.Script.Sha1, redisKeys, args);
         try
         {
             RedisResult result;
             try
             {
-                result = await database.ScriptEvaluateAsync(DebitScript.Script.Sha1, redisKeys, args)
-                    .WaitAsync(timeout, cancellationToken)
-                    .ConfigureAwait(false);
+                result = await AwaitAsync(evaluation, _timeout, cancellationToken).ConfigureAwait(false);
             }
             catch (RedisServerException ex) when (ex.Message.StartsWith("NOSCRIPT", StringComparison.Ordinal))
             {
                 // The server does not hold the script (a restart, a failover, SCRIPT FLUSH): the same call once
                 // as EVAL, which also loads it again, in what is left of the timeout.
-                var left = timeout - Stopwatch.GetElapsedTime(started);
-                result = await database.ScriptEvaluateAsync(DebitScript.Script.Source, redisKeys, args)
-                    .WaitAsync(left > TimeSpan.Zero ? left : TimeSpan.Zero, cancellationToken)
-                    .ConfigureAwait(false);
+                var left = _timeout - Stopwatch.GetElapsedTime(started);
+                evaluation = database.ScriptEvaluateAsync(DebitScript.Script.Source, redisKeys, args);
+                result = await AwaitAsync(evaluation, left > TimeSpan.Zero ? left : TimeSpan.Zero, cancellationToken).ConfigureAwait(false);
             }
 
-            return DebitScript.Read(result, debits, leaseId);
+            var decision = DebitScript.Read(result, debits, leaseId);
+            _clock.Observe(decision.Pools[0].NowMs);
+            if (!decision.Admitted && decision.Pools[decision.LimitingIndex].LimitedBy == QuotaLimitedBy.Expired)
+            {
+                _metrics?.AbandonedDecision("expired");
+                throw new QuotaStoreUnavailableException($"Redis reached the decision after its deadline ({_timeout.TotalMilliseconds} ms); nothing was debited.");
+            }
+
+            return decision;
         }
-        catch (Exception ex) when (ex is RedisException or TimeoutException)
+        catch (Exception ex) when (ex is TimeoutException or OperationCanceledException && !evaluation.IsCompleted)
+        {
+            // The proxy stops waiting; the call may still run. Whatever it admits is given back when it lands.
+            _ = GiveBackWhenLandedAsync(evaluation, debits, leaseId, usage);
+            if (ex is OperationCanceledException && cancellationToken.IsCancellationRequested)
+            {
+                throw; // the caller went away: there is nobody to answer
+            }
+
+            QuotaLog.StoreUnavailable(_logger, debits[0].Pool.Name, ex);
+            throw new QuotaStoreUnavailableException($"Redis did not decide within {_timeout.TotalMilliseconds} ms.", ex);
+        }
+        catch (Exception ex) when (IsStoreFailure(ex))
         {
             // RedisServerException (a script error such as QP_CLOCK_SKEW, LOADING, READONLY) is a
             // RedisException too: whatever the store cannot decide, the outage policy answers.
-            QuotaLog.StoreUnavailable(logger, debits[0].Pool.Name, ex);
-            throw new QuotaStoreUnavailableException($"Redis did not decide within {timeout.TotalMilliseconds} ms.", ex);
+            QuotaLog.StoreUnavailable(_logger, debits[0].Pool.Name, ex);
+            throw new QuotaStoreUnavailableException($"Redis did not decide within {_timeout.TotalMilliseconds} ms.", ex);
+        }
+    }
+
+    /// <summary>
+    /// The call's reply within <paramref name="within"/>. A reply that is already there when the wait ends
+    /// (the timer and the reply racing on a busy machine) is used, not thrown away.
+    /// </summary>
+    private static async Task<RedisResult> AwaitAsync(Task<RedisResult> call, TimeSpan within, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await call.WaitAsync(within, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is TimeoutException or OperationCanceledException && call.IsCompletedSuccessfully)
+        {
+            return call.Result;
+        }
+    }
+
+    /// <summary>What a Redis call can throw when the store, the connection or its reply fails.</summary>
+    private static bool IsStoreFailure(Exception ex) =>
+        ex is RedisException or TimeoutException or ObjectDisposedException or InvalidOperationException or InvalidCastException or OperationCanceledException;
+
+    /// <summary>
+    /// A decision the proxy answered 503 for: when its reply arrives, an admission is given back (counters
+    /// and, with the ledger on, a refund event), so the 503 costs nothing. A call that never answers is
+    /// bounded by its deadline: the script debits nothing after it.
+    /// </summary>
+    private async Task GiveBackWhenLandedAsync(Task<RedisResult> evaluation, IReadOnlyList<QuotaDebit> debits, string? leaseId, UsageContext? usage)
+    {
+        RouteDecision decision;
+        try
+        {
+            decision = DebitScript.Read(await evaluation.ConfigureAwait(false), debits, leaseId);
+        }
+        catch (Exception ex) when (IsStoreFailure(ex))
+        {
+            _metrics?.AbandonedDecision("unanswered");
+            return;
+        }
+
+        _clock.Observe(decision.Pools[0].NowMs);
+        if (!decision.Admitted || decision.Pools.All(pool => pool.Replayed))
+        {
+            // Nothing was charged: rejected, expired, or a replay that costs nothing.
+            _metrics?.AbandonedDecision(decision.Admitted || decision.Pools[decision.LimitingIndex].LimitedBy != QuotaLimitedBy.Expired ? "not_admitted" : "expired");
+            await ReleaseQuietlyAsync(decision.Lease);
+            return;
+        }
+
+        Exception? last = null;
+        for (var attempt = 1; attempt <= 3; attempt++)
+        {
+            try
+            {
+                await AdjustAsync(debits, decision, -debits[0].Cost, UsageKind.Refund, usage, CancellationToken.None).ConfigureAwait(false);
+                await ReleaseQuietlyAsync(decision.Lease);
+                _metrics?.AbandonedDecision("refunded");
+                QuotaLog.AbandonedDecisionRefunded(_logger, debits[0].Cost, "refunded");
+                return;
+            }
+            catch (QuotaStoreUnavailableException ex)
+            {
+                last = ex;
+                await Task.Delay(TimeSpan.FromSeconds(attempt), _timeProvider).ConfigureAwait(false);
+            }
+        }
+
+        _metrics?.AbandonedDecision("refund_failed");
+        QuotaLog.AbandonedDecisionNotRefunded(_logger, debits[0].Cost, last);
+    }
+
+    private async Task ReleaseQuietlyAsync(QuotaLease? lease)
+    {
+        if (lease is null)
+        {
+            return;
+        }
+
+        try
+        {
+            await ReleaseAsync(lease, CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (QuotaStoreUnavailableException)
+        {
+            // Logged by ReleaseAsync; the lease expires by itself.
         }
     }
 
@@ -71,14 +224,14 @@ internal sealed class RedisQuotaStore(
     {
         try
         {
-            await CloseScript.EvaluateAsync(connection.GetDatabase(), keys, pool, untilMs)
-                .WaitAsync(timeout, cancellationToken)
+            await CloseScript.EvaluateAsync(_connection.GetDatabase(), _keys, pool, untilMs)
+                .WaitAsync(_timeout, cancellationToken)
                 .ConfigureAwait(false);
         }
-        catch (Exception ex) when (ex is RedisException or TimeoutException)
+        catch (Exception ex) when (IsStoreFailure(ex))
         {
-            QuotaLog.StoreUnavailable(logger, pool.Name, ex);
-            throw new QuotaStoreUnavailableException($"Redis did not close pool {pool.Name} within {timeout.TotalMilliseconds} ms.", ex);
+            QuotaLog.StoreUnavailable(_logger, pool.Name, ex);
+            throw new QuotaStoreUnavailableException($"Redis did not close pool {pool.Name} within {_timeout.TotalMilliseconds} ms.", ex);
         }
     }
 
@@ -86,14 +239,14 @@ internal sealed class RedisQuotaStore(
     {
         try
         {
-            return await AdjustScript.EvaluateAsync(connection.GetDatabase(), keys, debits, decision, delta, kind, ledger ? usage : null)
-                .WaitAsync(timeout, cancellationToken)
+            return await AdjustScript.EvaluateAsync(_connection.GetDatabase(), _keys, debits, decision, delta, kind, _ledger ? usage : null)
+                .WaitAsync(_timeout, cancellationToken)
                 .ConfigureAwait(false);
         }
-        catch (Exception ex) when (ex is RedisException or TimeoutException)
+        catch (Exception ex) when (IsStoreFailure(ex))
         {
-            QuotaLog.StoreUnavailable(logger, debits[0].Pool.Name, ex);
-            throw new QuotaStoreUnavailableException($"Redis did not adjust the charge within {timeout.TotalMilliseconds} ms.", ex);
+            QuotaLog.StoreUnavailable(_logger, debits[0].Pool.Name, ex);
+            throw new QuotaStoreUnavailableException($"Redis did not adjust the charge within {_timeout.TotalMilliseconds} ms.", ex);
         }
     }
 
@@ -101,27 +254,27 @@ internal sealed class RedisQuotaStore(
     {
         try
         {
-            await ReleaseScript.EvaluateAsync(connection.GetDatabase(), keys, lease)
-                .WaitAsync(timeout, cancellationToken)
+            await ReleaseScript.EvaluateAsync(_connection.GetDatabase(), _keys, lease)
+                .WaitAsync(_timeout, cancellationToken)
                 .ConfigureAwait(false);
         }
-        catch (Exception ex) when (ex is RedisException or TimeoutException)
+        catch (Exception ex) when (IsStoreFailure(ex))
         {
-            QuotaLog.StoreUnavailable(logger, lease.Debits[0].Pool.Name, ex);
-            throw new QuotaStoreUnavailableException($"Redis did not release lease {lease.Id} within {timeout.TotalMilliseconds} ms; it expires by itself.", ex);
+            QuotaLog.StoreUnavailable(_logger, lease.Debits[0].Pool.Name, ex);
+            throw new QuotaStoreUnavailableException($"Redis did not release lease {lease.Id} within {_timeout.TotalMilliseconds} ms; it expires by itself.", ex);
         }
     }
 
     public async ValueTask<PoolUsage> ReadUsageAsync(PoolDefinition pool, CancellationToken cancellationToken)
     {
-        var window = pool.Locate(timeProvider.GetUtcNow());
+        var window = pool.Locate(_timeProvider.GetUtcNow());
         var counterFields = PoolUsage.CounterFields(pool);
         RedisValue[] fields = ["start", TreeAdmission.ClosedField, .. counterFields.Select(field => (RedisValue)field)];
         try
         {
-            var values = await connection.GetDatabase()
-                .HashGetAsync(keys.PoolUsage(pool), fields)
-                .WaitAsync(timeout, cancellationToken)
+            var values = await _connection.GetDatabase()
+                .HashGetAsync(_keys.PoolUsage(pool), fields)
+                .WaitAsync(_timeout, cancellationToken)
                 .ConfigureAwait(false);
             // The hash belongs to the window its start names; an older one means no decision has opened this window yet.
             var current = (long?)values[0] == window.StartMs;
@@ -133,10 +286,10 @@ internal sealed class RedisQuotaStore(
 
             return new PoolUsage(window, counters, (long?)values[1] ?? 0);
         }
-        catch (Exception ex) when (ex is RedisException or TimeoutException)
+        catch (Exception ex) when (IsStoreFailure(ex))
         {
-            QuotaLog.StoreUnavailable(logger, pool.Name, ex);
-            throw new QuotaStoreUnavailableException($"Redis did not read pool {pool.Name} within {timeout.TotalMilliseconds} ms.", ex);
+            QuotaLog.StoreUnavailable(_logger, pool.Name, ex);
+            throw new QuotaStoreUnavailableException($"Redis did not read pool {pool.Name} within {_timeout.TotalMilliseconds} ms.", ex);
         }
     }
 }

@@ -324,7 +324,7 @@ public sealed class QuotaOptionsValidatorTests
 
     [Fact]
     public void Validate_ASettingTheProxyDoesNotHave_IsRejectedListingTheOnesItHas() => Assert.Equal(
-        ["Quota:Store:Cluster is not a setting; the settings here are KeyPrefix, Kind, LeaseTtl, Redis, RetryAfterWhenUnavailable, Timeout."],
+        ["Quota:Store:Cluster is not a setting; the settings here are Breaker, KeyPrefix, Kind, LeaseTtl, Redis, RetryAfterWhenUnavailable, Timeout."],
         ValidateWith("Quota:Store:Cluster", "true"));
 
     [Fact]

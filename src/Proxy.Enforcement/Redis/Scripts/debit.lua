@@ -35,6 +35,8 @@
 --           pool), P (the number of pools), the lease's lifetime in ms (used when a node has MaxInFlight),
 --           and with the ledger on, the most events a pool's stream may hold: a full stream (PostgreSQL has
 --           been away too long) rejects with limited_by 7, whatever the mode: no admission goes unbilled
+--           ; last the deadline in this server's Unix µs (0: none): a call that runs later debits nothing
+--           and replies limited_by EXPIRED for every pool
 -- ARGV_LEASE_ID this request's lease id
 -- ARGV_ROUTE    the route, or empty when the ledger is off; ARGV_TENANT the tenant's path; ARGV_REQUEST_ID the request id
 -- ARGV_IDEMPOTENCY the idempotency field (i:<tenant>:<Idempotency-Key>), or empty. A field already in a pool's
@@ -96,9 +98,9 @@ local REPLY_SOFT_LIMIT_CROSSED, REPLY_SHADOW, REPLY_POOL_USED, REPLY_RETRY_AFTER
 local POOL_REPLY_LENGTH = 15
 local KEEP_AFTER_WINDOW_MS = 60000
 -- What limited a decision (QuotaLimitedBy).
-local NONE, TENANT, POOL, RESERVED, RATE, VENDOR, CONCURRENCY, LEDGER_BACKLOG = 0, 1, 2, 3, 4, 5, 6, 7
+local NONE, TENANT, POOL, RESERVED, RATE, VENDOR, CONCURRENCY, LEDGER_BACKLOG, EXPIRED = 0, 1, 2, 3, 4, 5, 6, 7, 8
 
-local now, cost, pool_count, lease_ms, max_backlog = struct.unpack('<ddddd', ARGV[1 + ARGV_NUMBERS])
+local now, cost, pool_count, lease_ms, max_backlog, deadline = struct.unpack('<dddddd', ARGV[1 + ARGV_NUMBERS])
 local lease_id, route, tenant = ARGV[1 + ARGV_LEASE_ID], ARGV[1 + ARGV_ROUTE], ARGV[1 + ARGV_TENANT]
 local request_id, idempotency = ARGV[1 + ARGV_REQUEST_ID], ARGV[1 + ARGV_IDEMPOTENCY]
 
@@ -110,6 +112,20 @@ if now == 0 then
 end
 local now_us = now
 now = math.floor(now_us / 1000)
+
+-- The proxy stops waiting at its store timeout and answers 503: a decision that reaches Redis after that
+-- (behind a pause, a stall, a slow network) must change nothing. The deadline is on this server's clock.
+if deadline > 0 and now_us > deadline then
+  local expired = { 0, -1 }
+  for p = 1, pool_count do
+    local at = 1 + REPLY_HEAD_LENGTH + (p - 1) * POOL_REPLY_LENGTH
+    for i = 0, POOL_REPLY_LENGTH - 1 do expired[at + i] = 0 end
+    expired[at + REPLY_LIMITED_BY], expired[at + REPLY_NOW] = EXPIRED, now
+    expired[at + REPLY_LIMITING_NODE], expired[at + REPLY_SOFT_LIMIT_NODE] = -1, -1
+  end
+  expired[1 + REPLY_LIMITING_POOL] = 0
+  return struct.pack('<' .. string.rep('d', #expired), unpack(expired))
+end
 
 -- Each pool's decision, without writing the debit: its result and the writes an admission makes; then
 -- the next pool's block. Opening a new window is done here: it does not depend on the outcome. A loop body,
