@@ -53,6 +53,12 @@ public static class QuotaProxyServiceCollectionExtensions
         services.AddSingleton(new RedisKeys(startup.Store.KeyPrefix));
         services.AddSingleton<IQuotaStore>(sp => new MeteredQuotaStore(CreateStore(sp, startup), sp.GetRequiredService<QuotaMetrics>()));
         services.AddQuotaRedisConnection(startup.Store);
+        if (startup.Store.Kind == StoreKind.Redis)
+        {
+            // Before Kestrel listens: the hosted services start before the server does.
+            services.AddHostedService<RedisWarmup>();
+        }
+
         var health = services.AddHealthChecks().AddCheck<StoreReadinessCheck>("store", tags: [ReadyTag]);
         if (startup.Ledger.Enabled)
         {

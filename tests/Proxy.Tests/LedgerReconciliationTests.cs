@@ -255,9 +255,9 @@ public sealed class LedgerReconciliationTests(RedisFixture redis, PostgresFixtur
                 Interlocked.Increment(ref completed);
                 return response.StatusCode;
             }
-            catch (HttpRequestException)
+            catch (Exception ex) when (ex is HttpRequestException or IOException or System.Net.Sockets.SocketException or TaskCanceledException)
             {
-                return (HttpStatusCode)0; // in flight when the replica died
+                return (HttpStatusCode)0; // in flight when the replica died: the connection fails however it fails
             }
         }).ToList();
         await Poll.UntilAsync("100 of the requests to complete", () => Task.FromResult(Volatile.Read(ref completed)), done => done >= 100, TimeSpan.FromSeconds(30), TimeSpan.FromMilliseconds(5));

@@ -56,6 +56,27 @@ public sealed class LocalRedisServer : IAsyncDisposable
         await WaitUntilAsync(accepting: false);
     }
 
+    /// <summary>Freezes the server (SIGSTOP): the port stays open, nothing answers, until <see cref="Resume"/>.</summary>
+    public void Pause() => Signal(SigStop);
+
+    /// <summary>Thaws a paused server (SIGCONT): it goes on with whatever it had read meanwhile.</summary>
+    public void Resume() => Signal(SigCont);
+
+    private const int SigCont = 18;
+    private const int SigStop = 19;
+
+    private void Signal(int signal)
+    {
+        var process = _process ?? throw new InvalidOperationException("redis-server is not running.");
+        if (Kill(process.Id, signal) != 0)
+        {
+            throw new InvalidOperationException($"kill({process.Id}, {signal}) failed: errno {System.Runtime.InteropServices.Marshal.GetLastPInvokeError()}.");
+        }
+    }
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "kill", SetLastError = true)]
+    private static extern int Kill(int pid, int signal);
+
     public async ValueTask DisposeAsync()
     {
         await StopAsync();

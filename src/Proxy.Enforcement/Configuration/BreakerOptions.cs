@@ -10,9 +10,9 @@ public sealed record BreakerOptions
 {
     public double FailureRatio { get; init; } = 0.5;
 
-    public int MinimumThroughput { get; init; } = 10;
+    public int MinimumThroughput { get; init; } = 100;
 
-    public TimeSpan SamplingDuration { get; init; } = TimeSpan.FromSeconds(5);
+    public TimeSpan SamplingDuration { get; init; } = TimeSpan.FromSeconds(2);
 
     public TimeSpan BreakDuration { get; init; } = TimeSpan.FromSeconds(1);
 }

@@ -56,6 +56,12 @@ internal static partial class QuotaLog
     [LoggerMessage(EventId = 1109, Level = LogLevel.Warning, Message = "Usage gauges not refreshed this pass; they keep their values")]
     public static partial void UsageRefreshFailed(ILogger logger, Exception exception);
 
+    [LoggerMessage(EventId = 1110, Level = LogLevel.Information, Message = "Store warmed up: {Decided} of {Decisions} warm-up decisions answered in {ElapsedMs} ms")]
+    public static partial void StoreWarmedUp(ILogger logger, int decided, int decisions, long elapsedMs);
+
+    [LoggerMessage(EventId = 1111, Level = LogLevel.Warning, Message = "Store warm-up gave up after {ElapsedMs} ms; the proxy starts, and the outage policy answers until Redis does")]
+    public static partial void StoreWarmupFailed(ILogger logger, long elapsedMs, Exception exception);
+
     [LoggerMessage(EventId = 1102, Level = LogLevel.Information, Message = "Redis quota store: {Endpoint}, timeout {TimeoutMs} ms, key prefix {Prefix}")]
     public static partial void RedisStoreConfigured(ILogger logger, string endpoint, double timeoutMs, string prefix);
 

@@ -1,0 +1,91 @@
+using System.Diagnostics;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using QuotaProxy.Enforcement.Observability;
+using QuotaProxy.Enforcement.Quotas;
+using StackExchange.Redis;
+
+namespace QuotaProxy.Enforcement.Redis;
+
+/// <summary>
+/// Before the proxy listens: connects to Redis, loads every script on every server (so the first decisions
+/// find them), and runs decisions through the store on a pool of its own, so that the first requests of a
+/// fresh replica meet a compiled decision path, a warm connection and a known Redis clock instead of a
+/// 503. Bounded: with Redis away it gives up after <see cref="Budget"/> and the proxy starts anyway (the
+/// outage policy answers until Redis is back).
+/// </summary>
+internal sealed class RedisWarmup(IConnectionMultiplexer connection, IQuotaStore store, ILogger<RedisWarmup> logger) : IHostedService
+{
+    public static readonly TimeSpan Budget = TimeSpan.FromSeconds(5);
+
+    /// <summary>Decisions run, one at a time and then at once: enough for the JIT to compile the path.</summary>
+    private const int Decisions = 64;
+
+    /// <summary>The pool warm-up decisions are charged to; its keys expire a minute after its window ends.</summary>
+    internal const string PoolName = "(warmup)";
+
+    public async Task StartAsync(CancellationToken cancellationToken)
+    {
+        var watch = Stopwatch.StartNew();
+        using var budget = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        budget.CancelAfter(Budget);
+        try
+        {
+            // Redis away at start: nothing to warm, and decisions would only wait out their timeouts.
+            await connection.GetDatabase().PingAsync().WaitAsync(budget.Token);
+            await LoadScriptsAsync().WaitAsync(budget.Token);
+            var debit = new QuotaDebit(Pool.Pools[PoolName], Pool.Pools[PoolName].Nodes["warmup"], 1);
+            var decided = 0;
+            for (var i = 0; i < Decisions / 2; i++)
+            {
+                decided += await TryDebitAsync(debit, budget.Token) ? 1 : 0;
+            }
+
+            var together = await Task.WhenAll(Enumerable.Range(0, Decisions / 2).Select(_ => TryDebitAsync(debit, budget.Token)));
+            decided += together.Count(ok => ok);
+            QuotaLog.StoreWarmedUp(logger, decided, Decisions, watch.ElapsedMilliseconds);
+        }
+        catch (Exception ex) when (ex is RedisException or TimeoutException or OperationCanceledException && !cancellationToken.IsCancellationRequested)
+        {
+            QuotaLog.StoreWarmupFailed(logger, watch.ElapsedMilliseconds, ex);
+        }
+    }
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    private async Task LoadScriptsAsync()
+    {
+        EmbeddedScript[] scripts = [DebitScript.Script, AdjustScript.Script, ReleaseScript.Script, CloseScript.Script, AckScript.Script];
+        foreach (var server in connection.GetServers().Where(server => server.IsConnected))
+        {
+            foreach (var script in scripts)
+            {
+                await server.ScriptLoadAsync(script.Source);
+            }
+        }
+    }
+
+    private async Task<bool> TryDebitAsync(QuotaDebit debit, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return (await store.DebitAsync([debit], cancellationToken)).Admitted;
+        }
+        catch (QuotaStoreUnavailableException)
+        {
+            return false; // a slow first call is what warming up is for
+        }
+    }
+
+    /// <summary>A pool no configuration names, large enough never to refuse a warm-up decision.</summary>
+    private static readonly QuotaModel Pool = QuotaModel.Create(new Dictionary<string, PoolSettings>
+    {
+        [PoolName] = new(
+            QuotaWindow.TryParse("1m", out var window) ? window : throw new InvalidOperationException("1m is a window"),
+            TimeZoneInfo.Utc,
+            new NodeSettings(long.MaxValue / 4, null, null, null, null, null, QuotaMode.Enforce, null, null, new Dictionary<string, NodeSettings>
+            {
+                ["warmup"] = new(null, null, null, null, null, null, null, null, null, new Dictionary<string, NodeSettings>()),
+            })),
+    });
+}
