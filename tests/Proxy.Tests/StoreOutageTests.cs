@@ -116,4 +116,35 @@ public sealed class StoreOutageTests : IAsyncLifetime
         Assert.Equal("2", response.Header("X-RateLimit-Used"));
         response.Dispose();
     }
+
+    [Fact]
+    public async Task CallerLeavesWhileRedisIsFrozen_NoAnswerIsForced_AndTheDecisionThatLandsLaterIsGivenBack()
+    {
+        // A store timeout long enough for the caller to leave first, and for the decision to land after the thaw.
+        var prefix = RedisFixture.NewKeyPrefix();
+        await using var proxy = await ProxyInstance.StartAsync(new TestProxyConfig(_vendor.Url)
+            .Pool("vendor-daily", 1000, "1d", "UTC", ("prod", null))
+            .Route("quotes", pool: "vendor-daily")
+            .ApiKey("prod-key", "prod")
+            .Redis(_redis.ConnectionString, prefix, TimeSpan.FromSeconds(3)));
+        _redis.Pause();
+        using var impatient = new CancellationTokenSource(TimeSpan.FromMilliseconds(300));
+        using var request = new HttpRequestMessage(HttpMethod.Get, "/quotes/AAPL");
+        request.Headers.Add("X-Api-Key", "prod-key");
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => proxy.Client.SendAsync(request, impatient.Token));
+        await Task.Delay(500);
+        _redis.Resume();
+        var metrics = await proxy.MetricsWhenAsync(m => m.Value("quota_proxy_store_abandoned_decisions_total", ("outcome", "refunded")) >= 1);
+        await using var connection = await ConnectionMultiplexer.ConnectAsync(_redis.ConnectionString);
+        var counters = await connection.GetDatabase().HashGetAllAsync(new Enforcement.Redis.RedisKeys(prefix).PoolUsage("vendor-daily"));
+
+        Assert.Equal(1, metrics.Value("quota_proxy_requests_total", ("route", "quotes"), ("pool", "vendor-daily"), ("tenant", "prod"), ("outcome", "client_closed")));
+        Assert.Equal(1, metrics.Value("quota_proxy_store_abandoned_decisions_total", ("outcome", "refunded")));
+        Assert.Empty(_vendor.Calls);
+        // The decision landed (and opened the window) once Redis thawed, and was given back.
+        Assert.Equal(0, (long)counters.Single(c => c.Name == "pool").Value);
+        Assert.Equal(0, (long)counters.Single(c => c.Name == "t:prod").Value);
+        Assert.DoesNotContain(proxy.Logs.Lines, line => line.Contains("[1108]", StringComparison.Ordinal));
+    }
 }

@@ -24,15 +24,7 @@ internal static class DebitScript
         var idempotencyKey = usage?.IdempotencyKey;
         if (debits.Count == 1 && nowMicros == 0 && leaseId is null && !events && idempotencyKey is null)
         {
-            var shared = SharedArguments(keys, debits[0], proxyNow, leaseMs, maxBacklog);
-            if (deadlineMicros != 0)
-            {
-                // The deadline is the request's own: a copy of the shared array with its own header.
-                shared = [.. shared];
-                shared[DebitLayout.ArgvNumbers] = PathArguments.Pack([0, debits[0].Cost, 1, leaseMs, maxBacklog, deadlineMicros]);
-            }
-
-            return (Keys(keys, debits, 0, events: false), shared);
+            return (Keys(keys, debits, 0, events: false), SharedArguments(keys, debits[0], proxyNow, leaseMs, maxBacklog, deadlineMicros));
         }
 
         var length = DebitLayout.ArgvHeaderLength;
@@ -108,24 +100,30 @@ internal static class DebitScript
     /// idempotency key): nothing in it is the request's own, so one array serves every such request on the
     /// node until its window or cost changes. StackExchange.Redis only reads it.
     /// </summary>
-    private static RedisValue[] SharedArguments(RedisKeys keys, QuotaDebit debit, DateTimeOffset proxyNow, long leaseMs, long maxBacklog)
+    /// <remarks>
+    /// The deadline is rounded down to the millisecond, so that every request of the same millisecond shares
+    /// the array too: a deadline that errs early by less than a millisecond.
+    /// </remarks>
+    private static RedisValue[] SharedArguments(RedisKeys keys, QuotaDebit debit, DateTimeOffset proxyNow, long leaseMs, long maxBacklog, long deadlineMicros)
     {
         var node = PathArguments.For(keys, debit);
         var window = WindowBlock(node, debit.Pool, proxyNow);
+        var deadline = deadlineMicros - (deadlineMicros % 1000);
         var shared = node.Shared;
-        if (shared is not null && ReferenceEquals(shared.Window, window) && shared.Cost == debit.Cost && shared.LeaseMs == leaseMs && shared.MaxBacklog == maxBacklog)
+        if (shared is not null && ReferenceEquals(shared.Window, window) && shared.Cost == debit.Cost && shared.LeaseMs == leaseMs && shared.MaxBacklog == maxBacklog
+            && shared.DeadlineMicros == deadline)
         {
             return shared.Args;
         }
 
         var args = new RedisValue[DebitLayout.ArgvHeaderLength + DebitLayout.BlockHeaderLength + node.Fields.Length];
-        args[DebitLayout.ArgvNumbers] = Header(debit.Cost, 1, leaseMs, maxBacklog);
+        args[DebitLayout.ArgvNumbers] = deadline == 0 ? Header(debit.Cost, 1, leaseMs, maxBacklog) : PathArguments.Pack([0, debit.Cost, 1, leaseMs, maxBacklog, deadline]);
         args[DebitLayout.ArgvLeaseId] = args[DebitLayout.ArgvRoute] = args[DebitLayout.ArgvTenant] = args[DebitLayout.ArgvRequestId] = args[DebitLayout.ArgvIdempotency] = "";
         args[DebitLayout.ArgvHeaderLength + DebitLayout.BlockWindow] = window.Packed;
         args[DebitLayout.ArgvHeaderLength + DebitLayout.BlockFormat] = node.Format;
         args[DebitLayout.ArgvHeaderLength + DebitLayout.BlockRecords] = node.Records;
         node.Fields.CopyTo(args, DebitLayout.ArgvHeaderLength + DebitLayout.BlockHeaderLength);
-        node.Shared = new SharedDebitArguments(window, debit.Cost, leaseMs, maxBacklog, args);
+        node.Shared = new SharedDebitArguments(window, debit.Cost, leaseMs, maxBacklog, deadline, args);
         return args;
     }
 

@@ -6,17 +6,19 @@ namespace QuotaProxy.Enforcement.Redis;
 /// arrived, so <c>redis time − arrival time</c> is never above the true offset, and the largest such
 /// sample of the last few seconds estimates it from below. A deadline from it errs early (a decision may
 /// be refused slightly before the proxy would have stopped waiting), never late. A late reply the
-/// estimate misses is found and refunded by <see cref="RedisQuotaStore"/>.
+/// estimate misses is found and refunded by <see cref="RedisQuotaStore"/>. Lock-free: every decision
+/// reads it and every reply writes it.
 /// </summary>
 internal sealed class RedisClock(TimeProvider timeProvider)
 {
     /// <summary>How long one estimate stands before fresher samples replace it (a stepped clock is followed within twice this).</summary>
     private static readonly long WindowMicros = (long)TimeSpan.FromSeconds(5).TotalMicroseconds;
 
-    private readonly Lock _gate = new();
+    private const long Unknown = long.MinValue;
+
     private long _windowStart;
-    private long _current = long.MinValue;
-    private long _previous = long.MinValue;
+    private long _current = Unknown;
+    private long _previous = Unknown;
 
     public long LocalMicros() => (timeProvider.GetUtcNow() - DateTimeOffset.UnixEpoch).Ticks / TimeSpan.TicksPerMicrosecond;
 
@@ -25,18 +27,25 @@ internal sealed class RedisClock(TimeProvider timeProvider)
     {
         var local = LocalMicros();
         var sample = (redisNowMs * 1000) - local;
-        lock (_gate)
+        var start = Volatile.Read(ref _windowStart);
+        if (local - start > WindowMicros && Interlocked.CompareExchange(ref _windowStart, local, start) == start)
         {
-            if (local - _windowStart > WindowMicros)
+            // One caller turns the window over; a sample racing with it may land in either window.
+            Volatile.Write(ref _previous, Volatile.Read(ref _current));
+            Volatile.Write(ref _current, sample);
+            return;
+        }
+
+        var current = Volatile.Read(ref _current);
+        while (sample > current)
+        {
+            var seen = Interlocked.CompareExchange(ref _current, sample, current);
+            if (seen == current)
             {
-                _previous = _current;
-                _current = sample;
-                _windowStart = local;
+                return;
             }
-            else if (sample > _current)
-            {
-                _current = sample;
-            }
+
+            current = seen;
         }
     }
 
@@ -46,12 +55,7 @@ internal sealed class RedisClock(TimeProvider timeProvider)
     /// </summary>
     public long DeadlineMicros(TimeSpan budget)
     {
-        long offset;
-        lock (_gate)
-        {
-            offset = Math.Max(_current, _previous);
-        }
-
-        return offset == long.MinValue ? 0 : LocalMicros() + (long)budget.TotalMicroseconds + offset;
+        var offset = Math.Max(Volatile.Read(ref _current), Volatile.Read(ref _previous));
+        return offset == Unknown ? 0 : LocalMicros() + (long)budget.TotalMicroseconds + offset;
     }
 }
