@@ -51,7 +51,15 @@ public static class QuotaProxyServiceCollectionExtensions
             configuration, gated, sp.GetRequiredService<LiveConfiguration>(), sp.GetRequiredService<QuotaMetrics>(), sp.GetRequiredService<ILogger<ConfigReloader>>()));
         services.AddSingleton<RouteQuotaCatalog>();
         services.AddSingleton(new RedisKeys(startup.Store.KeyPrefix));
-        services.AddSingleton<IQuotaStore>(sp => new MeteredQuotaStore(CreateStore(sp, startup), sp.GetRequiredService<QuotaMetrics>()));
+        if (startup.Store.Kind == StoreKind.Redis)
+        {
+            // Also by its own type: readiness reads its circuit.
+            services.AddSingleton(sp => CreateRedisStore(sp, startup));
+        }
+
+        services.AddSingleton<IQuotaStore>(sp => new MeteredQuotaStore(
+            startup.Store.Kind == StoreKind.Redis ? sp.GetRequiredService<RedisQuotaStore>() : new InProcessQuotaStore(sp.GetRequiredService<TimeProvider>(), startup.Store.LeaseTtl),
+            sp.GetRequiredService<QuotaMetrics>()));
         services.AddQuotaRedisConnection(startup.Store);
         if (startup.Store.Kind == StoreKind.Redis)
         {
@@ -113,14 +121,9 @@ public static class QuotaProxyServiceCollectionExtensions
         });
     }
 
-    private static IQuotaStore CreateStore(IServiceProvider services, QuotaOptions options)
+    private static RedisQuotaStore CreateRedisStore(IServiceProvider services, QuotaOptions options)
     {
         var timeProvider = services.GetRequiredService<TimeProvider>();
-        if (options.Store.Kind == StoreKind.InProcess)
-        {
-            return new InProcessQuotaStore(timeProvider, options.Store.LeaseTtl);
-        }
-
         var logger = services.GetRequiredService<ILogger<RedisQuotaStore>>();
         QuotaLog.RedisStoreConfigured(logger, options.Store.Redis!, options.Store.Timeout.TotalMilliseconds, options.Store.KeyPrefix);
         return new RedisQuotaStore(

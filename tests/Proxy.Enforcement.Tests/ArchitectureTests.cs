@@ -19,7 +19,7 @@ public sealed partial class ArchitectureTests
         ["Configuration"] = ["Quotas", "Identity", "Pricing", "Observability"],
         ["Redis"] = ["Configuration", "Quotas", "Observability"],
         ["Ledger"] = ["Redis", "Configuration", "Quotas", "Observability"],
-        ["Monitoring"] = ["Configuration", "Quotas", "Observability"],
+        ["Monitoring"] = ["Configuration", "Redis", "Quotas", "Observability"],
         ["Forwarding"] = ["Configuration"],
         ["Http"] = ["Configuration", "Identity", "Pricing", "Quotas", "Observability"],
         ["Admin"] = ["Configuration", "Identity", "Ledger", "Quotas", "Observability"],

@@ -123,7 +123,7 @@ public sealed class MetricsAndHealthTests
     }
 
     [Fact]
-    public async Task StoreUnreachable_RequestsAreCountedAsStoreUnavailable_TheDebitsAsStoreErrors_AndReadyzSays503()
+    public async Task StoreUnreachable_RequestsAreCountedAsStoreUnavailable_TheDebitsAsStoreErrors_AndReadyzSaysDegradedNotUnready()
     {
         using var vendor = new VendorServer();
         var config = Config(vendor).Redis($"127.0.0.1:{LoopbackPorts.Free()}", RedisFixture.NewKeyPrefix(), timeout: TimeSpan.FromMilliseconds(200));
@@ -139,10 +139,13 @@ public sealed class MetricsAndHealthTests
         Assert.Equal(2, metrics.Value("quota_proxy_requests_total", ("route", "quotes"), ("tenant", "prod"), ("outcome", "store_unavailable")));
         Assert.Equal(2, metrics.Value("quota_proxy_store_errors_total", ("operation", "debit")));
         Assert.Equal(HttpStatusCode.OK, healthz.StatusCode);
-        Assert.Equal(HttpStatusCode.ServiceUnavailable, readyz.StatusCode);
+        // Still ready: unmetered routes serve, metered ones get the outage policy; the detail says why.
+        Assert.Equal(HttpStatusCode.OK, readyz.StatusCode);
         var body = JsonDocument.Parse(await readyz.Content.ReadAsStringAsync()).RootElement;
-        Assert.Equal("Unhealthy", body.GetProperty("status").GetString());
-        Assert.Equal("Unhealthy", body.GetProperty("checks").GetProperty("store").GetProperty("status").GetString());
+        Assert.Equal("Degraded", body.GetProperty("status").GetString());
+        var store = body.GetProperty("checks").GetProperty("store");
+        Assert.Equal("Degraded", store.GetProperty("status").GetString());
+        Assert.StartsWith("redis unreachable", store.GetProperty("description").GetString(), StringComparison.Ordinal);
     }
 
     [Fact]

@@ -3,7 +3,11 @@ using QuotaProxy.Enforcement.Configuration;
 
 namespace QuotaProxy.Enforcement.Monitoring;
 
-/// <summary><c>/readyz</c>: the ledger's PostgreSQL answers <c>SELECT 1</c> (only when a ledger is configured).</summary>
+/// <summary>
+/// <c>/readyz</c>, the ledger's part (only when a ledger is configured): whether PostgreSQL answers
+/// <c>SELECT 1</c>. PostgreSQL away makes the replica <c>Degraded</c>, not unready: usage events wait in
+/// Redis (up to <c>Quota:Ledger:MaxBacklog</c>) and requests are served.
+/// </summary>
 internal sealed class LedgerReadinessCheck(LiveConfiguration live, Npgsql.NpgsqlDataSource dataSource) : IHealthCheck
 {
     public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
@@ -18,7 +22,7 @@ internal sealed class LedgerReadinessCheck(LiveConfiguration live, Npgsql.Npgsql
         }
         catch (Exception ex) when (ex is Npgsql.NpgsqlException or OperationCanceledException or TimeoutException)
         {
-            return HealthCheckResult.Unhealthy($"postgresql: {ex.GetType().Name}: {ex.Message}");
+            return HealthCheckResult.Degraded($"postgresql unreachable ({ex.GetType().Name}): usage events wait in Redis");
         }
     }
 }

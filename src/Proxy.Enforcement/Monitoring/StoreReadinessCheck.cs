@@ -1,11 +1,17 @@
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using QuotaProxy.Enforcement.Configuration;
+using QuotaProxy.Enforcement.Redis;
 using StackExchange.Redis;
 
 namespace QuotaProxy.Enforcement.Monitoring;
 
-/// <summary><c>/readyz</c>: the Redis store answers a PING within the store's timeout (the in-process store always does).</summary>
+/// <summary>
+/// <c>/readyz</c>, the store's part: whether Redis answers a PING within the store's timeout (the in-process
+/// store always does) and whether its circuit is open. A store that is away makes the replica
+/// <c>Degraded</c>, not unready: it still serves unmetered routes and answers metered ones with the outage
+/// policy, and pulling every replica out of a load balancer would take those down too.
+/// </summary>
 internal sealed class StoreReadinessCheck(LiveConfiguration live, IServiceProvider services) : IHealthCheck
 {
     public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
@@ -17,14 +23,17 @@ internal sealed class StoreReadinessCheck(LiveConfiguration live, IServiceProvid
 
         // Resolved here, not injected: the in-process store has no connection to make.
         var connection = services.GetRequiredService<IConnectionMultiplexer>();
+        var circuit = services.GetRequiredService<RedisQuotaStore>().Circuit;
         try
         {
             var latency = await connection.GetDatabase().PingAsync().WaitAsync(ReadinessTimeout(live.Options), cancellationToken);
-            return HealthCheckResult.Healthy($"redis answered in {latency.TotalMilliseconds:F1} ms");
+            return circuit == Polly.CircuitBreaker.CircuitState.Closed
+                ? HealthCheckResult.Healthy($"redis answered in {latency.TotalMilliseconds:F1} ms")
+                : HealthCheckResult.Degraded($"redis answered in {latency.TotalMilliseconds:F1} ms; the store's circuit is {circuit}: metered requests get the outage policy until a probe succeeds");
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException)
         {
-            return HealthCheckResult.Unhealthy($"redis: {ex.GetType().Name}: {ex.Message}");
+            return HealthCheckResult.Degraded($"redis unreachable ({ex.GetType().Name}); circuit {circuit}: metered requests get the outage policy, unmetered routes serve");
         }
     }
 
