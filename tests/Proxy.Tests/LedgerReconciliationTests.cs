@@ -348,6 +348,30 @@ public sealed class LedgerReconciliationTests(RedisFixture redis, PostgresFixtur
         }
     }
 
+    [Fact]
+    public async Task OnePoolsStreamFailing_TheOtherPoolsEventsStillReachTheLedger()
+    {
+        using var vendor = new VendorServer();
+        var prefix = RedisFixture.NewKeyPrefix();
+        var ledger = await postgres.NewDatabaseAsync();
+        // What a Redis Cluster shard that is down does to its pools' streams, short of a cluster: the "broken"
+        // pool's stream key holds a string, so every read of it fails.
+        var keys = new RedisKeys(prefix);
+        await redis.Connection.GetDatabase().StringSetAsync(keys.EventStream("broken"), "not a stream");
+        await using var proxy = await ProxyInstance.StartAsync(Config(vendor, redis.ConnectionString, prefix, ledger)
+            .Pool("broken", 100, "1d", "UTC", ("prod", null)));
+
+        var sent = await proxy.SendAsync("prod-key", 5, "/quotes/AAPL");
+        var drained = await DrainAsync(redis, prefix, ledger, expectedCredits: 5);
+        var metrics = await proxy.MetricsWhenAsync(m => m.Value("quota_proxy_ledger_flush_errors_total") >= 2);
+
+        Assert.Equal(5, sent.Admitted);
+        Assert.Equal((5, 5), drained);
+        Assert.True(metrics.Value("quota_proxy_ledger_flush_errors_total") >= 2, "the broken stream was retried and failed again");
+        Assert.Contains(proxy.Logs.Lines, line => line.Contains("[1103]", StringComparison.Ordinal) && line.Contains("pool broken", StringComparison.Ordinal));
+        Assert.DoesNotContain(proxy.Logs.Lines, line => line.Contains("[1103]", StringComparison.Ordinal) && line.Contains("pool daily", StringComparison.Ordinal));
+    }
+
     private static Task<(long Credits, long Events)> DrainAsync(RedisFixture redis, string prefix, string ledger, long expectedCredits) =>
         LedgerDrain.UntilAsync(redis.Connection.GetDatabase(), ledger, expectedCredits, [new RedisKeys(prefix).EventStream("daily")]);
 

@@ -46,13 +46,15 @@ public sealed class StoreOutageTests : IAsyncLifetime
         return (response.StatusCode, watch.Elapsed, response);
     }
 
-    private async Task<HttpStatusCode> EventuallyAsync(HttpStatusCode wanted, TimeSpan within)
+    private Task<HttpStatusCode> EventuallyAsync(HttpStatusCode wanted, TimeSpan within) => EventuallyAsync(_proxy, wanted, within);
+
+    private async Task<HttpStatusCode> EventuallyAsync(ProxyInstance proxy, HttpStatusCode wanted, TimeSpan within)
     {
         var deadline = DateTime.UtcNow + within;
         HttpStatusCode last;
         do
         {
-            var (status, _, response) = await SendAsync();
+            var (status, _, response) = await SendAsync(proxy);
             response.Dispose();
             last = status;
             if (last == wanted)
@@ -146,5 +148,38 @@ public sealed class StoreOutageTests : IAsyncLifetime
         Assert.Equal(0, (long)counters.Single(c => c.Name == "pool").Value);
         Assert.Equal(0, (long)counters.Single(c => c.Name == "t:prod").Value);
         Assert.DoesNotContain(proxy.Logs.Lines, line => line.Contains("[1108]", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task StartWithRedisAbsent_TheProxyStartsServesUnmeteredRoutesAnswers503_AndMetersOnceRedisComesUp()
+    {
+        await using var absent = LocalRedisServer.NotStarted();
+        var prefix = RedisFixture.NewKeyPrefix();
+        var watch = Stopwatch.StartNew();
+        await using var proxy = await ProxyInstance.StartAsync(new TestProxyConfig(_vendor.Url)
+            .Pool("vendor-daily", 1000, "1d", "UTC", ("prod", null))
+            .Route("quotes", pool: "vendor-daily")
+            .Route("health")
+            .ApiKey("prod-key", "prod")
+            .Redis(absent.ConnectionString, prefix, StoreTimeout));
+        var started = watch.Elapsed;
+
+        using var unmetered = await proxy.Client.GetAsync("/health/ping");
+        var (metered, elapsed, response) = await SendAsync(proxy);
+        response.Dispose();
+        using var readyz = await proxy.Client.GetAsync("/readyz");
+        await absent.StartAgainAsync();
+        Assert.Equal(HttpStatusCode.OK, await EventuallyAsync(proxy, HttpStatusCode.OK, TimeSpan.FromSeconds(15)));
+        await using var connection = await ConnectionMultiplexer.ConnectAsync(absent.ConnectionString);
+        var pool = (long)await connection.GetDatabase().HashGetAsync(new Enforcement.Redis.RedisKeys(prefix).PoolUsage("vendor-daily"), "pool");
+
+        Assert.InRange(started, TimeSpan.Zero, TimeSpan.FromSeconds(15));
+        Assert.Equal(HttpStatusCode.OK, unmetered.StatusCode);
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, metered);
+        Assert.InRange(elapsed, TimeSpan.Zero, TimeSpan.FromSeconds(1));
+        Assert.Equal(HttpStatusCode.OK, readyz.StatusCode);
+        // The invariant: what Redis counted is what the vendor was called for (the unmetered call aside).
+        Assert.Equal(_vendor.Calls.Count(c => c.RequestMessage!.Path == "/AAPL"), pool);
+        Assert.Equal(1, pool);
     }
 }

@@ -25,6 +25,9 @@ public sealed class LocalRedisServer : IAsyncDisposable
         return server;
     }
 
+    /// <summary>A server with its port chosen and nothing listening on it yet: <see cref="StartAgainAsync"/> starts it.</summary>
+    public static LocalRedisServer NotStarted() => new(LoopbackPorts.Free());
+
     public async Task StartAgainAsync()
     {
         var binary = ExecutableFinder.Find("redis-server")

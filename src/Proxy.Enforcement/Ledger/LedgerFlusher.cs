@@ -61,6 +61,7 @@ internal sealed class LedgerFlusher(
             while (!stoppingToken.IsCancellationRequested)
             {
                 var fullBatch = false;
+                var failed = false;
                 try
                 {
                     if (!migrated)
@@ -68,8 +69,19 @@ internal sealed class LedgerFlusher(
                         await LedgerSchema.MigrateAsync(Options.ConnectionString!, stoppingToken);
                         migrated = true;
                     }
+                }
+                catch (Exception ex) when (ex is not OperationCanceledException || !stoppingToken.IsCancellationRequested)
+                {
+                    Failed("(schema)", ex);
+                    await ObserveBacklogAsync();
+                    await Delay(Options.RetryDelay, stoppingToken);
+                    continue;
+                }
 
-                    foreach (var (key, pool) in Streams())
+                // Each stream on its own: a shard that is down (Redis Cluster) stops only the pools it holds.
+                foreach (var (key, pool) in Streams())
+                {
+                    try
                     {
                         if (groupsReady.Add(key))
                         {
@@ -79,20 +91,23 @@ internal sealed class LedgerFlusher(
 
                         fullBatch |= await FlushAsync(pool, key, stoppingToken) == Options.BatchSize;
                     }
-                }
-                catch (Exception ex) when (ex is not OperationCanceledException || !stoppingToken.IsCancellationRequested)
-                {
-                    QuotaLog.LedgerFlushFailed(logger, ex);
-                    metrics.LedgerFlushFailed();
-                    groupsReady.Clear();
-                    await SettleInFlightAsync();
-                    await ObserveBacklogAsync();
-                    await Delay(Options.RetryDelay, stoppingToken);
-                    continue;
+                    catch (Exception ex) when (ex is not OperationCanceledException || !stoppingToken.IsCancellationRequested)
+                    {
+                        Failed(pool.Name, ex);
+                        failed = true;
+                        groupsReady.Remove(key);
+                        // A batch in flight may belong to any stream: each re-reads what it was given and did not acknowledge.
+                        await SettleInFlightAsync();
+                        _ownPendingMayExist.UnionWith(_streams.Keys);
+                    }
                 }
 
                 await ObserveBacklogAsync();
-                if (!fullBatch)
+                if (failed && !fullBatch)
+                {
+                    await Delay(Options.RetryDelay, stoppingToken);
+                }
+                else if (!fullBatch)
                 {
                     // Every stream is drained: let events gather for a while rather than paying a read, a
                     // transaction and an acknowledgement for a handful of them. Under load a batch then fills
@@ -106,6 +121,12 @@ internal sealed class LedgerFlusher(
             // Stopping: the acknowledgements already sent are let through, so no committed batch is redelivered.
             await SettleInFlightAsync();
         }
+    }
+
+    private void Failed(string pool, Exception ex)
+    {
+        QuotaLog.LedgerFlushFailed(logger, pool, ex);
+        metrics.LedgerFlushFailed();
     }
 
     /// <summary>

@@ -35,8 +35,8 @@ internal static partial class QuotaLog
     [LoggerMessage(EventId = 1101, Level = LogLevel.Warning, Message = "Quota store unavailable for pool {Pool}")]
     public static partial void StoreUnavailable(ILogger logger, string pool, Exception exception);
 
-    [LoggerMessage(EventId = 1103, Level = LogLevel.Warning, Message = "Ledger flush failed, events wait in Redis")]
-    public static partial void LedgerFlushFailed(ILogger logger, Exception exception);
+    [LoggerMessage(EventId = 1103, Level = LogLevel.Warning, Message = "Ledger flush failed for pool {Pool}; its events wait in Redis and the other pools' go on")]
+    public static partial void LedgerFlushFailed(ILogger logger, string pool, Exception exception);
 
     [LoggerMessage(EventId = 1104, Level = LogLevel.Warning, Message = "Ledger backlog could not be measured: Redis did not answer")]
     public static partial void LedgerBacklogUnknown(ILogger logger, Exception exception);
