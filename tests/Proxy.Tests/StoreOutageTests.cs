@@ -182,4 +182,19 @@ public sealed class StoreOutageTests : IAsyncLifetime
         Assert.Equal(_vendor.Calls.Count(c => c.RequestMessage!.Path == "/AAPL"), pool);
         Assert.Equal(1, pool);
     }
+
+    [Fact]
+    public async Task RedisWithoutAnAppendOnlyFile_IsNamedInAWarningAtStart_AndOneWithItIsNot()
+    {
+        await using var persistent = await LocalRedisServer.StartAsync(appendOnly: true);
+        await using var proxy = await ProxyInstance.StartAsync(new TestProxyConfig(_vendor.Url)
+            .Pool("vendor-daily", 1000, "1d", "UTC", ("prod", null))
+            .Route("quotes", pool: "vendor-daily")
+            .ApiKey("prod-key", "prod")
+            .Redis(persistent.ConnectionString, RedisFixture.NewKeyPrefix(), StoreTimeout));
+
+        var warning = Assert.Single(_proxy.Logs.Lines, line => line.Contains("[1112]", StringComparison.Ordinal));
+        Assert.Contains(_redis.ConnectionString, warning);
+        Assert.DoesNotContain(proxy.Logs.Lines, line => line.Contains("[1112]", StringComparison.Ordinal));
+    }
 }

@@ -12,15 +12,18 @@ public sealed class LocalRedisServer : IAsyncDisposable
     private readonly string _directory = Directory.CreateTempSubdirectory("quotaproxy-redis-").FullName;
     private Process? _process;
 
-    private LocalRedisServer(int port) => Port = port;
+    private readonly bool _appendOnly;
+
+    private LocalRedisServer(int port, bool appendOnly = false) => (Port, _appendOnly) = (port, appendOnly);
 
     public int Port { get; }
 
     public string ConnectionString => $"127.0.0.1:{Port}";
 
-    public static async Task<LocalRedisServer> StartAsync()
+    /// <param name="appendOnly">Keep an append-only file (fsync every write), as production should; by default the server keeps its data in memory only.</param>
+    public static async Task<LocalRedisServer> StartAsync(bool appendOnly = false)
     {
-        var server = new LocalRedisServer(LoopbackPorts.Free());
+        var server = new LocalRedisServer(LoopbackPorts.Free(), appendOnly);
         await server.StartAgainAsync();
         return server;
     }
@@ -34,7 +37,7 @@ public sealed class LocalRedisServer : IAsyncDisposable
             ?? throw new InvalidOperationException("redis-server is not installed: run scripts/test.sh (it installs it) or set QUOTAPROXY_TEST_REDIS.");
         var start = new ProcessStartInfo(binary)
         {
-            ArgumentList = { "--port", Port.ToString(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", _directory, "--protected-mode", "no" },
+            ArgumentList = { "--port", Port.ToString(), "--bind", "127.0.0.1", "--save", "", "--appendonly", _appendOnly ? "yes" : "no", "--appendfsync", "always", "--dir", _directory, "--protected-mode", "no" },
             RedirectStandardOutput = true,
             RedirectStandardError = true,
         };

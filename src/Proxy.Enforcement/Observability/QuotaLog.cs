@@ -62,6 +62,9 @@ internal static partial class QuotaLog
     [LoggerMessage(EventId = 1111, Level = LogLevel.Warning, Message = "Store warm-up gave up after {ElapsedMs} ms; the proxy starts, and the outage policy answers until Redis does")]
     public static partial void StoreWarmupFailed(ILogger logger, long elapsedMs, Exception exception);
 
+    [LoggerMessage(EventId = 1112, Level = LogLevel.Warning, Message = "Redis at {Endpoint} has no append-only file (appendonly no): a restart loses this window's counters and its usage events not yet in the ledger. Production needs appendonly yes (see the README)")]
+    public static partial void StoreWithoutAppendOnlyFile(ILogger logger, string endpoint);
+
     [LoggerMessage(EventId = 1102, Level = LogLevel.Information, Message = "Redis quota store: {Endpoint}, timeout {TimeoutMs} ms, key prefix {Prefix}")]
     public static partial void RedisStoreConfigured(ILogger logger, string endpoint, double timeoutMs, string prefix);
 

@@ -34,6 +34,7 @@ internal sealed class RedisWarmup(IConnectionMultiplexer connection, IQuotaStore
             // Redis away at start: nothing to warm, and decisions would only wait out their timeouts.
             await connection.GetDatabase().PingAsync().WaitAsync(budget.Token);
             await LoadScriptsAsync().WaitAsync(budget.Token);
+            await WarnWithoutPersistenceAsync().WaitAsync(budget.Token);
             var debit = new QuotaDebit(Pool.Pools[PoolName], Pool.Pools[PoolName].Nodes["warmup"], 1);
             var decided = 0;
             for (var i = 0; i < Decisions / 2; i++)
@@ -45,8 +46,9 @@ internal sealed class RedisWarmup(IConnectionMultiplexer connection, IQuotaStore
             decided += together.Count(ok => ok);
             QuotaLog.StoreWarmedUp(logger, decided, Decisions, watch.ElapsedMilliseconds);
         }
-        catch (Exception ex) when (ex is RedisException or TimeoutException or OperationCanceledException && !cancellationToken.IsCancellationRequested)
+        catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {
+            // Warming up is a courtesy: whatever fails here, the proxy starts.
             QuotaLog.StoreWarmupFailed(logger, watch.ElapsedMilliseconds, ex);
         }
     }
@@ -61,6 +63,23 @@ internal sealed class RedisWarmup(IConnectionMultiplexer connection, IQuotaStore
             foreach (var script in scripts)
             {
                 await server.ScriptLoadAsync(script.Source);
+            }
+        }
+    }
+
+    /// <summary>
+    /// A Redis that keeps its data only in memory forgets every counter when it restarts, and the window
+    /// starts again from zero: said at start, once per server, so that an operator sees it before a restart does.
+    /// </summary>
+    private async Task WarnWithoutPersistenceAsync()
+    {
+        foreach (var server in connection.GetServers().Where(server => server.IsConnected && !server.IsReplica))
+        {
+            // Sent as a plain command: the client's INFO helper wants admin mode, which the proxy does not ask for.
+            var info = (string?)await server.ExecuteAsync("INFO", ["persistence"], CommandFlags.None) ?? "";
+            if (info.Split('\n').Any(line => line.TrimEnd() == "aof_enabled:0"))
+            {
+                QuotaLog.StoreWithoutAppendOnlyFile(logger, server.EndPoint.ToString() ?? "?");
             }
         }
     }
