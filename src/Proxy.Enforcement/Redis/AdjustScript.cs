@@ -9,21 +9,22 @@ internal static class AdjustScript
     public static readonly EmbeddedScript Script = new("adjust.lua");
 
     /// <param name="usage">The route and request id of the ledger's event; null when the ledger is off.</param>
-    /// <returns>How many of the route's pools had their counters changed (a pool whose window has moved on keeps them).</returns>
+    /// <param name="operationId">With one, the adjustment applies once however often it is sent.</param>
+    /// <returns>How many of the route's pools had their counters changed (a pool whose window has moved on keeps them; a repeated operation changes none).</returns>
     public static async Task<int> EvaluateAsync(
-        IDatabase database, RedisKeys keys, IReadOnlyList<QuotaDebit> debits, RouteDecision decision, long delta, UsageKind kind, UsageContext? usage)
+        IDatabase database, RedisKeys keys, IReadOnlyList<QuotaDebit> debits, RouteDecision decision, long delta, UsageKind kind, UsageContext? usage, string? operationId = null)
     {
-        var (redisKeys, args) = Arguments(keys, debits, decision, delta, kind, usage);
+        var (redisKeys, args) = Arguments(keys, debits, decision, delta, kind, usage, operationId);
         var changed = (long[])(await database.ScriptEvaluateAsync(Script.Source, redisKeys, args).ConfigureAwait(false))!;
         return changed.Count(moved => moved == 1);
     }
 
     /// <summary>KEYS: every pool's usage hash, then with the ledger on every pool's event stream. ARGV: <see cref="DebitLayout"/>'s adjust header and blocks.</summary>
     internal static (RedisKey[] Keys, RedisValue[] Args) Arguments(
-        RedisKeys keys, IReadOnlyList<QuotaDebit> debits, RouteDecision decision, long delta, UsageKind kind, UsageContext? usage)
+        RedisKeys keys, IReadOnlyList<QuotaDebit> debits, RouteDecision decision, long delta, UsageKind kind, UsageContext? usage, string? operationId = null)
     {
         var redisKeys = new List<RedisKey>();
-        var args = new List<RedisValue> { delta, debits.Count, usage?.Route ?? "", usage is null ? "" : debits[0].Tenant.Path, usage?.RequestId ?? "", UsageKinds.Name(kind) };
+        var args = new List<RedisValue> { delta, debits.Count, usage?.Route ?? "", usage is null ? "" : debits[0].Tenant.Path, usage?.RequestId ?? "", UsageKinds.Name(kind), operationId ?? "" };
         for (var i = 0; i < debits.Count; i++)
         {
             redisKeys.Add(keys.PoolUsage(debits[i].Pool));
@@ -39,6 +40,11 @@ internal static class AdjustScript
         if (usage is not null)
         {
             redisKeys.AddRange(debits.Select(d => keys.EventStream(d.Pool)));
+        }
+
+        if (operationId is not null)
+        {
+            redisKeys.Add(keys.OperationKey(debits[0].Pool, operationId));
         }
 
         return ([.. redisKeys], [.. args]);

@@ -30,7 +30,11 @@ internal static class DebitLayout
     // adjust.lua's ARGV: its header (delta, pools, route, tenant, request id, kind), then per pool the start
     // of the window the debit was made in and the path exactly as debit.lua takes it.
 
-    public const int AdjustHeaderLength = 6;
+    public const int AdjustOperation = 6;
+    public const int AdjustHeaderLength = 7;
+
+    /// <summary>How long adjust.lua remembers an operation id, so that a retried compensation applies once.</summary>
+    public const long OperationTtlMs = 3_600_000;
     public const int BlockWindowStart = 0;
     public const int AdjustBlockHeaderLength = 3;
 

@@ -19,7 +19,9 @@ internal static class RedisConnectionOptions
         options.ConnectTimeout = Math.Min(options.ConnectTimeout, 2000);
         options.AsyncTimeout = Math.Max(100, (int)store.Timeout.TotalMilliseconds * 4);
         options.ReconnectRetryPolicy = new LinearRetry(250);
-        options.SocketManager = SocketManager.ThreadPool;
+        // Replies are read on the client's own threads, not the thread pool's: under a burst the pool's queue
+        // is long, and a reply waiting in it would make a decision Redis took in time miss its timeout.
+        options.SocketManager = SocketManager.Shared;
         return options;
     }
 }

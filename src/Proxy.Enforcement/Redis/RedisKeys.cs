@@ -55,6 +55,13 @@ internal sealed class RedisKeys(string prefix)
         return $"{usage[..^":usage".Length]}:lease:{node.UsageField}";
     }
 
+    /// <summary><c>qp:{vendor-daily}:op:&lt;id&gt;</c>: the marker of an adjustment that must apply once (same slot as the pool's counters).</summary>
+    public RedisKey OperationKey(PoolDefinition pool, string operationId)
+    {
+        var usage = (string)PoolKeys(pool)[0]!;
+        return $"{usage[..^":usage".Length]}:op:{operationId}";
+    }
+
     /// <summary><c>qp:{vendor-daily}:events</c>: the pool's usage events on their way to the ledger.</summary>
     public RedisKey EventStream(PoolDefinition pool) => KeySet(pool).UsageStateAndEvents[2];
 

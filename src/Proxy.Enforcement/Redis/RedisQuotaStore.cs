@@ -21,6 +21,9 @@ namespace QuotaProxy.Enforcement.Redis;
 /// </summary>
 internal sealed class RedisQuotaStore : IQuotaStore
 {
+    /// <summary>Before each attempt to give an abandoned decision back: about half a minute in all, then it is reported as failed.</summary>
+    private static readonly TimeSpan[] RefundRetries = [TimeSpan.Zero, .. new[] { 0.2, 0.5, 1, 2, 4, 8, 15 }.Select(TimeSpan.FromSeconds)];
+
     /// <summary>What the deadline leaves for the reply's way back, within the store timeout.</summary>
     private static readonly TimeSpan ReplyAllowance = TimeSpan.FromMilliseconds(5);
 
@@ -113,9 +116,10 @@ internal sealed class RedisQuotaStore : IQuotaStore
 
             return decision;
         }
-        catch (Exception ex) when (ex is TimeoutException or OperationCanceledException && !evaluation.IsCompleted)
+        catch (Exception ex) when (ex is TimeoutException or OperationCanceledException)
         {
-            // The proxy stops waiting; the call may still run. Whatever it admits is given back when it lands.
+            // The proxy stops waiting; the call may still run, or its reply may have come in since the wait
+            // ended. Whatever it admits is given back when it lands (at once, if it already has).
             _ = GiveBackWhenLandedAsync(evaluation, debits, leaseId, usage);
             if (ex is OperationCanceledException && cancellationToken.IsCancellationRequested)
             {
@@ -181,21 +185,26 @@ internal sealed class RedisQuotaStore : IQuotaStore
             return;
         }
 
+        // One operation id for every attempt: adjust.lua applies it once, so an attempt that timed out here
+        // but reaches Redis later, after a retry got through, gives nothing back twice.
+        var operation = Guid.NewGuid().ToString("N");
         Exception? last = null;
-        for (var attempt = 1; attempt <= 3; attempt++)
+        foreach (var pause in RefundRetries)
         {
+            await Task.Delay(pause, _timeProvider).ConfigureAwait(false);
             try
             {
-                await AdjustAsync(debits, decision, -debits[0].Cost, UsageKind.Refund, usage, CancellationToken.None).ConfigureAwait(false);
+                await AdjustScript.EvaluateAsync(_connection.GetDatabase(), _keys, debits, decision, -debits[0].Cost, UsageKind.Refund, _ledger ? usage : null, operation)
+                    .WaitAsync(_timeout)
+                    .ConfigureAwait(false);
                 await ReleaseQuietlyAsync(decision.Lease);
                 _metrics?.AbandonedDecision("refunded");
                 QuotaLog.AbandonedDecisionRefunded(_logger, debits[0].Cost, "refunded");
                 return;
             }
-            catch (QuotaStoreUnavailableException ex)
+            catch (Exception ex) when (IsStoreFailure(ex))
             {
                 last = ex;
-                await Task.Delay(TimeSpan.FromSeconds(attempt), _timeProvider).ConfigureAwait(false);
             }
         }
 

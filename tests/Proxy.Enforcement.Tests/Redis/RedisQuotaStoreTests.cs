@@ -48,6 +48,29 @@ public sealed class RedisQuotaStoreTests(RedisFixture redis)
     }
 
     [Fact]
+    public async Task Adjust_WithAnOperationId_AppliesOnce_HoweverOftenItIsSent()
+    {
+        var prefix = RedisFixture.NewKeyPrefix();
+        var keys = new RedisKeys(prefix);
+        var store = RedisStores.Create(redis.Connection, prefix: prefix);
+        QuotaDebit[] debit = [Daily.Debit("test", 3)];
+        var decision = await store.DebitAsync(debit, null, CancellationToken.None);
+        var database = redis.Connection.GetDatabase();
+
+        var first = await AdjustScript.EvaluateAsync(database, keys, debit, decision, -3, UsageKind.Refund, null, operationId: "compensation-1");
+        var again = await AdjustScript.EvaluateAsync(database, keys, debit, decision, -3, UsageKind.Refund, null, operationId: "compensation-1");
+        var used = (long)await database.HashGetAsync(keys.PoolUsage("daily"), "t:test");
+        var plain = await AdjustScript.EvaluateAsync(database, keys, debit, decision, 2, UsageKind.Adjustment, null);
+        var plainAgain = await AdjustScript.EvaluateAsync(database, keys, debit, decision, 2, UsageKind.Adjustment, null);
+
+        Assert.Equal((1, 0), (first, again));
+        Assert.Equal(0, used);
+        Assert.Equal((1, 1), (plain, plainAgain));
+        Assert.Equal(4, (long)await database.HashGetAsync(keys.PoolUsage("daily"), "t:test"));
+        Assert.True(await database.KeyExistsAsync(keys.OperationKey(Daily, "compensation-1")));
+    }
+
+    [Fact]
     public async Task Debit_AfterScriptFlush_StillDecides()
     {
         var store = RedisStores.Create(redis.Connection);

@@ -13,13 +13,16 @@
 -- ARGV[2]    P, the number of pools
 -- ARGV[3]    the route, or empty when the ledger is off; ARGV[4] the tenant's path; ARGV[5] the request id
 -- ARGV[6]    the event's kind: refund or adjustment
--- ARGV[7..]  one block per pool: the start of the window the debit was made in (Unix ms), then the path
+-- ARGV[7]    an operation id, or empty. With one, the last KEY is that operation's marker: the first call
+--            that carries it adjusts, any later one (a retry, or an earlier attempt that reaches Redis late)
+--            changes nothing and replies with no pools. A compensation may then be retried safely.
+-- ARGV[8..]  one block per pool: the start of the window the debit was made in (Unix ms), then the path
 --            exactly as debit.lua takes it: the records' format, the packed records, the fields
 -- Reply:     per pool, 1 if its counters moved, 0 if its window had moved on
 
 -- The layout of the packed records, named as in DebitLayout.cs (DebitLayoutTests holds the two to the
 -- same values). Offsets are 0-based from the start of their record.
-local ADJUST_HEADER_LENGTH = 6
+local ADJUST_OPERATION, ADJUST_HEADER_LENGTH, OPERATION_TTL_MS = 6, 7, 3600000
 local BLOCK_WINDOW_START, BLOCK_FORMAT, BLOCK_RECORDS, ADJUST_BLOCK_HEADER_LENGTH = 0, 1, 2, 3
 local PATH_FIELD_COUNT, PATH_DEPTH, PATH_HEAD_LENGTH = 0, 1, 2
 local NODE_USED_FIELD, POOL_RECORD_LENGTH = 0, 5
@@ -30,6 +33,10 @@ local delta = tonumber(ARGV[1])
 local pool_count = tonumber(ARGV[2])
 local route, tenant, request_id, kind = ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local min, max, tonumber = math.min, math.max, tonumber
+
+if ARGV[1 + ADJUST_OPERATION] ~= '' and not redis.call('SET', KEYS[#KEYS], '1', 'NX', 'PX', OPERATION_TTL_MS) then
+  return {}
+end
 
 local reply = {}
 local block = ADJUST_HEADER_LENGTH + 1
