@@ -133,7 +133,7 @@ public sealed class StoreFaultTests(RedisFixture redis, PostgresFixture postgres
         Assert.All(duringPause, r => Assert.Equal(HttpStatusCode.ServiceUnavailable, r.Status));
         Assert.All(duringPause, r => Assert.InRange(r.Elapsed, TimeSpan.Zero, TimeSpan.FromSeconds(1)));
         // The breaker stopped waiting for the frozen store.
-        Assert.Equal(1, breaker.Value("quota_proxy_store_breaker_open"));
+        Assert.Equal(1, breaker.Value("quota_proxy_store_breaker_open", ("pool", "daily")));
         // Both replicas live on and admit again.
         Assert.Equal(HttpStatusCode.OK, (await SendAsync(first, "prod", -1)).Status);
         Assert.Equal(HttpStatusCode.OK, (await SendAsync(second, "test", -1)).Status);
@@ -146,6 +146,81 @@ public sealed class StoreFaultTests(RedisFixture redis, PostgresFixture postgres
             abandoned.Item1.Value("quota_proxy_store_abandoned_decisions_total", ("outcome", outcome)) + abandoned.Item2.Value("quota_proxy_store_abandoned_decisions_total", ("outcome", outcome));
         output.WriteLine(string.Join(", ", Enforcement.Observability.QuotaMetrics.AbandonedOutcomes.Select(o => $"{o} {Abandoned(o)}")));
         Assert.Equal(0, Abandoned("refund_failed"));
+    }
+
+    [Fact]
+    public async Task ClusterMasterDown_OnlyItsPoolsStop_TheOthersDecideAndBill_AndReadyzNamesThem()
+    {
+        using var vendor = new VendorServer();
+        await using var cluster = await LocalRedisCluster.StartAsync();
+        await using var connection = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(cluster.ConnectionString);
+        var prefix = RedisFixture.NewKeyPrefix();
+        var keys = new RedisKeys(prefix);
+        // Two pools whose hash tags live on different masters.
+        var names = Enumerable.Range(0, 64).Select(i => $"pool{i}").ToList();
+        var doomed = names[0];
+        var doomedNode = cluster.NodeFor(connection, keys.PoolUsage(doomed));
+        var live = names.First(name => cluster.NodeFor(connection, keys.PoolUsage(name)) != doomedNode);
+        var ledger = await postgres.NewDatabaseAsync();
+        await using var proxy = await ProxyInstance.StartAsync(new TestProxyConfig(vendor.Url)
+            .Pool(doomed, 10_000, "1d", "UTC", ("prod", null))
+            .Pool(live, 10_000, "1d", "UTC", ("prod", null))
+            .Route("doomed", pool: doomed)
+            .Route("live", pool: live)
+            .ApiKey("prod-key", "prod")
+            .Redis(cluster.ConnectionString, prefix, DefaultStoreTimeout)
+            .Set("Quota:Ledger:ConnectionString", ledger)
+            .Set("Quota:Ledger:PollInterval", "00:00:00.050")
+            .Set("Quota:Ledger:RetryDelay", "00:00:00.200"));
+        // Both pools decide before the shard goes (a first decision can still meet a cold moment: retried).
+        await Poll.UntilAsync($"pool {doomed} to admit", async () => (await proxy.SendAsync("prod-key", 1, "/doomed/d")).Admitted, admitted => admitted == 1, TimeSpan.FromSeconds(10));
+        await Poll.UntilAsync($"pool {live} to admit", async () => (await proxy.SendAsync("prod-key", 1, "/live/l")).Admitted, admitted => admitted == 1, TimeSpan.FromSeconds(10));
+
+        await doomedNode.StopAsync();
+        // Enough failed decisions at once for the doomed pool's circuit to open.
+        var doomedDuring = await Task.WhenAll(Enumerable.Range(0, 150).Select(async _ =>
+        {
+            using var response = await proxy.GetAsync("prod-key", "/doomed/d");
+            return response.StatusCode;
+        }));
+        var liveDuring = await proxy.SendAsync("prod-key", 20, "/live/l");
+        var metrics = await proxy.MetricsAsync();
+        using var readyz = await proxy.Client.GetAsync("/readyz");
+        var readiness = await readyz.Content.ReadAsStringAsync();
+
+        Assert.All(doomedDuring, status => Assert.Equal(HttpStatusCode.ServiceUnavailable, status));
+        Assert.Equal(20, liveDuring.Admitted);
+        Assert.Equal(1, metrics.Value("quota_proxy_store_breaker_open", ("pool", doomed)));
+        Assert.Equal(0, metrics.Value("quota_proxy_store_breaker_open", ("pool", live)));
+        Assert.Equal(HttpStatusCode.OK, readyz.StatusCode);
+        Assert.Contains($"circuit open for pool(s) {doomed}", readiness);
+        // The live pool's decisions and events go on: Redis = ledger = vendor calls for it.
+        var vendorCalls = vendor.CallsTo("/l");
+        Assert.Equal(21, vendorCalls);
+        await Poll.UntilAsync(
+            $"pool {live}: Redis counter, ledger and vendor calls at {vendorCalls}",
+            async () =>
+            {
+                var counter = (long?)await connection.GetDatabase().HashGetAsync(keys.PoolUsage(live), "pool") ?? 0;
+                var billed = (await LedgerNetByPoolAsync(ledger)).GetValueOrDefault(live);
+                return (Counter: counter, Billed: billed);
+            },
+            seen => seen.Counter == vendorCalls && seen.Billed == vendorCalls,
+            TimeSpan.FromSeconds(30));
+    }
+
+    private static async Task<Dictionary<string, long>> LedgerNetByPoolAsync(string ledger)
+    {
+        try
+        {
+            await using var connection = new NpgsqlConnection(ledger);
+            return (await connection.QueryAsync<(string Pool, long Net)>("SELECT pool, sum(credits)::bigint FROM usage_events GROUP BY pool"))
+                .ToDictionary(row => row.Pool, row => row.Net);
+        }
+        catch (PostgresException ex) when (ex.SqlState == PostgresErrorCodes.UndefinedTable)
+        {
+            return [];
+        }
     }
 
     /// <summary>

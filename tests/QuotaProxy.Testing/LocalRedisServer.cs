@@ -13,8 +13,9 @@ public sealed class LocalRedisServer : IAsyncDisposable
     private Process? _process;
 
     private readonly bool _appendOnly;
+    private readonly string[] _extraArguments;
 
-    private LocalRedisServer(int port, bool appendOnly = false) => (Port, _appendOnly) = (port, appendOnly);
+    private LocalRedisServer(int port, bool appendOnly = false, params string[] extraArguments) => (Port, _appendOnly, _extraArguments) = (port, appendOnly, extraArguments);
 
     public int Port { get; }
 
@@ -31,6 +32,16 @@ public sealed class LocalRedisServer : IAsyncDisposable
     /// <summary>A server with its port chosen and nothing listening on it yet: <see cref="StartAgainAsync"/> starts it.</summary>
     public static LocalRedisServer NotStarted() => new(LoopbackPorts.Free());
 
+    /// <summary>A server started with <paramref name="arguments"/> added to its command line (a cluster node, say).</summary>
+    public static async Task<LocalRedisServer> StartWithAsync(params string[] arguments)
+    {
+        var server = new LocalRedisServer(LoopbackPorts.Free(), false, arguments);
+        await server.StartAgainAsync();
+        return server;
+    }
+
+
+
     public async Task StartAgainAsync()
     {
         var binary = ExecutableFinder.Find("redis-server")
@@ -41,6 +52,11 @@ public sealed class LocalRedisServer : IAsyncDisposable
             RedirectStandardOutput = true,
             RedirectStandardError = true,
         };
+        foreach (var argument in _extraArguments)
+        {
+            start.ArgumentList.Add(argument);
+        }
+
         _process = Process.Start(start) ?? throw new InvalidOperationException("redis-server did not start.");
         _process.OutputDataReceived += (_, _) => { };
         _process.ErrorDataReceived += (_, _) => { };

@@ -23,17 +23,18 @@ internal sealed class StoreReadinessCheck(LiveConfiguration live, IServiceProvid
 
         // Resolved here, not injected: the in-process store has no connection to make.
         var connection = services.GetRequiredService<IConnectionMultiplexer>();
-        var circuit = services.GetRequiredService<RedisQuotaStore>().Circuit;
+        var open = services.GetRequiredService<RedisQuotaStore>().OpenCircuits;
+        var circuits = open.Count == 0 ? "every circuit closed" : $"circuit open for pool(s) {string.Join(", ", open)}: their requests get the outage policy until a probe succeeds";
         try
         {
             var latency = await connection.GetDatabase().PingAsync().WaitAsync(ReadinessTimeout(live.Options), cancellationToken);
-            return circuit == Polly.CircuitBreaker.CircuitState.Closed
+            return open.Count == 0
                 ? HealthCheckResult.Healthy($"redis answered in {latency.TotalMilliseconds:F1} ms")
-                : HealthCheckResult.Degraded($"redis answered in {latency.TotalMilliseconds:F1} ms; the store's circuit is {circuit}: metered requests get the outage policy until a probe succeeds");
+                : HealthCheckResult.Degraded($"redis answered in {latency.TotalMilliseconds:F1} ms; {circuits}");
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException)
         {
-            return HealthCheckResult.Degraded($"redis unreachable ({ex.GetType().Name}); circuit {circuit}: metered requests get the outage policy, unmetered routes serve");
+            return HealthCheckResult.Degraded($"redis unreachable ({ex.GetType().Name}); {circuits}; metered requests get the outage policy, unmetered routes serve");
         }
     }
 

@@ -41,11 +41,11 @@ internal static partial class QuotaLog
     [LoggerMessage(EventId = 1104, Level = LogLevel.Warning, Message = "Ledger backlog could not be measured: Redis did not answer")]
     public static partial void LedgerBacklogUnknown(ILogger logger, Exception exception);
 
-    [LoggerMessage(EventId = 1105, Level = LogLevel.Error, Message = "Store circuit opened: the store is not called for {BreakMs} ms; requests get the outage policy at once")]
-    public static partial void StoreBreakerOpened(ILogger logger, double breakMs, Exception? exception);
+    [LoggerMessage(EventId = 1105, Level = LogLevel.Error, Message = "Store circuit opened for the keys of pool {Pool}: they are not called for {BreakMs} ms; their requests get the outage policy at once")]
+    public static partial void StoreBreakerOpened(ILogger logger, string pool, double breakMs, Exception? exception);
 
-    [LoggerMessage(EventId = 1106, Level = LogLevel.Information, Message = "Store circuit closed: the store answers again")]
-    public static partial void StoreBreakerClosed(ILogger logger);
+    [LoggerMessage(EventId = 1106, Level = LogLevel.Information, Message = "Store circuit closed for the keys of pool {Pool}: the store answers again")]
+    public static partial void StoreBreakerClosed(ILogger logger, string pool);
 
     [LoggerMessage(EventId = 1107, Level = LogLevel.Warning, Message = "A decision the proxy answered 503 for landed in Redis later; its {Credits} credit(s) were given back ({Outcome})")]
     public static partial void AbandonedDecisionRefunded(ILogger logger, long credits, string outcome);

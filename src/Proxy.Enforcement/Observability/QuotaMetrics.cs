@@ -96,7 +96,10 @@ internal sealed class QuotaMetrics
             "quota_proxy_soft_limit_crossings_total", "Nodes that went above their SoftLimit, once per node per window.", ["pool", "node"]);
         _vendorClosures = factory.CreateCounter("quota_proxy_vendor_closures_total", "Vendor 429 answers that closed a pool.", ["pool"]);
         _configReloads = factory.CreateCounter("quota_proxy_config_reloads_total", "Configuration reloads after an edit, by result: applied or rejected.", ["result"]);
-        _storeBreakerOpen = factory.CreateGauge("quota_proxy_store_breaker_open", "1 while the store's circuit is open (the store is not called), else 0.");
+        _storeBreakerOpen = factory.CreateGauge(
+            "quota_proxy_store_breaker_open",
+            "1 while the store's circuit for a pool's keys is open (the store is not called for them), else 0; by the pool whose name tags the keys.",
+            ["pool"]);
         _abandonedDecisions = factory.CreateCounter(
             "quota_proxy_store_abandoned_decisions_total",
             "Decisions the proxy stopped waiting for (and answered 503), by what became of them in the store.",
@@ -158,7 +161,8 @@ internal sealed class QuotaMetrics
         }
     }
 
-    public void StoreBreakerOpen(bool open) => _storeBreakerOpen.Set(open ? 1 : 0);
+    /// <param name="pool">The pool whose name is the hash tag of the keys the circuit guards.</param>
+    public void StoreBreakerOpen(string pool, bool open) => _storeBreakerOpen.WithLabels(pool).Set(open ? 1 : 0);
 
     /// <param name="outcome">One of <see cref="AbandonedOutcomes"/>.</param>
     public void AbandonedDecision(string outcome) => _abandonedDecisions.WithLabels(outcome).Inc();

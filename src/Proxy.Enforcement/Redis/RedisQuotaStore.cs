@@ -38,7 +38,8 @@ internal sealed class RedisQuotaStore : IQuotaStore
     private readonly long _maxBacklog;
     private readonly QuotaMetrics? _metrics;
     private readonly RedisClock _clock;
-    private readonly StoreCircuitBreaker _breaker;
+    private readonly BreakerOptions _breakerOptions;
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, StoreCircuitBreaker> _breakers = new(StringComparer.Ordinal);
 
     /// <param name="useProxyClock">Tests only: the proxy's clock decides windows instead of the server's (no deadlines then).</param>
     public RedisQuotaStore(
@@ -65,14 +66,25 @@ internal sealed class RedisQuotaStore : IQuotaStore
         _maxBacklog = maxBacklog;
         _metrics = metrics;
         _clock = new RedisClock(timeProvider);
-        _breaker = new StoreCircuitBreaker(breaker ?? new BreakerOptions(), timeProvider, metrics, logger);
+        _breakerOptions = breaker ?? new BreakerOptions();
     }
 
-    /// <summary>The circuit breaker's state, for <c>/readyz</c>.</summary>
-    public Polly.CircuitBreaker.CircuitState Circuit => _breaker.State;
+    /// <summary>The pools (by the name that tags their keys) whose circuit is not closed, for <c>/readyz</c>.</summary>
+    public IReadOnlyList<string> OpenCircuits =>
+        [.. _breakers.Values.Where(b => b.State != Polly.CircuitBreaker.CircuitState.Closed).Select(b => b.Tag).Order(StringComparer.Ordinal)];
 
+    /// <summary>
+    /// Through the circuit of the keys' hash tag: the pools of a route share one, so a decision is one
+    /// circuit's call, and a Redis Cluster shard that is down opens only the circuits of the pools it holds.
+    /// </summary>
     public ValueTask<RouteDecision> DebitAsync(IReadOnlyList<QuotaDebit> debits, UsageContext? usage, CancellationToken cancellationToken) =>
-        _breaker.ExecuteAsync(static (call, token) => call.Store.DecideAsync(call.Debits, call.Usage, token), (Store: this, Debits: debits, Usage: usage), cancellationToken);
+        Breaker(debits[0].Pool.HashTag).ExecuteAsync(
+            static (call, token) => call.Store.DecideAsync(call.Debits, call.Usage, token), (Store: this, Debits: debits, Usage: usage), cancellationToken);
+
+    private StoreCircuitBreaker Breaker(string tag) =>
+        _breakers.TryGetValue(tag, out var breaker)
+            ? breaker
+            : _breakers.GetOrAdd(tag, static (tag, store) => new StoreCircuitBreaker(tag, store._breakerOptions, store._timeProvider, store._metrics, store._logger), this);
 
     /// <summary>
     /// EVALSHA by the script's precomputed hash; when the server does not hold the script (a restart, a

@@ -11,16 +11,20 @@ namespace QuotaProxy.Enforcement.Redis;
 /// Stops waiting for a store that keeps failing (Polly's circuit breaker): while open, a call fails at
 /// once with <see cref="QuotaStoreUnavailableException"/>, so requests get the outage policy in
 /// microseconds instead of a timeout each; after the break one probe call decides whether it closes.
-/// Its state is in <c>quota_proxy_store_breaker_open</c> and in <c>/readyz</c>.
+/// One breaker guards the keys of one hash tag (one Redis Cluster slot): a shard that is down opens the
+/// circuits of the pools it holds, and the others keep deciding. Its state is in
+/// <c>quota_proxy_store_breaker_open{pool}</c> and in <c>/readyz</c>.
 /// </summary>
 internal sealed class StoreCircuitBreaker
 {
     private readonly ResiliencePipeline _pipeline;
     private readonly CircuitBreakerStateProvider _state = new();
 
-    public StoreCircuitBreaker(BreakerOptions options, TimeProvider timeProvider, QuotaMetrics? metrics, ILogger logger)
+    /// <param name="tag">The hash tag (a pool's name) of the keys this circuit guards.</param>
+    public StoreCircuitBreaker(string tag, BreakerOptions options, TimeProvider timeProvider, QuotaMetrics? metrics, ILogger logger)
     {
-        metrics?.StoreBreakerOpen(false);
+        Tag = tag;
+        metrics?.StoreBreakerOpen(tag, false);
         _pipeline = new ResiliencePipelineBuilder { TimeProvider = timeProvider }
             .AddCircuitBreaker(new CircuitBreakerStrategyOptions
             {
@@ -32,19 +36,21 @@ internal sealed class StoreCircuitBreaker
                 StateProvider = _state,
                 OnOpened = args =>
                 {
-                    QuotaLog.StoreBreakerOpened(logger, args.BreakDuration.TotalMilliseconds, args.Outcome.Exception);
-                    metrics?.StoreBreakerOpen(true);
+                    QuotaLog.StoreBreakerOpened(logger, tag, args.BreakDuration.TotalMilliseconds, args.Outcome.Exception);
+                    metrics?.StoreBreakerOpen(tag, true);
                     return default;
                 },
                 OnClosed = _ =>
                 {
-                    QuotaLog.StoreBreakerClosed(logger);
-                    metrics?.StoreBreakerOpen(false);
+                    QuotaLog.StoreBreakerClosed(logger, tag);
+                    metrics?.StoreBreakerOpen(tag, false);
                     return default;
                 },
             })
             .Build();
     }
+
+    public string Tag { get; }
 
     /// <summary>Closed (calls go through), Open (calls fail at once), HalfOpen (one probe is under way).</summary>
     public CircuitState State => _state.CircuitState;
