@@ -223,6 +223,76 @@ public sealed class StoreFaultTests(RedisFixture redis, PostgresFixture postgres
         }
     }
 
+    [Fact]
+    public async Task ScriptCacheFlushedUnderLoad_EveryAnswerIsAdmittedOrA503_AndA503CostsNothing()
+    {
+        using var vendor = new VendorServer();
+        var prefix = RedisFixture.NewKeyPrefix();
+        var ledger = await postgres.NewDatabaseAsync();
+        await using var first = await ProxyInstance.StartAsync(Config(vendor, redis.ConnectionString, prefix, ledger, limit: 1_000_000));
+        await using var second = await ProxyInstance.StartAsync(Config(vendor, redis.ConnectionString, prefix, ledger, limit: 1_000_000));
+
+        var statuses = await UnderLoadAsync(first, second, async () =>
+        {
+            foreach (var endpoint in redis.Connection.GetEndPoints())
+            {
+                await redis.Connection.GetServer(endpoint).ScriptFlushAsync();
+            }
+        });
+
+        Assert.All(statuses, status => Assert.Contains(status, new[] { HttpStatusCode.OK, HttpStatusCode.ServiceUnavailable }));
+        Assert.True(statuses.Count(s => s == HttpStatusCode.OK) > statuses.Count / 2, "most requests were admitted");
+        await AssertInvariantAsync(redis.Connection, prefix, ledger, vendor);
+    }
+
+    [Fact]
+    public async Task CpuStarvedUnderLoad_EveryAnswerIsAdmittedOrA503_AndA503CostsNothing()
+    {
+        using var vendor = new VendorServer();
+        var prefix = RedisFixture.NewKeyPrefix();
+        var ledger = await postgres.NewDatabaseAsync();
+        await using var first = await ProxyInstance.StartAsync(Config(vendor, redis.ConnectionString, prefix, ledger, limit: 1_000_000));
+        await using var second = await ProxyInstance.StartAsync(Config(vendor, redis.ConnectionString, prefix, ledger, limit: 1_000_000));
+
+        // Four busy processes on two cores for three seconds, each ended by `timeout` whatever happens here.
+        var statuses = await UnderLoadAsync(first, second, async () =>
+        {
+            var hogs = Enumerable.Range(0, 4).Select(_ => Process.Start(new ProcessStartInfo("timeout", ["3", "sh", "-c", "while :; do :; done"]))!).ToList();
+            foreach (var hog in hogs)
+            {
+                await hog.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(10));
+                hog.Dispose();
+            }
+        });
+
+        Assert.All(statuses, status => Assert.Contains(status, new[] { HttpStatusCode.OK, HttpStatusCode.ServiceUnavailable }));
+        Assert.Contains(HttpStatusCode.OK, statuses);
+        await AssertInvariantAsync(redis.Connection, prefix, ledger, vendor);
+    }
+
+    /// <summary>Eight clients through two replicas: a second of load, then <paramref name="fault"/> under load, then a second more.</summary>
+    private async Task<List<HttpStatusCode>> UnderLoadAsync(ProxyInstance first, ProxyInstance second, Func<Task> fault)
+    {
+        var statuses = new ConcurrentQueue<HttpStatusCode>();
+        using var stop = new CancellationTokenSource();
+        var load = Enumerable.Range(0, 8).Select(worker => Task.Run(async () =>
+        {
+            for (var i = 0; !stop.IsCancellationRequested; i++)
+            {
+                statuses.Enqueue((await SendAsync(worker % 2 == 0 ? first : second, Tenants[worker % 2], (worker * 1_000_000) + i)).Status);
+                await Task.Delay(5);
+            }
+        })).ToList();
+        await Task.Delay(1000);
+        await fault();
+        await Task.Delay(1000);
+        await stop.CancelAsync();
+        await Task.WhenAll(load).WaitAsync(TimeSpan.FromSeconds(60));
+        var all = statuses.ToList();
+        output.WriteLine($"{all.Count} requests: " + string.Join(", ", all.GroupBy(s => s).Select(g => $"{(int)g.Key} x {g.Count()}")));
+        return all;
+    }
+
     /// <summary>
     /// Per tenant: Redis counters = ledger net credits = vendor calls (every route costs 1). Waits for the
     /// flushers and for the refunds of decisions that landed after their 503.
