@@ -17,7 +17,10 @@ internal static class RedisConnectionOptions
         options.BacklogPolicy = BacklogPolicy.FailFast;
         options.ConnectRetry = 1;
         options.ConnectTimeout = Math.Min(options.ConnectTimeout, 2000);
-        options.AsyncTimeout = Math.Max(100, (int)store.Timeout.TotalMilliseconds * 4);
+        // The proxy stops waiting at its own store timeout; the client waits much longer for the reply, so
+        // that a decision stalled behind a pause still reports how it ended, and one that was admitted is
+        // given back. A reply the client gave up on would leave its credits charged for a 503.
+        options.AsyncTimeout = Math.Max(15_000, (int)store.Timeout.TotalMilliseconds * 4);
         options.ReconnectRetryPolicy = new LinearRetry(250);
         // Replies are read on the client's own threads, not the thread pool's: under a burst the pool's queue
         // is long, and a reply waiting in it would make a decision Redis took in time miss its timeout.
