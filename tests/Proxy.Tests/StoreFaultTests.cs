@@ -203,25 +203,11 @@ public sealed class StoreFaultTests(RedisFixture redis, PostgresFixture postgres
             async () =>
             {
                 var counter = (long?)await connection.GetDatabase().HashGetAsync(keys.PoolUsage(live), "pool") ?? 0;
-                var billed = (await LedgerNetByPoolAsync(ledger)).GetValueOrDefault(live);
+                var billed = (await LedgerNetAsync(ledger, by: "pool")).GetValueOrDefault(live);
                 return (Counter: counter, Billed: billed);
             },
             seen => seen.Counter == vendorCalls && seen.Billed == vendorCalls,
             TimeSpan.FromSeconds(30));
-    }
-
-    private static async Task<Dictionary<string, long>> LedgerNetByPoolAsync(string ledger)
-    {
-        try
-        {
-            await using var connection = new NpgsqlConnection(ledger);
-            return (await connection.QueryAsync<(string Pool, long Net)>("SELECT pool, sum(credits)::bigint FROM usage_events GROUP BY pool"))
-                .ToDictionary(row => row.Pool, row => row.Net);
-        }
-        catch (PostgresException ex) when (ex.SqlState == PostgresErrorCodes.UndefinedTable)
-        {
-            return [];
-        }
     }
 
     [Fact]
@@ -304,7 +290,7 @@ public sealed class StoreFaultTests(RedisFixture redis, PostgresFixture postgres
             async () =>
             {
                 var counters = (await connection.GetDatabase().HashGetAllAsync(keys.PoolUsage("daily"))).ToDictionary(e => e.Name.ToString(), e => (long)e.Value);
-                var net = await LedgerNetAsync(ledger);
+                var net = await LedgerNetAsync(ledger, by: "tenant");
                 var waiting = await connection.GetDatabase().StreamLengthAsync(keys.EventStream("daily"));
                 return string.Join("; ", Tenants.Select(t => $"{t}: redis {counters.GetValueOrDefault("t:" + t)}, ledger {net.GetValueOrDefault(t)}, vendor {vendorCalls[t]}")) + $"; waiting {waiting}";
             },
@@ -313,13 +299,15 @@ public sealed class StoreFaultTests(RedisFixture redis, PostgresFixture postgres
         output.WriteLine(settled);
     }
 
-    private static async Task<Dictionary<string, long>> LedgerNetAsync(string ledger)
+    /// <param name="by">The ledger column to sum the net credits by: <c>tenant</c> or <c>pool</c>.</param>
+    private static async Task<Dictionary<string, long>> LedgerNetAsync(string ledger, string by)
     {
+        Assert.Contains(by, new[] { "tenant", "pool" });
         try
         {
             await using var connection = new NpgsqlConnection(ledger);
-            return (await connection.QueryAsync<(string Tenant, long Net)>("SELECT tenant, sum(credits)::bigint FROM usage_events GROUP BY tenant"))
-                .ToDictionary(row => row.Tenant, row => row.Net);
+            return (await connection.QueryAsync<(string Key, long Net)>($"SELECT {by}, sum(credits)::bigint FROM usage_events GROUP BY {by}"))
+                .ToDictionary(row => row.Key, row => row.Net);
         }
         catch (PostgresException ex) when (ex.SqlState == PostgresErrorCodes.UndefinedTable)
         {

@@ -20,7 +20,7 @@ internal sealed class RedisClock(TimeProvider timeProvider)
     private long _current = Unknown;
     private long _previous = Unknown;
 
-    public long LocalMicros() => (timeProvider.GetUtcNow() - DateTimeOffset.UnixEpoch).Ticks / TimeSpan.TicksPerMicrosecond;
+    private long LocalMicros() => Micros(timeProvider.GetUtcNow());
 
     /// <summary>A reply came back saying Redis ran the call at <paramref name="redisNowMs"/> (Unix ms on its clock).</summary>
     public void Observe(long redisNowMs)
@@ -50,12 +50,15 @@ internal sealed class RedisClock(TimeProvider timeProvider)
     }
 
     /// <summary>
-    /// The Redis server's Unix µs by which a call sent now must have run for its answer to be awaited
-    /// <paramref name="budget"/> from now; 0 (no deadline) until a reply has been seen.
+    /// The Redis server's Unix µs by which a call sent at <paramref name="now"/> (this proxy's clock) must
+    /// have run for its answer to be awaited <paramref name="budget"/> from then; 0 (no deadline) until a
+    /// reply has been seen.
     /// </summary>
-    public long DeadlineMicros(TimeSpan budget)
+    public long DeadlineMicros(DateTimeOffset now, TimeSpan budget)
     {
         var offset = Math.Max(Volatile.Read(ref _current), Volatile.Read(ref _previous));
-        return offset == Unknown ? 0 : LocalMicros() + (long)budget.TotalMicroseconds + offset;
+        return offset == Unknown ? 0 : Micros(now) + (long)budget.TotalMicroseconds + offset;
     }
+
+    private static long Micros(DateTimeOffset instant) => (instant - DateTimeOffset.UnixEpoch).Ticks / TimeSpan.TicksPerMicrosecond;
 }

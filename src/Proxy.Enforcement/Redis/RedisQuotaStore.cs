@@ -96,7 +96,7 @@ internal sealed class RedisQuotaStore : IQuotaStore
     {
         var proxyNow = _timeProvider.GetUtcNow();
         var leaseId = QuotaLease.Needed(debits) ? QuotaLease.NewId() : null;
-        var deadline = _useProxyClock ? 0 : _clock.DeadlineMicros(_timeout > ReplyAllowance * 2 ? _timeout - ReplyAllowance : _timeout / 2);
+        var deadline = _useProxyClock ? 0 : _clock.DeadlineMicros(proxyNow, _timeout > ReplyAllowance * 2 ? _timeout - ReplyAllowance : _timeout / 2);
         var (redisKeys, args) = DebitScript.Arguments(
             _keys, debits, proxyNow, _useProxyClock ? (proxyNow - DateTimeOffset.UnixEpoch).Ticks / TimeSpan.TicksPerMicrosecond : 0, leaseId, _leaseMs, usage, _ledger, _maxBacklog, deadline);
         var started = Stopwatch.GetTimestamp();
