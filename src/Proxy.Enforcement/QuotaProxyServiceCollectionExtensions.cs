@@ -57,9 +57,22 @@ public static class QuotaProxyServiceCollectionExtensions
             services.AddSingleton(sp => CreateRedisStore(sp, startup));
         }
 
-        services.AddSingleton<IQuotaStore>(sp => new MeteredQuotaStore(
-            startup.Store.Kind == StoreKind.Redis ? sp.GetRequiredService<RedisQuotaStore>() : new InProcessQuotaStore(sp.GetRequiredService<TimeProvider>(), startup.Store.LeaseTtl),
-            sp.GetRequiredService<QuotaMetrics>()));
+        var allowBounded = startup.Store.Kind == StoreKind.Redis && startup.Store.OnUnavailable == OutagePolicy.AllowBounded;
+        if (allowBounded)
+        {
+            services.AddSingleton(sp => new Outage.EmergencyJournal(
+                startup.Store.JournalPath!, sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<QuotaMetrics>(), sp.GetRequiredService<ILogger<Outage.EmergencyJournal>>()));
+            services.AddHostedService<Outage.JournalReplay>();
+        }
+
+        services.AddSingleton<IQuotaStore>(sp =>
+        {
+            // Timed as the store answers; the outage policy decides what its failures become.
+            var metered = new MeteredQuotaStore(
+                startup.Store.Kind == StoreKind.Redis ? sp.GetRequiredService<RedisQuotaStore>() : new InProcessQuotaStore(sp.GetRequiredService<TimeProvider>(), startup.Store.LeaseTtl),
+                sp.GetRequiredService<QuotaMetrics>());
+            return allowBounded ? new Outage.EmergencyQuotaStore(metered, sp.GetRequiredService<Outage.EmergencyJournal>()) : metered;
+        });
         services.AddQuotaRedisConnection(startup.Store);
         if (startup.Store.Kind == StoreKind.Redis)
         {

@@ -20,6 +20,7 @@ public sealed partial class ArchitectureTests
         ["Redis"] = ["Configuration", "Quotas", "Observability"],
         ["Ledger"] = ["Redis", "Configuration", "Quotas", "Observability"],
         ["Monitoring"] = ["Configuration", "Redis", "Quotas", "Observability"],
+        ["Outage"] = ["Configuration", "Redis", "Quotas", "Observability"],
         ["Forwarding"] = ["Configuration"],
         ["Http"] = ["Configuration", "Identity", "Pricing", "Quotas", "Observability"],
         ["Admin"] = ["Configuration", "Identity", "Ledger", "Quotas", "Observability"],

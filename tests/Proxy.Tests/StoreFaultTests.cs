@@ -211,6 +211,56 @@ public sealed class StoreFaultTests(RedisFixture redis, PostgresFixture postgres
     }
 
     [Fact]
+    public async Task RedisDownWithAllowBounded_AdmitsOnlyTheEmergencyAllowance_ThroughAProxyRestart_AndChargesAndBillsItOnceRedisIsBack()
+    {
+        using var vendor = new VendorServer();
+        await using var server = await LocalRedisServer.StartAsync(appendOnly: true);
+        var prefix = RedisFixture.NewKeyPrefix();
+        var ledger = await postgres.NewDatabaseAsync();
+        var journal = Path.Combine(Directory.CreateTempSubdirectory("quotaproxy-journal-").FullName, "emergency.jsonl");
+        TestProxyConfig Bounded() => Config(vendor, server.ConnectionString, prefix, ledger, limit: 1000)
+            .Set("Quota:Store:OnUnavailable", "AllowBounded")
+            .Set("Quota:Store:JournalPath", journal)
+            .Set("Quota:Pools:daily:EmergencyAllowance", "3")
+            .Set("Quota:Ledger:ClaimIdle", "00:00:01");
+        await using var first = await ProxyInstance.StartAsync(Bounded());
+        var before = await SendManyAsync(first, 2, from: 0);
+
+        await server.StopAsync();
+        var during = await SendManyAsync(first, 5, from: 100);
+        var metrics = await first.MetricsAsync();
+        await first.DisposeAsync();
+        // A restart of the proxy while Redis is still away: the allowance it spent is read back from the journal.
+        await using var second = await ProxyInstance.StartAsync(Bounded());
+        var afterRestart = await SendManyAsync(second, 2, from: 200);
+        await server.StartAgainAsync();
+        await second.MetricsWhenAsync(m => m.Value("quota_proxy_emergency_journal_pending") == 0);
+
+        // Up to the restart: Redis decides while it is there (a cold first decision may instead come from the
+        // allowance), then the allowance of three is all this replica admits, and the rest get 503.
+        Assert.Equal([HttpStatusCode.ServiceUnavailable, HttpStatusCode.ServiceUnavailable], during[^2..]);
+        Assert.Equal(3, metrics.Value("quota_proxy_emergency_credits_total", ("pool", "daily")));
+        // Journaled and not yet charged when the first replica stopped (one admitted while Redis was still up may
+        // already have been charged).
+        Assert.InRange(metrics.Value("quota_proxy_emergency_journal_pending"), 1, 3);
+        Assert.Equal([HttpStatusCode.ServiceUnavailable, HttpStatusCode.ServiceUnavailable], afterRestart);
+        Assert.Equal(before.Concat(during).Count(status => status == HttpStatusCode.OK), vendor.Calls.Count);
+        await using var connection = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(server.ConnectionString);
+        await AssertInvariantAsync(connection, prefix, ledger, vendor);
+    }
+
+    private static async Task<List<HttpStatusCode>> SendManyAsync(ProxyInstance proxy, int count, int from)
+    {
+        var statuses = new List<HttpStatusCode>();
+        for (var i = 0; i < count; i++)
+        {
+            statuses.Add((await SendAsync(proxy, "prod", from + i)).Status);
+        }
+
+        return statuses;
+    }
+
+    [Fact]
     public Task ScriptCacheFlushedUnderLoad_EveryAnswerIsAdmittedOrA503_AndA503CostsNothing() => UnderFaultAsync(
         async () =>
         {

@@ -25,6 +25,12 @@ public sealed record PoolOptions
     /// <summary><c>Enforce</c> (default) or <c>Shadow</c>: decide and report, never reject. Tenants inherit it.</summary>
     public QuotaMode Mode { get; init; } = QuotaMode.Enforce;
 
+    /// <summary>
+    /// Credits one replica may admit for this pool per window while the store is unreachable, when
+    /// <c>Quota:Store:OnUnavailable</c> is <c>AllowBounded</c>; journaled and charged when the store is back. Default 0.
+    /// </summary>
+    public long EmergencyAllowance { get; init; }
+
     /// <summary>The top of the tenant tree; each tenant may hold its own <see cref="TenantOptions.Tenants"/>.</summary>
     public Dictionary<string, TenantOptions> Tenants { get; init; } = new(StringComparer.Ordinal);
 }

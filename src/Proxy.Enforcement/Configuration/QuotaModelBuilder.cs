@@ -14,7 +14,8 @@ internal static class QuotaModelBuilder
     private static PoolSettings Pool(string name, PoolOptions pool) => new(
         QuotaWindow.TryParse(pool.Window, out var window) ? window : throw new ArgumentException($"Pool '{name}' has an invalid window '{pool.Window}'.", nameof(pool)),
         TimeZoneInfo.FindSystemTimeZoneById(pool.TimeZone),
-        new NodeSettings(pool.Limit, null, null, null, pool.SoftLimit, null, pool.Mode, Rate(pool.Rate, pool.Burst), pool.MaxInFlight, Tenants(pool.Tenants)));
+        new NodeSettings(pool.Limit, null, null, null, pool.SoftLimit, null, pool.Mode, Rate(pool.Rate, pool.Burst), pool.MaxInFlight, Tenants(pool.Tenants)),
+        pool.EmergencyAllowance);
 
     private static Dictionary<string, NodeSettings> Tenants(Dictionary<string, TenantOptions> tenants) =>
         tenants.ToDictionary(

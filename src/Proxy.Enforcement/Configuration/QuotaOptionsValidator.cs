@@ -94,6 +94,11 @@ internal static class QuotaOptionsValidator
                 errors.Add($"{path}:SoftLimit must be ≥ 0, got {pool.SoftLimit}.");
             }
 
+            if (pool.EmergencyAllowance < 0 || (pool.Limit > 0 && pool.EmergencyAllowance > pool.Limit))
+            {
+                errors.Add($"{path}:EmergencyAllowance must be between 0 and the pool's Limit ({pool.Limit}), got {pool.EmergencyAllowance}.");
+            }
+
             ValidateRate(path, pool.Rate, pool.Burst, maxCost, errors);
             ValidateMaxInFlight(path, pool.MaxInFlight, errors);
             ValidateChildren(path, "the pool", pool.Limit, pool.Tenants, [], maxCost, errors);
@@ -386,6 +391,19 @@ internal static class QuotaOptionsValidator
         if (store.RetryAfterWhenUnavailable < TimeSpan.FromSeconds(1))
         {
             errors.Add($"Quota:Store:RetryAfterWhenUnavailable must be at least 00:00:01, got {store.RetryAfterWhenUnavailable}.");
+        }
+
+        if (store.OnUnavailable == OutagePolicy.AllowBounded)
+        {
+            if (store.Kind != StoreKind.Redis)
+            {
+                errors.Add("Quota:Store:OnUnavailable is AllowBounded but Quota:Store:Kind is not Redis; the in-process store is never unreachable, so use Reject.");
+            }
+
+            if (string.IsNullOrWhiteSpace(store.JournalPath))
+            {
+                errors.Add("Quota:Store:JournalPath must name a file (on a disk that outlives the process) when Quota:Store:OnUnavailable is AllowBounded: emergency admissions are journaled there until the store has them.");
+            }
         }
 
         var breaker = store.Breaker;

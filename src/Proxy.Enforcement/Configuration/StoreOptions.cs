@@ -19,6 +19,12 @@ public sealed record StoreOptions
     /// </summary>
     public TimeSpan LeaseTtl { get; init; } = Quotas.QuotaLease.DefaultTtl;
 
+    /// <summary><c>Reject</c> (503 while the store is unreachable) or <c>AllowBounded</c> (each pool's <c>EmergencyAllowance</c>, journaled).</summary>
+    public OutagePolicy OnUnavailable { get; init; } = OutagePolicy.Reject;
+
+    /// <summary>With <c>AllowBounded</c>: the file where emergency admissions are journaled until the store has them.</summary>
+    public string? JournalPath { get; init; }
+
     /// <summary>When the store keeps failing, stop waiting for it: see <see cref="BreakerOptions"/>.</summary>
     public BreakerOptions Breaker { get; init; } = new();
 

@@ -47,8 +47,12 @@ internal sealed class AdmittedRequest(
                 metrics.Credits(pool.Name, tenant, routeId, quota.Cost);
             }
 
-            metrics.TenantUsage(pool, debits[i].Tenant, poolDecision.Used);
-            metrics.PoolUsage(pool, poolDecision.PoolUsed);
+            if (!decision.Emergency)
+            {
+                // An emergency decision knows only this replica's allowance, not the pool's usage.
+                metrics.TenantUsage(pool, debits[i].Tenant, poolDecision.Used);
+                metrics.PoolUsage(pool, poolDecision.PoolUsed);
+            }
         }
 
         metrics.Request(routeId, quota.PoolsLabel, tenant, shadow ? RequestOutcome.ShadowRejected : RequestOutcome.Admitted);
@@ -57,6 +61,13 @@ internal sealed class AdmittedRequest(
     /// <summary>The vendor has answered (or the forwarder gave up): close, refund or settle as the route says.</summary>
     public async Task ResponseEndedAsync(HttpContext context)
     {
+        if (decision.Emergency)
+        {
+            // Admitted while the store was away and charged from the journal later: it has nothing to refund,
+            // settle or close against yet (a refund landing before the journaled charge would be clamped at 0).
+            return;
+        }
+
         var status = context.Response.StatusCode;
         if (status == StatusCodes.Status429TooManyRequests)
         {
@@ -94,7 +105,7 @@ internal sealed class AdmittedRequest(
 
     /// <summary>The request will not be forwarded (its caller left): the whole charge goes back, as a refund.</summary>
     public Task GiveBackAsync() =>
-        decision.Pools.All(pool => pool.Replayed) ? Task.CompletedTask : RefundAsync(StatusCodes.Status499ClientClosedRequest, ForwarderError.RequestCanceled);
+        decision.Emergency || decision.Pools.All(pool => pool.Replayed) ? Task.CompletedTask : RefundAsync(StatusCodes.Status499ClientClosedRequest, ForwarderError.RequestCanceled);
 
     private async Task RefundAsync(int status, ForwarderError error)
     {

@@ -65,6 +65,18 @@ internal static partial class QuotaLog
     [LoggerMessage(EventId = 1112, Level = LogLevel.Warning, Message = "Redis at {Endpoint} has no append-only file (appendonly no): a restart loses this window's counters and its usage events not yet in the ledger. Production needs appendonly yes (see the README)")]
     public static partial void StoreWithoutAppendOnlyFile(ILogger logger, string endpoint);
 
+    [LoggerMessage(EventId = 1120, Level = LogLevel.Information, Message = "Emergency journal {Path}: {Pending} admission(s) to charge once the store answers")]
+    public static partial void EmergencyJournalOpened(ILogger logger, string path, int pending);
+
+    [LoggerMessage(EventId = 1121, Level = LogLevel.Information, Message = "Journaled emergency admission {Id} charged: {Credits} credit(s) for tenant {Tenant}")]
+    public static partial void EmergencyRecordCharged(ILogger logger, string id, long credits, string tenant);
+
+    [LoggerMessage(EventId = 1122, Level = LogLevel.Warning, Message = "Journaled emergency admission {Id} dropped: pool {Pool} or tenant {Tenant} is no longer configured")]
+    public static partial void EmergencyRecordDropped(ILogger logger, string id, string pool, string tenant);
+
+    [LoggerMessage(EventId = 1123, Level = LogLevel.Warning, Message = "Journaled emergency admission {Id} not charged this pass; it stays journaled")]
+    public static partial void EmergencyReplayFailed(ILogger logger, string id, Exception exception);
+
     [LoggerMessage(EventId = 1102, Level = LogLevel.Information, Message = "Redis quota store: {Endpoint}, timeout {TimeoutMs} ms, key prefix {Prefix}")]
     public static partial void RedisStoreConfigured(ILogger logger, string endpoint, double timeoutMs, string prefix);
 

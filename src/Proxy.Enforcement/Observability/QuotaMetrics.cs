@@ -44,6 +44,8 @@ internal sealed class QuotaMetrics
     private readonly Counter _vendorClosures;
     private readonly Counter _configReloads;
     private readonly Gauge _storeBreakerOpen;
+    private readonly Counter _emergencyAdmissions;
+    private readonly Gauge _emergencyJournalPending;
     private readonly Counter _abandonedDecisions;
 
     /// <summary>What became of a decision the proxy stopped waiting for (the <c>outcome</c> of <c>quota_proxy_store_abandoned_decisions_total</c>).</summary>
@@ -100,6 +102,12 @@ internal sealed class QuotaMetrics
             "quota_proxy_store_breaker_open",
             "1 while the store's circuit for a pool's keys is open (the store is not called for them), else 0; by the pool whose name tags the keys.",
             ["pool"]);
+        _emergencyAdmissions = factory.CreateCounter(
+            "quota_proxy_emergency_credits_total",
+            "Credits admitted from a pool's emergency allowance while the store was unreachable (outage policy AllowBounded).",
+            ["pool"]);
+        _emergencyJournalPending = factory.CreateGauge(
+            "quota_proxy_emergency_journal_pending", "Emergency admissions journaled on this replica's disk that the store has not been charged with yet.");
         _abandonedDecisions = factory.CreateCounter(
             "quota_proxy_store_abandoned_decisions_total",
             "Decisions the proxy stopped waiting for (and answered 503), by what became of them in the store.",
@@ -162,6 +170,10 @@ internal sealed class QuotaMetrics
     }
 
     /// <param name="pool">The pool whose name is the hash tag of the keys the circuit guards.</param>
+    public void EmergencyAdmission(string pool, long credits) => _emergencyAdmissions.WithLabels(pool).Inc(credits);
+
+    public void EmergencyJournalPending(int records) => _emergencyJournalPending.Set(records);
+
     public void StoreBreakerOpen(string pool, bool open) => _storeBreakerOpen.WithLabels(pool).Set(open ? 1 : 0);
 
     /// <param name="outcome">One of <see cref="AbandonedOutcomes"/>.</param>

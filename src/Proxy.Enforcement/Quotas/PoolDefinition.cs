@@ -4,8 +4,9 @@ namespace QuotaProxy.Enforcement.Quotas;
 
 internal sealed class PoolDefinition
 {
-    private PoolDefinition(string name, string hashTag, QuotaWindow window, TimeZoneInfo timeZone, QuotaNode root, FrozenDictionary<string, QuotaNode> nodes)
+    private PoolDefinition(string name, string hashTag, QuotaWindow window, TimeZoneInfo timeZone, QuotaNode root, FrozenDictionary<string, QuotaNode> nodes, long emergencyAllowance)
     {
+        EmergencyAllowance = emergencyAllowance;
         Name = name;
         HashTag = hashTag;
         Window = window;
@@ -17,6 +18,9 @@ internal sealed class PoolDefinition
     public string Name { get; }
 
     public long Limit => Root.Limit;
+
+    /// <summary>Credits one replica may admit for this pool per window while the store is unreachable (outage policy AllowBounded).</summary>
+    public long EmergencyAllowance { get; }
 
     /// <summary>
     /// The Redis hash tag of this pool's keys: its own name, or, when routes draw on it together with other
@@ -39,7 +43,7 @@ internal sealed class PoolDefinition
         var root = QuotaNode.CreateRoot(settings.Root);
         var nodes = new Dictionary<string, QuotaNode>(StringComparer.Ordinal);
         Collect(root, nodes);
-        return new PoolDefinition(name, hashTag ?? name, settings.Window, settings.TimeZone, root, nodes.ToFrozenDictionary(StringComparer.Ordinal));
+        return new PoolDefinition(name, hashTag ?? name, settings.Window, settings.TimeZone, root, nodes.ToFrozenDictionary(StringComparer.Ordinal), settings.EmergencyAllowance);
     }
 
     private static void Collect(QuotaNode node, Dictionary<string, QuotaNode> nodes)

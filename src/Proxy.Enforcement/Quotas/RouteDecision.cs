@@ -7,7 +7,8 @@ namespace QuotaProxy.Enforcement.Quotas;
 /// </summary>
 /// <param name="LimitingIndex">The first pool that rejected, or -1.</param>
 /// <param name="Lease">When admitted and a node on a path has MaxInFlight: the lease to release when the response ends.</param>
-internal sealed record RouteDecision(bool Admitted, int LimitingIndex, IReadOnlyList<QuotaDecision> Pools, QuotaLease? Lease = null)
+/// <param name="Emergency">Admitted from a pool's emergency allowance while the store was unreachable (journaled, charged later).</param>
+internal sealed record RouteDecision(bool Admitted, int LimitingIndex, IReadOnlyList<QuotaDecision> Pools, QuotaLease? Lease = null, bool Emergency = false)
 {
     /// <summary>The pool headers and problem bodies speak for: the one that rejected, else the one with the least remaining.</summary>
     public int ReportedIndex

@@ -224,6 +224,26 @@ internal sealed class RedisQuotaStore : IQuotaStore
         QuotaLog.AbandonedDecisionNotRefunded(_logger, debits[0].Cost, last);
     }
 
+    /// <summary>
+    /// Charges <paramref name="credits"/> on every node of the debits' paths, in the windows of
+    /// <paramref name="decision"/>, with a <c>debit</c> usage event, once however often it is sent
+    /// (<paramref name="operationId"/>): how an admission journaled during an outage reaches the store.
+    /// </summary>
+    /// <exception cref="QuotaStoreUnavailableException">The store did not answer within its timeout.</exception>
+    public async Task ChargeOnceAsync(IReadOnlyList<QuotaDebit> debits, RouteDecision decision, long credits, UsageContext? usage, string operationId)
+    {
+        try
+        {
+            await AdjustScript.EvaluateAsync(_connection.GetDatabase(), _keys, debits, decision, credits, UsageKind.Debit, _ledger ? usage : null, operationId)
+                .WaitAsync(_timeout)
+                .ConfigureAwait(false);
+        }
+        catch (Exception ex) when (IsStoreFailure(ex))
+        {
+            throw new QuotaStoreUnavailableException($"Redis did not take journaled operation {operationId} within {_timeout.TotalMilliseconds} ms.", ex);
+        }
+    }
+
     private async Task ReleaseQuietlyAsync(QuotaLease? lease)
     {
         if (lease is null)

@@ -226,6 +226,15 @@ public sealed class QuotaOptionsValidatorTests
     }
 
     [Fact]
+    public void Validate_AllowBoundedWithoutAJournalOrRedis_AndAnAllowanceAboveThePool_AreRejected() => Assert.Equal(
+        [
+            "Quota:Pools:vendor-daily:EmergencyAllowance must be between 0 and the pool's Limit (250), got 300.",
+            "Quota:Store:OnUnavailable is AllowBounded but Quota:Store:Kind is not Redis; the in-process store is never unreachable, so use Reject.",
+            "Quota:Store:JournalPath must name a file (on a disk that outlives the process) when Quota:Store:OnUnavailable is AllowBounded: emergency admissions are journaled there until the store has them.",
+        ],
+        ValidateWith(("Quota:Store:OnUnavailable", "AllowBounded"), ("Quota:Pools:vendor-daily:EmergencyAllowance", "300")));
+
+    [Fact]
     public void Validate_ValuesOfTheWrongTypeBesideRuleErrors_ReportsEveryOneOnce()
     {
         var values = ValidConfig();
@@ -324,7 +333,7 @@ public sealed class QuotaOptionsValidatorTests
 
     [Fact]
     public void Validate_ASettingTheProxyDoesNotHave_IsRejectedListingTheOnesItHas() => Assert.Equal(
-        ["Quota:Store:Cluster is not a setting; the settings here are Breaker, KeyPrefix, Kind, LeaseTtl, Redis, RetryAfterWhenUnavailable, Timeout."],
+        ["Quota:Store:Cluster is not a setting; the settings here are Breaker, JournalPath, KeyPrefix, Kind, LeaseTtl, OnUnavailable, Redis, RetryAfterWhenUnavailable, Timeout."],
         ValidateWith("Quota:Store:Cluster", "true"));
 
     [Fact]

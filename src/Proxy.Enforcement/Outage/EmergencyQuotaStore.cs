@@ -1,0 +1,32 @@
+using QuotaProxy.Enforcement.Quotas;
+
+namespace QuotaProxy.Enforcement.Outage;
+
+/// <summary>
+/// The store with the outage policy <c>AllowBounded</c> in front: a decision the store cannot make is
+/// admitted from the pool's emergency allowance when there is some left (<see cref="EmergencyJournal"/>),
+/// else it stays the outage policy's 503. Everything else goes to the store as it is.
+/// </summary>
+internal sealed class EmergencyQuotaStore(IQuotaStore store, EmergencyJournal journal) : IQuotaStore
+{
+    public async ValueTask<RouteDecision> DebitAsync(IReadOnlyList<QuotaDebit> debits, UsageContext? usage, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await store.DebitAsync(debits, usage, cancellationToken).ConfigureAwait(false);
+        }
+        catch (QuotaStoreUnavailableException) when (journal.TryAdmit(debits, usage) is { } emergency)
+        {
+            return emergency;
+        }
+    }
+
+    public ValueTask CloseAsync(PoolDefinition pool, long untilMs, CancellationToken cancellationToken) => store.CloseAsync(pool, untilMs, cancellationToken);
+
+    public ValueTask<int> AdjustAsync(IReadOnlyList<QuotaDebit> debits, RouteDecision decision, long delta, UsageKind kind, UsageContext? usage, CancellationToken cancellationToken) =>
+        store.AdjustAsync(debits, decision, delta, kind, usage, cancellationToken);
+
+    public ValueTask ReleaseAsync(QuotaLease lease, CancellationToken cancellationToken) => store.ReleaseAsync(lease, cancellationToken);
+
+    public ValueTask<PoolUsage> ReadUsageAsync(PoolDefinition pool, CancellationToken cancellationToken) => store.ReadUsageAsync(pool, cancellationToken);
+}
