@@ -76,6 +76,19 @@ public static class QuotaProxyServiceCollectionExtensions
         services.AddQuotaRedisConnection(startup.Store);
         if (startup.Store.Kind == StoreKind.Redis)
         {
+            // A Redis that lost its data gets each window's counters back from the ledger before deciding again.
+            services.AddSingleton(sp =>
+            {
+                var live = sp.GetRequiredService<LiveConfiguration>();
+                return new StoreBaselines(
+                    sp.GetRequiredService<IConnectionMultiplexer>(),
+                    sp.GetRequiredService<RedisKeys>(),
+                    sp.GetRequiredService<TimeProvider>(),
+                    sp.GetRequiredService<ILogger<StoreBaselines>>(),
+                    sp.GetService<IUsageHistory>(),
+                    () => live.Model.Pools.Values,
+                    sp.GetRequiredService<QuotaMetrics>());
+            });
             // Before Kestrel listens: the hosted services start before the server does.
             services.AddHostedService<RedisWarmup>();
         }
@@ -88,6 +101,7 @@ public static class QuotaProxyServiceCollectionExtensions
             services.AddSingleton(_ => Npgsql.NpgsqlDataSource.Create(startup.Ledger.ConnectionString!));
             services.AddSingleton<Ledger.LedgerWriter>();
             services.AddSingleton<Ledger.LedgerQueries>();
+            services.AddSingleton<IUsageHistory, Ledger.LedgerHistory>();
             services.AddSingleton<Ledger.LedgerFlusher>();
             services.AddHostedService(sp => sp.GetRequiredService<Ledger.LedgerFlusher>());
         }
@@ -139,9 +153,11 @@ public static class QuotaProxyServiceCollectionExtensions
         var timeProvider = services.GetRequiredService<TimeProvider>();
         var logger = services.GetRequiredService<ILogger<RedisQuotaStore>>();
         QuotaLog.RedisStoreConfigured(logger, options.Store.Redis!, options.Store.Timeout.TotalMilliseconds, options.Store.KeyPrefix);
+        var connection = services.GetRequiredService<IConnectionMultiplexer>();
+        var keys = services.GetRequiredService<RedisKeys>();
         return new RedisQuotaStore(
-            services.GetRequiredService<IConnectionMultiplexer>(),
-            services.GetRequiredService<RedisKeys>(),
+            connection,
+            keys,
             options.Store.Timeout,
             timeProvider,
             logger,
@@ -149,7 +165,8 @@ public static class QuotaProxyServiceCollectionExtensions
             ledger: options.Ledger.Enabled,
             maxBacklog: options.Ledger.MaxBacklog,
             breaker: options.Store.Breaker,
-            metrics: services.GetRequiredService<QuotaMetrics>());
+            metrics: services.GetRequiredService<QuotaMetrics>(),
+            baselines: services.GetRequiredService<StoreBaselines>());
     }
 
     /// <summary>One multiplexer per process, configured to fail fast rather than queue behind an outage.</summary>

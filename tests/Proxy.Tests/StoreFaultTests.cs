@@ -249,10 +249,88 @@ public sealed class StoreFaultTests(RedisFixture redis, PostgresFixture postgres
         await AssertInvariantAsync(connection, prefix, ledger, vendor);
     }
 
-    private static async Task<List<HttpStatusCode>> SendManyAsync(ProxyInstance proxy, int count, int from)
+    [Fact]
+    public async Task SentinelFailoverUnderLoad_TheProxyFollowsTheNewMaster_TheVendorSeesExactlyThePool_AndEveryCallIsBilledOnce()
+    {
+        using var vendor = new VendorServer();
+        await using var sentinel = await LocalRedisSentinel.StartAsync();
+        var prefix = RedisFixture.NewKeyPrefix();
+        var ledger = await postgres.NewDatabaseAsync();
+        const long Pool = 1500;
+        await using var first = await ProxyInstance.StartAsync(Config(vendor, sentinel.ConnectionString, prefix, ledger, limit: Pool));
+        await using var second = await ProxyInstance.StartAsync(Config(vendor, sentinel.ConnectionString, prefix, ledger, limit: Pool));
+
+        var switched = Stopwatch.StartNew();
+        var statuses = await UnderLoadAsync(first, second, async () =>
+        {
+            switched.Restart();
+            await sentinel.FailoverAsync();
+            output.WriteLine($"failover done in {switched.ElapsedMilliseconds} ms");
+        });
+        // Then the rest of the pool, through both replicas, until each says 429.
+        var rest = await SendManyAsync(first, (int)Pool, from: 10_000_000, until: HttpStatusCode.TooManyRequests);
+        rest.AddRange(await SendManyAsync(second, (int)Pool, from: 20_000_000, until: HttpStatusCode.TooManyRequests));
+        output.WriteLine("after the load: " + string.Join(", ", rest.GroupBy(s => s).Select(g => $"{(int)g.Key} x {g.Count()}")));
+
+        Assert.All(statuses, status => Assert.Contains(status, new[] { HttpStatusCode.OK, HttpStatusCode.ServiceUnavailable, HttpStatusCode.TooManyRequests }));
+        Assert.Equal(HttpStatusCode.TooManyRequests, rest[^1]);
+        // The proxy writes to the new master: the old one is a replica now.
+        Assert.Equal(await sentinel.MasterPortAsync(), sentinel.Second.Port);
+        // Exactly the pool reached the vendor: no debit was written to a master that the switch then threw away.
+        Assert.Equal(Pool, vendor.Calls.Count);
+        await using var connection = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(sentinel.ConnectionString);
+        await AssertInvariantAsync(connection, prefix, ledger, vendor);
+    }
+
+    [Fact]
+    public async Task RedisRestartedWithoutPersistence_TheWindowIsRestoredFromTheLedgerBeforeAnythingIsAdmitted_TheVendorSeesExactlyThePool()
+    {
+        using var vendor = new VendorServer();
+        await using var server = await LocalRedisServer.StartAsync(appendOnly: false);
+        var prefix = RedisFixture.NewKeyPrefix();
+        var ledger = await postgres.NewDatabaseAsync();
+        await using var first = await ProxyInstance.StartAsync(Config(vendor, server.ConnectionString, prefix, ledger, limit: 100));
+        await using var second = await ProxyInstance.StartAsync(Config(vendor, server.ConnectionString, prefix, ledger, limit: 100));
+        var before = new List<HttpStatusCode>();
+        for (var i = 0; i < 60; i++)
+        {
+            before.Add((await SendAsync(i % 2 == 0 ? first : second, Tenants[i % 2], i)).Status);
+        }
+
+        // Billed, then Redis forgets everything: killed, and back empty.
+        await Poll.UntilAsync("the ledger to hold the 60 debits", async () => (await LedgerNetAsync(ledger, by: "pool")).GetValueOrDefault("daily"), net => net == 60, TimeSpan.FromSeconds(30));
+        await server.StopAsync();
+        await server.StartAgainAsync();
+        // 80 answers from the store (503s while the replicas reconnect and their circuits are open do not count).
+        var after = new List<HttpStatusCode>();
+        var reconnecting = Stopwatch.StartNew();
+        for (var i = 0; after.Count(status => status != HttpStatusCode.ServiceUnavailable) < 80 && reconnecting.Elapsed < TimeSpan.FromSeconds(30); i++)
+        {
+            after.Add((await SendAsync(i % 2 == 0 ? first : second, Tenants[i % 2], 1000 + i)).Status);
+            if (after[^1] == HttpStatusCode.ServiceUnavailable)
+            {
+                await Task.Delay(50);
+            }
+        }
+
+        output.WriteLine("after the restart: " + string.Join(", ", after.GroupBy(s => s).Select(g => $"{(int)g.Key} x {g.Count()}")));
+        Assert.All(before, status => Assert.Equal(HttpStatusCode.OK, status));
+        Assert.All(after, status => Assert.Contains(status, new[] { HttpStatusCode.OK, HttpStatusCode.TooManyRequests, HttpStatusCode.ServiceUnavailable }));
+        // Only what was left of the pool: the day did not open again.
+        Assert.Equal(40, after.Count(status => status == HttpStatusCode.OK));
+        Assert.Equal(HttpStatusCode.TooManyRequests, after[^1]);
+        Assert.Equal(100, vendor.Calls.Count);
+        var restored = (await first.MetricsAsync()).Value("quota_proxy_store_baselines_total", ("pool", "daily"), ("outcome", "restored"))
+            + (await second.MetricsAsync()).Value("quota_proxy_store_baselines_total", ("pool", "daily"), ("outcome", "restored"));
+        Assert.Equal(1, restored);
+        await using var connection = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(server.ConnectionString);
+        await AssertInvariantAsync(connection, prefix, ledger, vendor);
+    }
+
+    private static async Task<List<HttpStatusCode>> SendManyAsync(ProxyInstance proxy, int count, int from, HttpStatusCode? until = null)
     {
         var statuses = new List<HttpStatusCode>();
-        for (var i = 0; i < count; i++)
+        for (var i = 0; i < count && (until is null || statuses.LastOrDefault() != until); i++)
         {
             statuses.Add((await SendAsync(proxy, "prod", from + i)).Status);
         }

@@ -14,6 +14,7 @@ public sealed class LocalRedisServer : IAsyncDisposable
 
     private readonly bool _appendOnly;
     private readonly string[] _extraArguments;
+    private string? _configFile;
 
     private LocalRedisServer(int port, bool appendOnly = false, params string[] extraArguments) => (Port, _appendOnly, _extraArguments) = (port, appendOnly, extraArguments);
 
@@ -40,19 +41,36 @@ public sealed class LocalRedisServer : IAsyncDisposable
         return server;
     }
 
+    /// <summary>
+    /// A Sentinel (<c>redis-server sentinel.conf --sentinel</c>) watching the master on <paramref name="masterPort"/>
+    /// as <paramref name="serviceName"/>, with a quorum of one and a one-second down-after.
+    /// </summary>
+    public static async Task<LocalRedisServer> StartSentinelAsync(int masterPort, string serviceName)
+    {
+        var server = new LocalRedisServer(LoopbackPorts.Free(), false, "--sentinel");
+        server._configFile = Path.Combine(server._directory, "sentinel.conf");
+        await File.WriteAllTextAsync(server._configFile, $"""
+            sentinel monitor {serviceName} 127.0.0.1 {masterPort} 1
+            sentinel down-after-milliseconds {serviceName} 1000
+            sentinel failover-timeout {serviceName} 10000
+            sentinel parallel-syncs {serviceName} 1
 
+            """);
+        await server.StartAgainAsync();
+        return server;
+    }
 
     public async Task StartAgainAsync()
     {
         var binary = ExecutableFinder.Find("redis-server")
             ?? throw new InvalidOperationException("redis-server is not installed: run scripts/test.sh (it installs it) or set QUOTAPROXY_TEST_REDIS.");
-        var start = new ProcessStartInfo(binary)
+        var start = new ProcessStartInfo(binary) { RedirectStandardOutput = true, RedirectStandardError = true };
+        if (_configFile is not null)
         {
-            ArgumentList = { "--port", Port.ToString(), "--bind", "127.0.0.1", "--save", "", "--appendonly", _appendOnly ? "yes" : "no", "--appendfsync", "always", "--dir", _directory, "--protected-mode", "no" },
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-        };
-        foreach (var argument in _extraArguments)
+            start.ArgumentList.Add(_configFile); // a Sentinel's config file comes first, and it rewrites it
+        }
+
+        foreach (var argument in (string[])["--port", Port.ToString(), "--bind", "127.0.0.1", "--save", "", "--appendonly", _appendOnly ? "yes" : "no", "--appendfsync", "always", "--dir", _directory, "--protected-mode", "no", .. _extraArguments])
         {
             start.ArgumentList.Add(argument);
         }

@@ -47,6 +47,7 @@ internal sealed class QuotaMetrics
     private readonly Counter _emergencyAdmissions;
     private readonly Gauge _emergencyJournalPending;
     private readonly Counter _abandonedDecisions;
+    private readonly Counter _storeBaselines;
 
     /// <summary>What became of a decision the proxy stopped waiting for (the <c>outcome</c> of <c>quota_proxy_store_abandoned_decisions_total</c>).</summary>
     public static readonly IReadOnlyList<string> AbandonedOutcomes = ["expired", "not_admitted", "refunded", "refund_failed", "unanswered"];
@@ -116,6 +117,11 @@ internal sealed class QuotaMetrics
         {
             _abandonedDecisions.WithLabels(outcome);
         }
+
+        _storeBaselines = factory.CreateCounter(
+            "quota_proxy_store_baselines_total",
+            "Baselines this replica set for a pool's counters in Redis, by outcome: kept (Redis held the window), restored (from the ledger, after Redis lost its data) or empty (nothing to restore).",
+            ["pool", "outcome"]);
     }
 
     public CollectorRegistry Registry { get; }
@@ -178,6 +184,9 @@ internal sealed class QuotaMetrics
 
     /// <param name="outcome">One of <see cref="AbandonedOutcomes"/>.</param>
     public void AbandonedDecision(string outcome) => _abandonedDecisions.WithLabels(outcome).Inc();
+
+    /// <param name="outcome">kept, restored or empty.</param>
+    public void StoreBaseline(string pool, string outcome) => _storeBaselines.WithLabels(pool, outcome).Inc();
 
     public void LedgerBacklog(string pool, long events) => _ledgerBacklog.WithLabels(pool).Set(events);
 

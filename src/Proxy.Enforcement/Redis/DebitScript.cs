@@ -169,18 +169,22 @@ internal static class DebitScript
 
 
 
-    /// <summary>Two keys per pool, usage then state, then every pool's event stream when the ledger is on, then every pool's lease sets; one pool's keys without leases are built once and shared.</summary>
+    /// <summary>
+    /// Two keys per pool, usage then state, then every pool's event stream when the ledger is on, then every
+    /// pool's lease sets, and last the tag's baseline; one pool's keys without leases are built once and shared.
+    /// </summary>
     private static RedisKey[] Keys(RedisKeys keys, IReadOnlyList<QuotaDebit> debits, int leaseKeys, bool events)
     {
         if (debits.Count == 1 && leaseKeys == 0)
         {
-            return events ? keys.PoolKeysWithEvents(debits[0].Pool) : keys.PoolKeys(debits[0].Pool);
+            return keys.DebitKeys(debits[0].Pool, events);
         }
 
-        var all = new RedisKey[(debits.Count * (events ? 3 : 2)) + leaseKeys];
+        var all = new RedisKey[(debits.Count * (events ? 3 : 2)) + leaseKeys + 1];
         for (var i = 0; i < debits.Count; i++)
         {
-            keys.PoolKeys(debits[i].Pool).CopyTo(all, i * 2);
+            all[i * 2] = keys.PoolUsage(debits[i].Pool);
+            all[(i * 2) + 1] = keys.PoolState(debits[i].Pool);
             if (events)
             {
                 all[(debits.Count * 2) + i] = keys.EventStream(debits[i].Pool);
@@ -195,6 +199,7 @@ internal static class DebitScript
             at += leases.Length;
         }
 
+        all[at] = keys.Baseline(debits[0].Pool.HashTag);
         return all;
     }
 

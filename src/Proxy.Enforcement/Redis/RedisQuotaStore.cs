@@ -39,6 +39,7 @@ internal sealed class RedisQuotaStore : IQuotaStore
     private readonly QuotaMetrics? _metrics;
     private readonly RedisClock _clock;
     private readonly BreakerOptions _breakerOptions;
+    private readonly StoreBaselines _baselines;
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, StoreCircuitBreaker> _breakers = new(StringComparer.Ordinal);
 
     /// <param name="useProxyClock">Tests only: the proxy's clock decides windows instead of the server's (no deadlines then).</param>
@@ -53,7 +54,8 @@ internal sealed class RedisQuotaStore : IQuotaStore
         bool ledger = false,
         long maxBacklog = 1_000_000,
         BreakerOptions? breaker = null,
-        QuotaMetrics? metrics = null)
+        QuotaMetrics? metrics = null,
+        StoreBaselines? baselines = null)
     {
         _connection = connection;
         _keys = keys;
@@ -67,6 +69,7 @@ internal sealed class RedisQuotaStore : IQuotaStore
         _metrics = metrics;
         _clock = new RedisClock(timeProvider);
         _breakerOptions = breaker ?? new BreakerOptions();
+        _baselines = baselines ?? new StoreBaselines(connection, keys, timeProvider, logger, metrics: metrics);
     }
 
     /// <summary>The pools (by the name that tags their keys) whose circuit is not closed, for <c>/readyz</c>.</summary>
@@ -105,17 +108,26 @@ internal sealed class RedisQuotaStore : IQuotaStore
         try
         {
             RedisResult result;
-            try
+            for (var attempt = 1; ; attempt++)
             {
-                result = await AwaitAsync(evaluation, _timeout, cancellationToken).ConfigureAwait(false);
-            }
-            catch (RedisServerException ex) when (ex.Message.StartsWith("NOSCRIPT", StringComparison.Ordinal))
-            {
-                // The server does not hold the script (a restart, a failover, SCRIPT FLUSH): the same call once
-                // as EVAL, which also loads it again, in what is left of the timeout.
-                var left = _timeout - Stopwatch.GetElapsedTime(started);
-                evaluation = database.ScriptEvaluateAsync(DebitScript.Script.Source, redisKeys, args);
-                result = await AwaitAsync(evaluation, left > TimeSpan.Zero ? left : TimeSpan.Zero, cancellationToken).ConfigureAwait(false);
+                try
+                {
+                    result = await AwaitAsync(evaluation, Left(started), cancellationToken).ConfigureAwait(false);
+                    break;
+                }
+                catch (RedisServerException ex) when (attempt < 3 && ex.Message.StartsWith("NOSCRIPT", StringComparison.Ordinal))
+                {
+                    // The server does not hold the script (a restart, a failover, SCRIPT FLUSH): the same call
+                    // as EVAL, which also loads it again, in what is left of the timeout.
+                    evaluation = database.ScriptEvaluateAsync(DebitScript.Script.Source, redisKeys, args);
+                }
+                catch (RedisServerException ex) when (attempt < 3 && ex.Message.StartsWith(BaselineScript.MissingError, StringComparison.Ordinal))
+                {
+                    // Redis has no baseline for these pools: it lost its data, or never had any. Their counters
+                    // are restored before anything is decided; the same call then runs (its deadline still holds).
+                    await EnsureBaselineAsync(debits, started, cancellationToken).ConfigureAwait(false);
+                    evaluation = database.ScriptEvaluateAsync(DebitScript.Script.Sha1, redisKeys, args);
+                }
             }
 
             var decision = DebitScript.Read(result, debits, leaseId);
@@ -147,6 +159,27 @@ internal sealed class RedisQuotaStore : IQuotaStore
             // RedisException too: whatever the store cannot decide, the outage policy answers.
             QuotaLog.StoreUnavailable(_logger, debits[0].Pool.Name, ex);
             throw new QuotaStoreUnavailableException($"Redis did not decide within {_timeout.TotalMilliseconds} ms.", ex);
+        }
+    }
+
+    private TimeSpan Left(long started)
+    {
+        var left = _timeout - Stopwatch.GetElapsedTime(started);
+        return left > TimeSpan.Zero ? left : TimeSpan.Zero;
+    }
+
+    /// <exception cref="QuotaStoreUnavailableException">The baseline was not set within what is left of the timeout (it goes on being set).</exception>
+    private async Task EnsureBaselineAsync(IReadOnlyList<QuotaDebit> debits, long started, CancellationToken cancellationToken)
+    {
+        var pool = debits[0].Pool;
+        try
+        {
+            await _baselines.EnsureAsync(pool.HashTag, debits.Select(debit => debit.Pool)).WaitAsync(Left(started), cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is QuotaStoreUnavailableException || (IsStoreFailure(ex) && !cancellationToken.IsCancellationRequested))
+        {
+            QuotaLog.StoreUnavailable(_logger, pool.Name, ex);
+            throw new QuotaStoreUnavailableException($"Redis has no baseline for pool {pool.Name} yet: its counters are being restored.", ex);
         }
     }
 

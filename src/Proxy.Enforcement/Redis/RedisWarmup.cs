@@ -9,12 +9,12 @@ namespace QuotaProxy.Enforcement.Redis;
 
 /// <summary>
 /// Before the proxy listens: connects to Redis, loads every script on every server (so the first decisions
-/// find them), and runs decisions through the store on a pool of its own, so that the first requests of a
+/// find them), sets every pool's baseline (<see cref="StoreBaselines"/>), and runs decisions through the store on a pool of its own, so that the first requests of a
 /// fresh replica meet a compiled decision path, a warm connection and a known Redis clock instead of a
 /// 503. Bounded: with Redis away it gives up after <see cref="Budget"/> and the proxy starts anyway (the
 /// outage policy answers until Redis is back).
 /// </summary>
-internal sealed class RedisWarmup(IConnectionMultiplexer connection, IQuotaStore store, ILogger<RedisWarmup> logger) : IHostedService
+internal sealed class RedisWarmup(IConnectionMultiplexer connection, IQuotaStore store, StoreBaselines baselines, ILogger<RedisWarmup> logger) : IHostedService
 {
     public static readonly TimeSpan Budget = TimeSpan.FromSeconds(5);
 
@@ -35,6 +35,8 @@ internal sealed class RedisWarmup(IConnectionMultiplexer connection, IQuotaStore
             await connection.GetDatabase().PingAsync().WaitAsync(budget.Token);
             await LoadScriptsAsync().WaitAsync(budget.Token);
             await WarnWithoutPersistenceAsync().WaitAsync(budget.Token);
+            // Every configured pool's counters known good (restored from the ledger if Redis lost them).
+            await baselines.EnsureConfiguredAsync().WaitAsync(budget.Token);
             var debit = new QuotaDebit(Pool.Pools[PoolName], Pool.Pools[PoolName].Nodes["warmup"], 1);
             var decided = 0;
             for (var i = 0; i < Decisions / 2; i++)
@@ -57,7 +59,7 @@ internal sealed class RedisWarmup(IConnectionMultiplexer connection, IQuotaStore
 
     private async Task LoadScriptsAsync()
     {
-        EmbeddedScript[] scripts = [DebitScript.Script, AdjustScript.Script, ReleaseScript.Script, CloseScript.Script, AckScript.Script];
+        EmbeddedScript[] scripts = [DebitScript.Script, AdjustScript.Script, ReleaseScript.Script, CloseScript.Script, AckScript.Script, BaselineScript.Script];
         foreach (var server in connection.GetServers().Where(server => server.IsConnected))
         {
             foreach (var script in scripts)

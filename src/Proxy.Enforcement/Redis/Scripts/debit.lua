@@ -29,6 +29,9 @@
 --           where #x is x's length in bytes, so the names need no escaping.
 -- KEYS[..]  then: one sorted set per node with a MaxInFlight, its leases (member
 --           the lease id, score the lease's expiry in Unix ms). Expired leases are dropped as they are read.
+-- KEYS[#KEYS] last, the hash tag's baseline marker (baseline.lua): without it this Redis has lost its data
+--           (or never had any), and the script admits nothing: it answers the error QP_NO_BASELINE, and the
+--           proxy restores the window's counters from the ledger before deciding again.
 -- Numbers come packed: little-endian doubles read by one struct.unpack, not a decimal string each (a
 -- tonumber apiece, and there are dozens). Every one is an integer below 2^53.
 -- ARGV_NUMBERS  packed: now in Unix µs (or 0 to read the server clock), cost (credits, > 0, charged to every
@@ -78,7 +81,8 @@
 --          Used and remaining are after the decision: debited when every pool admits, untouched when
 --          one rejects. Remaining after a debit is the smallest room before it minus the cost: every term
 --          of a node's room falls by exactly the cost (see TreeAdmission.cs).
--- Error: 'QP_CLOCK_SKEW' when the server clock is outside the three calendar windows offered.
+-- Error: 'QP_CLOCK_SKEW' when the server clock is outside the three calendar windows offered;
+--        'QP_NO_BASELINE' when the tag has no baseline marker.
 
 -- The layout of ARGV, the packed records and the reply, named as in DebitLayout.cs (DebitLayoutTests holds
 -- the two to the same values). Offsets are 0-based from the start of their record.
@@ -125,6 +129,11 @@ if deadline > 0 and now_us > deadline then
   end
   expired[1 + REPLY_LIMITING_POOL] = 0
   return struct.pack('<' .. string.rep('d', #expired), unpack(expired))
+end
+
+-- Counters on a Redis that lost its data would start the window again from zero.
+if redis.call('EXISTS', KEYS[#KEYS]) == 0 then
+  return redis.error_reply('QP_NO_BASELINE no baseline for ' .. KEYS[#KEYS])
 end
 
 -- Each pool's decision, without writing the debit: its result and the writes an admission makes; then

@@ -1,0 +1,32 @@
+using Dapper;
+using Npgsql;
+using QuotaProxy.Enforcement.Quotas;
+
+namespace QuotaProxy.Enforcement.Ledger;
+
+/// <summary>The ledger as the store's memory: what a window has been charged, read back after Redis lost it.</summary>
+internal sealed class LedgerHistory(NpgsqlDataSource dataSource) : IUsageHistory
+{
+    public async Task<IReadOnlyDictionary<string, long>> NetByTenantAsync(string pool, WindowBounds window, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+            // occurred_at is the store's clock at the debit, the clock that chose the window.
+            var rows = await connection.QueryAsync<(string Tenant, long Net)>(new CommandDefinition(
+                """
+                SELECT tenant, sum(credits)::bigint
+                FROM usage_events
+                WHERE pool = @Pool AND occurred_at >= @Start AND occurred_at < @End
+                GROUP BY tenant
+                """,
+                new { Pool = pool, window.Start, window.End },
+                cancellationToken: cancellationToken));
+            return rows.ToDictionary(row => row.Tenant, row => row.Net, StringComparer.Ordinal);
+        }
+        catch (PostgresException ex) when (ex.SqlState == PostgresErrorCodes.UndefinedTable)
+        {
+            return new Dictionary<string, long>(); // no flusher has created the ledger yet: nothing was billed
+        }
+    }
+}

@@ -1,0 +1,33 @@
+using QuotaProxy.Enforcement.Quotas;
+using StackExchange.Redis;
+
+namespace QuotaProxy.Enforcement.Redis;
+
+/// <summary>The C# side of <c>baseline.lua</c>: gives one hash tag's pools their counters back, once (rare: sent by text).</summary>
+internal static class BaselineScript
+{
+    public static readonly EmbeddedScript Script = new("baseline.lua");
+
+    /// <summary>What debit.lua answers, as an error, on a tag that has no baseline.</summary>
+    public const string MissingError = "QP_NO_BASELINE";
+
+    /// <returns>Per pool what was done; null when the tag already had a baseline (another replica set it).</returns>
+    public static async Task<BaselineOutcome[]?> EvaluateAsync(
+        IDatabase database, RedisKeys keys, string tag, IReadOnlyList<(PoolDefinition Pool, WindowBounds Window, IReadOnlyDictionary<string, long> Counters)> pools, long nowMs)
+    {
+        var redisKeys = new List<RedisKey> { keys.Baseline(tag) };
+        var args = new List<RedisValue> { nowMs, pools.Count };
+        foreach (var (pool, window, counters) in pools)
+        {
+            redisKeys.Add(keys.PoolUsage(pool));
+            args.AddRange([window.StartMs, window.EndMs, counters.Count]);
+            foreach (var (field, value) in counters)
+            {
+                args.AddRange([field, value]);
+            }
+        }
+
+        var reply = (long[])(await database.ScriptEvaluateAsync(Script.Source, [.. redisKeys], [.. args]).ConfigureAwait(false))!;
+        return reply.Length == 0 ? null : [.. reply.Select(value => (BaselineOutcome)value)];
+    }
+}
