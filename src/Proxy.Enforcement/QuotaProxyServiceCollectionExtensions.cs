@@ -166,7 +166,8 @@ public static class QuotaProxyServiceCollectionExtensions
             maxBacklog: options.Ledger.MaxBacklog,
             breaker: options.Store.Breaker,
             metrics: services.GetRequiredService<QuotaMetrics>(),
-            baselines: services.GetRequiredService<StoreBaselines>());
+            baselines: services.GetRequiredService<StoreBaselines>(),
+            history: services.GetService<IUsageHistory>());
     }
 
     /// <summary>One multiplexer per process, configured to fail fast rather than queue behind an outage.</summary>

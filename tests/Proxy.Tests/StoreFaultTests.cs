@@ -327,6 +327,35 @@ public sealed class StoreFaultTests(RedisFixture redis, PostgresFixture postgres
         await AssertInvariantAsync(connection, prefix, ledger, vendor);
     }
 
+    [Fact]
+    public async Task RedisKilledUnderLoadAndRestartedFromItsAppendOnlyFile_EveryAnswerIsAdmittedOrA503_AndEveryCallIsBilledOnce()
+    {
+        using var vendor = new VendorServer();
+        await using var server = await LocalRedisServer.StartAsync(appendOnly: true);
+        var prefix = RedisFixture.NewKeyPrefix();
+        var ledger = await postgres.NewDatabaseAsync();
+        await using var first = await ProxyInstance.StartAsync(Config(vendor, server.ConnectionString, prefix, ledger, limit: 1_000_000));
+        await using var second = await ProxyInstance.StartAsync(Config(vendor, server.ConnectionString, prefix, ledger, limit: 1_000_000));
+
+        var statuses = await UnderLoadAsync(first, second, async () =>
+        {
+            await server.StopAsync(); // SIGKILL: decisions in flight lose their replies with the connection
+            await Task.Delay(1000);
+            await server.StartAgainAsync();
+            await Poll.UntilAsync("both replicas to admit again", async () => (await SendAsync(first, "prod", -1)).Status == HttpStatusCode.OK && (await SendAsync(second, "test", -1)).Status == HttpStatusCode.OK, back => back, TimeSpan.FromSeconds(30));
+        });
+
+        Assert.All(statuses, status => Assert.Contains(status, new[] { HttpStatusCode.OK, HttpStatusCode.ServiceUnavailable }));
+        Assert.Contains(HttpStatusCode.ServiceUnavailable, statuses);
+        var metrics = (await first.MetricsAsync(), await second.MetricsAsync());
+        double Abandoned(string outcome) =>
+            metrics.Item1.Value("quota_proxy_store_abandoned_decisions_total", ("outcome", outcome)) + metrics.Item2.Value("quota_proxy_store_abandoned_decisions_total", ("outcome", outcome));
+        output.WriteLine(string.Join(", ", Enforcement.Observability.QuotaMetrics.AbandonedOutcomes.Select(o => $"{o} {Abandoned(o)}")));
+        await using var connection = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(server.ConnectionString);
+        await AssertInvariantAsync(connection, prefix, ledger, vendor);
+        Assert.Equal(0, Abandoned("refund_failed"));
+    }
+
     private static async Task<List<HttpStatusCode>> SendManyAsync(ProxyInstance proxy, int count, int from, HttpStatusCode? until = null)
     {
         var statuses = new List<HttpStatusCode>();

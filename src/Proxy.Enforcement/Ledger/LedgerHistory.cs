@@ -29,4 +29,26 @@ internal sealed class LedgerHistory(NpgsqlDataSource dataSource) : IUsageHistory
             return new Dictionary<string, long>(); // no flusher has created the ledger yet: nothing was billed
         }
     }
+
+    public async Task<long?> DebitedAtAsync(string pool, string tenant, string route, string requestId, DateTimeOffset from, DateTimeOffset to, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+            var at = await connection.QuerySingleOrDefaultAsync<DateTimeOffset?>(new CommandDefinition(
+                """
+                SELECT min(occurred_at)
+                FROM usage_events
+                WHERE pool = @Pool AND tenant = @Tenant AND route = @Route AND request_id = @RequestId
+                  AND kind IN ('debit', 'overage') AND occurred_at BETWEEN @From AND @To
+                """,
+                new { Pool = pool, Tenant = tenant, Route = route, RequestId = requestId, From = from, To = to },
+                cancellationToken: cancellationToken));
+            return at?.ToUnixTimeMilliseconds();
+        }
+        catch (PostgresException ex) when (ex.SqlState == PostgresErrorCodes.UndefinedTable)
+        {
+            return null;
+        }
+    }
 }

@@ -11,4 +11,10 @@ internal interface IUsageHistory
     /// <paramref name="window"/>, by the tenant path each was charged to; empty when nothing was.
     /// </summary>
     Task<IReadOnlyDictionary<string, long>> NetByTenantAsync(string pool, WindowBounds window, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// When (Unix ms) the ledger billed a debit (or overage) of <paramref name="pool"/> for this tenant, route and
+    /// request id between <paramref name="from"/> and <paramref name="to"/>; null when it holds none.
+    /// </summary>
+    Task<long?> DebitedAtAsync(string pool, string tenant, string route, string requestId, DateTimeOffset from, DateTimeOffset to, CancellationToken cancellationToken);
 }

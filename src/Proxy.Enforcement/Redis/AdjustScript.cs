@@ -11,17 +11,22 @@ internal static class AdjustScript
     /// <param name="usage">The route and request id of the ledger's event; null when the ledger is off.</param>
     /// <param name="operationId">With one, the adjustment applies once however often it is sent.</param>
     /// <returns>How many of the route's pools had their counters changed (a pool whose window has moved on keeps them; a repeated operation changes none).</returns>
+    public static Task<int> EvaluateAsync(
+        IDatabase database, RedisKeys keys, IReadOnlyList<QuotaDebit> debits, RouteDecision decision, long delta, UsageKind kind, UsageContext? usage, string? operationId = null) =>
+        EvaluateAsync(database, keys, debits, [.. decision.Pools.Select(pool => pool.Window.StartMs)], delta, kind, usage, operationId);
+
+    /// <param name="windowStarts">Per pool, the start of the window the debit was made in (Unix ms).</param>
     public static async Task<int> EvaluateAsync(
-        IDatabase database, RedisKeys keys, IReadOnlyList<QuotaDebit> debits, RouteDecision decision, long delta, UsageKind kind, UsageContext? usage, string? operationId = null)
+        IDatabase database, RedisKeys keys, IReadOnlyList<QuotaDebit> debits, IReadOnlyList<long> windowStarts, long delta, UsageKind kind, UsageContext? usage, string? operationId = null)
     {
-        var (redisKeys, args) = Arguments(keys, debits, decision, delta, kind, usage, operationId);
+        var (redisKeys, args) = Arguments(keys, debits, windowStarts, delta, kind, usage, operationId);
         var changed = (long[])(await database.ScriptEvaluateAsync(Script.Source, redisKeys, args).ConfigureAwait(false))!;
         return changed.Count(moved => moved == 1);
     }
 
     /// <summary>KEYS: every pool's usage hash, then with the ledger on every pool's event stream. ARGV: <see cref="DebitLayout"/>'s adjust header and blocks.</summary>
     internal static (RedisKey[] Keys, RedisValue[] Args) Arguments(
-        RedisKeys keys, IReadOnlyList<QuotaDebit> debits, RouteDecision decision, long delta, UsageKind kind, UsageContext? usage, string? operationId = null)
+        RedisKeys keys, IReadOnlyList<QuotaDebit> debits, IReadOnlyList<long> windowStarts, long delta, UsageKind kind, UsageContext? usage, string? operationId = null)
     {
         var redisKeys = new List<RedisKey>();
         var args = new List<RedisValue> { delta, debits.Count, usage?.Route ?? "", usage is null ? "" : debits[0].Tenant.Path, usage?.RequestId ?? "", UsageKinds.Name(kind), operationId ?? "" };
@@ -30,7 +35,7 @@ internal static class AdjustScript
             redisKeys.Add(keys.PoolUsage(debits[i].Pool));
             var path = PathArguments.For(keys, debits[i]);
             var block = new RedisValue[DebitLayout.AdjustBlockHeaderLength];
-            block[DebitLayout.BlockWindowStart] = decision.Pools[i].Window.StartMs;
+            block[DebitLayout.BlockWindowStart] = windowStarts[i];
             block[DebitLayout.BlockFormat] = path.Format;
             block[DebitLayout.BlockRecords] = path.Records;
             args.AddRange(block);

@@ -40,6 +40,7 @@ internal sealed class RedisQuotaStore : IQuotaStore
     private readonly RedisClock _clock;
     private readonly BreakerOptions _breakerOptions;
     private readonly StoreBaselines _baselines;
+    private readonly LostReplies _lostReplies;
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, StoreCircuitBreaker> _breakers = new(StringComparer.Ordinal);
 
     /// <param name="useProxyClock">Tests only: the proxy's clock decides windows instead of the server's (no deadlines then).</param>
@@ -55,7 +56,8 @@ internal sealed class RedisQuotaStore : IQuotaStore
         long maxBacklog = 1_000_000,
         BreakerOptions? breaker = null,
         QuotaMetrics? metrics = null,
-        StoreBaselines? baselines = null)
+        StoreBaselines? baselines = null,
+        IUsageHistory? history = null)
     {
         _connection = connection;
         _keys = keys;
@@ -70,6 +72,7 @@ internal sealed class RedisQuotaStore : IQuotaStore
         _clock = new RedisClock(timeProvider);
         _breakerOptions = breaker ?? new BreakerOptions();
         _baselines = baselines ?? new StoreBaselines(connection, keys, timeProvider, logger, metrics: metrics);
+        _lostReplies = new LostReplies(keys, history);
     }
 
     /// <summary>The pools (by the name that tags their keys) whose circuit is not closed, for <c>/readyz</c>.</summary>
@@ -144,7 +147,7 @@ internal sealed class RedisQuotaStore : IQuotaStore
         {
             // The proxy stops waiting; the call may still run, or its reply may have come in since the wait
             // ended. Whatever it admits is given back when it lands (at once, if it already has).
-            _ = GiveBackWhenLandedAsync(evaluation, debits, leaseId, usage);
+            _ = GiveBackWhenLandedAsync(evaluation, debits, leaseId, usage, Span(proxyNow, deadline));
             if (ex is OperationCanceledException && cancellationToken.IsCancellationRequested)
             {
                 throw; // the caller went away: there is nobody to answer
@@ -204,11 +207,20 @@ internal sealed class RedisQuotaStore : IQuotaStore
         ex is RedisException or TimeoutException or ObjectDisposedException or InvalidOperationException or InvalidCastException or OperationCanceledException;
 
     /// <summary>
+    /// When, on the store's clock (Unix ms), a decision sent at <paramref name="proxyNow"/> could have run: from
+    /// its sending to its deadline; without a deadline (no reply seen yet), a minute either side.
+    /// </summary>
+    private (long FromMs, long ToMs) Span(DateTimeOffset proxyNow, long deadlineMicros) => deadlineMicros > 0
+        ? ((deadlineMicros / 1000) - (long)_timeout.TotalMilliseconds, deadlineMicros / 1000)
+        : (proxyNow.ToUnixTimeMilliseconds() - 60_000, proxyNow.ToUnixTimeMilliseconds() + 60_000);
+
+    /// <summary>
     /// A decision the proxy answered 503 for: when its reply arrives, an admission is given back (counters
     /// and, with the ledger on, a refund event), so the 503 costs nothing. A call that never answers is
-    /// bounded by its deadline: the script debits nothing after it.
+    /// bounded by its deadline: the script debits nothing after it; and a reply lost with its connection is
+    /// looked for, with the ledger on, by its usage event (<see cref="LostReplies"/>).
     /// </summary>
-    private async Task GiveBackWhenLandedAsync(Task<RedisResult> evaluation, IReadOnlyList<QuotaDebit> debits, string? leaseId, UsageContext? usage)
+    private async Task GiveBackWhenLandedAsync(Task<RedisResult> evaluation, IReadOnlyList<QuotaDebit> debits, string? leaseId, UsageContext? usage, (long FromMs, long ToMs) span)
     {
         RouteDecision decision;
         try
@@ -217,7 +229,17 @@ internal sealed class RedisQuotaStore : IQuotaStore
         }
         catch (Exception ex) when (IsStoreFailure(ex))
         {
-            _metrics?.AbandonedDecision("unanswered");
+            if (_ledger && usage is not null && _lostReplies.CanResolve)
+            {
+                await ResolveLostReplyAsync(debits, usage, span).ConfigureAwait(false);
+            }
+            else
+            {
+                // Without usage events nothing says whether it ran; if it did, its counters stay charged (never
+                // an admission too many: at worst one too few) and nothing is billed.
+                _metrics?.AbandonedDecision("unanswered");
+            }
+
             return;
         }
 
@@ -230,6 +252,49 @@ internal sealed class RedisQuotaStore : IQuotaStore
             return;
         }
 
+        await RefundAsync(debits, [.. decision.Pools.Select(pool => pool.Window.StartMs)], usage, decision.Lease).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// A decision whose reply was lost: once the store answers again (retried for about a minute), its usage
+    /// event says whether it was admitted; if it was, it is given back like any late admission.
+    /// </summary>
+    private async Task ResolveLostReplyAsync(IReadOnlyList<QuotaDebit> debits, UsageContext usage, (long FromMs, long ToMs) span)
+    {
+        foreach (var pause in LostReplyRetries)
+        {
+            await Task.Delay(pause, _timeProvider).ConfigureAwait(false);
+            try
+            {
+                var admittedAt = await _lostReplies.AdmittedAtAsync(_connection.GetDatabase(), debits[0], usage, span.FromMs, span.ToMs)
+                    .WaitAsync(TimeSpan.FromSeconds(5))
+                    .ConfigureAwait(false);
+                if (admittedAt is not { } at)
+                {
+                    _metrics?.AbandonedDecision("not_admitted");
+                    return;
+                }
+
+                var instant = DateTimeOffset.FromUnixTimeMilliseconds(at);
+                // Leases of a lost decision are not known by id: they expire by themselves (LeaseTtl).
+                await RefundAsync(debits, [.. debits.Select(debit => debit.Pool.Locate(instant).StartMs)], usage, lease: null).ConfigureAwait(false);
+                return;
+            }
+            catch (Exception)
+            {
+                // The store or the ledger is not back yet (a background task: whatever failed, try again).
+            }
+        }
+
+        _metrics?.AbandonedDecision("unanswered");
+    }
+
+    /// <summary>Before each attempt to find a lost reply's event: the store may take a while to come back.</summary>
+    private static readonly TimeSpan[] LostReplyRetries = [.. new[] { 0.1, 0.5, 1, 2, 4, 8, 15, 30 }.Select(TimeSpan.FromSeconds)];
+
+    /// <summary>Gives an abandoned admission back: retried about half a minute, applied once (an operation id).</summary>
+    private async Task RefundAsync(IReadOnlyList<QuotaDebit> debits, IReadOnlyList<long> windowStarts, UsageContext? usage, QuotaLease? lease)
+    {
         // One operation id for every attempt: adjust.lua applies it once, so an attempt that timed out here
         // but reaches Redis later, after a retry got through, gives nothing back twice.
         var operation = Guid.NewGuid().ToString("N");
@@ -239,10 +304,10 @@ internal sealed class RedisQuotaStore : IQuotaStore
             await Task.Delay(pause, _timeProvider).ConfigureAwait(false);
             try
             {
-                await AdjustScript.EvaluateAsync(_connection.GetDatabase(), _keys, debits, decision, -debits[0].Cost, UsageKind.Refund, _ledger ? usage : null, operation)
+                await AdjustScript.EvaluateAsync(_connection.GetDatabase(), _keys, debits, windowStarts, -debits[0].Cost, UsageKind.Refund, _ledger ? usage : null, operation)
                     .WaitAsync(_timeout)
                     .ConfigureAwait(false);
-                await ReleaseQuietlyAsync(decision.Lease);
+                await ReleaseQuietlyAsync(lease);
                 _metrics?.AbandonedDecision("refunded");
                 QuotaLog.AbandonedDecisionRefunded(_logger, debits[0].Cost, "refunded");
                 return;

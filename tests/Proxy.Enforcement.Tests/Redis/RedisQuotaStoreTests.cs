@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Microsoft.Extensions.Logging.Abstractions;
 using QuotaProxy.Enforcement.Configuration;
+using QuotaProxy.Enforcement.Observability;
 using QuotaProxy.Enforcement.Quotas;
 using QuotaProxy.Enforcement.Redis;
 using QuotaProxy.Enforcement.Tests.Quotas;
@@ -68,6 +69,66 @@ public sealed class RedisQuotaStoreTests(RedisFixture redis)
         Assert.Equal((1, 1), (plain, plainAgain));
         Assert.Equal(4, (long)await database.HashGetAsync(keys.PoolUsage("daily"), "t:test"));
         Assert.True(await database.KeyExistsAsync(keys.OperationKey(Daily, "compensation-1")));
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task Debit_WhoseReplyIsLostWithItsConnection_IsLookedUpByItsUsageEvent_AndGivenBackIfItLanded(bool landed)
+    {
+        await using var server = await LocalRedisServer.StartAsync();
+        await using var forwarder = new LoopbackForwarder(server.Port);
+        var timeout = TimeSpan.FromMilliseconds(50);
+        await using var connection = await ConnectionMultiplexer.ConnectAsync(RedisConnectionOptions.Create(new StoreOptions { Redis = forwarder.ConnectionString, Timeout = timeout }));
+        await using var direct = await ConnectionMultiplexer.ConnectAsync(server.ConnectionString);
+        var keys = new RedisKeys(RedisFixture.NewKeyPrefix());
+        var metrics = new QuotaMetrics(Prometheus.Metrics.NewCustomRegistry());
+        var store = new RedisQuotaStore(connection, keys, timeout, TimeProvider.System, NullLogger<RedisQuotaStore>.Instance, ledger: true, metrics: metrics, history: new NothingBilledYet());
+        // One decision answered: the store's clock is known, so the next one carries a deadline.
+        Assert.True((await store.DebitAsync([Daily.Debit("prod", 1)], new UsageContext("quotes", "request-1"), CancellationToken.None)).Admitted);
+
+        if (landed)
+        {
+            forwarder.DropReplies(); // Redis runs the decision; its reply never comes back
+        }
+        else
+        {
+            forwarder.Blackhole(); // the decision never reaches Redis
+        }
+
+        await Assert.ThrowsAsync<QuotaStoreUnavailableException>(() => store.DebitAsync([Daily.Debit("prod", 2)], new UsageContext("quotes", "request-2"), CancellationToken.None).AsTask());
+        var database = direct.GetDatabase();
+        Assert.Equal(landed ? 3 : 1, (long)await database.HashGetAsync(keys.PoolUsage("daily"), "t:prod"));
+        // The connection goes with the reply: no answer will ever come for that decision.
+        forwarder.CutConnections();
+
+        var outcome = landed ? "refunded" : "not_admitted";
+        await Poll.UntilAsync(
+            $"the lost decision to be resolved as {outcome}",
+            () => Task.FromResult(Abandoned(metrics, outcome)),
+            resolved => resolved == 1,
+            TimeSpan.FromSeconds(30));
+        Assert.Equal(1, (long)await database.HashGetAsync(keys.PoolUsage("daily"), "t:prod"));
+        var events = (await database.StreamRangeAsync(keys.EventStream("daily"))).Select(e => string.Join(' ', ((string)e["e"]!).Split(' ')[1..3])).ToList();
+        Assert.Equal(landed ? ["1 debit", "2 debit", "-2 refund"] : ["1 debit"], events);
+        Assert.Equal(0, Abandoned(metrics, "unanswered"));
+    }
+
+    private static double Abandoned(QuotaMetrics metrics, string outcome)
+    {
+        using var stream = new MemoryStream();
+        metrics.Registry.CollectAndExportAsTextAsync(stream).GetAwaiter().GetResult();
+        return new ScrapedMetrics(System.Text.Encoding.UTF8.GetString(stream.ToArray())).Value("quota_proxy_store_abandoned_decisions_total", ("outcome", outcome));
+    }
+
+    /// <summary>A ledger that has not billed anything yet: the lost decision's event can only be in the stream.</summary>
+    private sealed class NothingBilledYet : IUsageHistory
+    {
+        public Task<IReadOnlyDictionary<string, long>> NetByTenantAsync(string pool, WindowBounds window, CancellationToken cancellationToken) =>
+            Task.FromResult<IReadOnlyDictionary<string, long>>(new Dictionary<string, long>());
+
+        public Task<long?> DebitedAtAsync(string pool, string tenant, string route, string requestId, DateTimeOffset from, DateTimeOffset to, CancellationToken cancellationToken) =>
+            Task.FromResult<long?>(null);
     }
 
     [Fact]

@@ -150,5 +150,8 @@ public sealed class StoreBaselinesTests(RedisFixture redis)
             Reads++;
             return Failing ? throw new InvalidOperationException("the ledger is away") : Task.FromResult(netByTenant);
         }
+
+        public Task<long?> DebitedAtAsync(string pool, string tenant, string route, string requestId, DateTimeOffset from, DateTimeOffset to, CancellationToken cancellationToken) =>
+            Task.FromResult<long?>(null);
     }
 }
