@@ -356,6 +356,40 @@ public sealed class StoreFaultTests(RedisFixture redis, PostgresFixture postgres
         Assert.Equal(0, Abandoned("refund_failed"));
     }
 
+    /// <summary>How long the longest outages last: a few seconds in the suite, a minute in <c>scripts/faults.sh</c>.</summary>
+    private static TimeSpan OutageLength =>
+        TimeSpan.FromSeconds(int.TryParse(Environment.GetEnvironmentVariable("QUOTAPROXY_FAULT_SECONDS"), out var seconds) && seconds > 0 ? seconds : 5);
+
+    [Fact]
+    public async Task PostgresDownUnderLoad_TheReplicasAdmitOn_AndWhenItIsBackEveryCallIsBilledOnce()
+    {
+        using var vendor = new VendorServer();
+        // A server of this test's own, so that it can be stopped.
+        await using var postgresServer = await LocalPostgresServer.StartAsync();
+        var prefix = RedisFixture.NewKeyPrefix();
+        var ledger = postgresServer.ConnectionString;
+        await using var first = await ProxyInstance.StartAsync(Config(vendor, redis.ConnectionString, prefix, ledger, limit: 1_000_000));
+        await using var second = await ProxyInstance.StartAsync(Config(vendor, redis.ConnectionString, prefix, ledger, limit: 1_000_000));
+        double readyDuring = 0;
+
+        var statuses = await UnderLoadAsync(first, second, async () =>
+        {
+            await postgresServer.StopAsync();
+            await Task.Delay(OutageLength / 2);
+            using var readyz = await first.Client.GetAsync("/readyz");
+            readyDuring = readyz.IsSuccessStatusCode ? 1 : 0;
+            output.WriteLine($"during the outage /readyz {(int)readyz.StatusCode}: {await readyz.Content.ReadAsStringAsync()}");
+            await Task.Delay(OutageLength / 2);
+            await postgresServer.StartAgainAsync();
+            NpgsqlConnection.ClearAllPools(); // this test's own pooled connections died with the server
+        });
+
+        // The ledger's absence costs no admission: the events wait in Redis.
+        Assert.All(statuses, status => Assert.Equal(HttpStatusCode.OK, status));
+        Assert.Equal(1, readyDuring);
+        await AssertInvariantAsync(redis.Connection, prefix, ledger, vendor);
+    }
+
     private static async Task<List<HttpStatusCode>> SendManyAsync(ProxyInstance proxy, int count, int from, HttpStatusCode? until = null)
     {
         var statuses = new List<HttpStatusCode>();
