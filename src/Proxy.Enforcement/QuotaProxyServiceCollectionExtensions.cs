@@ -167,7 +167,8 @@ public static class QuotaProxyServiceCollectionExtensions
             breaker: options.Store.Breaker,
             metrics: services.GetRequiredService<QuotaMetrics>(),
             baselines: services.GetRequiredService<StoreBaselines>(),
-            history: services.GetService<IUsageHistory>());
+            history: services.GetService<IUsageHistory>(),
+            replicaAcks: options.Store.ReplicaAcks);
     }
 
     /// <summary>One multiplexer per process, configured to fail fast rather than queue behind an outage.</summary>

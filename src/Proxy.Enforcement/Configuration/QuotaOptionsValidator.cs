@@ -406,6 +406,11 @@ internal static class QuotaOptionsValidator
             }
         }
 
+        if (store.ReplicaAcks is < 0 or > 5)
+        {
+            errors.Add($"Quota:Store:ReplicaAcks must be between 0 and 5 (replicas that must hold a debit before the vendor is called), got {store.ReplicaAcks}.");
+        }
+
         var breaker = store.Breaker;
         if (breaker.FailureRatio is <= 0 or > 1)
         {

@@ -28,6 +28,14 @@ public sealed record StoreOptions
     /// <summary>When the store keeps failing, stop waiting for it: see <see cref="BreakerOptions"/>.</summary>
     public BreakerOptions Breaker { get; init; } = new();
 
+    /// <summary>
+    /// Replicas that must hold an admitted debit before the request is forwarded (Redis <c>WAIT</c>), so that a
+    /// failover never loses one the vendor has seen; 0 (default) forwards at once. With Sentinel and the ledger
+    /// on, set it to 1: a debit whose acknowledgement does not come within the store timeout is answered 503
+    /// and looked up on the new master by its usage event, and given back if it is there.
+    /// </summary>
+    public int ReplicaAcks { get; init; }
+
     /// <summary>Prefix of every Redis key; keep the default <c>qp:</c> unless several deployments share one Redis.</summary>
     public string KeyPrefix { get; init; } = "qp:";
 }

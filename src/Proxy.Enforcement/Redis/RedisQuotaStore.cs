@@ -41,6 +41,8 @@ internal sealed class RedisQuotaStore : IQuotaStore
     private readonly BreakerOptions _breakerOptions;
     private readonly StoreBaselines _baselines;
     private readonly LostReplies _lostReplies;
+    private readonly LocalLag _lag;
+    private readonly int _replicaAcks;
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, StoreCircuitBreaker> _breakers = new(StringComparer.Ordinal);
 
     /// <param name="useProxyClock">Tests only: the proxy's clock decides windows instead of the server's (no deadlines then).</param>
@@ -57,7 +59,8 @@ internal sealed class RedisQuotaStore : IQuotaStore
         BreakerOptions? breaker = null,
         QuotaMetrics? metrics = null,
         StoreBaselines? baselines = null,
-        IUsageHistory? history = null)
+        IUsageHistory? history = null,
+        int replicaAcks = 0)
     {
         _connection = connection;
         _keys = keys;
@@ -73,6 +76,8 @@ internal sealed class RedisQuotaStore : IQuotaStore
         _breakerOptions = breaker ?? new BreakerOptions();
         _baselines = baselines ?? new StoreBaselines(connection, keys, timeProvider, logger, metrics: metrics);
         _lostReplies = new LostReplies(keys, history);
+        _lag = LocalLag.Shared;
+        _replicaAcks = replicaAcks;
     }
 
     /// <summary>The pools (by the name that tags their keys) whose circuit is not closed, for <c>/readyz</c>.</summary>
@@ -102,7 +107,9 @@ internal sealed class RedisQuotaStore : IQuotaStore
     {
         var proxyNow = _timeProvider.GetUtcNow();
         var leaseId = QuotaLease.Needed(debits) ? QuotaLease.NewId() : null;
-        var deadline = _useProxyClock ? 0 : _clock.DeadlineMicros(proxyNow, _timeout > ReplyAllowance * 2 ? _timeout - ReplyAllowance : _timeout / 2);
+        // While this process runs queued work late, its own queueing is added to the wait (and to the deadline).
+        var grace = Grace();
+        var deadline = _useProxyClock ? 0 : _clock.DeadlineMicros(proxyNow, grace + (_timeout > ReplyAllowance * 2 ? _timeout - ReplyAllowance : _timeout / 2));
         var (redisKeys, args) = DebitScript.Arguments(
             _keys, debits, proxyNow, _useProxyClock ? (proxyNow - DateTimeOffset.UnixEpoch).Ticks / TimeSpan.TicksPerMicrosecond : 0, leaseId, _leaseMs, usage, _ledger, _maxBacklog, deadline);
         var started = Stopwatch.GetTimestamp();
@@ -115,7 +122,7 @@ internal sealed class RedisQuotaStore : IQuotaStore
             {
                 try
                 {
-                    result = await AwaitAsync(evaluation, Left(started), cancellationToken).ConfigureAwait(false);
+                    result = await AwaitAsync(evaluation, Left(started), grace, cancellationToken).ConfigureAwait(false);
                     break;
                 }
                 catch (RedisServerException ex) when (attempt < 3 && ex.Message.StartsWith("NOSCRIPT", StringComparison.Ordinal))
@@ -141,6 +148,11 @@ internal sealed class RedisQuotaStore : IQuotaStore
                 throw new QuotaStoreUnavailableException($"Redis reached the decision after its deadline ({_timeout.TotalMilliseconds} ms); nothing was debited.");
             }
 
+            if (_replicaAcks > 0 && decision.Admitted && !decision.Pools.All(pool => pool.Replayed))
+            {
+                await ConfirmOnReplicasAsync(database, redisKeys[0], debits, usage, decision, Span(proxyNow, deadline), started).ConfigureAwait(false);
+            }
+
             return decision;
         }
         catch (Exception ex) when (ex is TimeoutException or OperationCanceledException)
@@ -160,6 +172,13 @@ internal sealed class RedisQuotaStore : IQuotaStore
         {
             // RedisServerException (a script error such as QP_CLOCK_SKEW, LOADING, READONLY) is a
             // RedisException too: whatever the store cannot decide, the outage policy answers.
+            if (ex is RedisConnectionException { FailureType: not ConnectionFailureType.UnableToConnect } && _ledger && usage is not null && _lostReplies.CanResolve)
+            {
+                // The connection failed with the call on it (Redis killed, a network cut): it may have run, and
+                // its reply died with the connection. Looked up by its usage event after its deadline.
+                _ = ResolveLostReplyAsync(debits, usage, Span(proxyNow, deadline));
+            }
+
             QuotaLog.StoreUnavailable(_logger, debits[0].Pool.Name, ex);
             throw new QuotaStoreUnavailableException($"Redis did not decide within {_timeout.TotalMilliseconds} ms.", ex);
         }
@@ -188,9 +207,13 @@ internal sealed class RedisQuotaStore : IQuotaStore
 
     /// <summary>
     /// The call's reply within <paramref name="within"/>. A reply that is already there when the wait ends
-    /// (the timer and the reply racing on a busy machine) is used, not thrown away.
+    /// (the timer and the reply racing on a busy machine) is used, not thrown away. The timeout measures the
+    /// store, not this process's own queueing: while queued work here runs late (<see cref="LocalLag"/>), a
+    /// reply is read late by as much, and it is waited for that much longer (<paramref name="grace"/>, or the
+    /// lag now if larger; at most one more timeout). The deadline keeps that safe: it includes the grace
+    /// known when the call was sent, and a decision that lands after the wait is given back.
     /// </summary>
-    private static async Task<RedisResult> AwaitAsync(Task<RedisResult> call, TimeSpan within, CancellationToken cancellationToken)
+    private async Task<RedisResult> AwaitAsync(Task<RedisResult> call, TimeSpan within, TimeSpan grace, CancellationToken cancellationToken)
     {
         try
         {
@@ -200,7 +223,76 @@ internal sealed class RedisQuotaStore : IQuotaStore
         {
             return call.Result;
         }
+        catch (TimeoutException) when (Grace() is var now && (now > grace ? now : grace) is var more && more > TimeSpan.Zero)
+        {
+            try
+            {
+                return await call.WaitAsync(more, cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is TimeoutException or OperationCanceledException && call.IsCompletedSuccessfully)
+            {
+                return call.Result;
+            }
+        }
     }
+
+    /// <summary>How much longer than the timeout to wait for a reply: the process's lag, when it matters, up to one timeout.</summary>
+    private TimeSpan Grace()
+    {
+        var lag = _lag.Recent;
+        return lag < LagWorthWaiting ? TimeSpan.Zero : lag < _timeout ? lag : _timeout;
+    }
+
+    /// <summary>
+    /// <c>WAIT</c>: the admitted debit is on <c>ReplicaAcks</c> replicas before the vendor is called, so a
+    /// failover cannot lose it. WAIT covers every write this connection sent before it, so concurrent
+    /// decisions share the replicas' acknowledgements. One not confirmed within the timeout is answered 503
+    /// and treated as a lost reply: after its deadline it is looked up by its usage event on whatever master
+    /// then holds the pool, and given back if it is there (without a ledger it stays charged).
+    /// </summary>
+    /// <exception cref="QuotaStoreUnavailableException">Fewer replicas than required acknowledged it in time.</exception>
+    private async Task ConfirmOnReplicasAsync(
+        IDatabase database, RedisKey key, IReadOnlyList<QuotaDebit> debits, UsageContext? usage, RouteDecision decision, (long FromMs, long ToMs) span, long started)
+    {
+        var acknowledged = await AcknowledgedAsync(database, key, Left(started)).ConfigureAwait(false);
+
+        if (acknowledged >= _replicaAcks)
+        {
+            return;
+        }
+
+        _ = ReleaseQuietlyAsync(decision.Lease);
+        if (_ledger && usage is not null && _lostReplies.CanResolve)
+        {
+            _ = ResolveLostReplyAsync(debits, usage, span);
+        }
+        else
+        {
+            _metrics?.AbandonedDecision("unanswered");
+        }
+
+        throw new QuotaStoreUnavailableException($"The debit reached {Math.Max(0, acknowledged)} of the {_replicaAcks} replica(s) it needs within {_timeout.TotalMilliseconds} ms; the vendor was not called.");
+    }
+
+    /// <summary>How many replicas hold this connection's writes so far (<c>WAIT</c>, within <paramref name="within"/>); -1 when the store failed.</summary>
+    private async Task<long> AcknowledgedAsync(IDatabase database, RedisKey key, TimeSpan within)
+    {
+        var waitMs = Math.Max(1, (long)within.TotalMilliseconds);
+        try
+        {
+            var server = _connection.GetServer(database.IdentifyEndpoint(key) ?? throw new RedisConnectionException(ConnectionFailureType.UnableToConnect, "no server holds the key"));
+            return (long)await server.ExecuteAsync("WAIT", _replicaAcks, waitMs)
+                .WaitAsync(TimeSpan.FromMilliseconds(waitMs) + (ReplyAllowance * 4))
+                .ConfigureAwait(false);
+        }
+        catch (Exception ex) when (IsStoreFailure(ex))
+        {
+            return -1;
+        }
+    }
+
+    /// <summary>Below this, queued work runs on time (a timer's ordinary jitter).</summary>
+    private static readonly TimeSpan LagWorthWaiting = TimeSpan.FromMilliseconds(2);
 
     /// <summary>What a Redis call can throw when the store, the connection or its reply fails.</summary>
     private static bool IsStoreFailure(Exception ex) =>
@@ -304,9 +396,16 @@ internal sealed class RedisQuotaStore : IQuotaStore
             await Task.Delay(pause, _timeProvider).ConfigureAwait(false);
             try
             {
-                await AdjustScript.EvaluateAsync(_connection.GetDatabase(), _keys, debits, windowStarts, -debits[0].Cost, UsageKind.Refund, _ledger ? usage : null, operation)
+                var database = _connection.GetDatabase();
+                await AdjustScript.EvaluateAsync(database, _keys, debits, windowStarts, -debits[0].Cost, UsageKind.Refund, _ledger ? usage : null, operation)
                     .WaitAsync(_timeout)
                     .ConfigureAwait(false);
+                if (_replicaAcks > 0 && await AcknowledgedAsync(database, _keys.PoolUsage(debits[0].Pool), _timeout).ConfigureAwait(false) < _replicaAcks)
+                {
+                    // Not yet on the replicas: a failover could lose it. Sent again (the same operation applies once).
+                    throw new TimeoutException("the refund did not reach the replicas in time");
+                }
+
                 await ReleaseQuietlyAsync(lease);
                 _metrics?.AbandonedDecision("refunded");
                 QuotaLog.AbandonedDecisionRefunded(_logger, debits[0].Cost, "refunded");
