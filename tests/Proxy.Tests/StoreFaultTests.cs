@@ -296,21 +296,8 @@ public sealed class StoreFaultTests(RedisFixture redis, PostgresFixture postgres
     /// </summary>
     private async Task AssertSettledAsync(StackExchange.Redis.IConnectionMultiplexer connection, string prefix, string ledger, VendorServer vendor, long stuckAtMost)
     {
-        var keys = new RedisKeys(prefix);
-        var vendorCalls = Tenants.ToDictionary(t => t, t => (long)vendor.Calls.Count(c => c.RequestMessage!.Path!.StartsWith($"/{t}-", StringComparison.Ordinal)));
-        var settled = await Poll.UntilAsync(
-            "Redis counters and ledger net credits to agree per tenant, every event flushed, none below the vendor's calls",
-            async () =>
-            {
-                var counters = (await connection.GetDatabase().HashGetAllAsync(keys.PoolUsage("daily"))).ToDictionary(e => e.Name.ToString(), e => (long)e.Value);
-                var net = await LedgerNetAsync(ledger, by: "tenant");
-                var waiting = await connection.GetDatabase().StreamLengthAsync(keys.EventStream("daily"));
-                return (Tenants: Tenants.Select(t => (Redis: counters.GetValueOrDefault("t:" + t), Ledger: net.GetValueOrDefault(t), Vendor: vendorCalls[t])).ToList(), Waiting: waiting);
-            },
-            // Exact at once, or the same numbers for 20 s (a give-back still on its way would have landed).
-            seen => (seen.Waiting == 0 && seen.Tenants.All(t => t.Redis == t.Ledger && t.Redis == t.Vendor)) || Unchanged($"{string.Join(",", seen.Tenants)} {seen.Waiting}"),
-            TimeSpan.FromSeconds(60));
-        output.WriteLine(string.Join("; ", settled.Tenants.Select((t, i) => $"{Tenants[i]}: redis {t.Redis}, ledger {t.Ledger}, vendor {t.Vendor}")));
+        // Exact at once, or the same numbers for 20 s (a give-back still on its way would have landed).
+        var settled = await TalliesAsync(connection, prefix, ledger, vendor, seen => seen.Exact || Unchanged(seen.ToString()));
         Assert.Equal(0, settled.Waiting);
         Assert.All(settled.Tenants, t => Assert.Equal(t.Redis, t.Ledger));
         Assert.All(settled.Tenants, t => Assert.True(t.Redis >= t.Vendor, $"Redis {t.Redis} below the vendor's {t.Vendor} calls: an admission too many"));
@@ -514,7 +501,11 @@ public sealed class StoreFaultTests(RedisFixture redis, PostgresFixture postgres
     /// Per tenant: Redis counters = ledger net credits = vendor calls (every route costs 1). Waits for the
     /// flushers and for the refunds of decisions that landed after their 503.
     /// </summary>
-    private async Task AssertInvariantAsync(StackExchange.Redis.IConnectionMultiplexer connection, string prefix, string ledger, VendorServer vendor)
+    private Task AssertInvariantAsync(StackExchange.Redis.IConnectionMultiplexer connection, string prefix, string ledger, VendorServer vendor) =>
+        TalliesAsync(connection, prefix, ledger, vendor, seen => seen.Exact);
+
+    /// <summary>Per tenant Redis's counter, the ledger's net credits and the vendor's calls, and the events still in Redis, polled until <paramref name="done"/> (60 s at most).</summary>
+    private async Task<Tallies> TalliesAsync(StackExchange.Redis.IConnectionMultiplexer connection, string prefix, string ledger, VendorServer vendor, Func<Tallies, bool> done)
     {
         var keys = new RedisKeys(prefix);
         var vendorCalls = Tenants.ToDictionary(t => t, t => (long)vendor.Calls.Count(c => c.RequestMessage!.Path!.StartsWith($"/{t}-", StringComparison.Ordinal)));
@@ -525,11 +516,22 @@ public sealed class StoreFaultTests(RedisFixture redis, PostgresFixture postgres
                 var counters = (await connection.GetDatabase().HashGetAllAsync(keys.PoolUsage("daily"))).ToDictionary(e => e.Name.ToString(), e => (long)e.Value);
                 var net = await LedgerNetAsync(ledger, by: "tenant");
                 var waiting = await connection.GetDatabase().StreamLengthAsync(keys.EventStream("daily"));
-                return string.Join("; ", Tenants.Select(t => $"{t}: redis {counters.GetValueOrDefault("t:" + t)}, ledger {net.GetValueOrDefault(t)}, vendor {vendorCalls[t]}")) + $"; waiting {waiting}";
+                return new Tallies([.. Tenants.Select(t => new Tally(t, counters.GetValueOrDefault("t:" + t), net.GetValueOrDefault(t), vendorCalls[t]))], waiting);
             },
-            seen => Tenants.All(t => seen.Contains($"{t}: redis {vendorCalls[t]}, ledger {vendorCalls[t]}, vendor {vendorCalls[t]}", StringComparison.Ordinal)) && seen.EndsWith("waiting 0", StringComparison.Ordinal),
+            done,
             TimeSpan.FromSeconds(60));
-        output.WriteLine(settled);
+        output.WriteLine(settled.ToString());
+        return settled;
+    }
+
+    private sealed record Tally(string Tenant, long Redis, long Ledger, long Vendor);
+
+    private sealed record Tallies(IReadOnlyList<Tally> Tenants, long Waiting)
+    {
+        public bool Exact => Waiting == 0 && Tenants.All(t => t.Redis == t.Ledger && t.Redis == t.Vendor);
+
+        public override string ToString() =>
+            string.Join("; ", Tenants.Select(t => $"{t.Tenant}: redis {t.Redis}, ledger {t.Ledger}, vendor {t.Vendor}")) + $"; waiting {Waiting}";
     }
 
     /// <param name="by">The ledger column to sum the net credits by: <c>tenant</c> or <c>pool</c>.</param>
