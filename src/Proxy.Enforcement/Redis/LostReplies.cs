@@ -10,13 +10,10 @@ namespace QuotaProxy.Enforcement.Redis;
 /// flushed (an event leaves the stream only after its batch is committed), in the ledger. Looked for only
 /// after the decision's deadline, when the script can no longer run.
 /// </summary>
-internal sealed class LostReplies(RedisKeys keys, IUsageHistory? history)
+internal sealed class LostReplies(RedisKeys keys, IUsageHistory history)
 {
     /// <summary>How far either side of the decision's span an event's time is looked for (clocks and stream ids are in ms).</summary>
     private static readonly TimeSpan Margin = TimeSpan.FromSeconds(1);
-
-    /// <summary>Whether lost replies can be resolved: only usage events say whether a decision landed.</summary>
-    public bool CanResolve => history is not null;
 
     /// <summary>
     /// The time (Unix ms) at which the decision was admitted, found from its usage event; null when it was
@@ -39,6 +36,6 @@ internal sealed class LostReplies(RedisKeys keys, IUsageHistory? history)
         }
 
         // Not in the stream: never written, or flushed and trimmed, which happens only after the ledger committed it.
-        return await history!.DebitedAtAsync(debit.Pool.Name, debit.Tenant.Path, usage.Route, usage.RequestId, DateTimeOffset.FromUnixTimeMilliseconds(from), DateTimeOffset.FromUnixTimeMilliseconds(to), CancellationToken.None).ConfigureAwait(false);
+        return await history.DebitedAtAsync(debit.Pool.Name, debit.Tenant.Path, usage.Route, usage.RequestId, DateTimeOffset.FromUnixTimeMilliseconds(from), DateTimeOffset.FromUnixTimeMilliseconds(to), CancellationToken.None).ConfigureAwait(false);
     }
 }

@@ -15,15 +15,12 @@ namespace QuotaProxy.Enforcement.Redis;
 /// <para>
 /// A 503 costs nothing. Each decision carries a deadline on the Redis server's clock
 /// (<see cref="RedisClock"/>), after which the script debits nothing; and a decision the proxy stopped
-/// waiting for that still lands admitted (its reply late behind a stall) is given back, with a ledger
-/// refund event, as soon as its reply arrives.
+/// waiting for that still lands admitted (its reply late behind a stall, or lost with its connection) is
+/// given back, with a ledger refund event (<see cref="AbandonedDecisions"/>).
 /// </para>
 /// </summary>
 internal sealed class RedisQuotaStore : IQuotaStore
 {
-    /// <summary>Before each attempt to give an abandoned decision back: about half a minute in all, then it is reported as failed.</summary>
-    private static readonly TimeSpan[] RefundRetries = [TimeSpan.Zero, .. new[] { 0.2, 0.5, 1, 2, 4, 8, 15 }.Select(TimeSpan.FromSeconds)];
-
     /// <summary>What the deadline leaves for the reply's way back, within the store timeout.</summary>
     private static readonly TimeSpan ReplyAllowance = TimeSpan.FromMilliseconds(5);
 
@@ -40,7 +37,7 @@ internal sealed class RedisQuotaStore : IQuotaStore
     private readonly RedisClock _clock;
     private readonly BreakerOptions _breakerOptions;
     private readonly StoreBaselines _baselines;
-    private readonly LostReplies _lostReplies;
+    private readonly AbandonedDecisions _abandoned;
     private readonly LocalLag _lag;
     private readonly int _replicaAcks;
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, StoreCircuitBreaker> _breakers = new(StringComparer.Ordinal);
@@ -75,9 +72,11 @@ internal sealed class RedisQuotaStore : IQuotaStore
         _clock = new RedisClock(timeProvider);
         _breakerOptions = breaker ?? new BreakerOptions();
         _baselines = baselines ?? new StoreBaselines(connection, keys, timeProvider, logger, metrics: metrics);
-        _lostReplies = new LostReplies(keys, history);
         _lag = LocalLag.Shared;
         _replicaAcks = replicaAcks;
+        _abandoned = new AbandonedDecisions(
+            connection, keys, timeout, timeProvider, logger, metrics, _clock, ledger, ledger && history is not null ? new LostReplies(keys, history) : null, replicaAcks,
+            lease => ReleaseAsync(lease, CancellationToken.None).AsTask());
     }
 
     /// <summary>The pools (by the name that tags their keys) whose circuit is not closed, for <c>/readyz</c>.</summary>
@@ -159,7 +158,7 @@ internal sealed class RedisQuotaStore : IQuotaStore
         {
             // The proxy stops waiting; the call may still run, or its reply may have come in since the wait
             // ended. Whatever it admits is given back when it lands (at once, if it already has).
-            _ = GiveBackWhenLandedAsync(evaluation, debits, leaseId, usage, Span(proxyNow, deadline));
+            _ = _abandoned.GiveBackWhenLandedAsync(evaluation, debits, leaseId, usage, Span(proxyNow, deadline));
             if (ex is OperationCanceledException && cancellationToken.IsCancellationRequested)
             {
                 throw; // the caller went away: there is nobody to answer
@@ -172,11 +171,11 @@ internal sealed class RedisQuotaStore : IQuotaStore
         {
             // RedisServerException (a script error such as QP_CLOCK_SKEW, LOADING, READONLY) is a
             // RedisException too: whatever the store cannot decide, the outage policy answers.
-            if (ex is RedisConnectionException { FailureType: not ConnectionFailureType.UnableToConnect } && _ledger && usage is not null && _lostReplies.CanResolve)
+            if (ex is RedisConnectionException { FailureType: not ConnectionFailureType.UnableToConnect } && _abandoned.CanResolve(usage))
             {
                 // The connection failed with the call on it (Redis killed, a network cut): it may have run, and
                 // its reply died with the connection. Looked up by its usage event after its deadline.
-                _ = ResolveLostReplyAsync(debits, usage, Span(proxyNow, deadline));
+                _ = _abandoned.ResolveLostReplyAsync(debits, usage!, Span(proxyNow, deadline));
             }
 
             QuotaLog.StoreUnavailable(_logger, debits[0].Pool.Name, ex);
@@ -254,48 +253,31 @@ internal sealed class RedisQuotaStore : IQuotaStore
     private async Task ConfirmOnReplicasAsync(
         IDatabase database, RedisKey key, IReadOnlyList<QuotaDebit> debits, UsageContext? usage, RouteDecision decision, (long FromMs, long ToMs) span, long started)
     {
-        var acknowledged = await AcknowledgedAsync(database, key, Left(started)).ConfigureAwait(false);
+        var acknowledged = await _abandoned.AcknowledgedAsync(database, key, Left(started)).ConfigureAwait(false);
 
         if (acknowledged >= _replicaAcks)
         {
             return;
         }
 
-        _ = ReleaseQuietlyAsync(decision.Lease);
-        if (_ledger && usage is not null && _lostReplies.CanResolve)
+        _ = _abandoned.ReleaseQuietlyAsync(decision.Lease);
+        if (_abandoned.CanResolve(usage))
         {
-            _ = ResolveLostReplyAsync(debits, usage, span);
+            _ = _abandoned.ResolveLostReplyAsync(debits, usage!, span);
         }
         else
         {
-            _metrics?.AbandonedDecision("unanswered");
+            _abandoned.Unresolved();
         }
 
         throw new QuotaStoreUnavailableException($"The debit reached {Math.Max(0, acknowledged)} of the {_replicaAcks} replica(s) it needs within {_timeout.TotalMilliseconds} ms; the vendor was not called.");
-    }
-
-    /// <summary>How many replicas hold this connection's writes so far (<c>WAIT</c>, within <paramref name="within"/>); -1 when the store failed.</summary>
-    private async Task<long> AcknowledgedAsync(IDatabase database, RedisKey key, TimeSpan within)
-    {
-        var waitMs = Math.Max(1, (long)within.TotalMilliseconds);
-        try
-        {
-            var server = _connection.GetServer(database.IdentifyEndpoint(key) ?? throw new RedisConnectionException(ConnectionFailureType.UnableToConnect, "no server holds the key"));
-            return (long)await server.ExecuteAsync("WAIT", _replicaAcks, waitMs)
-                .WaitAsync(TimeSpan.FromMilliseconds(waitMs) + (ReplyAllowance * 4))
-                .ConfigureAwait(false);
-        }
-        catch (Exception ex) when (IsStoreFailure(ex))
-        {
-            return -1;
-        }
     }
 
     /// <summary>Below this, queued work runs on time (a timer's ordinary jitter).</summary>
     private static readonly TimeSpan LagWorthWaiting = TimeSpan.FromMilliseconds(2);
 
     /// <summary>What a Redis call can throw when the store, the connection or its reply fails.</summary>
-    private static bool IsStoreFailure(Exception ex) =>
+    internal static bool IsStoreFailure(Exception ex) =>
         ex is RedisException or TimeoutException or ObjectDisposedException or InvalidOperationException or InvalidCastException or OperationCanceledException;
 
     /// <summary>
@@ -305,121 +287,6 @@ internal sealed class RedisQuotaStore : IQuotaStore
     private (long FromMs, long ToMs) Span(DateTimeOffset proxyNow, long deadlineMicros) => deadlineMicros > 0
         ? ((deadlineMicros / 1000) - (long)_timeout.TotalMilliseconds, deadlineMicros / 1000)
         : (proxyNow.ToUnixTimeMilliseconds() - 60_000, proxyNow.ToUnixTimeMilliseconds() + 60_000);
-
-    /// <summary>
-    /// A decision the proxy answered 503 for: when its reply arrives, an admission is given back (counters
-    /// and, with the ledger on, a refund event), so the 503 costs nothing. A call that never answers is
-    /// bounded by its deadline: the script debits nothing after it; and a reply lost with its connection is
-    /// looked for, with the ledger on, by its usage event (<see cref="LostReplies"/>).
-    /// </summary>
-    private async Task GiveBackWhenLandedAsync(Task<RedisResult> evaluation, IReadOnlyList<QuotaDebit> debits, string? leaseId, UsageContext? usage, (long FromMs, long ToMs) span)
-    {
-        RouteDecision decision;
-        try
-        {
-            decision = DebitScript.Read(await evaluation.ConfigureAwait(false), debits, leaseId);
-        }
-        catch (Exception ex) when (IsStoreFailure(ex))
-        {
-            if (_ledger && usage is not null && _lostReplies.CanResolve)
-            {
-                await ResolveLostReplyAsync(debits, usage, span).ConfigureAwait(false);
-            }
-            else
-            {
-                // Without usage events nothing says whether it ran; if it did, its counters stay charged (never
-                // an admission too many: at worst one too few) and nothing is billed.
-                _metrics?.AbandonedDecision("unanswered");
-            }
-
-            return;
-        }
-
-        _clock.Observe(decision.Pools[0].NowMs);
-        if (!decision.Admitted || decision.Pools.All(pool => pool.Replayed))
-        {
-            // Nothing was charged: rejected, expired, or a replay that costs nothing.
-            _metrics?.AbandonedDecision(decision.Admitted || decision.Pools[decision.LimitingIndex].LimitedBy != QuotaLimitedBy.Expired ? "not_admitted" : "expired");
-            await ReleaseQuietlyAsync(decision.Lease);
-            return;
-        }
-
-        await RefundAsync(debits, [.. decision.Pools.Select(pool => pool.Window.StartMs)], usage, decision.Lease).ConfigureAwait(false);
-    }
-
-    /// <summary>
-    /// A decision whose reply was lost: once the store answers again (retried for about a minute), its usage
-    /// event says whether it was admitted; if it was, it is given back like any late admission.
-    /// </summary>
-    private async Task ResolveLostReplyAsync(IReadOnlyList<QuotaDebit> debits, UsageContext usage, (long FromMs, long ToMs) span)
-    {
-        foreach (var pause in LostReplyRetries)
-        {
-            await Task.Delay(pause, _timeProvider).ConfigureAwait(false);
-            try
-            {
-                var admittedAt = await _lostReplies.AdmittedAtAsync(_connection.GetDatabase(), debits[0], usage, span.FromMs, span.ToMs)
-                    .WaitAsync(TimeSpan.FromSeconds(5))
-                    .ConfigureAwait(false);
-                if (admittedAt is not { } at)
-                {
-                    _metrics?.AbandonedDecision("not_admitted");
-                    return;
-                }
-
-                var instant = DateTimeOffset.FromUnixTimeMilliseconds(at);
-                // Leases of a lost decision are not known by id: they expire by themselves (LeaseTtl).
-                await RefundAsync(debits, [.. debits.Select(debit => debit.Pool.Locate(instant).StartMs)], usage, lease: null).ConfigureAwait(false);
-                return;
-            }
-            catch (Exception)
-            {
-                // The store or the ledger is not back yet (a background task: whatever failed, try again).
-            }
-        }
-
-        _metrics?.AbandonedDecision("unanswered");
-    }
-
-    /// <summary>Before each attempt to find a lost reply's event: the store may take a while to come back.</summary>
-    private static readonly TimeSpan[] LostReplyRetries = [.. new[] { 0.1, 0.5, 1, 2, 4, 8, 15, 30 }.Select(TimeSpan.FromSeconds)];
-
-    /// <summary>Gives an abandoned admission back: retried about half a minute, applied once (an operation id).</summary>
-    private async Task RefundAsync(IReadOnlyList<QuotaDebit> debits, IReadOnlyList<long> windowStarts, UsageContext? usage, QuotaLease? lease)
-    {
-        // One operation id for every attempt: adjust.lua applies it once, so an attempt that timed out here
-        // but reaches Redis later, after a retry got through, gives nothing back twice.
-        var operation = Guid.NewGuid().ToString("N");
-        Exception? last = null;
-        foreach (var pause in RefundRetries)
-        {
-            await Task.Delay(pause, _timeProvider).ConfigureAwait(false);
-            try
-            {
-                var database = _connection.GetDatabase();
-                await AdjustScript.EvaluateAsync(database, _keys, debits, windowStarts, -debits[0].Cost, UsageKind.Refund, _ledger ? usage : null, operation)
-                    .WaitAsync(_timeout)
-                    .ConfigureAwait(false);
-                if (_replicaAcks > 0 && await AcknowledgedAsync(database, _keys.PoolUsage(debits[0].Pool), _timeout).ConfigureAwait(false) < _replicaAcks)
-                {
-                    // Not yet on the replicas: a failover could lose it. Sent again (the same operation applies once).
-                    throw new TimeoutException("the refund did not reach the replicas in time");
-                }
-
-                await ReleaseQuietlyAsync(lease);
-                _metrics?.AbandonedDecision("refunded");
-                QuotaLog.AbandonedDecisionRefunded(_logger, debits[0].Cost, "refunded");
-                return;
-            }
-            catch (Exception ex) when (IsStoreFailure(ex))
-            {
-                last = ex;
-            }
-        }
-
-        _metrics?.AbandonedDecision("refund_failed");
-        QuotaLog.AbandonedDecisionNotRefunded(_logger, debits[0].Cost, last);
-    }
 
     /// <summary>
     /// Charges <paramref name="credits"/> on every node of the debits' paths, in the windows of
@@ -438,23 +305,6 @@ internal sealed class RedisQuotaStore : IQuotaStore
         catch (Exception ex) when (IsStoreFailure(ex))
         {
             throw new QuotaStoreUnavailableException($"Redis did not take journaled operation {operationId} within {_timeout.TotalMilliseconds} ms.", ex);
-        }
-    }
-
-    private async Task ReleaseQuietlyAsync(QuotaLease? lease)
-    {
-        if (lease is null)
-        {
-            return;
-        }
-
-        try
-        {
-            await ReleaseAsync(lease, CancellationToken.None).ConfigureAwait(false);
-        }
-        catch (QuotaStoreUnavailableException)
-        {
-            // Logged by ReleaseAsync; the lease expires by itself.
         }
     }
 
