@@ -171,7 +171,7 @@ internal sealed class RedisQuotaStore : IQuotaStore
         {
             // RedisServerException (a script error such as QP_CLOCK_SKEW, LOADING, READONLY) is a
             // RedisException too: whatever the store cannot decide, the outage policy answers.
-            if (ex is RedisConnectionException { FailureType: not ConnectionFailureType.UnableToConnect } && _abandoned.CanResolve(usage))
+            if (ex is RedisConnectionException or RedisTimeoutException && _abandoned.CanResolve(usage))
             {
                 // The connection failed with the call on it (Redis killed, a network cut): it may have run, and
                 // its reply died with the connection. Looked up by its usage event after its deadline.
