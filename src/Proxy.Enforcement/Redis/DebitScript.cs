@@ -183,8 +183,8 @@ internal static class DebitScript
         var all = new RedisKey[(debits.Count * (events ? 3 : 2)) + leaseKeys + 1];
         for (var i = 0; i < debits.Count; i++)
         {
-            all[i * 2] = keys.PoolUsage(debits[i].Pool);
-            all[(i * 2) + 1] = keys.PoolState(debits[i].Pool);
+            // Usage and state, the first two of the pool's shared keys: one lookup, as before the baseline key.
+            Array.Copy(keys.DebitKeys(debits[i].Pool, events: false), 0, all, i * 2, 2);
             if (events)
             {
                 all[(debits.Count * 2) + i] = keys.EventStream(debits[i].Pool);
