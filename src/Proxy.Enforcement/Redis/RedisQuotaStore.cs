@@ -106,9 +106,12 @@ internal sealed class RedisQuotaStore : IQuotaStore
     {
         var proxyNow = _timeProvider.GetUtcNow();
         var leaseId = QuotaLease.Needed(debits) ? QuotaLease.NewId() : null;
-        // While this process runs queued work late, its own queueing is added to the wait (and to the deadline).
+        // While this process runs queued work late, its own queueing is added to the wait, up to one more
+        // timeout. The deadline allows for the longest such wait, whatever the lag when the call is sent (a
+        // burst's first calls leave before the lag shows): a decision Redis runs after the wait has ended
+        // is given back like any late one, and one it runs while the proxy still waits is used.
         var grace = Grace();
-        var deadline = _useProxyClock ? 0 : _clock.DeadlineMicros(proxyNow, grace + (_timeout > ReplyAllowance * 2 ? _timeout - ReplyAllowance : _timeout / 2));
+        var deadline = _useProxyClock ? 0 : _clock.DeadlineMicros(proxyNow, _timeout + (_timeout > ReplyAllowance * 2 ? _timeout - ReplyAllowance : _timeout / 2));
         var (redisKeys, args) = DebitScript.Arguments(
             _keys, debits, proxyNow, _useProxyClock ? (proxyNow - DateTimeOffset.UnixEpoch).Ticks / TimeSpan.TicksPerMicrosecond : 0, leaseId, _leaseMs, usage, _ledger, _maxBacklog, deadline);
         var started = Stopwatch.GetTimestamp();
@@ -209,8 +212,8 @@ internal sealed class RedisQuotaStore : IQuotaStore
     /// (the timer and the reply racing on a busy machine) is used, not thrown away. The timeout measures the
     /// store, not this process's own queueing: while queued work here runs late (<see cref="LocalLag"/>), a
     /// reply is read late by as much, and it is waited for that much longer (<paramref name="grace"/>, or the
-    /// lag now if larger; at most one more timeout). The deadline keeps that safe: it includes the grace
-    /// known when the call was sent, and a decision that lands after the wait is given back.
+    /// lag now if larger; at most one more timeout). The deadline keeps that safe: it allows for the longest
+    /// wait, and a decision that lands after the wait is given back.
     /// </summary>
     private async Task<RedisResult> AwaitAsync(Task<RedisResult> call, TimeSpan within, TimeSpan grace, CancellationToken cancellationToken)
     {
@@ -285,7 +288,7 @@ internal sealed class RedisQuotaStore : IQuotaStore
     /// its sending to its deadline; without a deadline (no reply seen yet), a minute either side.
     /// </summary>
     private (long FromMs, long ToMs) Span(DateTimeOffset proxyNow, long deadlineMicros) => deadlineMicros > 0
-        ? ((deadlineMicros / 1000) - (long)_timeout.TotalMilliseconds, deadlineMicros / 1000)
+        ? ((deadlineMicros / 1000) - (2 * (long)_timeout.TotalMilliseconds), deadlineMicros / 1000)
         : (proxyNow.ToUnixTimeMilliseconds() - 60_000, proxyNow.ToUnixTimeMilliseconds() + 60_000);
 
     /// <summary>
