@@ -35,16 +35,16 @@ internal sealed class LedgerHistory(NpgsqlDataSource dataSource) : IUsageHistory
         try
         {
             await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
-            var at = await connection.QuerySingleOrDefaultAsync<DateTimeOffset?>(new CommandDefinition(
+            // As Unix ms in SQL: Npgsql reads a timestamptz as a DateTime, which Dapper will not map to a DateTimeOffset.
+            return await connection.QuerySingleOrDefaultAsync<long?>(new CommandDefinition(
                 """
-                SELECT min(occurred_at)
+                SELECT (extract(epoch FROM min(occurred_at)) * 1000)::bigint
                 FROM usage_events
                 WHERE pool = @Pool AND tenant = @Tenant AND route = @Route AND request_id = @RequestId
                   AND kind IN ('debit', 'overage') AND occurred_at BETWEEN @From AND @To
                 """,
                 new { Pool = pool, Tenant = tenant, Route = route, RequestId = requestId, From = from, To = to },
                 cancellationToken: cancellationToken));
-            return at?.ToUnixTimeMilliseconds();
         }
         catch (PostgresException ex) when (ex.SqlState == PostgresErrorCodes.UndefinedTable)
         {

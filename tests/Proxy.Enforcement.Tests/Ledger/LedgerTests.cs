@@ -100,4 +100,39 @@ public sealed class LedgerTests(PostgresFixture postgres)
         Assert.Equal([("prod", "quotes", 5L), ("prod", "reports", 5L)], monday.Select(u => (u.Tenant, u.Route, u.Net)));
         Assert.Equal([(new DateOnly(2030, 6, 9), 1L), (new DateOnly(2030, 6, 10), 5L)], prodQuotes.Select(u => (u.Day, u.Net)));
     }
+
+    [Fact]
+    public async Task History_ReadsBackAWindowsNetPerTenant_AndFindsADecisionsDebitByItsRequestWithinItsSpan()
+    {
+        var database = await postgres.NewDatabaseAsync();
+        var history = new LedgerHistory(NpgsqlDataSource.Create(database));
+        var window = new WindowBounds(Monday.ToUnixTimeMilliseconds(), Monday.AddDays(1).ToUnixTimeMilliseconds());
+        // Before any flusher created the ledger: nothing was billed.
+        Assert.Empty(await history.NetByTenantAsync("vendor-daily", window, CancellationToken.None));
+        Assert.Null(await history.DebitedAtAsync("vendor-daily", "prod", "quotes", "req-b", Monday, Monday.AddSeconds(1), CancellationToken.None));
+
+        await LedgerSchema.MigrateAsync(database);
+        var debitedAt = Monday.AddMilliseconds(250);
+        await using var dataSource = NpgsqlDataSource.Create(database);
+        await new LedgerWriter(dataSource).WriteAsync([
+            Event("a", 1, at: Monday.AddMinutes(-1)), // the window before
+            Event("b", 2, at: debitedAt),
+            Event("c", -2, UsageKind.Refund, at: debitedAt.AddMilliseconds(300)),
+            Event("d", 4, tenant: "test", at: Monday.AddHours(3)),
+            Event("e", 5, at: Monday.AddDays(1)), // the window after
+            new UsageEvent("f", Monday, "other-pool", "prod", "quotes", 7, UsageKind.Debit, false, "req-f"),
+        ]);
+
+        var net = await history.NetByTenantAsync("vendor-daily", window, CancellationToken.None);
+        var found = await history.DebitedAtAsync("vendor-daily", "prod", "quotes", "req-b", Monday, Monday.AddSeconds(1), CancellationToken.None);
+        var outsideItsSpan = await history.DebitedAtAsync("vendor-daily", "prod", "quotes", "req-b", Monday.AddSeconds(1), Monday.AddSeconds(2), CancellationToken.None);
+        var refundOnly = await history.DebitedAtAsync("vendor-daily", "prod", "quotes", "req-c", Monday, Monday.AddSeconds(1), CancellationToken.None);
+        var otherTenant = await history.DebitedAtAsync("vendor-daily", "test", "quotes", "req-b", Monday, Monday.AddSeconds(1), CancellationToken.None);
+
+        Assert.Equal(new Dictionary<string, long> { ["prod"] = 0, ["test"] = 4 }, net);
+        Assert.Equal(debitedAt.ToUnixTimeMilliseconds(), found);
+        Assert.Null(outsideItsSpan);
+        Assert.Null(refundOnly);
+        Assert.Null(otherTenant);
+    }
 }
