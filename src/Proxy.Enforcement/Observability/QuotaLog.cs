@@ -53,6 +53,9 @@ internal static partial class QuotaLog
     [LoggerMessage(EventId = 1108, Level = LogLevel.Error, Message = "A decision the proxy answered 503 for landed in Redis later and its {Credits} credit(s) could not be given back")]
     public static partial void AbandonedDecisionNotRefunded(ILogger logger, long credits, Exception? exception);
 
+    [LoggerMessage(EventId = 1115, Level = LogLevel.Error, Message = "A decision the proxy answered 503 for lost its reply, and whether it was admitted could not be looked up; its {Credits} credit(s) stay charged if it was")]
+    public static partial void LostReplyNotResolved(ILogger logger, long credits, Exception? exception);
+
     [LoggerMessage(EventId = 1109, Level = LogLevel.Warning, Message = "Usage gauges not refreshed this pass; they keep their values")]
     public static partial void UsageRefreshFailed(ILogger logger, Exception exception);
 

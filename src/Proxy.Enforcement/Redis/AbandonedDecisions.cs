@@ -74,6 +74,15 @@ internal sealed class AbandonedDecisions(
             return;
         }
 
+        if (CanResolve(usage))
+        {
+            // Given back by its usage event, where that debit is: the Redis that answered may have been demoted
+            // since, and a refund on a new master that never held the debit would take a credit it never had.
+            var now = decision.Pools[0].NowMs;
+            await GiveBackByEventAsync(debits, usage!, (now, now), decision.Lease).ConfigureAwait(false);
+            return;
+        }
+
         await RefundAsync(debits, [.. decision.Pools.Select(pool => pool.Window.StartMs)], usage, decision.Lease).ConfigureAwait(false);
     }
 
@@ -81,37 +90,92 @@ internal sealed class AbandonedDecisions(
     /// A decision whose reply was lost: once the store answers again (retried for about a minute), its usage
     /// event says whether it was admitted; if it was, it is given back like any late admission.
     /// </summary>
-    public async Task ResolveLostReplyAsync(IReadOnlyList<QuotaDebit> debits, UsageContext usage, (long FromMs, long ToMs) span)
+    public Task ResolveLostReplyAsync(IReadOnlyList<QuotaDebit> debits, UsageContext usage, (long FromMs, long ToMs) span) =>
+        GiveBackByEventAsync(debits, usage, span, lease: null); // a lost decision's leases are not known by id: they expire by themselves
+
+    /// <summary>
+    /// Gives back a debit found by its usage event (<see cref="LostReplies"/>), looked up again on every attempt
+    /// on whatever master then holds the pool. While the event is in the stream, the refund is made only where
+    /// it is, in the same atomic step (<see cref="AdjustScript.RefundWhereDebitedAsync"/>); once it is in the
+    /// ledger, the debit was billed, and the refund is too. A debit found nowhere was never made, or was lost
+    /// with a master demoted before it replicated: either way there is nothing to give back.
+    /// </summary>
+    private async Task GiveBackByEventAsync(IReadOnlyList<QuotaDebit> debits, UsageContext usage, (long FromMs, long ToMs) span, QuotaLease? lease)
     {
+        // One operation id for every attempt: the refund applies once however often it is sent.
+        var operation = Guid.NewGuid().ToString("N");
+        Exception? last = null;
         foreach (var pause in LostReplyRetries)
         {
             await Task.Delay(pause, timeProvider).ConfigureAwait(false);
             try
             {
-                var admittedAt = await lostReplies!.AdmittedAtAsync(connection.GetDatabase(), debits[0], usage, span.FromMs, span.ToMs)
-                    .WaitAsync(TimeSpan.FromSeconds(5))
-                    .ConfigureAwait(false);
-                if (admittedAt is not { } at)
+                var database = connection.GetDatabase();
+                var landed = await FindAsync(database, debits[0], usage, span).ConfigureAwait(false);
+                if (landed is null)
                 {
+                    await ReleaseQuietlyAsync(lease);
                     metrics?.AbandonedDecision("not_admitted");
                     return;
                 }
 
-                var instant = DateTimeOffset.FromUnixTimeMilliseconds(at);
-                // Leases of a lost decision are not known by id: they expire by themselves (LeaseTtl).
-                await RefundAsync(debits, [.. debits.Select(debit => debit.Pool.Locate(instant).StartMs)], usage, lease: null).ConfigureAwait(false);
+                var instant = DateTimeOffset.FromUnixTimeMilliseconds(landed.AtMs);
+                long[] windowStarts = [.. debits.Select(debit => debit.Pool.Locate(instant).StartMs)];
+                var given = landed.StreamId is { } eventId
+                    ? await AdjustScript.RefundWhereDebitedAsync(database, keys, debits, windowStarts, usage, operation, eventId).WaitAsync(timeout).ConfigureAwait(false)
+                    : await AdjustScript.EvaluateAsync(database, keys, debits, windowStarts, -debits[0].Cost, UsageKind.Refund, usage, operation).WaitAsync(timeout).ConfigureAwait(false) >= 0;
+                if (!given)
+                {
+                    continue; // the event left the stream since it was found (flushed): looked up again, in the ledger
+                }
+
+                await ConfirmOnReplicasAsync(database, debits).ConfigureAwait(false);
+                await ReleaseQuietlyAsync(lease);
+                metrics?.AbandonedDecision("refunded");
+                QuotaLog.AbandonedDecisionRefunded(logger, debits[0].Cost, "refunded");
                 return;
             }
-            catch (Exception)
+            catch (Exception ex)
             {
                 // The store or the ledger is not back yet (a background task: whatever failed, try again).
+                last = ex;
             }
         }
 
         metrics?.AbandonedDecision("unanswered");
+        QuotaLog.LostReplyNotResolved(logger, debits[0].Cost, last);
     }
 
-    /// <summary>Before each attempt to find a lost reply's event: the store may take a while to come back.</summary>
+    /// <summary>
+    /// One lookup at a time per replica, each within a few seconds: after an outage every abandoned decision
+    /// looks for its event at once, and hundreds of concurrent stream and ledger reads would starve each
+    /// other (and the ledger's connection pool) until all of them time out.
+    /// </summary>
+    private async Task<LandedDebit?> FindAsync(IDatabase database, QuotaDebit debit, UsageContext usage, (long FromMs, long ToMs) span)
+    {
+        await _lookups.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            return await lostReplies!.FindAsync(database, debit, usage, span.FromMs, span.ToMs).WaitAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(false);
+        }
+        finally
+        {
+            _lookups.Release();
+        }
+    }
+
+    private readonly SemaphoreSlim _lookups = new(2);
+
+    /// <summary>Not yet on the replicas: a failover could lose it. Thrown, so it is sent again (its operation applies once).</summary>
+    private async Task ConfirmOnReplicasAsync(IDatabase database, IReadOnlyList<QuotaDebit> debits)
+    {
+        if (replicaAcks > 0 && await AcknowledgedAsync(database, keys.PoolUsage(debits[0].Pool), timeout).ConfigureAwait(false) < replicaAcks)
+        {
+            throw new TimeoutException("the refund did not reach the replicas in time");
+        }
+    }
+
+    /// <summary>Before each attempt to find an abandoned decision's event: the store may take a while to come back.</summary>
     private static readonly TimeSpan[] LostReplyRetries = [.. new[] { 0.1, 0.5, 1, 2, 4, 8, 15, 30 }.Select(TimeSpan.FromSeconds)];
 
     /// <summary>Gives an abandoned admission back: retried about half a minute, applied once (an operation id).</summary>
@@ -130,12 +194,7 @@ internal sealed class AbandonedDecisions(
                 await AdjustScript.EvaluateAsync(database, keys, debits, windowStarts, -debits[0].Cost, UsageKind.Refund, ledger ? usage : null, operation)
                     .WaitAsync(timeout)
                     .ConfigureAwait(false);
-                if (replicaAcks > 0 && await AcknowledgedAsync(database, keys.PoolUsage(debits[0].Pool), timeout).ConfigureAwait(false) < replicaAcks)
-                {
-                    // Not yet on the replicas: a failover could lose it. Sent again (the same operation applies once).
-                    throw new TimeoutException("the refund did not reach the replicas in time");
-                }
-
+                await ConfirmOnReplicasAsync(database, debits).ConfigureAwait(false);
                 await ReleaseQuietlyAsync(lease);
                 metrics?.AbandonedDecision("refunded");
                 QuotaLog.AbandonedDecisionRefunded(logger, debits[0].Cost, "refunded");

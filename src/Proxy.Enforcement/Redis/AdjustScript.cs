@@ -17,19 +17,27 @@ internal static class AdjustScript
 
     /// <param name="windowStarts">Per pool, the start of the window the debit was made in (Unix ms).</param>
     public static async Task<int> EvaluateAsync(
-        IDatabase database, RedisKeys keys, IReadOnlyList<QuotaDebit> debits, IReadOnlyList<long> windowStarts, long delta, UsageKind kind, UsageContext? usage, string? operationId = null)
-    {
-        var (redisKeys, args) = Arguments(keys, debits, windowStarts, delta, kind, usage, operationId);
-        var changed = (long[])(await database.ScriptEvaluateAsync(Script.Source, redisKeys, args).ConfigureAwait(false))!;
-        return changed.Count(moved => moved == 1);
-    }
+        IDatabase database, RedisKeys keys, IReadOnlyList<QuotaDebit> debits, IReadOnlyList<long> windowStarts, long delta, UsageKind kind, UsageContext? usage, string? operationId = null) =>
+        (await EvaluateRawAsync(database, Arguments(keys, debits, windowStarts, delta, kind, usage, operationId)).ConfigureAwait(false)).Count(moved => moved == 1);
+
+    /// <summary>
+    /// Gives a debit back (a refund event, once for <paramref name="operationId"/>) only in the Redis that holds
+    /// it: its own usage event, <paramref name="debitEventId"/>, must be in the first pool's stream.
+    /// </summary>
+    /// <returns>False when that event is not there (flushed meanwhile, or never written to this Redis): nothing changed.</returns>
+    public static async Task<bool> RefundWhereDebitedAsync(
+        IDatabase database, RedisKeys keys, IReadOnlyList<QuotaDebit> debits, IReadOnlyList<long> windowStarts, UsageContext usage, string operationId, string debitEventId) =>
+        await EvaluateRawAsync(database, Arguments(keys, debits, windowStarts, -debits[0].Cost, UsageKind.Refund, usage, operationId, debitEventId)).ConfigureAwait(false) is not [-1];
+
+    private static async Task<long[]> EvaluateRawAsync(IDatabase database, (RedisKey[] Keys, RedisValue[] Args) call) =>
+        (long[])(await database.ScriptEvaluateAsync(Script.Source, call.Keys, call.Args).ConfigureAwait(false))!;
 
     /// <summary>KEYS: every pool's usage hash, then with the ledger on every pool's event stream. ARGV: <see cref="DebitLayout"/>'s adjust header and blocks.</summary>
     internal static (RedisKey[] Keys, RedisValue[] Args) Arguments(
-        RedisKeys keys, IReadOnlyList<QuotaDebit> debits, IReadOnlyList<long> windowStarts, long delta, UsageKind kind, UsageContext? usage, string? operationId = null)
+        RedisKeys keys, IReadOnlyList<QuotaDebit> debits, IReadOnlyList<long> windowStarts, long delta, UsageKind kind, UsageContext? usage, string? operationId = null, string? debitEventId = null)
     {
         var redisKeys = new List<RedisKey>();
-        var args = new List<RedisValue> { delta, debits.Count, usage?.Route ?? "", usage is null ? "" : debits[0].Tenant.Path, usage?.RequestId ?? "", UsageKinds.Name(kind), operationId ?? "" };
+        var args = new List<RedisValue> { delta, debits.Count, usage?.Route ?? "", usage is null ? "" : debits[0].Tenant.Path, usage?.RequestId ?? "", UsageKinds.Name(kind), operationId ?? "", debitEventId ?? "" };
         for (var i = 0; i < debits.Count; i++)
         {
             redisKeys.Add(keys.PoolUsage(debits[i].Pool));

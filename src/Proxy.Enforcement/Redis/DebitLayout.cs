@@ -27,11 +27,13 @@ internal static class DebitLayout
     public const int BlockRecords = 2;
     public const int BlockHeaderLength = 3;
 
-    // adjust.lua's ARGV: its header (delta, pools, route, tenant, request id, kind), then per pool the start
-    // of the window the debit was made in and the path exactly as debit.lua takes it.
+    // adjust.lua's ARGV: its header (delta, pools, route, tenant, request id, kind, operation id, the
+    // debit's event id), then per pool the start of the window the debit was made in and the path exactly
+    // as debit.lua takes it.
 
     public const int AdjustOperation = 6;
-    public const int AdjustHeaderLength = 7;
+    public const int AdjustDebitEvent = 7;
+    public const int AdjustHeaderLength = 8;
 
     /// <summary>How long adjust.lua remembers an operation id, so that a retried compensation applies once.</summary>
     public const long OperationTtlMs = 3_600_000;

@@ -20,10 +20,10 @@ internal sealed class LostReplies(RedisKeys keys, IUsageHistory history)
     private static readonly TimeSpan Margin = TimeSpan.FromMilliseconds(100);
 
     /// <summary>
-    /// The time (Unix ms) at which the decision was admitted, found from its usage event; null when it was
-    /// not (no event between <paramref name="fromMs"/> and <paramref name="toMs"/>, on the store's clock).
+    /// The decision's debit, found from its usage event; null when it was not admitted (no event between
+    /// <paramref name="fromMs"/> and <paramref name="toMs"/>, on the store's clock).
     /// </summary>
-    public async Task<long?> AdmittedAtAsync(IDatabase database, QuotaDebit debit, UsageContext usage, long fromMs, long toMs)
+    public async Task<LandedDebit?> FindAsync(IDatabase database, QuotaDebit debit, UsageContext usage, long fromMs, long toMs)
     {
         var from = fromMs - (long)Margin.TotalMilliseconds;
         var to = toMs + (long)Margin.TotalMilliseconds;
@@ -35,11 +35,15 @@ internal sealed class LostReplies(RedisKeys keys, IUsageHistory history)
             var fields = packed.Split(' ', 4);
             if (fields.Length == 4 && fields[2] is "debit" or "overage" && packed.EndsWith(tail, StringComparison.Ordinal))
             {
-                return long.Parse(fields[0], System.Globalization.CultureInfo.InvariantCulture);
+                return new LandedDebit(long.Parse(fields[0], System.Globalization.CultureInfo.InvariantCulture), entry.Id.ToString());
             }
         }
 
         // Not in the stream: never written, or flushed and trimmed, which happens only after the ledger committed it.
-        return await history.DebitedAtAsync(debit.Pool.Name, debit.Tenant.Path, usage.Route, usage.RequestId, DateTimeOffset.FromUnixTimeMilliseconds(from), DateTimeOffset.FromUnixTimeMilliseconds(to), CancellationToken.None).ConfigureAwait(false);
+        var billedAt = await history.DebitedAtAsync(debit.Pool.Name, debit.Tenant.Path, usage.Route, usage.RequestId, DateTimeOffset.FromUnixTimeMilliseconds(from), DateTimeOffset.FromUnixTimeMilliseconds(to), CancellationToken.None).ConfigureAwait(false);
+        return billedAt is { } at ? new LandedDebit(at, StreamId: null) : null;
     }
 }
+
+/// <summary>A debit found by its usage event: when it was made (Unix ms, the store's clock), and its event's id while the event is still in the stream (null once it is in the ledger).</summary>
+internal sealed record LandedDebit(long AtMs, string? StreamId);

@@ -71,7 +71,7 @@ public sealed partial class DebitLayoutTests
     {
         var declared = LuaConstants(DebitScript.Script.Source).Keys;
         // adjust.lua's own header is the only part debit.lua does not take.
-        string[] adjustOnly = ["ADJUST_OPERATION", "ADJUST_HEADER_LENGTH", "BLOCK_WINDOW_START", "ADJUST_BLOCK_HEADER_LENGTH", "OPERATION_TTL_MS"];
+        string[] adjustOnly = ["ADJUST_OPERATION", "ADJUST_DEBIT_EVENT", "ADJUST_HEADER_LENGTH", "BLOCK_WINDOW_START", "ADJUST_BLOCK_HEADER_LENGTH", "OPERATION_TTL_MS"];
 
         var missing = CSharpNames().Keys.Except(adjustOnly).Except(declared).ToList();
 

@@ -71,6 +71,35 @@ public sealed class RedisQuotaStoreTests(RedisFixture redis)
         Assert.True(await database.KeyExistsAsync(keys.OperationKey(Daily, "compensation-1")));
     }
 
+    [Fact]
+    public async Task RefundWhereDebited_GivesBackOnlyInARedisHoldingTheDebitsEvent_AndOnceHoweverOftenItIsSent()
+    {
+        var prefix = RedisFixture.NewKeyPrefix();
+        var keys = new RedisKeys(prefix);
+        var store = new RedisQuotaStore(redis.Connection, keys, TimeSpan.FromSeconds(2), TimeProvider.System, NullLogger<RedisQuotaStore>.Instance, ledger: true);
+        QuotaDebit[] debit = [Daily.Debit("test", 3)];
+        var usage = new UsageContext("quotes", "request-1");
+        var decision = await store.DebitAsync(debit, usage, CancellationToken.None);
+        var database = redis.Connection.GetDatabase();
+        var debitEvent = Assert.Single(await database.StreamRangeAsync(keys.EventStream("daily"))).Id.ToString();
+        long[] windowStarts = [decision.Pools[0].Window.StartMs];
+
+        // A debit this Redis never held (one a demoted master took and lost in the switch): nothing changes.
+        var elsewhere = await AdjustScript.RefundWhereDebitedAsync(database, keys, debit, windowStarts, usage, "give-back-1", "1-1");
+        var usedThen = (long)await database.HashGetAsync(keys.PoolUsage("daily"), "t:test");
+        var here = await AdjustScript.RefundWhereDebitedAsync(database, keys, debit, windowStarts, usage, "give-back-1", debitEvent);
+        var again = await AdjustScript.RefundWhereDebitedAsync(database, keys, debit, windowStarts, usage, "give-back-1", debitEvent);
+
+        Assert.True(decision.Admitted);
+        Assert.False(elsewhere);
+        Assert.Equal(3, usedThen);
+        Assert.True(here);
+        Assert.True(again); // applied already: nothing more changes
+        Assert.Equal(0, (long)await database.HashGetAsync(keys.PoolUsage("daily"), "t:test"));
+        var events = (await database.StreamRangeAsync(keys.EventStream("daily"))).Select(e => string.Join(' ', ((string)e["e"]!).Split(' ')[1..3])).ToList();
+        Assert.Equal(["3 debit", "-3 refund"], events);
+    }
+
     [Theory]
     [InlineData(true)]
     [InlineData(false)]

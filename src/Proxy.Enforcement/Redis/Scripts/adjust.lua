@@ -16,13 +16,18 @@
 -- ARGV[7]    an operation id, or empty. With one, the last KEY is that operation's marker: the first call
 --            that carries it adjusts, any later one (a retry, or an earlier attempt that reaches Redis late)
 --            changes nothing and replies with no pools. A compensation may then be retried safely.
--- ARGV[8..]  one block per pool: the start of the window the debit was made in (Unix ms), then the path
+-- ARGV[8]    the id of the debit's own event in pool 1's stream, or empty. With one, the adjustment is
+--            made only where that debit is: when the event is not in this Redis's stream (flushed, or never
+--            here, such as a debit a demoted master took and then lost), nothing changes and the reply is
+--            { -1 }. So giving back a decision the proxy answered 503 for can never take from a counter that
+--            does not hold it.
+-- ARGV[9..]  one block per pool: the start of the window the debit was made in (Unix ms), then the path
 --            exactly as debit.lua takes it: the records' format, the packed records, the fields
 -- Reply:     per pool, 1 if its counters moved, 0 if its window had moved on
 
 -- The layout of the packed records, named as in DebitLayout.cs (DebitLayoutTests holds the two to the
 -- same values). Offsets are 0-based from the start of their record.
-local ADJUST_OPERATION, ADJUST_HEADER_LENGTH, OPERATION_TTL_MS = 6, 7, 3600000
+local ADJUST_OPERATION, ADJUST_DEBIT_EVENT, ADJUST_HEADER_LENGTH, OPERATION_TTL_MS = 6, 7, 8, 3600000
 local BLOCK_WINDOW_START, BLOCK_FORMAT, BLOCK_RECORDS, ADJUST_BLOCK_HEADER_LENGTH = 0, 1, 2, 3
 local PATH_FIELD_COUNT, PATH_DEPTH, PATH_HEAD_LENGTH = 0, 1, 2
 local NODE_USED_FIELD, POOL_RECORD_LENGTH = 0, 5
@@ -33,6 +38,11 @@ local delta = tonumber(ARGV[1])
 local pool_count = tonumber(ARGV[2])
 local route, tenant, request_id, kind = ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local min, max, tonumber = math.min, math.max, tonumber
+
+local debit_event = ARGV[1 + ADJUST_DEBIT_EVENT]
+if debit_event ~= '' and #redis.call('XRANGE', KEYS[pool_count + 1], debit_event, debit_event) == 0 then
+  return { -1 }
+end
 
 if ARGV[1 + ADJUST_OPERATION] ~= '' and not redis.call('SET', KEYS[#KEYS], '1', 'NX', 'PX', OPERATION_TTL_MS) then
   return {}
