@@ -158,7 +158,7 @@ public sealed class LedgerReconciliationTests(RedisFixture redis, PostgresFixtur
     }
 
     [Fact]
-    public async Task RetryWithTheSameIdempotencyKey_ReachesTheVendorAgain_ButIsChargedAndBilledOnce()
+    public async Task RetryWithTheSameIdempotencyKey_OnARouteTheVendorDoesNotDeclareIdempotent_IsChargedAndBilledLikeAnyRequest()
     {
         using var vendor = new VendorServer();
         var prefix = RedisFixture.NewKeyPrefix();
@@ -181,12 +181,13 @@ public sealed class LedgerReconciliationTests(RedisFixture redis, PostgresFixtur
         using var retry = await Send("order-42");
         using var other = await Send("order-43");
         using var malformed = await Send(new string('k', 201));
-        var drained = await DrainAsync(redis, prefix, ledger, expectedCredits: 6);
+        var drained = await DrainAsync(redis, prefix, ledger, expectedCredits: 9);
 
         Assert.Equal((HttpStatusCode.OK, HttpStatusCode.OK, HttpStatusCode.OK), (first.StatusCode, retry.StatusCode, other.StatusCode));
-        Assert.Equal("3", retry.Header("X-RateLimit-Used"));
+        // The vendor would do (and bill) the work again: a reused key is no reason to let it through for free.
+        Assert.Equal("6", retry.Header("X-RateLimit-Used"));
         Assert.Equal(3, vendor.CallsTo("/daily"));
-        Assert.Equal((6, 2), drained);
+        Assert.Equal((9, 3), drained);
         Assert.Equal(HttpStatusCode.BadRequest, malformed.StatusCode);
         Assert.Equal("application/problem+json", malformed.Content.Headers.ContentType!.MediaType);
     }

@@ -311,6 +311,15 @@ internal static class QuotaOptionsValidator
                 errors.Add($"{path}:{RouteQuota.CostKey} must be a positive integer, got '{cost}'.");
             }
 
+            if (!RouteQuota.TryParseReplays(metadata[RouteQuota.VendorIdempotentKey], metadata[RouteQuota.MaxReplaysKey], out var replays))
+            {
+                errors.Add($"{path}:{RouteQuota.VendorIdempotentKey} must be true or false, and {RouteQuota.MaxReplaysKey} an integer from 1 to {RouteQuota.MaxReplaysLimit}; got '{metadata[RouteQuota.VendorIdempotentKey]}' and '{metadata[RouteQuota.MaxReplaysKey]}'.");
+            }
+            else if (replays == 0 && metadata[RouteQuota.MaxReplaysKey] is not null)
+            {
+                errors.Add($"{path}:{RouteQuota.MaxReplaysKey} is set but {RouteQuota.VendorIdempotentKey} is not true; replays are free only where the vendor honours the key.");
+            }
+
             RefundPolicy.Parse(metadata[RefundPolicy.Key], out var invalid);
             foreach (var token in invalid)
             {

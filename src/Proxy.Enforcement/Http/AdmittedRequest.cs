@@ -74,6 +74,13 @@ internal sealed class AdmittedRequest(
             await CloseAfterVendorLimitAsync(context.Response.Headers.RetryAfter.ToString());
         }
 
+        if (decision.Pools.Any(pool => pool.Replayed))
+        {
+            // A replay was charged nothing (in that pool): nothing to refund or settle, or its first request's
+            // credits would be given back a second time.
+            return;
+        }
+
         var error = context.Features.Get<IForwarderErrorFeature>()?.Error ?? ForwarderError.None;
         if (!quota.RefundOn.IsNone && quota.RefundOn.Refunds(status, error))
         {

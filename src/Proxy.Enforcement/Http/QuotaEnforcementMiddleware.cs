@@ -64,7 +64,11 @@ internal sealed class QuotaEnforcementMiddleware(
             return;
         }
 
-        var usage = options.Ledger.Enabled || idempotencyKey is not null ? new UsageContext(route.RouteId, RequestId(context), idempotencyKey) : null;
+        // A reused key is free only where the vendor does not do (or bill) the work again; elsewhere it is charged.
+        var claim = idempotencyKey is not null && quota.ReplaysAreFree
+            ? new IdempotencyClaim(idempotencyKey, await FingerprintAsync(context, tenant, route.RouteId), quota.MaxReplays)
+            : null;
+        var usage = options.Ledger.Enabled || claim is not null ? new UsageContext(route.RouteId, RequestId(context), claim) : null;
         RouteDecision decision;
         try
         {
@@ -109,6 +113,12 @@ internal sealed class QuotaEnforcementMiddleware(
         var limiting = decision.Pools[decision.LimitingIndex];
         var limitingPool = debits[decision.LimitingIndex].Pool.Name;
         metrics.Request(routeId, quota.PoolsLabel, tenant, RejectionOutcome(limiting.LimitedBy));
+        if (limiting.LimitedBy == QuotaLimitedBy.IdempotencyConflict)
+        {
+            await QuotaProblems.IdempotencyConflictAsync(context, options.Headers.IdempotencyKey);
+            return;
+        }
+
         if (limiting.LimitedBy == QuotaLimitedBy.LedgerBacklog)
         {
             QuotaLog.LedgerBacklogFull(logger, limitingPool);
@@ -127,8 +137,27 @@ internal sealed class QuotaEnforcementMiddleware(
         QuotaLimitedBy.Concurrency => RequestOutcome.RejectedConcurrency,
         QuotaLimitedBy.Vendor => RequestOutcome.VendorLimited,
         QuotaLimitedBy.LedgerBacklog => RequestOutcome.LedgerBacklogFull,
+        QuotaLimitedBy.IdempotencyConflict => RequestOutcome.InvalidRequest,
         _ => RequestOutcome.RejectedQuota,
     };
+
+    /// <summary>
+    /// What binds an idempotency key to its first request: tenant, route, method, path and query, and the
+    /// body's SHA-256 (the body is buffered to read it, and forwarded from the start).
+    /// </summary>
+    private static async Task<long> FingerprintAsync(HttpContext context, string tenant, string routeId)
+    {
+        var request = context.Request;
+        var digest = Array.Empty<byte>();
+        if (request.ContentLength is > 0 || (request.ContentLength is null && request.Headers.TransferEncoding.Count > 0))
+        {
+            request.EnableBuffering();
+            digest = await System.Security.Cryptography.SHA256.HashDataAsync(request.Body, context.RequestAborted);
+            request.Body.Position = 0;
+        }
+
+        return IdempotencyClaim.FingerprintOf(tenant, routeId, request.Method, request.Path.Value + request.QueryString.Value, digest);
+    }
 
     /// <summary>The caller's X-Request-Id when it sends one, else the proxy's own trace identifier.</summary>
     private static string RequestId(HttpContext context) =>

@@ -36,6 +36,15 @@ internal static class QuotaProblems
         Extensions = { ["header"] = header },
     });
 
+    public static Task IdempotencyConflictAsync(HttpContext context, string header) => WriteAsync(context, new ProblemDetails
+    {
+        Type = "urn:quotaproxy:problem:idempotency-key-reused",
+        Title = "Idempotency key used for another request",
+        Status = StatusCodes.Status422UnprocessableEntity,
+        Detail = $"This {header} was first sent with a different request (method, path, query or body). Use a new key for a new request.",
+        Extensions = { ["header"] = header },
+    });
+
     public static Task LedgerBacklogFullAsync(HttpContext context, TimeSpan retryAfter) => ServiceUnavailableAsync(
         context,
         retryAfter,

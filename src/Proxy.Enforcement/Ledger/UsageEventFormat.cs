@@ -71,6 +71,7 @@ internal static class UsageEventFormat
         kind.SequenceEqual("overage"u8) ? UsageKind.Overage
         : kind.SequenceEqual("refund"u8) ? UsageKind.Refund
         : kind.SequenceEqual("adjustment"u8) ? UsageKind.Adjustment
+        : kind.SequenceEqual("replay"u8) ? UsageKind.Replay
         : UsageKind.Debit;
 
     private static UsageKind ParseKind(string? kind) => kind switch
@@ -78,6 +79,7 @@ internal static class UsageEventFormat
         "overage" => UsageKind.Overage,
         "refund" => UsageKind.Refund,
         "adjustment" => UsageKind.Adjustment,
+        "replay" => UsageKind.Replay,
         _ => UsageKind.Debit,
     };
 

@@ -14,8 +14,23 @@ namespace QuotaProxy.Enforcement.Pricing;
 /// the request really cost: <c>Quota.Cost</c> is then reserved up front, and the difference is charged or
 /// given back when the response ends.
 /// </para>
-internal sealed record RouteQuota(IReadOnlyList<string> Pools, long Cost, RefundPolicy RefundOn, string? CostHeader = null)
+/// <param name="MaxReplays">
+/// On a route whose vendor honours the idempotency key (<c>"Quota.VendorIdempotent": "true"</c>), how many
+/// retries of one key are free in a window (<c>Quota.MaxReplays</c>); 0 elsewhere: there a reused key is
+/// charged like any request, since the vendor would do (and bill) the work again.
+/// </param>
+internal sealed record RouteQuota(IReadOnlyList<string> Pools, long Cost, RefundPolicy RefundOn, string? CostHeader = null, int MaxReplays = 0)
 {
+    public const string VendorIdempotentKey = "Quota.VendorIdempotent";
+    public const string MaxReplaysKey = "Quota.MaxReplays";
+    public const int DefaultMaxReplays = 3;
+
+    /// <summary>The most <c>Quota.MaxReplays</c> may be: a replay is free of credits, so the bound is part of the allowance's promise.</summary>
+    public const int MaxReplaysLimit = 100;
+
+    /// <summary>Whether a retry with the same idempotency key can be free on this route.</summary>
+    public bool ReplaysAreFree => MaxReplays > 0;
+
     public const string CostHeaderKey = "Quota.CostFromResponseHeader";
 
     /// <summary>The route's pools as one metrics label value: <c>daily</c>, or <c>daily,hourly</c>.</summary>
@@ -39,7 +54,8 @@ internal sealed record RouteQuota(IReadOnlyList<string> Pools, long Cost, Refund
                 names,
                 cost,
                 RefundPolicy.Parse(route.Metadata.GetValueOrDefault(RefundPolicy.Key), out _),
-                route.Metadata.GetValueOrDefault(CostHeaderKey) is { Length: > 0 } header ? header.Trim() : null)
+                route.Metadata.GetValueOrDefault(CostHeaderKey) is { Length: > 0 } header ? header.Trim() : null,
+                TryParseReplays(route.Metadata.GetValueOrDefault(VendorIdempotentKey), route.Metadata.GetValueOrDefault(MaxReplaysKey), out var replays) ? replays : 0)
             : throw new InvalidOperationException($"Route '{route.RouteId}' has an invalid {CostKey}.");
     }
 
@@ -52,6 +68,28 @@ internal sealed record RouteQuota(IReadOnlyList<string> Pools, long Cost, Refund
         routes.GetChildren()
             .Select(route => SplitPools(route.GetSection("Metadata")[PoolKey]))
             .Where(pools => pools.Count > 0);
+
+    /// <summary>
+    /// <c>Quota.VendorIdempotent</c> (<c>true</c> or <c>false</c>, default false) and <c>Quota.MaxReplays</c>
+    /// (1 to <see cref="MaxReplaysLimit"/>, default <see cref="DefaultMaxReplays"/>) → the free replays per key.
+    /// </summary>
+    public static bool TryParseReplays(string? vendorIdempotent, string? maxReplays, out int replays)
+    {
+        replays = 0;
+        if (!bool.TryParse(vendorIdempotent ?? "false", out var honoured))
+        {
+            return false;
+        }
+
+        var max = DefaultMaxReplays;
+        if (maxReplays is not null && (!int.TryParse(maxReplays, NumberStyles.None, CultureInfo.InvariantCulture, out max) || max is < 1 or > MaxReplaysLimit))
+        {
+            return false;
+        }
+
+        replays = honoured ? max : 0;
+        return true;
+    }
 
     public static bool TryParseCost(string? text, out long cost)
     {

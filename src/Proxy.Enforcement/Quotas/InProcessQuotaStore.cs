@@ -17,7 +17,8 @@ internal sealed class InProcessQuotaStore(TimeProvider timeProvider, TimeSpan? l
         var now = timeProvider.GetUtcNow();
         var nowMicros = (now - DateTimeOffset.UnixEpoch).Ticks / TimeSpan.TicksPerMicrosecond;
         var nowMs = nowMicros / 1000;
-        var idempotencyField = usage?.IdempotencyKey is { } key ? IdempotencyField(debits[0].Tenant, key) : null;
+        var claim = usage?.Idempotency;
+        var idempotencyField = claim is not null ? IdempotencyField(debits[0].Tenant, claim.Key) : null;
         lock (_pools)
         {
             var counters = new PoolCounters[debits.Count];
@@ -27,7 +28,7 @@ internal sealed class InProcessQuotaStore(TimeProvider timeProvider, TimeSpan? l
             {
                 var debit = debits[i];
                 counters[i] = CountersFor(debit.Pool.Name, debit.Pool.Locate(now), nowMs);
-                outcomes[i] = TreeAdmission.Evaluate(debit.Tenant, debit.Cost, counters[i].Fields, counters[i].State, counters[i].Leases, nowMicros, idempotencyField);
+                outcomes[i] = TreeAdmission.Evaluate(debit.Tenant, debit.Cost, counters[i].Fields, counters[i].State, counters[i].Leases, nowMicros, idempotencyField, claim);
                 if (!outcomes[i].Admitted && limiting < 0)
                 {
                     limiting = i;
@@ -40,9 +41,9 @@ internal sealed class InProcessQuotaStore(TimeProvider timeProvider, TimeSpan? l
             for (var i = 0; i < debits.Count; i++)
             {
                 var (debit, outcome, fields) = (debits[i], outcomes[i], counters[i].Fields);
-                if (admitted && !outcome.Replayed)
+                if (admitted)
                 {
-                    TreeAdmission.Apply(debit.Tenant, debit.Cost, fields, counters[i].State, counters[i].Leases, nowMicros, lease?.Id, _leaseMs, idempotencyField);
+                    TreeAdmission.Apply(debit.Tenant, debit.Cost, fields, counters[i].State, counters[i].Leases, nowMicros, lease?.Id, _leaseMs, idempotencyField, claim, outcome.Replayed);
                 }
 
                 var debited = admitted && !outcome.Replayed ? debit.Cost : 0;

@@ -31,4 +31,7 @@ internal enum QuotaLimitedBy
     /// request gets the outage policy. Only the Redis store reports it.
     /// </summary>
     Expired = 8,
+
+    /// <summary>The idempotency key was first used for a different request (tenant, route, method, path or body): answered 422.</summary>
+    IdempotencyConflict = 9,
 }

@@ -36,23 +36,41 @@ internal static class TreeAdmission
     /// <paramref name="tenant"/>, against <paramref name="counters"/> (the window's fields, field → value,
     /// absent = 0) and the GCRA arrival times in <paramref name="state"/> (fields that outlive windows).
     /// Checks in order: the pool's closure, every node's credits from the pool down, every node's rate from
-    /// the pool down; the first failure on an enforcing node rejects. The store then calls
-    /// <see cref="Apply"/> when every pool of the route admits.
+    /// the pool down, every node's requests in flight; the first failure on an enforcing node rejects. The
+    /// store then calls <see cref="Apply"/> when every pool of the route admits.
+    /// <para>
+    /// With an idempotency claim (<paramref name="idempotencyField"/>, see <see cref="IdempotencyClaim"/>): a key
+    /// first used for another request is refused (<see cref="QuotaLimitedBy.IdempotencyConflict"/>); a retry of
+    /// the same request while replays are left is a replay, checked like any request except for credits,
+    /// and charged none; past its replays it is charged like any request.
+    /// </para>
     /// </summary>
-    public static TreeOutcome Evaluate(QuotaNode tenant, long cost, Dictionary<string, long> counters, Dictionary<string, long> state, Leases leases, long nowMicros, string? idempotencyField = null)
+    public static TreeOutcome Evaluate(
+        QuotaNode tenant, long cost, Dictionary<string, long> counters, Dictionary<string, long> state, Leases leases, long nowMicros, string? idempotencyField = null, IdempotencyClaim? claim = null)
     {
         var path = PathFromRoot(tenant);
-        var (limitedBy, limiting, shadowLimitedBy, shadowLimiting, wait) = Check(path, cost, counters, state, leases, nowMicros);
         var smallestRoom = SmallestRoom(path, counters);
-        if (idempotencyField is not null && counters.ContainsKey(idempotencyField))
+        var replay = false;
+        if (idempotencyField is not null && counters.TryGetValue(idempotencyField, out var seen))
         {
-            // A retry of a request already charged in this window: through, for nothing.
-            return new TreeOutcome(true, QuotaLimitedBy.None, null, smallestRoom, 0, null, false, false, 0, Replayed: true);
+            if (seen / IdempotencyClaim.ReplayCountRange != claim!.Fingerprint)
+            {
+                return new TreeOutcome(false, QuotaLimitedBy.IdempotencyConflict, null, smallestRoom, 0, null, false, false, 0);
+            }
+
+            replay = seen % IdempotencyClaim.ReplayCountRange < claim.MaxReplays;
         }
 
+        var (limitedBy, limiting, shadowLimitedBy, shadowLimiting, wait) = Check(path, cost, counters, state, leases, nowMicros, credits: !replay);
         if (limitedBy != QuotaLimitedBy.None)
         {
             return new TreeOutcome(false, limitedBy, limiting, smallestRoom, 0, null, false, false, wait);
+        }
+
+        if (replay)
+        {
+            // A retry of a request already charged in this window, which the vendor does not do twice: for nothing.
+            return new TreeOutcome(true, shadowLimitedBy, shadowLimiting, smallestRoom, 0, null, false, shadowLimitedBy != QuotaLimitedBy.None, 0, Replayed: true);
         }
 
         long overage = 0;
@@ -78,18 +96,30 @@ internal static class TreeAdmission
         return new TreeOutcome(true, shadowLimitedBy, shadowLimiting, smallestRoom, overage, softNode, softCrossed, shadow, 0);
     }
 
-    /// <summary>Debits every node on the path, the aggregates that change, and the path's rates, and gives <paramref name="leaseId"/> a slot in every MaxInFlight on the path.</summary>
-    public static void Apply(QuotaNode tenant, long cost, Dictionary<string, long> counters, Dictionary<string, long> state, Leases leases, long nowMicros, string? leaseId, long leaseMs, string? idempotencyField = null)
+    /// <summary>
+    /// Debits every node on the path (a replay: none), the aggregates that change, and the path's rates, and
+    /// gives <paramref name="leaseId"/> a slot in every MaxInFlight on the path. A replay counts one more
+    /// against its key; a first request binds the key to its fingerprint.
+    /// </summary>
+    public static void Apply(
+        QuotaNode tenant, long cost, Dictionary<string, long> counters, Dictionary<string, long> state, Leases leases, long nowMicros, string? leaseId, long leaseMs,
+        string? idempotencyField = null, IdempotencyClaim? claim = null, bool replayed = false)
     {
         if (idempotencyField is not null)
         {
-            counters[idempotencyField] = 1;
+            counters[idempotencyField] = counters.TryGetValue(idempotencyField, out var seen)
+                ? seen + (replayed ? 1 : 0)
+                : claim!.Fingerprint * IdempotencyClaim.ReplayCountRange;
         }
 
         foreach (var node in PathFromRoot(tenant))
         {
-            var before = Get(counters, node.UsageField);
-            MoveUsage(node, before, before + cost, counters);
+            if (!replayed)
+            {
+                var before = Get(counters, node.UsageField);
+                MoveUsage(node, before, before + cost, counters);
+            }
+
             if (node.Rate is { } rate)
             {
                 state[node.RateField] = ArrivalAfter(node, rate, cost, state, nowMicros);
@@ -134,7 +164,9 @@ internal static class TreeAdmission
     /// The first failing check, split by mode: an enforcing node's failure rejects; a failure on a node in
     /// shadow mode is only reported. With the µs a retry has to wait when a rate or a closure rejects.
     /// </summary>
-    private static (QuotaLimitedBy, QuotaNode?, QuotaLimitedBy, QuotaNode?, long) Check(QuotaNode[] path, long cost, Dictionary<string, long> counters, Dictionary<string, long> state, Leases leases, long nowMicros)
+    /// <param name="credits">False for a replay: it takes no credits, so they are not checked.</param>
+    private static (QuotaLimitedBy, QuotaNode?, QuotaLimitedBy, QuotaNode?, long) Check(
+        QuotaNode[] path, long cost, Dictionary<string, long> counters, Dictionary<string, long> state, Leases leases, long nowMicros, bool credits = true)
     {
         QuotaLimitedBy shadowLimitedBy = QuotaLimitedBy.None;
         QuotaNode? shadowLimiting = null;
@@ -161,7 +193,7 @@ internal static class TreeAdmission
             return (QuotaLimitedBy.Vendor, root, QuotaLimitedBy.None, null, (closedUntilMs * 1000) - nowMicros);
         }
 
-        foreach (var node in path)
+        foreach (var node in credits ? path : [])
         {
             var failure = Failure(node, cost, counters);
             if (failure != QuotaLimitedBy.None && Rejects(node, failure))

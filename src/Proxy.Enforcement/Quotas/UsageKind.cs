@@ -7,4 +7,7 @@ internal enum UsageKind
     Refund,
     Adjustment,
     Overage,
+
+    /// <summary>A free retry under an idempotency key the vendor honours: 0 credits, recorded so that billing sees every call.</summary>
+    Replay,
 }

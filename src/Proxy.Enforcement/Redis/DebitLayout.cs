@@ -31,6 +31,9 @@ internal static class DebitLayout
     // debit's event id), then per pool the start of the window the debit was made in and the path exactly
     // as debit.lua takes it.
 
+    /// <summary>An idempotency field's value: fingerprint × this + replays so far (<see cref="Quotas.IdempotencyClaim"/>).</summary>
+    public const long ReplayCountRange = Quotas.IdempotencyClaim.ReplayCountRange;
+
     public const int AdjustOperation = 6;
     public const int AdjustDebitEvent = 7;
     public const int AdjustHeaderLength = 8;

@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Collections.Concurrent;
+using System.Globalization;
 using QuotaProxy.Enforcement.Quotas;
 using StackExchange.Redis;
 
@@ -21,8 +22,8 @@ internal static class DebitScript
         RedisKeys keys, IReadOnlyList<QuotaDebit> debits, DateTimeOffset proxyNow, long nowMicros, string? leaseId, long leaseMs, UsageContext? usage = null, bool events = false, long maxBacklog = 0, long deadlineMicros = 0)
     {
         events = events && usage is not null;
-        var idempotencyKey = usage?.IdempotencyKey;
-        if (debits.Count == 1 && nowMicros == 0 && leaseId is null && !events && idempotencyKey is null)
+        var claim = usage?.Idempotency;
+        if (debits.Count == 1 && nowMicros == 0 && leaseId is null && !events && claim is null)
         {
             return (Keys(keys, debits, 0, events: false), SharedArguments(keys, debits[0], proxyNow, leaseMs, maxBacklog, deadlineMicros));
         }
@@ -44,7 +45,9 @@ internal static class DebitScript
         args[DebitLayout.ArgvRoute] = events ? usage!.Route : "";
         args[DebitLayout.ArgvTenant] = events ? debits[0].Tenant.Path : "";
         args[DebitLayout.ArgvRequestId] = events ? usage!.RequestId : "";
-        args[DebitLayout.ArgvIdempotency] = idempotencyKey is null ? "" : InProcessQuotaStore.IdempotencyField(debits[0].Tenant, idempotencyKey);
+        args[DebitLayout.ArgvIdempotency] = claim is null
+            ? ""
+            : string.Create(CultureInfo.InvariantCulture, $"{InProcessQuotaStore.IdempotencyField(debits[0].Tenant, claim.Key)} {claim.Fingerprint} {claim.MaxReplays}");
         var at = DebitLayout.ArgvHeaderLength;
         for (var i = 0; i < debits.Count; i++)
         {

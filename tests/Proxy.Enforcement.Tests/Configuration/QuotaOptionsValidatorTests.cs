@@ -66,6 +66,20 @@ public sealed class QuotaOptionsValidatorTests
         [$"ReverseProxy:Routes:quotes:Metadata:Quota.Cost must be a positive integer, got '{cost}'."],
         ValidateWith("ReverseProxy:Routes:quotes:Metadata:Quota.Cost", cost));
 
+    [Theory]
+    [InlineData("yes", null)]
+    [InlineData("true", "0")]
+    [InlineData("true", "101")]
+    [InlineData("true", "many")]
+    public void Validate_BadVendorIdempotentOrMaxReplays_IsRejected(string vendorIdempotent, string? maxReplays) => Assert.Equal(
+        [$"ReverseProxy:Routes:quotes:Metadata:Quota.VendorIdempotent must be true or false, and Quota.MaxReplays an integer from 1 to 100; got '{vendorIdempotent}' and '{maxReplays}'."],
+        ValidateWith(("ReverseProxy:Routes:quotes:Metadata:Quota.VendorIdempotent", vendorIdempotent), ("ReverseProxy:Routes:quotes:Metadata:Quota.MaxReplays", maxReplays)));
+
+    [Fact]
+    public void Validate_MaxReplaysOnARouteTheVendorDoesNotDeclareIdempotent_IsRejected() => Assert.Equal(
+        ["ReverseProxy:Routes:quotes:Metadata:Quota.MaxReplays is set but Quota.VendorIdempotent is not true; replays are free only where the vendor honours the key."],
+        ValidateWith("ReverseProxy:Routes:quotes:Metadata:Quota.MaxReplays", "2"));
+
     [Fact]
     public void Validate_CostWithoutPool_IsRejected() => Assert.Equal(
         ["ReverseProxy:Routes:health:Metadata:Quota.Cost is set but Quota.Pool is not; name the pool the cost is charged to."],

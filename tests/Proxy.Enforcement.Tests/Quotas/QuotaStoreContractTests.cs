@@ -594,26 +594,51 @@ public abstract class QuotaStoreContractTests
     }
 
     [Fact]
-    public async Task Debit_RetryWithTheSameIdempotencyKey_IsChargedOncePerWindow_EvenWhenThePoolHasSinceRunDry()
+    public async Task Debit_RetryUnderAVendorIdempotentKey_IsFreeForItsReplays_ThenChargedLikeAnyRequest_AndAnotherRequestUnderTheKeyIsRefused()
     {
         var pool = TestPools.Create("idempotent", 5, "1m", "UTC", ("prod", null), ("test", null));
-        var key = new UsageContext("quotes", "r1", IdempotencyKey: "order-42");
+        var key = new UsageContext("quotes", "r1", new IdempotencyClaim("order-42", Fingerprint: 7, MaxReplays: 2));
+        var otherRequest = new UsageContext("quotes", "r2", new IdempotencyClaim("order-42", Fingerprint: 8, MaxReplays: 2));
         ValueTask<RouteDecision> Send(string tenant, long cost, UsageContext? usage) => Store.DebitAsync([pool.Debit(tenant, cost)], usage, CancellationToken.None);
 
         var first = await Send("prod", 2, key);
         var fill = await Send("test", 3, null);
-        var retry = await Send("prod", 2, key);
+        var replays = new[] { await Send("prod", 2, key), await Send("prod", 2, key) };
+        var pastItsReplays = await Send("prod", 2, key);
+        var conflict = await Send("prod", 2, otherRequest);
         var otherTenantSameKey = await Send("test", 2, key);
         Clock.Advance(TimeSpan.FromMinutes(1));
         var nextWindow = await Send("prod", 2, key);
 
         Assert.Equal((true, false, 2L), (first.Admitted, first.Pools[0].Replayed, first.Pools[0].Used));
         Assert.Equal(5, fill.Pools[0].PoolUsed);
-        Assert.True(retry.Admitted);
-        Assert.True(retry.Pools[0].Replayed);
-        Assert.Equal((2L, 5L, 0L), (retry.Pools[0].Used, retry.Pools[0].PoolUsed, retry.Pools[0].OverageCredits));
+        Assert.All(replays, replay => Assert.Equal((true, true, 2L, 5L, 0L), (replay.Admitted, replay.Pools[0].Replayed, replay.Pools[0].Used, replay.Pools[0].PoolUsed, replay.Pools[0].OverageCredits)));
+        // The third retry is charged like a new request, and the pool is dry.
+        Assert.Equal((false, false, QuotaLimitedBy.Pool), (pastItsReplays.Admitted, pastItsReplays.Pools[0].Replayed, pastItsReplays.Pools[0].LimitedBy));
+        Assert.Equal((false, QuotaLimitedBy.IdempotencyConflict), (conflict.Admitted, conflict.Pools[0].LimitedBy));
         Assert.False(otherTenantSameKey.Admitted);
         Assert.Equal((true, false, 2L), (nextWindow.Admitted, nextWindow.Pools[0].Replayed, nextWindow.Pools[0].PoolUsed));
+    }
+
+    [Fact]
+    public async Task Debit_Replay_StillPassesTheClosureAndMaxInFlight_AndHoldsALeaseLikeAnyRequest()
+    {
+        var key = new UsageContext("quotes", "r1", new IdempotencyClaim("order-7", Fingerprint: 99, MaxReplays: 3));
+        var first = await Store.DebitAsync([Leased.Debit("e2e", 1)], key, CancellationToken.None);
+        var replay = await Store.DebitAsync([Leased.Debit("e2e", 1)], key, CancellationToken.None);
+        // Both slots of e2e's MaxInFlight are held: a replay is refused like any request.
+        var replayAtMaxInFlight = await Store.DebitAsync([Leased.Debit("e2e", 1)], key, CancellationToken.None);
+        await Store.ReleaseAsync(first.Lease!, CancellationToken.None);
+        await Store.ReleaseAsync(replay.Lease!, CancellationToken.None);
+        await Store.CloseAsync(Leased, Clock.GetUtcNow().ToUnixTimeMilliseconds() + 60_000, CancellationToken.None);
+        var replayWhileClosed = await Store.DebitAsync([Leased.Debit("e2e", 1)], key, CancellationToken.None);
+
+        Assert.True(first.Admitted);
+        Assert.True(replay.Admitted && replay.Pools[0].Replayed);
+        Assert.NotNull(replay.Lease);
+        Assert.Equal(1, replay.Pools[0].Used);
+        Assert.Equal((false, QuotaLimitedBy.Concurrency), (replayAtMaxInFlight.Admitted, replayAtMaxInFlight.Pools[0].LimitedBy));
+        Assert.Equal((false, QuotaLimitedBy.Vendor), (replayWhileClosed.Admitted, replayWhileClosed.Pools[0].LimitedBy));
     }
 }
 

@@ -82,8 +82,12 @@ public sealed class TreeDifferentialTests(RedisFixture redis, ITestOutputHelper 
                 debits = [debit, new QuotaDebit(other, twin, debit.Cost)];
             }
 
-            // One step in six carries an idempotency key from a small set, so that retries happen.
-            var usage = random.Next(6) == 0 ? new UsageContext("route", $"request-{step}", $"key-{random.Next(20)}") : null;
+            // One step in six carries an idempotency key from a small set, so that retries (replays, and past
+            // them charged ones) happen, and, one in four, under another request's fingerprint (refused).
+            var keyNumber = random.Next(20);
+            var usage = random.Next(6) == 0
+                ? new UsageContext("route", $"request-{step}", new IdempotencyClaim($"key-{keyNumber}", keyNumber + 1 + (random.Next(4) == 0 ? 100 : 0), 1 + (keyNumber % 3)))
+                : null;
             var expectedRoute = await reference.DebitAsync(debits, usage, CancellationToken.None);
             var actualRoute = await lua.DebitAsync(debits, usage, CancellationToken.None);
             replays += actualRoute.Pools.Count(p => p.Replayed);

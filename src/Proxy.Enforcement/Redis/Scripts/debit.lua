@@ -42,9 +42,12 @@
 --           and replies limited_by EXPIRED for every pool
 -- ARGV_LEASE_ID this request's lease id
 -- ARGV_ROUTE    the route, or empty when the ledger is off; ARGV_TENANT the tenant's path; ARGV_REQUEST_ID the request id
--- ARGV_IDEMPOTENCY the idempotency field (i:<tenant>:<Idempotency-Key>), or empty. A field already in a pool's
---           window means a retry of a request charged there: admitted again, charged nothing, no event;
---           a first request writes it with its debit.
+-- ARGV_IDEMPOTENCY on a route whose vendor honours idempotency keys, '<field> <fingerprint> <max replays>'
+--           (the field i:<tenant>:<Idempotency-Key>), else empty. The field's value in a pool's window is
+--           fingerprint × REPLAY_COUNT_RANGE + replays so far (IdempotencyClaim.cs). A retry of the same
+--           request while replays are left is a replay: checked like any request but for credits, charged
+--           none, a 'replay' event of 0 credits; past them it is charged like any request. A different
+--           request under the key is refused (IDEMPOTENCY_CONFLICT). A first request binds the key.
 -- then one block per pool, in the route's order (offsets from the block's first ARGV):
 --   BLOCK_WINDOW   packed: the fixed window length in ms (1s, 1m, 1h) or 0 for a calendar window (1d, 1mo); for
 --           fixed windows the zone's UTC offset in ms, modulo the length; for calendar windows, as the
@@ -103,10 +106,16 @@ local POOL_REPLY_LENGTH = 15
 local KEEP_AFTER_WINDOW_MS = 60000
 -- What limited a decision (QuotaLimitedBy).
 local NONE, TENANT, POOL, RESERVED, RATE, VENDOR, CONCURRENCY, LEDGER_BACKLOG, EXPIRED = 0, 1, 2, 3, 4, 5, 6, 7, 8
+local IDEMPOTENCY_CONFLICT = 9
+local REPLAY_COUNT_RANGE = 1024
 
 local now, cost, pool_count, lease_ms, max_backlog, deadline = struct.unpack('<dddddd', ARGV[1 + ARGV_NUMBERS])
 local lease_id, route, tenant = ARGV[1 + ARGV_LEASE_ID], ARGV[1 + ARGV_ROUTE], ARGV[1 + ARGV_TENANT]
-local request_id, idempotency = ARGV[1 + ARGV_REQUEST_ID], ARGV[1 + ARGV_IDEMPOTENCY]
+local request_id, idempotency, fingerprint, max_replays = ARGV[1 + ARGV_REQUEST_ID], '', 0, 0
+do
+  local field, print, replays = string.match(ARGV[1 + ARGV_IDEMPOTENCY], '^(%S+) (%d+) (%d+)$')
+  if field then idempotency, fingerprint, max_replays = field, tonumber(print), tonumber(replays) end
+end
 
 local min, max, tonumber = math.min, math.max, tonumber
 
@@ -173,13 +182,13 @@ for p = 1, pool_count do
   -- One HMGET for every field the decision reads, straight from ARGV.
   local stored = redis.call('HMGET', usage_key, 'start', 'end', 'closed', idempotency ~= '' and idempotency or 'i:',
     unpack(ARGV, FIRST_FIELD, FIRST_FIELD + read_count - 1))
-  local replayed = idempotency ~= '' and stored[4] ~= false
+  local seen = idempotency ~= '' and tonumber(stored[4]) or nil
   local value = {}
   local stored_start = tonumber(stored[1])
   local closed = tonumber(stored[3]) or 0
   -- A new window starts from zero: no reset job, the first decision in it clears the counters.
   if stored_start == nil or window_start > stored_start then
-    replayed = false
+    seen = nil
     redis.call('DEL', usage_key)
     if closed > now then
       redis.call('HSET', usage_key, 'start', window_start, 'end', window_end, 'closed', closed)
@@ -193,6 +202,17 @@ for p = 1, pool_count do
   else
     window_start, window_end = stored_start, tonumber(stored[2])
     for i = 1, read_count do value[i] = tonumber(stored[i + 4]) or 0 end
+  end
+
+  -- A key already bound in this window: a retry of its request (a replay while replays are left), or a
+  -- different request under the same key.
+  local replayed, conflict = false, false
+  if seen then
+    if math.floor(seen / REPLAY_COUNT_RANGE) ~= fingerprint then
+      conflict = true
+    elseif seen % REPLAY_COUNT_RANGE < max_replays then
+      replayed = true
+    end
   end
 
   -- One pass, pool first: every node's room, the first failing check (an enforcing node rejects, a shadow
@@ -218,12 +238,12 @@ for p = 1, pool_count do
     local limit = rec[at + NODE_LIMIT]
     local room = limit + rec[at + NODE_OVERAGE] - used
     local found = NONE
-    if cost > room then
+    if not replayed and cost > room then
       if index == 0 then found = POOL else found = TENANT end
     end
     local shadow = rec[at + NODE_SHADOW] == 1
     local soft = rec[at + NODE_SOFT_LIMIT]
-    if soft_index == -1 and soft >= 0 and after > soft then
+    if not replayed and soft_index == -1 and soft >= 0 and after > soft then
       soft_index = index
       if used <= soft then soft_crossed = 1 end
     end
@@ -263,8 +283,8 @@ for p = 1, pool_count do
       end
       local share = max(guaranteed - used, parent_limit - parent_used - claims)
       if share < room then room = share end
-      if found == NONE and cost > share then found = RESERVED end
-      if after > limit then overage = max(overage, min(after - limit, cost)) end
+      if not replayed and found == NONE and cost > share then found = RESERVED end
+      if not replayed and after > limit then overage = max(overage, min(after - limit, cost)) end
     end
     if smallest == nil or room < smallest then smallest = room end
     if found ~= NONE and limited_by == NONE then
@@ -324,15 +344,15 @@ for p = 1, pool_count do
     lease_base = lease_base + lease_count
   end
 
-  if route ~= '' and not replayed and redis.call('XLEN', KEYS[2 * pool_count + p]) >= max_backlog then
+  if route ~= '' and redis.call('XLEN', KEYS[2 * pool_count + p]) >= max_backlog then
     limited_by, limiting, wait_us = LEDGER_BACKLOG, 0, 0
   end
 
-  if replayed then
-    -- A retry of a request already charged in this window: through, for nothing.
-    limited_by, limiting, shadow_limited_by, shadow_limiting, wait_us = NONE, -1, NONE, -1, 0
-  elseif idempotency ~= '' then
-    writes[w + 1], writes[w + 2] = idempotency, 1
+  if conflict then
+    limited_by, limiting, shadow_limited_by, shadow_limiting, wait_us = IDEMPOTENCY_CONFLICT, -1, NONE, -1, 0
+  elseif idempotency ~= '' and not replayed then
+    -- A first request binds the key to its fingerprint; past its replays the count stays where it is.
+    writes[w + 1], writes[w + 2] = idempotency, string.format('%d', seen or fingerprint * REPLAY_COUNT_RANGE)
   end
 
   local result = {
@@ -352,20 +372,26 @@ local admitted = limiting_pool == -1
 if admitted then
   local event_tail = route ~= '' and (' ' .. #tenant .. ' ' .. #route .. ' ' .. tenant .. route .. request_id)
   for p = 1, pool_count do
-    -- A replayed pool was charged when the request first came: nothing to write.
+    -- A replayed pool was charged when the request first came: no credits, one more replay of its key.
     local result = results[p]
-    if not result.replayed then
+    if result.replayed then
+      redis.call('HINCRBY', result.usage_key, idempotency, 1)
+    else
       redis.call('HSET', result.usage_key, unpack(result.writes))
-      if result.rate_writes then redis.call('HSET', result.state_key, unpack(result.rate_writes)) end
-      if result.lease_keys then
-        for _, key in ipairs(result.lease_keys) do
-          redis.call('ZADD', key, now + lease_ms, lease_id)
-          -- Memory cleanup only: a set nobody writes to any more goes a minute after its last lease expires.
-          redis.call('PEXPIRE', key, lease_ms + KEEP_AFTER_WINDOW_MS)
-        end
+    end
+    if result.rate_writes then redis.call('HSET', result.state_key, unpack(result.rate_writes)) end
+    if result.lease_keys then
+      for _, key in ipairs(result.lease_keys) do
+        redis.call('ZADD', key, now + lease_ms, lease_id)
+        -- Memory cleanup only: a set nobody writes to any more goes a minute after its last lease expires.
+        redis.call('PEXPIRE', key, lease_ms + KEEP_AFTER_WINDOW_MS)
       end
-      if route ~= '' then
-        local stream, shadow = KEYS[2 * pool_count + p], result.shadow_limited_by ~= NONE and ' 1' or ' 0'
+    end
+    if route ~= '' then
+      local stream, shadow = KEYS[2 * pool_count + p], result.shadow_limited_by ~= NONE and ' 1' or ' 0'
+      if result.replayed then
+        redis.call('XADD', stream, '*', 'e', string.format('%d 0 replay', now) .. shadow .. event_tail)
+      else
         if cost > result.overage then
           redis.call('XADD', stream, '*', 'e', string.format('%d %d debit', now, cost - result.overage) .. shadow .. event_tail)
         end
