@@ -152,7 +152,7 @@ public static class QuotaProxyServiceCollectionExtensions
     {
         var timeProvider = services.GetRequiredService<TimeProvider>();
         var logger = services.GetRequiredService<ILogger<RedisQuotaStore>>();
-        QuotaLog.RedisStoreConfigured(logger, options.Store.Redis!, options.Store.Timeout.TotalMilliseconds, options.Store.KeyPrefix);
+        QuotaLog.RedisStoreConfigured(logger, RedisConnectionOptions.WithoutSecrets(options.Store.Redis!), options.Store.Timeout.TotalMilliseconds, options.Store.KeyPrefix);
         var connection = services.GetRequiredService<IConnectionMultiplexer>();
         var keys = services.GetRequiredService<RedisKeys>();
         return new RedisQuotaStore(

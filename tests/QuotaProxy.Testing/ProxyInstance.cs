@@ -51,7 +51,9 @@ public sealed class ProxyInstance : IAsyncDisposable
 
     private static async Task<ProxyInstance> StartAsync(TestProxyConfig config, string? file)
     {
-        var logs = new CollectedLogs();
+        // Warning and above unless the test asks for more (Logging:LogLevel:Default): every line the proxy writes at that level is collected.
+        var level = config.Values.GetValueOrDefault("Logging:LogLevel:Default") is { } asked && Enum.TryParse<LogLevel>(asked, out var parsed) ? parsed : LogLevel.Warning;
+        var logs = new CollectedLogs(level);
         var app = QuotaProxyHost.Build(
             [],
             builder =>
@@ -70,7 +72,7 @@ public sealed class ProxyInstance : IAsyncDisposable
                 builder.AddInMemoryCollection(new Dictionary<string, string?>
                 {
                     ["Urls"] = "http://127.0.0.1:0",
-                    ["Logging:LogLevel:Default"] = "Warning",
+                    ["Logging:LogLevel:Default"] = level.ToString(),
                 });
             },
             logging => logging.AddProvider(logs));

@@ -4,9 +4,11 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using QuotaProxy.Enforcement.Configuration;
 using QuotaProxy.Enforcement.Identity;
 using QuotaProxy.Enforcement.Ledger;
+using QuotaProxy.Enforcement.Observability;
 using QuotaProxy.Enforcement.Quotas;
 
 namespace QuotaProxy.Enforcement.Admin;
@@ -31,26 +33,14 @@ public static class AdminApi
         }
 
         var port = new Uri(options.Url).Port;
-        var keys = options.Keys.ToDictionary(key => key.Sha256.ToLowerInvariant(), key => key.Name, StringComparer.Ordinal);
+        // Ahead of the endpoints, so that no body is read (or refused as 400/415) before the key is checked.
+        app.Use((http, next) => http.Request.Path.StartsWithSegments(Prefix) && http.Connection.LocalPort == port ? AuthenticateAsync(http, next) : next(http));
         var group = app.MapGroup(Prefix)
             .RequireHost($"*:{port}")
             .AddEndpointFilter(async (context, next) =>
             {
-                var http = context.HttpContext;
                 // The Host header is the caller's to write: only a connection to the admin port gets in.
-                if (http.Connection.LocalPort != port)
-                {
-                    return Results.NotFound();
-                }
-
-                var presented = http.Request.Headers[options.KeyHeader].ToString();
-                if (presented.Length == 0 || !keys.TryGetValue(ApiKeyHash.Compute(presented), out var actor))
-                {
-                    return Problem(StatusCodes.Status401Unauthorized, "admin-unauthorized", "Admin key required", $"Send a valid admin key in {options.KeyHeader}.");
-                }
-
-                http.Items[ActorItem] = actor;
-                return await next(context);
+                return context.HttpContext.Connection.LocalPort != port ? Results.NotFound() : await next(context);
             });
 
         group.MapGet("/status", StatusAsync);
@@ -61,6 +51,29 @@ public static class AdminApi
         group.MapGet("/audit", AuditAsync);
         group.MapGet("/openapi.json", () => Results.Text(OpenApiDocument.Value, "application/json"));
         return app;
+    }
+
+    /// <summary>
+    /// The admin key, against the keys of the configuration in force now (a key removed from the file is
+    /// refused within a second, without a restart). A failure is logged without the key and counted.
+    /// </summary>
+    private static async Task AuthenticateAsync(HttpContext http, RequestDelegate next)
+    {
+        var services = http.RequestServices;
+        var admin = services.GetRequiredService<LiveConfiguration>().Options.Admin;
+        var presented = http.Request.Headers[admin.KeyHeader].ToString();
+        var actor = presented.Length == 0 ? null : AdminKeys.Of(admin).GetValueOrDefault(ApiKeyHash.Compute(presented));
+        if (actor is null)
+        {
+            var reason = presented.Length == 0 ? "missing" : "unknown";
+            QuotaLog.AdminAuthenticationFailed(services.GetRequiredService<ILogger<AdminAudit>>(), reason, http.Connection.RemoteIpAddress?.ToString() ?? "?", http.Request.Method, http.Request.Path.Value ?? "");
+            services.GetRequiredService<QuotaMetrics>().AdminAuthenticationFailed(reason);
+            await Problem(StatusCodes.Status401Unauthorized, "admin-unauthorized", "Admin key required", $"Send a valid admin key in {admin.KeyHeader}.").ExecuteAsync(http);
+            return;
+        }
+
+        http.Items[ActorItem] = actor;
+        await next(http);
     }
 
     private static readonly Lazy<string> OpenApiDocument = new(() =>

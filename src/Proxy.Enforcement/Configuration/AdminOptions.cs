@@ -1,8 +1,8 @@
 namespace QuotaProxy.Enforcement.Configuration;
 
 /// <summary>
-/// The billing ledger in PostgreSQL. Off unless <see cref="ConnectionString"/> is set (it needs the Redis
-/// store: usage events are appended by the debit script itself).
+/// The admin API: off unless <see cref="Url"/> is set. Its keys (and their header) reload with the config
+/// file, so a key is revoked without a restart; the URL is read once at start.
 /// </summary>
 public sealed record AdminOptions
 {

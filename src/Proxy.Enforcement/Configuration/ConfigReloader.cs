@@ -12,7 +12,7 @@ namespace QuotaProxy.Enforcement.Configuration;
 /// go through <see cref="CandidateConfiguration"/> once. Valid: routes, costs, pools, tenants and keys are
 /// in force within a second (the runtime overrides still applied on top). Invalid, or a file that is not
 /// valid JSON: every error is logged, the reload counts as rejected, and the last good configuration stays
-/// in force. Store, Ledger, Admin, Metrics and Upstreams are read once at start; an edit to them waits for
+/// in force. Store, Ledger, the admin URL, Metrics and Upstreams are read once at start; an edit to them waits for
 /// the next restart, and the log says so.
 /// </summary>
 internal sealed class ConfigReloader(
@@ -84,10 +84,12 @@ internal sealed class ConfigReloader(
         {
             Keep("Store", running.Store, candidate.Store);
             Keep("Ledger", running.Ledger, candidate.Ledger);
-            Keep("Admin", running.Admin, candidate.Admin);
+            Keep("Admin:Url", running.Admin.Url, candidate.Admin.Url);
             Keep("Metrics", running.Metrics, candidate.Metrics);
             Keep("Upstreams", running.Upstreams, candidate.Upstreams);
-            return candidate with { Store = running.Store, Ledger = running.Ledger, Admin = running.Admin, Metrics = running.Metrics, Upstreams = running.Upstreams };
+            // The admin keys and their header reload (a revoked key is refused at once); the admin port does not.
+            var admin = running.Admin with { Keys = candidate.Admin.Keys, KeyHeader = candidate.Admin.KeyHeader };
+            return candidate with { Store = running.Store, Ledger = running.Ledger, Admin = admin, Metrics = running.Metrics, Upstreams = running.Upstreams };
         }, routesChanged: !gated.Holds(routes), CancellationToken.None);
 
         if (outcome.Errors.Count > 0)

@@ -159,7 +159,16 @@ internal sealed class QuotaEnforcementMiddleware(
         return IdempotencyClaim.FingerprintOf(tenant, routeId, request.Method, request.Path.Value + request.QueryString.Value, digest);
     }
 
-    /// <summary>The caller's X-Request-Id when it sends one, else the proxy's own trace identifier.</summary>
+    /// <summary>The longest X-Request-Id the ledger stores as the caller sent it.</summary>
+    internal const int MaxRequestIdLength = 128;
+
+    /// <summary>
+    /// The caller's X-Request-Id when it sends one of 1 to <see cref="MaxRequestIdLength"/> visible ASCII
+    /// characters, else the proxy's own trace identifier: the ledger stores what it is given, and a caller
+    /// must not be able to put megabytes or control characters in it.
+    /// </summary>
     private static string RequestId(HttpContext context) =>
-        context.Request.Headers["X-Request-Id"] is { Count: > 0 } id && !string.IsNullOrEmpty(id[0]) ? id[0]! : context.TraceIdentifier;
+        context.Request.Headers["X-Request-Id"] is { Count: 1 } id && id[0] is { Length: > 0 and <= MaxRequestIdLength } value && !value.Any(c => c is < '!' or > '~')
+            ? value
+            : context.TraceIdentifier;
 }

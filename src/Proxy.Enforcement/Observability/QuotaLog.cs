@@ -86,6 +86,9 @@ internal static partial class QuotaLog
     [LoggerMessage(EventId = 1123, Level = LogLevel.Warning, Message = "Journaled emergency admission {Id} not charged this pass; it stays journaled")]
     public static partial void EmergencyReplayFailed(ILogger logger, string id, Exception exception);
 
+    [LoggerMessage(EventId = 1301, Level = LogLevel.Warning, Message = "Admin authentication failed ({Reason} key) from {Remote}: {Method} {Path}")]
+    public static partial void AdminAuthenticationFailed(ILogger logger, string reason, string remote, string method, string path);
+
     [LoggerMessage(EventId = 1102, Level = LogLevel.Information, Message = "Redis quota store: {Endpoint}, timeout {TimeoutMs} ms, key prefix {Prefix}")]
     public static partial void RedisStoreConfigured(ILogger logger, string endpoint, double timeoutMs, string prefix);
 

@@ -47,6 +47,7 @@ internal sealed class QuotaMetrics
     private readonly Counter _emergencyAdmissions;
     private readonly Gauge _emergencyJournalPending;
     private readonly Counter _abandonedDecisions;
+    private readonly Counter _adminAuthFailures;
     private readonly Counter _storeBaselines;
 
     /// <summary>What became of a decision the proxy stopped waiting for (the <c>outcome</c> of <c>quota_proxy_store_abandoned_decisions_total</c>).</summary>
@@ -109,6 +110,12 @@ internal sealed class QuotaMetrics
             ["pool"]);
         _emergencyJournalPending = factory.CreateGauge(
             "quota_proxy_emergency_journal_pending", "Emergency admissions journaled on this replica's disk that the store has not been charged with yet.");
+        _adminAuthFailures = factory.CreateCounter(
+            "quota_proxy_admin_auth_failures_total",
+            "Admin API requests refused for a missing or unknown admin key.",
+            ["reason"]);
+        _adminAuthFailures.WithLabels("missing");
+        _adminAuthFailures.WithLabels("unknown");
         _abandonedDecisions = factory.CreateCounter(
             "quota_proxy_store_abandoned_decisions_total",
             "Decisions the proxy stopped waiting for (and answered 503), by what became of them in the store.",
@@ -181,6 +188,9 @@ internal sealed class QuotaMetrics
     public void EmergencyJournalPending(int records) => _emergencyJournalPending.Set(records);
 
     public void StoreBreakerOpen(string pool, bool open) => _storeBreakerOpen.WithLabels(pool).Set(open ? 1 : 0);
+
+    /// <param name="reason">missing or unknown.</param>
+    public void AdminAuthenticationFailed(string reason) => _adminAuthFailures.WithLabels(reason).Inc();
 
     /// <param name="outcome">One of <see cref="AbandonedOutcomes"/>.</param>
     public void AbandonedDecision(string outcome) => _abandonedDecisions.WithLabels(outcome).Inc();

@@ -27,4 +27,17 @@ internal static class RedisConnectionOptions
         options.SocketManager = SocketManager.Shared;
         return options;
     }
+
+    /// <summary>The connection string as a log line may show it: without its password (nor anything else secret the client knows of).</summary>
+    public static string WithoutSecrets(string connectionString)
+    {
+        try
+        {
+            return ConfigurationOptions.Parse(connectionString).ToString(includePassword: false);
+        }
+        catch (ArgumentException)
+        {
+            return "(not a Redis connection string)";
+        }
+    }
 }
