@@ -168,6 +168,12 @@ public sealed class AdminApiTests(RedisFixture redis, PostgresFixture postgres)
         Assert.Equal([HttpStatusCode.OK, HttpStatusCode.OK, HttpStatusCode.TooManyRequests], after.Statuses); // 3 + 2 = its new limit of 5
         using var trail = await AdminAsync(admin, HttpMethod.Get, "/admin/v1/audit");
         Assert.Equal("override", (await JsonAsync(trail)).GetProperty("entries")[0].GetProperty("action").GetString());
+
+        // Reopening a pool (ending a vendor closure) is audited like any change.
+        using var reopened = await AdminAsync(admin, HttpMethod.Post, "/admin/v1/pools/daily/reopen");
+        using var trailAfter = await AdminAsync(admin, HttpMethod.Get, "/admin/v1/audit");
+        Assert.Equal(HttpStatusCode.OK, reopened.StatusCode);
+        Assert.Equal("reopen", (await JsonAsync(trailAfter)).GetProperty("entries")[0].GetProperty("action").GetString());
     }
 
     [Fact]
@@ -268,7 +274,7 @@ public sealed class AdminApiTests(RedisFixture redis, PostgresFixture postgres)
             .SelectMany(e => e.Metadata.GetMetadata<Microsoft.AspNetCore.Routing.HttpMethodMetadata>()!.HttpMethods
                 .Select(m => $"{m} {e.RoutePattern.RawText!.Replace("{**", "{", StringComparison.Ordinal)}"))
             .ToHashSet();
-        Assert.Equal(7, mapped.Count);
+        Assert.Equal(8, mapped.Count);
         Assert.Equal(mapped.Order(), documented.Order());
     }
 }

@@ -95,6 +95,25 @@ public sealed class QuotactlTests
     }
 
     [Fact]
+    public async Task Reopen_EndsAVendorClosureThatItsMaxClosureCapped()
+    {
+        using var vendor = new VendorServer();
+        vendor.AnswersTooManyRequests("Fri, 31 Dec 9999 23:59:59 GMT");
+        await using var proxy = await ProxyInstance.StartAsync(Config(vendor));
+        using var limited = await proxy.GetAsync("e2e-key", "/quotes/x");
+        vendor.AnswersOk();
+        using var held = await proxy.GetAsync("e2e-key", "/quotes/x");
+
+        var reopen = await RunAsync(proxy, "reopen", "--pool", "daily");
+
+        Assert.Equal(HttpStatusCode.TooManyRequests, held.StatusCode);
+        // The default MaxClosure: an hour, not the year 9999.
+        Assert.InRange(long.Parse(held.Header("Retry-After"), System.Globalization.CultureInfo.InvariantCulture), 3595, 3600);
+        Assert.Equal((0, "daily: open; its requests are decided again\n"), (reopen.Code, reopen.Output));
+        Assert.Equal(1, (await proxy.SendAsync("e2e-key", 1, "/quotes/x")).Admitted);
+    }
+
+    [Fact]
     public async Task Errors_AreClear_UnknownTenant_Unauthorised_Unreachable_NoLedger_BadUsage()
     {
         using var vendor = new VendorServer();

@@ -119,13 +119,13 @@ public sealed class RateAndVendorLimitTests(RedisFixture redis)
     public async Task Vendor429_ClosesThePoolForEveryTenantUntilItsRetryAfter_ThenItReopensByItself()
     {
         using var vendor = new VendorServer();
-        VendorAnswers429(vendor, retryAfter: "2");
+        vendor.AnswersTooManyRequests(retryAfter: "2");
         await using var proxy = await ProxyInstance.StartAsync(Config(vendor));
 
         using var limited = await proxy.GetAsync("prod-key");
         var closedAt = DateTimeOffset.UtcNow;
         using var held = await proxy.GetAsync("e2e-key");
-        VendorAnswersOk(vendor);
+        vendor.AnswersOk();
         await Task.Delay(TimeSpan.FromSeconds(2.2) - (DateTimeOffset.UtcNow - closedAt));
         using var reopened = await proxy.GetAsync("e2e-key");
 
@@ -148,7 +148,7 @@ public sealed class RateAndVendorLimitTests(RedisFixture redis)
     {
         using var vendor = new VendorServer();
         var until = DateTimeOffset.UtcNow.AddMinutes(10);
-        VendorAnswers429(vendor, retryAfter: until.ToString("r", CultureInfo.InvariantCulture));
+        vendor.AnswersTooManyRequests(retryAfter: until.ToString("r", CultureInfo.InvariantCulture));
         await using var proxy = await ProxyInstance.StartAsync(Config(vendor));
 
         using var limited = await proxy.GetAsync("prod-key");
@@ -165,7 +165,7 @@ public sealed class RateAndVendorLimitTests(RedisFixture redis)
     public async Task Vendor429WithoutRetryAfter_ClosesUntilTheWindowsEnd()
     {
         using var vendor = new VendorServer();
-        VendorAnswers429(vendor, retryAfter: null);
+        vendor.AnswersTooManyRequests(retryAfter: null);
         await using var proxy = await ProxyInstance.StartAsync(Config(vendor, window: "1h"));
 
         using var limited = await proxy.GetAsync("prod-key");
@@ -176,6 +176,34 @@ public sealed class RateAndVendorLimitTests(RedisFixture redis)
         var windowEnd = DateTimeOffset.FromUnixTimeSeconds(long.Parse(held.Header("X-RateLimit-Reset"), CultureInfo.InvariantCulture));
         Assert.Equal(windowEnd.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture), problem.GetProperty("closedUntil").GetString());
         Assert.Single(vendor.Calls);
+    }
+
+    [Theory]
+    [InlineData("Fri, 31 Dec 9999 23:59:59 GMT")]
+    [InlineData("99999999999")]
+    public async Task Vendor429WithARetryAfterOfYears_ClosesThePoolForItsMaxClosureOnly_AndTheAdminApiReopensIt(string retryAfter)
+    {
+        using var vendor = new VendorServer();
+        vendor.AnswersTooManyRequests(retryAfter);
+        await using var proxy = await ProxyInstance.StartAsync(Config(vendor).Set("Quota:Pools:daily:MaxClosure", "00:10:00").Admin(LoopbackPorts.Free(), "admin-key"));
+
+        using var limited = await proxy.GetAsync("prod-key");
+        using var held = await proxy.GetAsync("e2e-key");
+        vendor.AnswersOk();
+        using var reopen = new HttpRequestMessage(HttpMethod.Post, "/admin/v1/pools/daily/reopen");
+        reopen.Headers.Add("X-Admin-Key", "admin-key");
+        using var reopened = await proxy.Admin!.SendAsync(reopen);
+        using var after = await proxy.GetAsync("e2e-key");
+
+        Assert.Equal(HttpStatusCode.TooManyRequests, held.StatusCode);
+        Assert.InRange(long.Parse(held.Header("Retry-After"), CultureInfo.InvariantCulture), 595, 600);
+        Assert.Contains(proxy.Logs.Lines, line => line.Contains("[1010]", StringComparison.Ordinal) && line.Contains("pool daily", StringComparison.Ordinal));
+        Assert.Equal(HttpStatusCode.OK, reopened.StatusCode);
+        var status = await reopened.Content.ReadFromJsonAsync<JsonElement>();
+        Assert.Equal(JsonValueKind.Null, status.GetProperty("closedUntil").ValueKind);
+        Assert.Contains(proxy.Logs.Lines, line => line.Contains("[1302]", StringComparison.Ordinal) && line.Contains("reopened by ops", StringComparison.Ordinal));
+        Assert.Equal(HttpStatusCode.OK, after.StatusCode);
+        Assert.Equal(2, vendor.Calls.Count);
     }
 
     [Fact]
@@ -195,24 +223,4 @@ public sealed class RateAndVendorLimitTests(RedisFixture redis)
         Assert.Equal(1, metrics.Value("quota_proxy_soft_limit_crossings_total", ("pool", "daily"), ("node", "e2e")));
         Assert.Equal(1, metrics.Value("quota_proxy_soft_limit_crossings_total"));
     }
-
-    private static void VendorAnswers429(VendorServer vendor, string? retryAfter)
-    {
-        vendor.Server.Reset();
-        var response = Response.Create().WithStatusCode(429).WithHeader("Content-Type", "application/json").WithBody("{\"vendor\":\"slow down\"}");
-        if (retryAfter is not null)
-        {
-            response = response.WithHeader("Retry-After", retryAfter);
-        }
-
-        vendor.Server.Given(Request.Create().UsingAnyMethod()).RespondWith(response);
-    }
-
-    private static void VendorAnswersOk(VendorServer vendor)
-    {
-        vendor.Server.ResetMappings();
-        vendor.Server.Given(Request.Create().UsingAnyMethod())
-            .RespondWith(Response.Create().WithStatusCode(200).WithHeader("Content-Type", "application/json").WithBody("{\"vendor\":\"ok\"}"));
-    }
-
 }

@@ -32,5 +32,26 @@ public sealed class VendorServer : IDisposable
             .Where(h => string.Equals(h.Key, name, StringComparison.OrdinalIgnoreCase))
             .SelectMany(h => h.Value)];
 
+    /// <summary>From now on the vendor answers 429 (with <paramref name="retryAfter"/> as its Retry-After, when given).</summary>
+    public void AnswersTooManyRequests(string? retryAfter)
+    {
+        _server.Reset();
+        var response = Response.Create().WithStatusCode(429).WithHeader("Content-Type", "application/json").WithBody("{\"vendor\":\"slow down\"}");
+        if (retryAfter is not null)
+        {
+            response = response.WithHeader("Retry-After", retryAfter);
+        }
+
+        _server.Given(Request.Create().UsingAnyMethod()).RespondWith(response);
+    }
+
+    /// <summary>From now on the vendor answers 200 again (its log of calls is kept).</summary>
+    public void AnswersOk()
+    {
+        _server.ResetMappings();
+        _server.Given(Request.Create().UsingAnyMethod())
+            .RespondWith(Response.Create().WithStatusCode(200).WithHeader("Content-Type", "application/json").WithBody("{\"vendor\":\"ok\"}"));
+    }
+
     public void Dispose() => _server.Stop();
 }

@@ -47,6 +47,7 @@ public static class AdminApi
         group.MapPut("/pools/{pool}/overrides/{**tenant}", OverrideAsync);
         group.MapDelete("/pools/{pool}/overrides/{**tenant}", RemoveOverrideAsync);
         group.MapPost("/pools/{pool}/reset", ResetAsync);
+        group.MapPost("/pools/{pool}/reopen", ReopenAsync);
         group.MapGet("/usage", UsageAsync);
         group.MapGet("/audit", AuditAsync);
         group.MapGet("/openapi.json", () => Results.Text(OpenApiDocument.Value, "application/json"));
@@ -253,6 +254,40 @@ public static class AdminApi
 
         return await ReadAsync(store, definition, cancellationToken) is { } after
             ? Results.Ok(Status(definition, after, models, tenant))
+            : StoreUnavailable();
+    }
+
+    /// <summary>Ends the pool's vendor closure now: the operator knows the vendor is back before its Retry-After says so. Audited.</summary>
+    private static async Task<IResult> ReopenAsync(
+        string pool, HttpContext http, LiveConfiguration models, IQuotaStore store, AdminAudit audit, ILogger<AdminAudit> logger, CancellationToken cancellationToken)
+    {
+        if (!models.Model.Pools.TryGetValue(pool, out var definition))
+        {
+            return UnknownPool(pool);
+        }
+
+        if (await ReadAsync(store, definition, cancellationToken) is not { } usage)
+        {
+            return StoreUnavailable();
+        }
+
+        var closedUntil = usage.ClosedUntilMs > 0 ? DateTimeOffset.FromUnixTimeMilliseconds(usage.ClosedUntilMs) : (DateTimeOffset?)null;
+        if (await RecordAsync(audit, http, "reopen", pool, null, new { closedUntil }, new { closedUntil = (DateTimeOffset?)null }, cancellationToken) is { } unrecorded)
+        {
+            return unrecorded;
+        }
+
+        try
+        {
+            QuotaLog.PoolReopened(logger, pool, Actor(http), await store.ReopenAsync(definition, cancellationToken));
+        }
+        catch (QuotaStoreUnavailableException)
+        {
+            return StoreUnavailable();
+        }
+
+        return await ReadAsync(store, definition, cancellationToken) is { } after
+            ? Results.Ok(Status(definition, after, models, tenant: null))
             : StoreUnavailable();
     }
 

@@ -31,6 +31,12 @@ public sealed record PoolOptions
     /// </summary>
     public long EmergencyAllowance { get; init; }
 
+    /// <summary>
+    /// The longest a vendor 429 closes the pool (its <c>Retry-After</c>, or the window's end without one, is
+    /// capped to this, on the store's clock); the admin API's reopen ends a closure sooner. Default one hour.
+    /// </summary>
+    public TimeSpan MaxClosure { get; init; } = TimeSpan.FromHours(1);
+
     /// <summary>The top of the tenant tree; each tenant may hold its own <see cref="TenantOptions.Tenants"/>.</summary>
     public Dictionary<string, TenantOptions> Tenants { get; init; } = new(StringComparer.Ordinal);
 }

@@ -15,7 +15,8 @@ internal static class QuotaModelBuilder
         QuotaWindow.TryParse(pool.Window, out var window) ? window : throw new ArgumentException($"Pool '{name}' has an invalid window '{pool.Window}'.", nameof(pool)),
         TimeZoneInfo.FindSystemTimeZoneById(pool.TimeZone),
         new NodeSettings(pool.Limit, null, null, null, pool.SoftLimit, null, pool.Mode, Rate(pool.Rate, pool.Burst), pool.MaxInFlight, Tenants(pool.Tenants)),
-        pool.EmergencyAllowance);
+        pool.EmergencyAllowance,
+        pool.MaxClosure);
 
     private static Dictionary<string, NodeSettings> Tenants(Dictionary<string, TenantOptions> tenants) =>
         tenants.ToDictionary(

@@ -94,6 +94,11 @@ internal static class QuotaOptionsValidator
                 errors.Add($"{path}:SoftLimit must be ≥ 0, got {pool.SoftLimit}.");
             }
 
+            if (pool.MaxClosure <= TimeSpan.Zero || pool.MaxClosure > TimeSpan.FromDays(31))
+            {
+                errors.Add($"{path}:MaxClosure must be more than 0 and at most 31 days, got {pool.MaxClosure}.");
+            }
+
             if (pool.EmergencyAllowance < 0 || (pool.Limit > 0 && pool.EmergencyAllowance > pool.Limit))
             {
                 errors.Add($"{path}:EmergencyAllowance must be between 0 and the pool's Limit ({pool.Limit}), got {pool.EmergencyAllowance}.");

@@ -178,6 +178,13 @@ internal sealed class AdmittedRequest(
             var pool = debits[i].Pool;
             var now = DateTimeOffset.FromUnixTimeMilliseconds(decision.Pools[i].NowMs);
             var until = VendorRetryAfter(retryAfterHeader, now) ?? DateTimeOffset.FromUnixTimeMilliseconds(decision.Pools[i].Window.EndMs);
+            if (until > now + pool.MaxClosure)
+            {
+                // A Retry-After of hours or of the year 9999 would take the pool away until an operator noticed.
+                QuotaLog.VendorClosureCapped(logger, pool.Name, until, pool.MaxClosure.TotalSeconds);
+                until = now + pool.MaxClosure;
+            }
+
             if (until <= now)
             {
                 continue;

@@ -31,6 +31,8 @@ internal sealed class MeteredQuotaStore(IQuotaStore inner, QuotaMetrics metrics)
     public ValueTask CloseAsync(PoolDefinition pool, long untilMs, CancellationToken cancellationToken) =>
         MeasureAsync(StoreOperation.Close, Stopwatch.GetTimestamp(), inner.CloseAsync(pool, untilMs, cancellationToken));
 
+    public ValueTask<long> ReopenAsync(PoolDefinition pool, CancellationToken cancellationToken) => inner.ReopenAsync(pool, cancellationToken);
+
     public ValueTask<int> AdjustAsync(IReadOnlyList<QuotaDebit> debits, RouteDecision decision, long delta, UsageKind kind, UsageContext? usage, CancellationToken cancellationToken) =>
         MeasureAsync(StoreOperation.Adjust, Stopwatch.GetTimestamp(), inner.AdjustAsync(debits, decision, delta, kind, usage, cancellationToken));
 

@@ -86,6 +86,12 @@ internal static partial class QuotaLog
     [LoggerMessage(EventId = 1123, Level = LogLevel.Warning, Message = "Journaled emergency admission {Id} not charged this pass; it stays journaled")]
     public static partial void EmergencyReplayFailed(ILogger logger, string id, Exception exception);
 
+    [LoggerMessage(EventId = 1010, Level = LogLevel.Warning, Message = "The vendor asked pool {Pool} to wait until {Until:o}; closed for its MaxClosure of {MaxClosureSeconds} s instead")]
+    public static partial void VendorClosureCapped(ILogger logger, string pool, DateTimeOffset until, double maxClosureSeconds);
+
+    [LoggerMessage(EventId = 1302, Level = LogLevel.Warning, Message = "Pool {Pool} reopened by {Actor}: its vendor closure until {ClosedUntil} ends now")]
+    public static partial void PoolReopened(ILogger logger, string pool, string actor, long closedUntil);
+
     [LoggerMessage(EventId = 1301, Level = LogLevel.Warning, Message = "Admin authentication failed ({Reason} key) from {Remote}: {Method} {Path}")]
     public static partial void AdminAuthenticationFailed(ILogger logger, string reason, string remote, string method, string path);
 

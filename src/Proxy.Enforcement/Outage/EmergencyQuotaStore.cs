@@ -23,6 +23,8 @@ internal sealed class EmergencyQuotaStore(IQuotaStore store, EmergencyJournal jo
 
     public ValueTask CloseAsync(PoolDefinition pool, long untilMs, CancellationToken cancellationToken) => store.CloseAsync(pool, untilMs, cancellationToken);
 
+    public ValueTask<long> ReopenAsync(PoolDefinition pool, CancellationToken cancellationToken) => store.ReopenAsync(pool, cancellationToken);
+
     public ValueTask<int> AdjustAsync(IReadOnlyList<QuotaDebit> debits, RouteDecision decision, long delta, UsageKind kind, UsageContext? usage, CancellationToken cancellationToken) =>
         store.AdjustAsync(debits, decision, delta, kind, usage, cancellationToken);
 

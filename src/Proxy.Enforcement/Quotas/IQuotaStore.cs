@@ -24,6 +24,11 @@ internal interface IQuotaStore
     /// <exception cref="QuotaStoreUnavailableException">The store did not answer within its timeout.</exception>
     ValueTask CloseAsync(PoolDefinition pool, long untilMs, CancellationToken cancellationToken);
 
+    /// <summary>Ends <paramref name="pool"/>'s vendor closure now (an operator's word): its requests are decided again.</summary>
+    /// <returns>The closure that was in force (Unix ms), 0 if none.</returns>
+    /// <exception cref="QuotaStoreUnavailableException">The store did not answer within its timeout.</exception>
+    ValueTask<long> ReopenAsync(PoolDefinition pool, CancellationToken cancellationToken);
+
     /// <summary>
     /// Changes an admitted request's charge by <paramref name="delta"/> credits on every node it was charged
     /// to (negative gives credits back; positive charges even past a limit), in every pool whose window is

@@ -80,6 +80,17 @@ internal sealed class InProcessQuotaStore(TimeProvider timeProvider, TimeSpan? l
         return ValueTask.CompletedTask;
     }
 
+    public ValueTask<long> ReopenAsync(PoolDefinition pool, CancellationToken cancellationToken)
+    {
+        lock (_pools)
+        {
+            var fields = Counters(pool.Name).Fields;
+            var closed = fields.GetValueOrDefault(TreeAdmission.ClosedField);
+            fields.Remove(TreeAdmission.ClosedField);
+            return ValueTask.FromResult(closed);
+        }
+    }
+
     public ValueTask<int> AdjustAsync(IReadOnlyList<QuotaDebit> debits, RouteDecision decision, long delta, UsageKind kind, UsageContext? usage, CancellationToken cancellationToken)
     {
         var refunded = 0;

@@ -4,8 +4,9 @@ namespace QuotaProxy.Enforcement.Quotas;
 
 internal sealed class PoolDefinition
 {
-    private PoolDefinition(string name, string hashTag, QuotaWindow window, TimeZoneInfo timeZone, QuotaNode root, FrozenDictionary<string, QuotaNode> nodes, long emergencyAllowance)
+    private PoolDefinition(string name, string hashTag, QuotaWindow window, TimeZoneInfo timeZone, QuotaNode root, FrozenDictionary<string, QuotaNode> nodes, long emergencyAllowance, TimeSpan maxClosure)
     {
+        MaxClosure = maxClosure;
         EmergencyAllowance = emergencyAllowance;
         Name = name;
         HashTag = hashTag;
@@ -28,6 +29,9 @@ internal sealed class PoolDefinition
     /// </summary>
     public string HashTag { get; }
 
+    /// <summary>The longest a vendor 429 closes this pool.</summary>
+    public TimeSpan MaxClosure { get; }
+
     public QuotaWindow Window { get; }
 
     public TimeZoneInfo TimeZone { get; }
@@ -43,7 +47,7 @@ internal sealed class PoolDefinition
         var root = QuotaNode.CreateRoot(settings.Root);
         var nodes = new Dictionary<string, QuotaNode>(StringComparer.Ordinal);
         Collect(root, nodes);
-        return new PoolDefinition(name, hashTag ?? name, settings.Window, settings.TimeZone, root, nodes.ToFrozenDictionary(StringComparer.Ordinal), settings.EmergencyAllowance);
+        return new PoolDefinition(name, hashTag ?? name, settings.Window, settings.TimeZone, root, nodes.ToFrozenDictionary(StringComparer.Ordinal), settings.EmergencyAllowance, settings.MaxClosure ?? TimeSpan.FromHours(1));
     }
 
     private static void Collect(QuotaNode node, Dictionary<string, QuotaNode> nodes)

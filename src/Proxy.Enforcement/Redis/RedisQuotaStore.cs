@@ -326,6 +326,21 @@ internal sealed class RedisQuotaStore : IQuotaStore
         }
     }
 
+    public async ValueTask<long> ReopenAsync(PoolDefinition pool, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await ReopenScript.EvaluateAsync(_connection.GetDatabase(), _keys, pool)
+                .WaitAsync(_timeout, cancellationToken)
+                .ConfigureAwait(false);
+        }
+        catch (Exception ex) when (IsStoreFailure(ex))
+        {
+            QuotaLog.StoreUnavailable(_logger, pool.Name, ex);
+            throw new QuotaStoreUnavailableException($"Redis did not reopen pool {pool.Name} within {_timeout.TotalMilliseconds} ms.", ex);
+        }
+    }
+
     public async ValueTask<int> AdjustAsync(IReadOnlyList<QuotaDebit> debits, RouteDecision decision, long delta, UsageKind kind, UsageContext? usage, CancellationToken cancellationToken)
     {
         try

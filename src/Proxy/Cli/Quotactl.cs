@@ -19,6 +19,7 @@ public static class Quotactl
           allocate --pool P --tenant T [--limit N] [--allocation N] [--guaranteed N]
                                                    change a tenant in every replica (audited)
           reset    --pool P [--tenant T]           give the current window's credits back
+          reopen   --pool P                        end the pool's vendor closure now (audited)
           usage    --from YYYY-MM-DD --to YYYY-MM-DD [--tenant T] [--route R] [--csv]
                                                    billed usage from the ledger
         """;
@@ -63,6 +64,7 @@ public static class Quotactl
                 "status" => await command.StatusAsync(cancellationToken),
                 "allocate" => await command.AllocateAsync(cancellationToken),
                 "reset" => await command.ResetAsync(cancellationToken),
+                "reopen" => await command.ReopenAsync(cancellationToken),
                 "usage" => await command.UsageAsync(cancellationToken),
                 _ => await command.UnknownAsync(args[0]),
             };
@@ -211,6 +213,24 @@ public static class Quotactl
             }
 
             await output.WriteLineAsync(tenant is null ? $"{pool}: every tenant's credits of this window given back" : $"{pool}/{tenant}: its credits of this window given back");
+            return 0;
+        }
+
+        public async Task<int> ReopenAsync(CancellationToken cancellationToken)
+        {
+            if (await RequireAsync("pool") is { } missing)
+            {
+                return missing;
+            }
+
+            var pool = options["pool"]!;
+            using var response = await client.PostAsync($"/admin/v1/pools/{Uri.EscapeDataString(pool)}/reopen", content: null, cancellationToken);
+            if (await FailureAsync(response) is { } code)
+            {
+                return code;
+            }
+
+            await output.WriteLineAsync($"{pool}: open; its requests are decided again");
             return 0;
         }
 

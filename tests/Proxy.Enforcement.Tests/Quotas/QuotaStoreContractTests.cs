@@ -452,6 +452,25 @@ public abstract class QuotaStoreContractTests
     }
 
     [Fact]
+    public async Task Reopen_EndsAClosureNow_AndSaysWhatItEnded()
+    {
+        var nowMs = Clock.GetUtcNow().ToUnixTimeMilliseconds();
+        await DebitAsync(Daily.Debit("prod", 1));
+        await Store.CloseAsync(Daily, nowMs + 3_600_000, CancellationToken.None);
+
+        var closed = await DebitAsync(Daily.Debit("test", 1));
+        var ended = await Store.ReopenAsync(Daily, CancellationToken.None);
+        var reopened = await DebitAsync(Daily.Debit("test", 1));
+        var again = await Store.ReopenAsync(Daily, CancellationToken.None);
+
+        Assert.Equal(QuotaLimitedBy.Vendor, closed.LimitedBy);
+        Assert.Equal(nowMs + 3_600_000, ended);
+        Assert.True(reopened.Admitted);
+        Assert.Equal(2, reopened.PoolUsed);
+        Assert.Equal(0, again);
+    }
+
+    [Fact]
     public async Task Close_PastTheWindowsEnd_StaysClosedInTheNextWindow_AndKeepsTheLaterClosure()
     {
         var pool = TestPools.Create("minute", 100, "1m", "UTC", ("prod", null));
