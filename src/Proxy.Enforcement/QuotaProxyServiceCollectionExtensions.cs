@@ -1,5 +1,6 @@
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Diagnostics.HealthChecks;
+using Microsoft.AspNetCore.HttpOverrides;
 using Prometheus;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
@@ -131,10 +132,45 @@ public static class QuotaProxyServiceCollectionExtensions
         return app;
     }
 
+    /// <summary>
+    /// The caller's address from <c>X-Forwarded-For</c>, one hop, only when it comes from a proxy the operator
+    /// named (<c>Quota:Identity:KnownProxies</c>, <c>KnownNetworks</c>); otherwise the socket's address stands,
+    /// so that nobody can pass as a trusted network by writing a header.
+    /// </summary>
+    public static WebApplication UseQuotaForwardedHeaders(this WebApplication app)
+    {
+        var identity = app.Services.GetRequiredService<LiveConfiguration>().Options.Identity;
+        if (identity.KnownProxies.Count == 0 && identity.KnownNetworks.Count == 0)
+        {
+            return app;
+        }
+
+        var options = new ForwardedHeadersOptions { ForwardedHeaders = ForwardedHeaders.XForwardedFor, ForwardLimit = 1 };
+        options.KnownProxies.Clear();
+        options.KnownIPNetworks.Clear();
+        foreach (var proxy in identity.KnownProxies)
+        {
+            options.KnownProxies.Add(System.Net.IPAddress.Parse(proxy));
+        }
+
+        foreach (var network in identity.KnownNetworks)
+        {
+            options.KnownIPNetworks.Add(System.Net.IPNetwork.Parse(network));
+        }
+
+        app.UseForwardedHeaders(options);
+        return app;
+    }
+
     /// <summary>Maps YARP with the quota step ahead of YARP's own pipeline steps.</summary>
     public static IEndpointConventionBuilder MapQuotaProxy(this WebApplication app)
     {
         var enabled = app.Services.GetRequiredService<LiveConfiguration>().Options.Enabled;
+        if (!enabled)
+        {
+            QuotaLog.QuotaDisabled(app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("QuotaProxy"));
+        }
+
         return app.MapReverseProxy(pipeline =>
         {
             if (enabled)

@@ -44,6 +44,7 @@ public static class QuotaProxyHost
         builder.Services.AddStandInVendor(builder.Configuration);
 
         var app = builder.Build();
+        app.UseQuotaForwardedHeaders();
         app.MapQuotaOperations();
         app.MapQuotaAdmin();
         app.MapQuotaProxy();

@@ -170,7 +170,7 @@ public sealed class ProxyBehaviourTests(RedisFixture redis) : IAsyncLifetime
     }
 
     [Fact]
-    public async Task UnmeteredRoute_PassesWithoutIdentityOrQuotaHeaders()
+    public async Task UnmeteredRoute_PassesWithoutIdentityOrQuotaHeaders_NorTheVendorCredential()
     {
         using var response = await _proxy.Client.SendAsync(Get("/open/status"));
 
@@ -178,6 +178,30 @@ public sealed class ProxyBehaviourTests(RedisFixture redis) : IAsyncLifetime
         Assert.False(response.Headers.Contains("RateLimit"));
         Assert.False(response.Headers.Contains("X-RateLimit-Remaining"));
         Assert.Equal(1, _vendor.CallsTo("/status"));
+        // The vendor's secret would pay for calls no quota counts: an unmetered route must ask for it.
+        Assert.Empty(VendorServer.HeaderValues(Assert.Single(_vendor.Calls), "X-Vendor-Key"));
+    }
+
+    [Fact]
+    public async Task UnmeteredRouteThatOptsIn_GetsTheVendorCredential()
+    {
+        await using var proxy = await ProxyInstance.StartAsync(Config().Set("ReverseProxy:Routes:open:Metadata:Quota.ForwardCredential", "true"));
+
+        using var response = await proxy.Client.SendAsync(Get("/open/status"));
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal(["vendor-secret"], VendorServer.HeaderValues(Assert.Single(_vendor.Calls), "X-Vendor-Key"));
+    }
+
+    [Fact]
+    public async Task QuotaDisabled_ForwardsEverything_AndSaysSoAtStart()
+    {
+        await using var proxy = await ProxyInstance.StartAsync(Config().Set("Quota:Enabled", "false"));
+
+        using var response = await proxy.Client.SendAsync(Get("/quotes/AAPL"));
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Contains(proxy.Logs.Lines, line => line.Contains("[1011]", StringComparison.Ordinal));
     }
 
     [Fact]
@@ -231,6 +255,34 @@ public sealed class ProxyIdentityOptionsTests(RedisFixture redis) : IDisposable
 
         Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode);
         Assert.Empty(_vendor.Calls);
+    }
+
+    [Fact]
+    public async Task ForwardedFor_FromACallerThatIsNoKnownProxy_IsIgnored_TheSocketsAddressDecides()
+    {
+        await using var proxy = await ProxyInstance.StartAsync(Config().TrustTenantHeader("10.0.0.0/8"));
+        using var spoofed = FromEnvironment("prod");
+        spoofed.Headers.Add("X-Forwarded-For", "10.1.2.3");
+
+        using var response = await proxy.Client.SendAsync(spoofed);
+
+        Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode);
+        Assert.Empty(_vendor.Calls);
+    }
+
+    [Fact]
+    public async Task ForwardedFor_FromAKnownProxy_NamesTheCaller()
+    {
+        await using var proxy = await ProxyInstance.StartAsync(Config().TrustTenantHeader("10.0.0.0/8").Set("Quota:Identity:KnownProxies:0", "127.0.0.1"));
+        using var forwarded = FromEnvironment("prod");
+        forwarded.Headers.Add("X-Forwarded-For", "10.1.2.3");
+        using var direct = FromEnvironment("prod");
+
+        using var viaProxy = await proxy.Client.SendAsync(forwarded);
+        using var notViaProxy = await proxy.Client.SendAsync(direct);
+
+        Assert.Equal(HttpStatusCode.OK, viaProxy.StatusCode);
+        Assert.Equal(HttpStatusCode.Unauthorized, notViaProxy.StatusCode);
     }
 
     [Fact]

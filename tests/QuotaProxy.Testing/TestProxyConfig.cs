@@ -66,6 +66,11 @@ public sealed class TestProxyConfig
     public TestProxyConfig TrustTenantHeader(params string[] networks)
     {
         _values["Quota:Identity:TrustTenantHeader"] = "true";
+        if (networks.Length == 0)
+        {
+            _values["Quota:Identity:AllowTenantHeaderFromAnyNetwork"] = "true"; // said explicitly, as the proxy requires
+        }
+
         for (var i = 0; i < networks.Length; i++)
         {
             _values[$"Quota:Identity:TrustedNetworks:{i}"] = networks[i];

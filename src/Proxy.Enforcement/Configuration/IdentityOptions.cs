@@ -12,6 +12,18 @@ public sealed record IdentityOptions
     /// <summary>The tenant header is believed only when this is true …</summary>
     public bool TrustTenantHeader { get; init; }
 
-    /// <summary>… and, when this list is not empty, only from callers inside one of these networks (CIDR).</summary>
+    /// <summary>… and only from callers inside one of these networks (CIDR), the socket's address deciding …</summary>
     public List<string> TrustedNetworks { get; init; } = [];
+
+    /// <summary>… or from any network, when this says so explicitly (without it, an empty list stops the start).</summary>
+    public bool AllowTenantHeaderFromAnyNetwork { get; init; }
+
+    /// <summary>
+    /// Proxies in front of this one whose <c>X-Forwarded-For</c> is believed (IP addresses): only then is the
+    /// caller's address taken from that header (ASP.NET Core's forwarded headers, one hop) rather than the socket.
+    /// </summary>
+    public List<string> KnownProxies { get; init; } = [];
+
+    /// <summary>As <see cref="KnownProxies"/>, by network (CIDR).</summary>
+    public List<string> KnownNetworks { get; init; } = [];
 }

@@ -284,6 +284,11 @@ internal static class QuotaOptionsValidator
             var path = $"{RoutesSection}:{route.Key}:Metadata";
             var pool = metadata[RouteQuota.PoolKey];
             var cost = metadata[RouteQuota.CostKey];
+            if (metadata[RouteQuota.ForwardCredentialKey] is { } forward && !bool.TryParse(forward, out _))
+            {
+                errors.Add($"{path}:{RouteQuota.ForwardCredentialKey} must be true or false, got '{forward}'.");
+            }
+
             if (pool is null)
             {
                 if (cost is not null)
@@ -381,6 +386,27 @@ internal static class QuotaOptionsValidator
             if (!IPNetwork.TryParse(identity.TrustedNetworks[i], out _))
             {
                 errors.Add($"Quota:Identity:TrustedNetworks:{i} '{identity.TrustedNetworks[i]}' is not a network in CIDR form, such as 10.0.0.0/8.");
+            }
+        }
+
+        if (identity.TrustTenantHeader && identity.TrustedNetworks.Count == 0 && !identity.AllowTenantHeaderFromAnyNetwork)
+        {
+            errors.Add("Quota:Identity:TrustTenantHeader is true with no TrustedNetworks: anyone who can reach the proxy could name any tenant. List the networks of the callers you trust (CIDR), or set AllowTenantHeaderFromAnyNetwork to true if that is really meant.");
+        }
+
+        for (var i = 0; i < identity.KnownProxies.Count; i++)
+        {
+            if (!System.Net.IPAddress.TryParse(identity.KnownProxies[i], out _))
+            {
+                errors.Add($"Quota:Identity:KnownProxies:{i} '{identity.KnownProxies[i]}' is not an IP address.");
+            }
+        }
+
+        for (var i = 0; i < identity.KnownNetworks.Count; i++)
+        {
+            if (!IPNetwork.TryParse(identity.KnownNetworks[i], out _))
+            {
+                errors.Add($"Quota:Identity:KnownNetworks:{i} '{identity.KnownNetworks[i]}' is not a network in CIDR form, such as 10.0.0.0/8.");
             }
         }
     }

@@ -22,9 +22,14 @@ internal static class UpstreamRequestTransforms
             return ValueTask.CompletedTask;
         });
 
-        // Upstreams are read at start (a restart changes them), so the credential is fixed per route build.
+        // Upstreams are read at start (a restart changes them), so the credential is fixed per route build. An
+        // unmetered route gets it only when it says so: else the vendor's secret would pay for calls no quota counts.
         var clusterId = context.Route.ClusterId;
+        var metadata = context.Route.Metadata;
+        var metered = metadata?.ContainsKey(Pricing.RouteQuota.PoolKey) == true;
+        var optedIn = metadata?.GetValueOrDefault(Pricing.RouteQuota.ForwardCredentialKey) is { } forward && bool.TryParse(forward, out var yes) && yes;
         if (clusterId is not null
+            && (metered || optedIn)
             && live.Options.Upstreams.TryGetValue(clusterId, out var upstream)
             && upstream.Credential is { } credential)
         {

@@ -57,7 +57,7 @@ internal sealed class CallerIdentifier
     {
         if (_trustedNetworks.Length == 0)
         {
-            return true;
+            return true; // only with AllowTenantHeaderFromAnyNetwork: the validator refuses it otherwise
         }
 
         if (remote is null)

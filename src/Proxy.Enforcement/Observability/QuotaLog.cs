@@ -92,6 +92,9 @@ internal static partial class QuotaLog
     [LoggerMessage(EventId = 1302, Level = LogLevel.Warning, Message = "Pool {Pool} reopened by {Actor}: its vendor closure until {ClosedUntil} ends now")]
     public static partial void PoolReopened(ILogger logger, string pool, string actor, long closedUntil);
 
+    [LoggerMessage(EventId = 1011, Level = LogLevel.Warning, Message = "Quota:Enabled is false: every route is forwarded unmetered, with no limit and no billing")]
+    public static partial void QuotaDisabled(ILogger logger);
+
     [LoggerMessage(EventId = 1301, Level = LogLevel.Warning, Message = "Admin authentication failed ({Reason} key) from {Remote}: {Method} {Path}")]
     public static partial void AdminAuthenticationFailed(ILogger logger, string reason, string remote, string method, string path);
 

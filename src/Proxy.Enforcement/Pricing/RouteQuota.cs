@@ -22,6 +22,9 @@ namespace QuotaProxy.Enforcement.Pricing;
 internal sealed record RouteQuota(IReadOnlyList<string> Pools, long Cost, RefundPolicy RefundOn, string? CostHeader = null, int MaxReplays = 0)
 {
     public const string VendorIdempotentKey = "Quota.VendorIdempotent";
+
+    /// <summary>On an unmetered route: <c>true</c> to add the cluster's vendor credential all the same (off by default).</summary>
+    public const string ForwardCredentialKey = "Quota.ForwardCredential";
     public const string MaxReplaysKey = "Quota.MaxReplays";
     public const int DefaultMaxReplays = 3;
 

@@ -184,6 +184,31 @@ public sealed class QuotaOptionsValidatorTests
         ValidateWith(("Quota:Pools:vendor-daily:Tenants:e2e:Overage", "-1"), ("Quota:Pools:vendor-daily:Tenants:e2e:SoftLimit", "-2")));
 
     [Fact]
+    public void Validate_TrustTenantHeaderWithNoTrustedNetworks_IsRefusedUnlessAnyNetworkIsAllowedExplicitly()
+    {
+        var values = ValidConfig();
+        values.Remove("Quota:Identity:TrustedNetworks:0");
+        values["Quota:Identity:TrustTenantHeader"] = "true";
+        var refused = Validate(values);
+        values["Quota:Identity:AllowTenantHeaderFromAnyNetwork"] = "true";
+
+        Assert.Equal(
+            ["Quota:Identity:TrustTenantHeader is true with no TrustedNetworks: anyone who can reach the proxy could name any tenant. List the networks of the callers you trust (CIDR), or set AllowTenantHeaderFromAnyNetwork to true if that is really meant."],
+            refused);
+        Assert.Empty(Validate(values));
+    }
+
+    [Fact]
+    public void Validate_BadKnownProxyOrNetwork_IsRejected() => Assert.Equal(
+        ["Quota:Identity:KnownProxies:0 'proxy.local' is not an IP address.", "Quota:Identity:KnownNetworks:0 '10.0.0.0/40' is not a network in CIDR form, such as 10.0.0.0/8."],
+        ValidateWith(("Quota:Identity:KnownProxies:0", "proxy.local"), ("Quota:Identity:KnownNetworks:0", "10.0.0.0/40")));
+
+    [Fact]
+    public void Validate_ForwardCredentialNotABoolean_IsRejected() => Assert.Equal(
+        ["ReverseProxy:Routes:health:Metadata:Quota.ForwardCredential must be true or false, got 'yes'."],
+        ValidateWith("ReverseProxy:Routes:health:Metadata:Quota.ForwardCredential", "yes"));
+
+    [Fact]
     public void Validate_BadTrustedNetwork_IsRejected() => Assert.Equal(
         ["Quota:Identity:TrustedNetworks:0 '10.0.0.0/33' is not a network in CIDR form, such as 10.0.0.0/8."],
         ValidateWith("Quota:Identity:TrustedNetworks:0", "10.0.0.0/33"));
