@@ -33,6 +33,8 @@ public static class QuotaProxyServiceCollectionExtensions
             ?? throw new OptionsValidationException(QuotaOptions.SectionName, typeof(QuotaOptions), errors);
         // What a restart alone changes (the store, the ledger) decides what is wired; everything else is read live.
         var startup = initial.Options;
+        // A route's "Timeout" (YARP's own route setting) is enforced by ASP.NET Core's request timeouts.
+        services.AddRequestTimeouts();
 
         services.TryAddSingleton(TimeProvider.System);
         // One registry per host: /metrics shows this proxy's metrics, and tests read their own proxy's.
@@ -177,6 +179,8 @@ public static class QuotaProxyServiceCollectionExtensions
             {
                 pipeline.UseMiddleware<QuotaEnforcementMiddleware>();
             }
+
+            pipeline.Use(RouteTimeouts.AnswerGatewayTimeoutAsync);
 
             pipeline.UseSessionAffinity();
             pipeline.UseLoadBalancing();

@@ -45,6 +45,7 @@ public static class QuotaProxyHost
 
         var app = builder.Build();
         app.UseQuotaForwardedHeaders();
+        app.UseRequestTimeouts();
         app.MapQuotaOperations();
         app.MapQuotaAdmin();
         app.MapQuotaProxy();

@@ -16,6 +16,8 @@ public sealed record QuotaOptions
 
     public HeaderOptions Headers { get; init; } = new();
 
+    public RequestOptions Requests { get; init; } = new();
+
     public LedgerOptions Ledger { get; init; } = new();
 
     public MetricsOptions Metrics { get; init; } = new();

@@ -47,6 +47,7 @@ internal static class QuotaOptionsValidator
         ValidateRoutes(options, routes, errors);
         ValidateIdentity(options, errors);
         ValidateStore(options.Store, errors);
+        ValidateRequests(options.Requests, errors);
         if (options.Metrics.UsageRefreshInterval < TimeSpan.FromSeconds(1) || options.Metrics.UsageRefreshInterval > TimeSpan.FromHours(1))
         {
             errors.Add($"Quota:Metrics:UsageRefreshInterval must be between 00:00:01 and 01:00:00, got {options.Metrics.UsageRefreshInterval}.");
@@ -408,6 +409,24 @@ internal static class QuotaOptionsValidator
             {
                 errors.Add($"Quota:Identity:KnownNetworks:{i} '{identity.KnownNetworks[i]}' is not a network in CIDR form, such as 10.0.0.0/8.");
             }
+        }
+    }
+
+    private static void ValidateRequests(RequestOptions requests, List<string> errors)
+    {
+        if (requests.MaxBodyBytes <= 0)
+        {
+            errors.Add($"Quota:Requests:MaxBodyBytes must be a positive number of bytes, got {requests.MaxBodyBytes}.");
+        }
+
+        if (requests.MinUploadBytesPerSecond <= 0)
+        {
+            errors.Add($"Quota:Requests:MinUploadBytesPerSecond must be more than 0, got {requests.MinUploadBytesPerSecond}.");
+        }
+
+        if (requests.MinUploadGracePeriod < TimeSpan.FromSeconds(1))
+        {
+            errors.Add($"Quota:Requests:MinUploadGracePeriod must be at least 00:00:01, got {requests.MinUploadGracePeriod}.");
         }
     }
 

@@ -22,6 +22,49 @@ internal sealed class AdmittedRequest(
 {
     public RouteDecision Decision => decision;
 
+    private CancellationTokenSource? _renewing;
+    private Task? _renewal;
+
+    /// <summary>
+    /// While the request is in flight, its MaxInFlight lease is renewed every third of its TTL, so a request
+    /// longer than the TTL keeps its slot and the vendor never sees more than MaxInFlight at once. A renewal
+    /// the store misses is tried again at the next tick; the lease outlives two missed ones.
+    /// </summary>
+    public void KeepLeaseAlive(TimeSpan leaseTtl)
+    {
+        if (decision.Lease is not { } lease || decision.Emergency)
+        {
+            return;
+        }
+
+        _renewing = new CancellationTokenSource();
+        var every = leaseTtl / 3 > TimeSpan.FromMilliseconds(100) ? leaseTtl / 3 : TimeSpan.FromMilliseconds(100);
+        _renewal = RenewAsync(lease, every, _renewing.Token);
+    }
+
+    private async Task RenewAsync(QuotaLease lease, TimeSpan every, CancellationToken cancellationToken)
+    {
+        try
+        {
+            using var timer = new PeriodicTimer(every);
+            while (await timer.WaitForNextTickAsync(cancellationToken))
+            {
+                try
+                {
+                    await store.RenewAsync(lease, cancellationToken);
+                }
+                catch (QuotaStoreUnavailableException)
+                {
+                    // Logged by the store; tried again at the next tick.
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // The response has ended.
+        }
+    }
+
     /// <summary>What an admission tells operators: soft limits crossed (once per node per window), shadow rejections, credits and usage.</summary>
     public void Report(string tenant)
     {
@@ -95,6 +138,14 @@ internal sealed class AdmittedRequest(
     /// <summary>The response has ended, however it ended (success, vendor error, the client going away): its MaxInFlight slots free up.</summary>
     public async ValueTask DisposeAsync()
     {
+        if (_renewing is not null)
+        {
+            // Stopped before the release: a renewal never outlives it (and renew.lua never brings a lease back).
+            await _renewing.CancelAsync();
+            await _renewal!;
+            _renewing.Dispose();
+        }
+
         if (decision.Lease is not { } lease)
         {
             return;

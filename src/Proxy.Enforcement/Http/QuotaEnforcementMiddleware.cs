@@ -1,4 +1,7 @@
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.AspNetCore.Server.Kestrel.Core.Features;
 using Microsoft.Extensions.Logging;
 using QuotaProxy.Enforcement.Configuration;
 using QuotaProxy.Enforcement.Observability;
@@ -32,6 +35,12 @@ internal sealed class QuotaEnforcementMiddleware(
         // The configuration in force now, one snapshot for the whole request.
         var config = live.Current;
         var options = config.Options;
+        if (!HoldToRequestLimits(context, options.Requests))
+        {
+            metrics.Request(route.RouteId, quota.PoolsLabel, "", RequestOutcome.InvalidRequest);
+            await QuotaProblems.BodyTooLargeAsync(context, options.Requests.MaxBodyBytes);
+            return;
+        }
         if (config.Identifier.Identify(context) is not { } tenant)
         {
             QuotaLog.Unidentified(logger, route.RouteId);
@@ -103,6 +112,7 @@ internal sealed class QuotaEnforcementMiddleware(
         }
 
         admitted.Report(tenant);
+        admitted.KeepLeaseAlive(options.Store.LeaseTtl);
         AdmittedHeaders.WriteOnStarting(context.Response, debits, decision, options.Headers.Legacy);
         await next(context);
         await admitted.ResponseEndedAsync(context);
@@ -157,6 +167,31 @@ internal sealed class QuotaEnforcementMiddleware(
         }
 
         return IdempotencyClaim.FingerprintOf(tenant, routeId, request.Method, request.Path.Value + request.QueryString.Value, digest);
+    }
+
+    /// <summary>
+    /// A metered request's body is held to the limits before anything is charged: a declared length above
+    /// the maximum is refused (false: answer 413); a body that grows past it, or arrives slower than the
+    /// minimum rate, is cut by the server as it is read.
+    /// </summary>
+    private static bool HoldToRequestLimits(HttpContext context, RequestOptions limits)
+    {
+        if (context.Request.ContentLength > limits.MaxBodyBytes)
+        {
+            return false;
+        }
+
+        if (context.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } size)
+        {
+            size.MaxRequestBodySize = limits.MaxBodyBytes;
+        }
+
+        if (context.Features.Get<IHttpMinRequestBodyDataRateFeature>() is { } rate)
+        {
+            rate.MinDataRate = new MinDataRate(limits.MinUploadBytesPerSecond, limits.MinUploadGracePeriod);
+        }
+
+        return true;
     }
 
     /// <summary>The longest X-Request-Id the ledger stores as the caller sent it.</summary>

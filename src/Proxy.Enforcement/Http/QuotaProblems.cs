@@ -36,6 +36,15 @@ internal static class QuotaProblems
         Extensions = { ["header"] = header },
     });
 
+    public static Task BodyTooLargeAsync(HttpContext context, long maxBytes) => WriteAsync(context, new ProblemDetails
+    {
+        Type = "urn:quotaproxy:problem:body-too-large",
+        Title = "Request body too large",
+        Status = StatusCodes.Status413PayloadTooLarge,
+        Detail = $"A metered request's body may be at most {maxBytes} bytes; nothing was charged and the vendor was not called.",
+        Extensions = { ["maxBytes"] = maxBytes },
+    });
+
     public static Task IdempotencyConflictAsync(HttpContext context, string header) => WriteAsync(context, new ProblemDetails
     {
         Type = "urn:quotaproxy:problem:idempotency-key-reused",

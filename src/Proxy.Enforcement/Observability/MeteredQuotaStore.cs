@@ -36,6 +36,8 @@ internal sealed class MeteredQuotaStore(IQuotaStore inner, QuotaMetrics metrics)
     public ValueTask<int> AdjustAsync(IReadOnlyList<QuotaDebit> debits, RouteDecision decision, long delta, UsageKind kind, UsageContext? usage, CancellationToken cancellationToken) =>
         MeasureAsync(StoreOperation.Adjust, Stopwatch.GetTimestamp(), inner.AdjustAsync(debits, decision, delta, kind, usage, cancellationToken));
 
+    public ValueTask RenewAsync(QuotaLease lease, CancellationToken cancellationToken) => inner.RenewAsync(lease, cancellationToken);
+
     public ValueTask ReleaseAsync(QuotaLease lease, CancellationToken cancellationToken) =>
         MeasureAsync(StoreOperation.Release, Stopwatch.GetTimestamp(), inner.ReleaseAsync(lease, cancellationToken));
 

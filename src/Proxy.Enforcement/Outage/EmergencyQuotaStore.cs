@@ -28,6 +28,8 @@ internal sealed class EmergencyQuotaStore(IQuotaStore store, EmergencyJournal jo
     public ValueTask<int> AdjustAsync(IReadOnlyList<QuotaDebit> debits, RouteDecision decision, long delta, UsageKind kind, UsageContext? usage, CancellationToken cancellationToken) =>
         store.AdjustAsync(debits, decision, delta, kind, usage, cancellationToken);
 
+    public ValueTask RenewAsync(QuotaLease lease, CancellationToken cancellationToken) => store.RenewAsync(lease, cancellationToken);
+
     public ValueTask ReleaseAsync(QuotaLease lease, CancellationToken cancellationToken) => store.ReleaseAsync(lease, cancellationToken);
 
     public ValueTask<PoolUsage> ReadUsageAsync(PoolDefinition pool, CancellationToken cancellationToken) => store.ReadUsageAsync(pool, cancellationToken);

@@ -39,6 +39,10 @@ internal interface IQuotaStore
     /// <exception cref="QuotaStoreUnavailableException">The store did not answer within its timeout.</exception>
     ValueTask<int> AdjustAsync(IReadOnlyList<QuotaDebit> debits, RouteDecision decision, long delta, UsageKind kind, UsageContext? usage, CancellationToken cancellationToken);
 
+    /// <summary>The request is still in flight: its lease lives another lease TTL in every node that holds it (one released or expired stays gone).</summary>
+    /// <exception cref="QuotaStoreUnavailableException">The store did not answer within its timeout.</exception>
+    ValueTask RenewAsync(QuotaLease lease, CancellationToken cancellationToken);
+
     /// <summary>The response has ended: the lease leaves every node's in-flight count.</summary>
     /// <exception cref="QuotaStoreUnavailableException">The store did not answer within its timeout (the lease then expires by itself).</exception>
     ValueTask ReleaseAsync(QuotaLease lease, CancellationToken cancellationToken);

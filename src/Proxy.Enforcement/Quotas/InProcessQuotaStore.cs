@@ -110,6 +110,24 @@ internal sealed class InProcessQuotaStore(TimeProvider timeProvider, TimeSpan? l
         return ValueTask.FromResult(refunded);
     }
 
+    public ValueTask RenewAsync(QuotaLease lease, CancellationToken cancellationToken)
+    {
+        var expiry = timeProvider.GetUtcNow().ToUnixTimeMilliseconds() + _leaseMs;
+        lock (_pools)
+        {
+            foreach (var (pool, node) in lease.Holders())
+            {
+                var leases = Counters(pool.Name).Leases.Of(node);
+                if (leases.ContainsKey(lease.Id))
+                {
+                    leases[lease.Id] = expiry;
+                }
+            }
+        }
+
+        return ValueTask.CompletedTask;
+    }
+
     public ValueTask ReleaseAsync(QuotaLease lease, CancellationToken cancellationToken)
     {
         lock (_pools)

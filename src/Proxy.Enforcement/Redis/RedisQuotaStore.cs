@@ -356,6 +356,21 @@ internal sealed class RedisQuotaStore : IQuotaStore
         }
     }
 
+    public async ValueTask RenewAsync(QuotaLease lease, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await RenewScript.EvaluateAsync(_connection.GetDatabase(), _keys, lease, _leaseMs, _useProxyClock ? _timeProvider.GetUtcNow().ToUnixTimeMilliseconds() : 0)
+                .WaitAsync(_timeout, cancellationToken)
+                .ConfigureAwait(false);
+        }
+        catch (Exception ex) when (IsStoreFailure(ex))
+        {
+            QuotaLog.StoreUnavailable(_logger, lease.Debits[0].Pool.Name, ex);
+            throw new QuotaStoreUnavailableException($"Redis did not renew lease {lease.Id} within {_timeout.TotalMilliseconds} ms; it is tried again.", ex);
+        }
+    }
+
     public async ValueTask ReleaseAsync(QuotaLease lease, CancellationToken cancellationToken)
     {
         try

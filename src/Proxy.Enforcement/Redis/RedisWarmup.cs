@@ -59,7 +59,7 @@ internal sealed class RedisWarmup(IConnectionMultiplexer connection, IQuotaStore
 
     private async Task LoadScriptsAsync()
     {
-        EmbeddedScript[] scripts = [DebitScript.Script, AdjustScript.Script, ReleaseScript.Script, CloseScript.Script, ReopenScript.Script, AckScript.Script, BaselineScript.Script];
+        EmbeddedScript[] scripts = [DebitScript.Script, AdjustScript.Script, ReleaseScript.Script, RenewScript.Script, CloseScript.Script, ReopenScript.Script, AckScript.Script, BaselineScript.Script];
         foreach (var server in connection.GetServers().Where(server => server.IsConnected))
         {
             foreach (var script in scripts)

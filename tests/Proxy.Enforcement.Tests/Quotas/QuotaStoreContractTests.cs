@@ -561,6 +561,24 @@ public abstract class QuotaStoreContractTests
     }
 
     [Fact]
+    public async Task Renew_KeepsALeaseAlivePastItsTtl_WhileAReleasedOneStaysGone()
+    {
+        var first = await Store.DebitAsync([Leased.Debit("e2e", 1)], CancellationToken.None);
+        var released = await Store.DebitAsync([Leased.Debit("e2e", 1)], CancellationToken.None);
+        await Store.ReleaseAsync(released.Lease!, CancellationToken.None);
+        Clock.Advance(TimeSpan.FromSeconds(90));
+        await Store.RenewAsync(first.Lease!, CancellationToken.None);
+        await Store.RenewAsync(released.Lease!, CancellationToken.None);
+        Clock.Advance(TimeSpan.FromSeconds(90)); // past the first lease's own TTL of 2 minutes, within its renewal
+
+        var second = await Store.DebitAsync([Leased.Debit("e2e", 1)], CancellationToken.None);
+        var third = await Store.DebitAsync([Leased.Debit("e2e", 1)], CancellationToken.None);
+
+        Assert.True(second.Admitted);
+        Assert.Equal(QuotaLimitedBy.Concurrency, third.Pools[0].LimitedBy);
+    }
+
+    [Fact]
     public async Task Debit_LeaseNeverReleased_ExpiresByItselfAfterTheLeaseTtl()
     {
         await Store.DebitAsync([Leased.Debit("e2e", 1)], CancellationToken.None);
