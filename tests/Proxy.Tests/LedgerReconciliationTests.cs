@@ -120,11 +120,11 @@ public sealed class LedgerReconciliationTests(RedisFixture redis, PostgresFixtur
     }
 
     [Fact]
-    public async Task CostFromResponseHeader_SettlesUpAndDown_EvenPastTheLimit_AsAdjustmentEvents()
+    public async Task CostFromResponseHeader_ReservesMaxCost_SettlesDown_AndCapsAHeaderAboveIt_AsAdjustmentEvents()
     {
         using var vendor = new VendorServer();
         vendor.Server.Reset();
-        foreach (var (path, credits) in new[] { ("/down", "1"), ("/up", "5") })
+        foreach (var (path, credits) in new[] { ("/down", "1"), ("/exact", "5"), ("/huge", "5000") })
         {
             vendor.Server.Given(WireMock.RequestBuilders.Request.Create().WithPath(path).UsingAnyMethod())
                 .RespondWith(WireMock.ResponseBuilders.Response.Create().WithStatusCode(200).WithHeader("X-Credits-Used", credits).WithBody("{}"));
@@ -133,28 +133,31 @@ public sealed class LedgerReconciliationTests(RedisFixture redis, PostgresFixtur
         var prefix = RedisFixture.NewKeyPrefix();
         var ledger = await postgres.NewDatabaseAsync();
         var config = Config(vendor, redis.ConnectionString, prefix, ledger)
-            .Set("Quota:Pools:daily:Limit", "10")
+            .Set("Quota:Pools:daily:Limit", "15")
+            .Set("ReverseProxy:Routes:reports:Metadata:Quota.Cost", null)
+            .Set("ReverseProxy:Routes:reports:Metadata:Quota.MaxCost", "5")
             .Set("ReverseProxy:Routes:reports:Metadata:Quota.CostFromResponseHeader", "X-Credits-Used");
         await using var proxy = await ProxyInstance.StartAsync(config);
 
-        // Reserve 3 each time: settled to 1 (2 back), then to 5 twice (2 more each); the last one takes the
-        // pool to 11 of 10, because the vendor has already done the work.
+        // Reserve 5 each time: settled to 1 (4 back), then 5 (nothing to settle), then a header of 5,000 is
+        // capped at the 5 reserved: the pool ends at 11 of 15, never past what was reserved.
         HttpStatusCode[] statuses = [
             (await proxy.GetAsync("prod-key", "/reports/down")).StatusCode,
-            (await proxy.GetAsync("prod-key", "/reports/up")).StatusCode,
-            (await proxy.GetAsync("prod-key", "/reports/up")).StatusCode,
+            (await proxy.GetAsync("prod-key", "/reports/exact")).StatusCode,
+            (await proxy.GetAsync("prod-key", "/reports/huge")).StatusCode,
         ];
         var drained = await DrainAsync(redis, prefix, ledger, expectedCredits: 11);
 
         Assert.All(statuses, s => Assert.Equal(HttpStatusCode.OK, s));
         var usage = (await redis.Connection.GetDatabase().HashGetAllAsync(new RedisKeys(prefix).PoolUsage("daily"))).ToDictionary(e => e.Name.ToString(), e => (long)e.Value);
         Assert.Equal((11, 11), (usage["pool"], usage["t:prod"]));
-        Assert.Equal((11, 6), drained);
+        Assert.Equal((11, 4), drained);
         await using var connection = new NpgsqlConnection(ledger);
         var adjustments = (await connection.QueryAsync<long>("SELECT credits FROM usage_events WHERE kind = 'adjustment' ORDER BY credits")).ToList();
-        Assert.Equal([-2L, 2L, 2L], adjustments);
+        Assert.Equal([-4L], adjustments);
         var day = Assert.Single(await connection.QueryAsync<(long Debited, long Adjusted, long Net)>("SELECT debited, adjusted, net FROM usage_daily"));
-        Assert.Equal((9, 2, 11), day);
+        Assert.Equal((15, -4, 11), day);
+        Assert.Contains(proxy.Logs.Lines, line => line.Contains("[1012]", StringComparison.Ordinal) && line.Contains("5000", StringComparison.Ordinal));
     }
 
     [Fact]

@@ -13,7 +13,7 @@ namespace QuotaProxy.Enforcement.Configuration;
 internal static class ConfigurationKeys
 {
     /// <summary>The route metadata keys the quota step reads; any other <c>Quota.</c> key is a mistake.</summary>
-    private static readonly string[] RouteMetadata = [RouteQuota.PoolKey, RouteQuota.CostKey, RefundPolicy.Key, RouteQuota.CostHeaderKey, RouteQuota.VendorIdempotentKey, RouteQuota.MaxReplaysKey, RouteQuota.ForwardCredentialKey];
+    private static readonly string[] RouteMetadata = [RouteQuota.PoolKey, RouteQuota.CostKey, RefundPolicy.Key, RouteQuota.CostHeaderKey, RouteQuota.VendorIdempotentKey, RouteQuota.MaxReplaysKey, RouteQuota.ForwardCredentialKey, RouteQuota.MaxCostKey];
 
     /// <returns>The paths of the values that cannot be bound (of the wrong type), to leave out of the binding.</returns>
     public static HashSet<string> Validate(IConfigurationSection quota, IConfigurationSection routes, List<string> errors)

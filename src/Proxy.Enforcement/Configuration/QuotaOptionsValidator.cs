@@ -317,9 +317,27 @@ internal static class QuotaOptionsValidator
                 errors.Add($"{path}:{RouteQuota.PoolKey} names pool '{repeated.Key}' more than once; a route draws on each pool once.");
             }
 
-            if (!RouteQuota.TryParseCost(cost, out _))
+            var costHeader = metadata[RouteQuota.CostHeaderKey];
+            var maxCost = metadata[RouteQuota.MaxCostKey];
+            if (costHeader is null)
             {
-                errors.Add($"{path}:{RouteQuota.CostKey} must be a positive integer, got '{cost}'.");
+                if (!RouteQuota.TryParseCost(cost, out _))
+                {
+                    errors.Add($"{path}:{RouteQuota.CostKey} must be a positive integer, got '{cost}'.");
+                }
+
+                if (maxCost is not null)
+                {
+                    errors.Add($"{path}:{RouteQuota.MaxCostKey} is set but {RouteQuota.CostHeaderKey} is not; a fixed cost needs no maximum.");
+                }
+            }
+            else if (maxCost is null || !RouteQuota.TryParseCost(maxCost, out _))
+            {
+                errors.Add($"{path}:{RouteQuota.CostHeaderKey} needs {RouteQuota.MaxCostKey}, the most one request may cost (a positive integer), got '{maxCost}': it is reserved up front, and a header above it is capped.");
+            }
+            else if (cost is not null)
+            {
+                errors.Add($"{path}:{RouteQuota.CostKey} is set with {RouteQuota.CostHeaderKey}; the reservation is {RouteQuota.MaxCostKey}, so remove {RouteQuota.CostKey}.");
             }
 
             if (!RouteQuota.TryParseReplays(metadata[RouteQuota.VendorIdempotentKey], metadata[RouteQuota.MaxReplaysKey], out var replays))

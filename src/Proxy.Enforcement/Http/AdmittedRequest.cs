@@ -180,8 +180,10 @@ internal sealed class AdmittedRequest(
     }
 
     /// <summary>
-    /// The route's cost was a reservation: the vendor's header says what the request really cost, and the
-    /// difference is charged (even past a limit: the work is done) or given back, as an adjustment.
+    /// The route's cost was a reservation of its <c>Quota.MaxCost</c>: the vendor's header says what the
+    /// request really cost, and the difference is given back as an adjustment. A header above the maximum is
+    /// capped to it (and logged), so a settlement never charges more than was reserved: never past a limit,
+    /// never into what another tenant's guarantee holds.
     /// </summary>
     private async Task SettleAsync(string costHeader, string reported)
     {
@@ -191,6 +193,13 @@ internal sealed class AdmittedRequest(
             // No usable header: the reservation stands as the charge.
             QuotaLog.SettlementHeaderMissing(logger, routeId, costHeader, reported);
             return;
+        }
+
+        if (actual > reserved)
+        {
+            // The reservation is the route's Quota.MaxCost: a header above it is not believed past it.
+            QuotaLog.SettlementCapped(logger, routeId, costHeader, actual, reserved);
+            actual = reserved;
         }
 
         if (actual == reserved)

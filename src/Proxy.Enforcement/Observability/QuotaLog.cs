@@ -26,6 +26,9 @@ internal static partial class QuotaLog
     [LoggerMessage(EventId = 1007, Level = LogLevel.Information, Message = "Refunded {Cost} credits to tenant {Tenant} on route {Route} (status {Status}, forwarder error {Error}) in {Pools} pool(s)")]
     public static partial void Refunded(ILogger logger, long cost, string tenant, string route, int status, string error, int pools);
 
+    [LoggerMessage(EventId = 1012, Level = LogLevel.Warning, Message = "Route {Route}: response header {Header} says {Reported} credits, above the route's Quota.MaxCost; charged {MaxCost}")]
+    public static partial void SettlementCapped(ILogger logger, string route, string header, long reported, long maxCost);
+
     [LoggerMessage(EventId = 1008, Level = LogLevel.Warning, Message = "Route {Route}: response header {Header} is '{Value}', not a credit count; the reserved cost stands")]
     public static partial void SettlementHeaderMissing(ILogger logger, string route, string header, string value);
 

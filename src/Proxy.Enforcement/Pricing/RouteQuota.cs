@@ -36,6 +36,13 @@ internal sealed record RouteQuota(IReadOnlyList<string> Pools, long Cost, Refund
 
     public const string CostHeaderKey = "Quota.CostFromResponseHeader";
 
+    /// <summary>
+    /// With <see cref="CostHeaderKey"/>: the most a request of the route may cost. It is what is reserved (so
+    /// a settlement only ever gives back, and never takes what another tenant's guarantee holds), and a
+    /// response header above it is capped to it.
+    /// </summary>
+    public const string MaxCostKey = "Quota.MaxCost";
+
     /// <summary>The route's pools as one metrics label value: <c>daily</c>, or <c>daily,hourly</c>.</summary>
     public string PoolsLabel { get; } = string.Join(',', Pools);
 
@@ -51,13 +58,15 @@ internal sealed record RouteQuota(IReadOnlyList<string> Pools, long Cost, Refund
             return null;
         }
 
-        // The validator rejects bad costs at start; this only guards a config that bypassed it.
-        return TryParseCost(route.Metadata.GetValueOrDefault(CostKey), out var cost)
+        // The validator rejects bad costs at start; this only guards a config that bypassed it. A cost settled
+        // from the response reserves its maximum.
+        var costHeader = route.Metadata.GetValueOrDefault(CostHeaderKey) is { Length: > 0 } named ? named.Trim() : null;
+        return TryParseCost(costHeader is null ? route.Metadata.GetValueOrDefault(CostKey) : route.Metadata.GetValueOrDefault(MaxCostKey), out var cost)
             ? new RouteQuota(
                 names,
                 cost,
                 RefundPolicy.Parse(route.Metadata.GetValueOrDefault(RefundPolicy.Key), out _),
-                route.Metadata.GetValueOrDefault(CostHeaderKey) is { Length: > 0 } header ? header.Trim() : null,
+                costHeader,
                 TryParseReplays(route.Metadata.GetValueOrDefault(VendorIdempotentKey), route.Metadata.GetValueOrDefault(MaxReplaysKey), out var replays) ? replays : 0)
             : throw new InvalidOperationException($"Route '{route.RouteId}' has an invalid {CostKey}.");
     }

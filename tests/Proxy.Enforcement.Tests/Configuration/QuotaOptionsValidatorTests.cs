@@ -81,6 +81,22 @@ public sealed class QuotaOptionsValidatorTests
         ValidateWith("ReverseProxy:Routes:quotes:Metadata:Quota.MaxReplays", "2"));
 
     [Fact]
+    public void Validate_CostFromResponseHeader_NeedsMaxCost_InsteadOfCost()
+    {
+        const string Route = "ReverseProxy:Routes:quotes:Metadata:";
+        Assert.Equal(
+            [$"{Route}Quota.CostFromResponseHeader needs Quota.MaxCost, the most one request may cost (a positive integer), got '': it is reserved up front, and a header above it is capped."],
+            ValidateWith(($"{Route}Quota.CostFromResponseHeader", "X-Credits-Used"), ($"{Route}Quota.Cost", null)));
+        Assert.Equal(
+            [$"{Route}Quota.Cost is set with Quota.CostFromResponseHeader; the reservation is Quota.MaxCost, so remove Quota.Cost."],
+            ValidateWith(($"{Route}Quota.CostFromResponseHeader", "X-Credits-Used"), ($"{Route}Quota.MaxCost", "10")));
+        Assert.Equal(
+            [$"{Route}Quota.MaxCost is set but Quota.CostFromResponseHeader is not; a fixed cost needs no maximum."],
+            ValidateWith($"{Route}Quota.MaxCost", "10"));
+        Assert.Empty(ValidateWith(($"{Route}Quota.CostFromResponseHeader", "X-Credits-Used"), ($"{Route}Quota.MaxCost", "10"), ($"{Route}Quota.Cost", null)));
+    }
+
+    [Fact]
     public void Validate_CostWithoutPool_IsRejected() => Assert.Equal(
         ["ReverseProxy:Routes:health:Metadata:Quota.Cost is set but Quota.Pool is not; name the pool the cost is charged to."],
         ValidateWith("ReverseProxy:Routes:health:Metadata:Quota.Cost", "2"));

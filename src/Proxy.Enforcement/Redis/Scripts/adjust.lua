@@ -1,8 +1,9 @@
 -- adjust.lua: changes an admitted request's charge after its response ended, on every node debit.lua
 -- charged, with the running aggregates moved the same way, in the same atomic step as its ledger event:
 --   a refund (the route's RefundOn matched): delta = −cost, kind refund;
---   a settlement (the route's CostFromResponseHeader): delta = actual − reserved, kind adjustment; a
---   positive delta is charged even past a limit (the vendor has already done the work).
+--   a settlement (the route's CostFromResponseHeader): delta = actual − reserved, kind adjustment; the
+--   proxy reserves the route's MaxCost and caps the actual cost to it, so a settlement is never positive
+--   (a positive delta, if one were sent, would be charged even past a limit).
 -- A pool whose window has moved on since the debit keeps its counters (they belonged to a window that
 -- is over), but the ledger event is still written: billing follows what happened. Rates are not adjusted.
 --
