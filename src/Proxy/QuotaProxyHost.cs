@@ -71,6 +71,15 @@ public static class QuotaProxyHost
             : builder.Configuration["http_ports"] is { Length: > 0 } ports
                 ? ports.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(port => $"http://*:{port}").ToArray()
                 : ["http://localhost:5000"];
+        if (Uri.TryCreate(admin, UriKind.Absolute, out var adminUri)
+            && proxy.Any(url => Uri.TryCreate(url.Replace("*", "localhost", StringComparison.Ordinal).Replace("+", "localhost", StringComparison.Ordinal), UriKind.Absolute, out var proxyUri) && proxyUri.Port == adminUri.Port))
+        {
+            throw new OptionsValidationException(
+                "Quota",
+                typeof(QuotaProxy.Enforcement.Configuration.QuotaOptions),
+                [$"Quota:Admin:Url {admin} is on the proxy's own port ({string.Join(", ", proxy)}): the admin API needs a port of its own, which callers of the proxy cannot reach."]);
+        }
+
         builder.WebHost.UseUrls([.. proxy, admin]);
     }
 

@@ -3,6 +3,7 @@ using System.Text;
 using Dapper;
 using Npgsql;
 using QuotaProxy.Testing;
+using Microsoft.Extensions.Configuration;
 
 namespace QuotaProxy.Tests;
 
@@ -154,4 +155,70 @@ public sealed class SecurityTests(RedisFixture redis, PostgresFixture postgres)
         Assert.Equal((HttpStatusCode.OK, HttpStatusCode.Unauthorized), before);
         Assert.Equal((HttpStatusCode.Unauthorized, HttpStatusCode.OK), after);
     }
+
+    [Fact]
+    public async Task TheAdminPort_ServesOnlyTheAdminApi_AndListeningOnEveryInterfaceIsWarnedOf()
+    {
+        using var vendor = new VendorServer();
+        var port = LoopbackPorts.Free();
+        var config = new TestProxyConfig(vendor.Url)
+            .Pool("daily", 100, "1d", "UTC", ("prod", null))
+            .Route("quotes", pool: "daily", cost: 1)
+            .ApiKey("prod-key", "prod")
+            .Redis(redis.ConnectionString, RedisFixture.NewKeyPrefix())
+            .Admin(port, "the-admin-key")
+            .Set("Quota:Admin:Url", $"http://0.0.0.0:{port}");
+        await using var proxy = await ProxyInstance.StartAsync(config);
+        using var admin = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
+
+        var statuses = new List<HttpStatusCode>();
+        foreach (var path in new[] { "/metrics", "/readyz", "/quotes/AAPL", "/" })
+        {
+            using var message = new HttpRequestMessage(HttpMethod.Get, path);
+            message.Headers.Add("X-Api-Key", "prod-key");
+            message.Headers.Add("X-Admin-Key", "the-admin-key");
+            using var response = await admin.SendAsync(message);
+            statuses.Add(response.StatusCode);
+        }
+
+        using var status = new HttpRequestMessage(HttpMethod.Get, "/admin/v1/status");
+        status.Headers.Add("X-Admin-Key", "the-admin-key");
+        using var adminAnswer = await admin.SendAsync(status);
+        using var onProxyPort = await proxy.Client.SendAsync(new HttpRequestMessage(HttpMethod.Get, "/admin/v1/status") { Headers = { { "X-Admin-Key", "the-admin-key" } } });
+
+        Assert.All(statuses, code => Assert.Equal(HttpStatusCode.NotFound, code));
+        Assert.Empty(vendor.Calls);
+        Assert.Equal(HttpStatusCode.OK, adminAnswer.StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, onProxyPort.StatusCode);
+        Assert.Contains(proxy.Logs.Lines, line => line.Contains("[1303]", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void AnAdminUrlOnTheProxysOwnPort_StopsTheStartWithAClearError()
+    {
+        var port = LoopbackPorts.Free();
+        var error = Assert.Throws<Microsoft.Extensions.Options.OptionsValidationException>(() => QuotaProxyHost.Build(
+            [],
+            builder =>
+            {
+                builder.Sources.Clear();
+                builder.AddInMemoryCollection(new Dictionary<string, string?>
+                {
+                    ["Urls"] = $"http://127.0.0.1:{port}",
+                    ["Quota:Admin:Url"] = $"http://127.0.0.1:{port}",
+                });
+            },
+            _ => { }));
+
+        Assert.Contains($"Quota:Admin:Url http://127.0.0.1:{port} is on the proxy's own port", Assert.Single(error.Failures), StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("=HYPERLINK(\"http://evil\")", "\"'=HYPERLINK(\"\"http://evil\"\")\"")]
+    [InlineData("+1", "'+1")]
+    [InlineData("-cmd", "'-cmd")]
+    [InlineData("@SUM(A1)", "'@SUM(A1)")]
+    [InlineData("prod", "prod")]
+    public void CsvCells_ThatASpreadsheetWouldRunAsAFormula_AreNeutralised(string value, string cell) =>
+        Assert.Equal(cell, Enforcement.Admin.AdminApi.Csv(value));
 }

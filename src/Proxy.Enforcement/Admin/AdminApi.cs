@@ -32,7 +32,17 @@ public static class AdminApi
             return app;
         }
 
-        var port = new Uri(options.Url).Port;
+        var adminUri = new Uri(options.Url);
+        var port = adminUri.Port;
+        if (adminUri.Host is "0.0.0.0" or "[::]" or "*" or "+")
+        {
+            QuotaLog.AdminListensOnEveryInterface(app.Services.GetRequiredService<ILogger<AdminAudit>>(), options.Url);
+        }
+
+        // The admin port serves the admin API and nothing else: not the proxy's routes, metrics or probes.
+        app.Use((http, next) => http.Connection.LocalPort == port && !http.Request.Path.StartsWithSegments(Prefix)
+            ? Problem(StatusCodes.Status404NotFound, "admin-not-found", "Not found", "The admin port serves only the admin API, under /admin/v1.").ExecuteAsync(http)
+            : next(http));
         // Ahead of the endpoints, so that no body is read (or refused as 400/415) before the key is checked.
         app.Use((http, next) => http.Request.Path.StartsWithSegments(Prefix) && http.Connection.LocalPort == port ? AuthenticateAsync(http, next) : next(http));
         var group = app.MapGroup(Prefix)
@@ -375,7 +385,20 @@ public static class AdminApi
     private static bool TryDay(string? text, out DateOnly day) =>
         DateOnly.TryParseExact(text, "yyyy-MM-dd", CultureInfo.InvariantCulture, DateTimeStyles.None, out day);
 
-    private static string Csv(string value) => value.IndexOfAny([',', '"', '\n', '\r']) < 0 ? value : $"\"{value.Replace("\"", "\"\"", StringComparison.Ordinal)}\"";
+    /// <summary>
+    /// A CSV cell: quoted when it must be, and a value that a spreadsheet would run as a formula (starting with
+    /// <c>=</c>, <c>+</c>, <c>-</c>, <c>@</c>, a tab or a carriage return) is prefixed with <c>'</c> (OWASP's
+    /// advice on CSV injection): a route or tenant name never executes in the operator's spreadsheet.
+    /// </summary>
+    internal static string Csv(string value)
+    {
+        if (value.Length > 0 && value[0] is '=' or '+' or '-' or '@' or '\t' or '\r')
+        {
+            value = "'" + value;
+        }
+
+        return value.IndexOfAny([',', '"', '\n', '\r']) < 0 ? value : $"\"{value.Replace("\"", "\"\"", StringComparison.Ordinal)}\"";
+    }
 
     private static IResult UnknownPool(string pool) =>
         Problem(StatusCodes.Status404NotFound, "admin-unknown-pool", "Unknown pool", $"No pool named '{pool}' is configured.");

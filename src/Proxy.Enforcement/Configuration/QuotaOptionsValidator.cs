@@ -10,7 +10,7 @@ namespace QuotaProxy.Enforcement.Configuration;
 /// Checks the <c>Quota</c> section and the quota metadata of every YARP route, and reports every error at
 /// once, each naming its key path and what to fix, so that a bad config stops the start with a full list.
 /// </summary>
-internal static class QuotaOptionsValidator
+internal static partial class QuotaOptionsValidator
 {
     public const string RoutesSection = "ReverseProxy:Routes";
 
@@ -60,6 +60,22 @@ internal static class QuotaOptionsValidator
     }
 
     /// <summary>
+    /// Pool, tenant and metered route names become Redis keys (a pool's is a Cluster hash tag, which a
+    /// <c>}</c> would break), metric labels, ledger columns and HTTP headers: letters, digits, <c>.</c>,
+    /// <c>_</c> and <c>-</c>, starting with a letter or digit, at most 64 characters.
+    /// </summary>
+    private static void CheckName(string path, string what, string name, List<string> errors)
+    {
+        if (!SafeName().IsMatch(name))
+        {
+            errors.Add($"{path}: the {what} name '{name}' may use only ASCII letters, digits, '.', '_' and '-', start with a letter or digit, and be at most 64 characters.");
+        }
+    }
+
+    [System.Text.RegularExpressions.GeneratedRegex("^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+    private static partial System.Text.RegularExpressions.Regex SafeName();
+
+    /// <summary>
     /// Counters are Lua numbers in the Redis store, written with 14 significant digits: a window's credits
     /// stay below this so they round-trip exactly.
     /// </summary>
@@ -70,6 +86,7 @@ internal static class QuotaOptionsValidator
         foreach (var (poolName, pool) in options.Pools)
         {
             var path = $"Quota:Pools:{poolName}";
+            CheckName(path, "pool", poolName, errors);
             var maxCost = maxRouteCosts.GetValueOrDefault(poolName, RouteQuota.DefaultCost);
             if (pool.Limit <= 0)
             {
@@ -118,6 +135,7 @@ internal static class QuotaOptionsValidator
         foreach (var (name, tenant) in tenants)
         {
             var path = $"{parentPath}:Tenants:{name}";
+            CheckName(path, "tenant", name, errors);
             if (!IsValidNodeName(name))
             {
                 errors.Add($"{path}: a tenant name may hold only letters, digits, '.', '_' and '-'.");
@@ -300,6 +318,7 @@ internal static class QuotaOptionsValidator
                 continue;
             }
 
+            CheckName($"{RoutesSection}:{route.Key}", "metered route", route.Key, errors);
             var names = RouteQuota.SplitPools(pool);
             if (names.Count == 0)
             {

@@ -98,6 +98,9 @@ internal static partial class QuotaLog
     [LoggerMessage(EventId = 1011, Level = LogLevel.Warning, Message = "Quota:Enabled is false: every route is forwarded unmetered, with no limit and no billing")]
     public static partial void QuotaDisabled(ILogger logger);
 
+    [LoggerMessage(EventId = 1303, Level = LogLevel.Warning, Message = "The admin API listens on every interface ({Url}): keep its port away from callers (a firewall, a NetworkPolicy), or bind it to a private address")]
+    public static partial void AdminListensOnEveryInterface(ILogger logger, string url);
+
     [LoggerMessage(EventId = 1301, Level = LogLevel.Warning, Message = "Admin authentication failed ({Reason} key) from {Remote}: {Method} {Path}")]
     public static partial void AdminAuthenticationFailed(ILogger logger, string reason, string remote, string method, string path);
 

@@ -97,6 +97,24 @@ public sealed class QuotaOptionsValidatorTests
     }
 
     [Fact]
+    public void Validate_NamesOutsideTheSafeSet_AreRejected()
+    {
+        var values = ValidConfig();
+        foreach (var key in values.Keys.Where(k => k.StartsWith("Quota:Pools:vendor-daily:", StringComparison.Ordinal)).ToList())
+        {
+            values[key.Replace("vendor-daily", "vendor}daily", StringComparison.Ordinal).Replace("Tenants:e2e", "Tenants:e2e team", StringComparison.Ordinal)] = values[key];
+            values.Remove(key);
+        }
+
+        values["ReverseProxy:Routes:quotes:Metadata:Quota.Pool"] = "vendor}daily";
+        values["Quota:Identity:ApiKeys:0:Tenant"] = "prod";
+        var errors = Validate(values);
+
+        Assert.Contains("Quota:Pools:vendor}daily: the pool name 'vendor}daily' may use only ASCII letters, digits, '.', '_' and '-', start with a letter or digit, and be at most 64 characters.", errors);
+        Assert.Contains("Quota:Pools:vendor}daily:Tenants:e2e team: the tenant name 'e2e team' may use only ASCII letters, digits, '.', '_' and '-', start with a letter or digit, and be at most 64 characters.", errors);
+    }
+
+    [Fact]
     public void Validate_CostWithoutPool_IsRejected() => Assert.Equal(
         ["ReverseProxy:Routes:health:Metadata:Quota.Cost is set but Quota.Pool is not; name the pool the cost is charged to."],
         ValidateWith("ReverseProxy:Routes:health:Metadata:Quota.Cost", "2"));
