@@ -14,8 +14,8 @@ COPY src/Proxy/Proxy.csproj src/Proxy/
 COPY src/Proxy.Enforcement/Proxy.Enforcement.csproj src/Proxy.Enforcement/
 RUN dotnet restore src/Proxy/Proxy.csproj
 COPY src/ src/
-RUN dotnet publish src/Proxy/Proxy.csproj -c Release --no-restore -o /app \
-    && rm /app/appsettings.json
+# The publish output holds no appsettings.json (the demo one, with its known keys, is never published).
+RUN dotnet publish src/Proxy/Proxy.csproj -c Release --no-restore -o /app
 COPY config/container/appsettings.json /app/appsettings.json
 
 FROM mcr.microsoft.com/dotnet/aspnet:10.0 AS runtime

@@ -221,4 +221,25 @@ public sealed class SecurityTests(RedisFixture redis, PostgresFixture postgres)
     [InlineData("prod", "prod")]
     public void CsvCells_ThatASpreadsheetWouldRunAsAFormula_AreNeutralised(string value, string cell) =>
         Assert.Equal(cell, Enforcement.Admin.AdminApi.Csv(value));
+
+    [Fact]
+    public async Task WithAKeyPepper_KeysAreCheckedByTheirHmac_AndAPlainSha256OfTheKeyIdentifiesNobody()
+    {
+        using var vendor = new VendorServer();
+        const string Pepper = "a-server-side-pepper-0123456789";
+        await using var proxy = await ProxyInstance.StartAsync(new TestProxyConfig(vendor.Url)
+            .Pool("daily", 100, "1d", "UTC", ("prod", null), ("test", null))
+            .Route("quotes", pool: "daily", cost: 1)
+            .ApiKey("prod-key", "prod", Pepper)
+            .ApiKey("test-key", "test") // its plain SHA-256: what a config without the pepper would hold
+            .Redis(redis.ConnectionString, RedisFixture.NewKeyPrefix())
+            .Set("Quota:Identity:KeyPepper", Pepper));
+
+        using var peppered = await proxy.GetAsync("prod-key", "/quotes/AAPL");
+        using var plain = await proxy.GetAsync("test-key", "/quotes/AAPL");
+
+        Assert.Equal(HttpStatusCode.OK, peppered.StatusCode);
+        Assert.Equal(HttpStatusCode.Unauthorized, plain.StatusCode);
+        Assert.NotEqual(Enforcement.Identity.ApiKeyHash.Compute("prod-key"), Enforcement.Identity.ApiKeyHash.Compute("prod-key", Pepper));
+    }
 }

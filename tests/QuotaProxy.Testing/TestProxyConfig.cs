@@ -55,9 +55,10 @@ public sealed class TestProxyConfig
         return this;
     }
 
-    public TestProxyConfig ApiKey(string key, string tenant)
+    /// <param name="pepper">The deployment's KeyPepper, if any: the digest is keyed by it.</param>
+    public TestProxyConfig ApiKey(string key, string tenant, string? pepper = null)
     {
-        _values[$"Quota:Identity:ApiKeys:{_apiKeys}:Sha256"] = ApiKeyHash.Compute(key);
+        _values[$"Quota:Identity:ApiKeys:{_apiKeys}:Sha256"] = ApiKeyHash.Compute(key, pepper);
         _values[$"Quota:Identity:ApiKeys:{_apiKeys}:Tenant"] = tenant;
         _apiKeys++;
         return this;

@@ -35,5 +35,6 @@ internal sealed record ConfigurationSnapshot(
         identity.TenantHeader,
         identity.ApiKeys.Select(key => KeyValuePair.Create(key.Sha256, key.Tenant)),
         identity.TrustTenantHeader,
-        identity.TrustedNetworks.Select(IPNetwork.Parse));
+        identity.TrustedNetworks.Select(IPNetwork.Parse),
+        identity.KeyPepper);
 }

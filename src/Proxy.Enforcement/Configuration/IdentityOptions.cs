@@ -4,7 +4,14 @@ public sealed record IdentityOptions
 {
     public string ApiKeyHeader { get; init; } = "X-Api-Key";
 
-    /// <summary>API keys, kept only as SHA-256 hex digests, each mapped to one tenant.</summary>
+    /// <summary>
+    /// A server-side secret (set it through the environment, <c>Quota__Identity__KeyPepper</c>, never in the
+    /// file): the API keys' digests are then HMAC-SHA-256 keyed by it, so a leaked config does not let anyone
+    /// guess weak keys offline. Unset: plain SHA-256.
+    /// </summary>
+    public string? KeyPepper { get; init; }
+
+    /// <summary>API keys, kept only as SHA-256 hex digests (HMAC-SHA-256 with a <see cref="KeyPepper"/>), each mapped to one tenant.</summary>
     public List<ApiKeyOptions> ApiKeys { get; init; } = [];
 
     public string TenantHeader { get; init; } = "X-Environment";

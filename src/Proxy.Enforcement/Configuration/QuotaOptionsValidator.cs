@@ -427,6 +427,11 @@ internal static partial class QuotaOptionsValidator
             }
         }
 
+        if (identity.KeyPepper is { Length: > 0 and < 16 })
+        {
+            errors.Add($"Quota:Identity:KeyPepper must be at least 16 characters (32 random bytes, base64, is a good one), got {identity.KeyPepper.Length}.");
+        }
+
         if (identity.TrustTenantHeader && identity.TrustedNetworks.Count == 0 && !identity.AllowTenantHeaderFromAnyNetwork)
         {
             errors.Add("Quota:Identity:TrustTenantHeader is true with no TrustedNetworks: anyone who can reach the proxy could name any tenant. List the networks of the callers you trust (CIDR), or set AllowTenantHeaderFromAnyNetwork to true if that is really meant.");

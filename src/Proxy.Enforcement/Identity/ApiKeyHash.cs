@@ -3,13 +3,25 @@ using System.Text;
 
 namespace QuotaProxy.Enforcement.Identity;
 
-/// <summary>API keys are kept only as SHA-256 digests, in lower-case hex.</summary>
+/// <summary>
+/// API keys are kept only as digests, in lower-case hex: SHA-256, or, with a server-side pepper
+/// (<c>Quota:Identity:KeyPepper</c>), HMAC-SHA-256 keyed by it, so that a leaked config file alone does not
+/// let anyone guess weak keys offline.
+/// </summary>
 internal static class ApiKeyHash
 {
-    public static string Compute(string apiKey)
+    public static string Compute(string apiKey, string? pepper = null)
     {
         Span<byte> digest = stackalloc byte[SHA256.HashSizeInBytes];
-        SHA256.HashData(Encoding.UTF8.GetBytes(apiKey), digest);
+        if (string.IsNullOrEmpty(pepper))
+        {
+            SHA256.HashData(Encoding.UTF8.GetBytes(apiKey), digest);
+        }
+        else
+        {
+            HMACSHA256.HashData(Encoding.UTF8.GetBytes(pepper), Encoding.UTF8.GetBytes(apiKey), digest);
+        }
+
         return Convert.ToHexStringLower(digest);
     }
 

@@ -13,12 +13,15 @@ internal sealed class CallerIdentifier
     private readonly FrozenDictionary<string, string> _tenantByKeyHash;
     private readonly IPNetwork[] _trustedNetworks;
     private readonly bool _trustTenantHeader;
+    private readonly string? _pepper;
 
     /// <param name="tenantByKeyHash">Each API key's SHA-256 (hex, either case) and the tenant it names.</param>
     /// <param name="trustTenantHeader">Whether <paramref name="tenantHeader"/> names the tenant when no key is sent.</param>
     /// <param name="trustedNetworks">Where the tenant header is believed from; empty: from anywhere.</param>
-    public CallerIdentifier(string apiKeyHeader, string tenantHeader, IEnumerable<KeyValuePair<string, string>> tenantByKeyHash, bool trustTenantHeader, IEnumerable<IPNetwork> trustedNetworks)
+    /// <param name="pepper">With one, the keys' digests are HMAC-SHA-256 keyed by it (<see cref="ApiKeyHash"/>).</param>
+    public CallerIdentifier(string apiKeyHeader, string tenantHeader, IEnumerable<KeyValuePair<string, string>> tenantByKeyHash, bool trustTenantHeader, IEnumerable<IPNetwork> trustedNetworks, string? pepper = null)
     {
+        _pepper = pepper;
         ApiKeyHeader = apiKeyHeader;
         TenantHeader = tenantHeader;
         _trustTenantHeader = trustTenantHeader;
@@ -38,7 +41,7 @@ internal sealed class CallerIdentifier
         if (apiKey.Count > 0)
         {
             // A key that is presented but unknown identifies nobody, even if a tenant header is present too.
-            return _tenantByKeyHash.GetValueOrDefault(ApiKeyHash.Compute(apiKey.ToString()));
+            return _tenantByKeyHash.GetValueOrDefault(ApiKeyHash.Compute(apiKey.ToString(), _pepper));
         }
 
         if (_trustTenantHeader && IsFromTrustedNetwork(context.Connection.RemoteIpAddress))
