@@ -42,6 +42,31 @@ public sealed class LocalRedisServer : IAsyncDisposable
     }
 
     /// <summary>
+    /// A server that also listens with TLS on <see cref="TlsPort"/> (the certificate of
+    /// <paramref name="authority"/>), with <paramref name="arguments"/> added (an ACL user, say). Its plain port
+    /// stays open for the fixture's own readiness probe.
+    /// </summary>
+    public static async Task<LocalRedisServer> StartWithTlsAsync(TestCertificateAuthority authority, params string[] arguments)
+    {
+        var tlsPort = LoopbackPorts.Free();
+        var server = new LocalRedisServer(LoopbackPorts.Free(), false, [
+            "--tls-port", tlsPort.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            "--tls-cert-file", authority.ServerCertificateFile,
+            "--tls-key-file", authority.ServerKeyFile,
+            "--tls-ca-cert-file", authority.CaCertificateFile,
+            "--tls-auth-clients", "no",
+            .. arguments])
+        {
+            TlsPort = tlsPort,
+        };
+        await server.StartAgainAsync();
+        return server;
+    }
+
+    /// <summary>The TLS port of a server started with <see cref="StartWithTlsAsync"/>; 0 otherwise.</summary>
+    public int TlsPort { get; private init; }
+
+    /// <summary>
     /// A Sentinel (<c>redis-server sentinel.conf --sentinel</c>) watching the master on <paramref name="masterPort"/>
     /// as <paramref name="serviceName"/>, with a quorum of one and a one-second down-after.
     /// </summary>
@@ -135,7 +160,8 @@ public sealed class LocalRedisServer : IAsyncDisposable
             await stream.WriteAsync("PING\r\n"u8.ToArray());
             var buffer = new byte[16];
             var read = await stream.ReadAsync(buffer).AsTask().WaitAsync(TimeSpan.FromSeconds(1));
-            return read > 0 && buffer[0] == (byte)'+';
+            // +PONG, or -NOAUTH from a server whose default user is off (an ACL test): either way it answers.
+            return read > 0 && (buffer[0] == (byte)'+' || buffer.AsSpan(0, read).StartsWith("-NOAUTH"u8));
         }
         catch (Exception ex) when (ex is SocketException or IOException or TimeoutException)
         {

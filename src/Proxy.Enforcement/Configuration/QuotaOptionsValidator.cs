@@ -474,6 +474,11 @@ internal static partial class QuotaOptionsValidator
 
     private static void ValidateStore(StoreOptions store, List<string> errors)
     {
+        if (store.TlsCaCertificate is { Length: > 0 } authority && !File.Exists(authority))
+        {
+            errors.Add($"Quota:Store:TlsCaCertificate '{authority}' is not a file; give the PEM file of the CA that signed Redis's certificate.");
+        }
+
         if (store.Kind == StoreKind.Redis && string.IsNullOrWhiteSpace(store.Redis))
         {
             errors.Add("Quota:Store:Redis must be a Redis connection string (such as localhost:6379) when Quota:Store:Kind is Redis.");

@@ -7,6 +7,12 @@ public sealed record StoreOptions
     /// <summary>StackExchange.Redis configuration string, e.g. <c>localhost:6379</c> or a Sentinel/Cluster list.</summary>
     public string? Redis { get; init; }
 
+    /// <summary>
+    /// With <c>ssl=true</c> in <see cref="Redis"/>: a PEM file of the certificate authority that signed Redis's
+    /// certificate (a private CA), trusted for this connection only. Unset: the machine's trust store decides.
+    /// </summary>
+    public string? TlsCaCertificate { get; init; }
+
     /// <summary>How long a decision may wait for the store before the outage policy answers.</summary>
     public TimeSpan Timeout { get; init; } = TimeSpan.FromMilliseconds(50);
 

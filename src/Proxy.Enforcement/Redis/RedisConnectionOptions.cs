@@ -25,6 +25,12 @@ internal static class RedisConnectionOptions
         // Replies are read on the client's own threads, not the thread pool's: under a burst the pool's queue
         // is long, and a reply waiting in it would make a decision Redis took in time miss its timeout.
         options.SocketManager = SocketManager.Shared;
+        if (store.TlsCaCertificate is { Length: > 0 } authority)
+        {
+            // Redis's certificate must chain to this CA (and name the host): a private CA, trusted here only.
+            options.TrustIssuer(authority);
+        }
+
         return options;
     }
 
