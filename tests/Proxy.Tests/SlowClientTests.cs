@@ -37,13 +37,13 @@ public sealed class SlowClientTests(RedisFixture redis)
     public async Task ARequestLongerThanItsLeaseTtl_KeepsItsMaxInFlightSlot_SoTheVendorNeverSeesMoreThanMaxInFlight()
     {
         using var vendor = new VendorServer();
-        SlowOn(vendor, TimeSpan.FromSeconds(3));
+        SlowOn(vendor, TimeSpan.FromSeconds(5));
         await using var proxy = await ProxyInstance.StartAsync(Config(vendor)
             .Set("Quota:Pools:daily:Tenants:prod:MaxInFlight", "1")
-            .Set("Quota:Store:LeaseTtl", "00:00:01"));
+            .Set("Quota:Store:LeaseTtl", "00:00:02"));
 
         var slow = proxy.GetAsync("prod-key", "/downloads/slow");
-        await Task.Delay(TimeSpan.FromSeconds(2)); // twice the lease TTL: without renewal, its lease is gone
+        await Task.Delay(TimeSpan.FromSeconds(4.2)); // twice the lease TTL: without renewal, its lease is gone
         using var meanwhile = await proxy.GetAsync("prod-key", "/downloads/fast");
         using var slowResponse = await slow;
         using var after = await proxy.GetAsync("prod-key", "/downloads/fast");

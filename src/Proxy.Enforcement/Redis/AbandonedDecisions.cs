@@ -135,6 +135,12 @@ internal sealed class AbandonedDecisions(
                 QuotaLog.AbandonedDecisionRefunded(logger, debits[0].Cost, "refunded");
                 return;
             }
+            catch (ObjectDisposedException ex)
+            {
+                // The proxy is stopping (its connection is gone): nothing more can be looked up.
+                last = ex;
+                break;
+            }
             catch (Exception ex)
             {
                 // The store or the ledger is not back yet (a background task: whatever failed, try again).

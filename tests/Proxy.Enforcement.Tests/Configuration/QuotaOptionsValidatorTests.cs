@@ -406,7 +406,7 @@ public sealed class QuotaOptionsValidatorTests
 
     [Fact]
     public void Validate_ASettingTheProxyDoesNotHave_IsRejectedListingTheOnesItHas() => Assert.Equal(
-        ["Quota:Store:Cluster is not a setting; the settings here are Breaker, JournalPath, KeyPrefix, Kind, LeaseTtl, OnUnavailable, Redis, ReplicaAcks, RetryAfterWhenUnavailable, Timeout."],
+        ["Quota:Store:Cluster is not a setting; the settings here are Breaker, JournalPath, KeyPrefix, Kind, LeaseTtl, OnUnavailable, Redis, ReplicaAcks, RetryAfterWhenUnavailable, Timeout, TlsCaCertificate."],
         ValidateWith("Quota:Store:Cluster", "true"));
 
     [Fact]
