@@ -22,7 +22,8 @@ internal sealed class LedgerReadinessCheck(LiveConfiguration live, Npgsql.Npgsql
         }
         catch (Exception ex) when (ex is Npgsql.NpgsqlException or OperationCanceledException or TimeoutException)
         {
-            return HealthCheckResult.Degraded($"postgresql unreachable ({ex.GetType().Name}): usage events wait in Redis");
+            // No exception text on a public probe: the flusher's own log lines say what failed.
+            return HealthCheckResult.Degraded("postgresql unreachable: usage events wait in Redis");
         }
     }
 }

@@ -34,7 +34,8 @@ internal sealed class StoreReadinessCheck(LiveConfiguration live, IServiceProvid
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException)
         {
-            return HealthCheckResult.Degraded($"redis unreachable ({ex.GetType().Name}); {circuits}; metered requests get the outage policy, unmetered routes serve");
+            // No exception text on a public probe: the store's own log lines say what failed.
+            return HealthCheckResult.Degraded($"redis unreachable; {circuits}; metered requests get the outage policy, unmetered routes serve");
         }
     }
 
