@@ -34,6 +34,12 @@ start_redis() {
 # directory) for configuration changes, and in $work PostgreSQL's and nginx's files change all the time. In
 # $work, each proxy's file watcher woke on every PostgreSQL write: about 4 % of the proxy's CPU while the
 # ledger drained (perf, 2026-11-23), which no deployment with its data elsewhere pays.
+# Plain YARP as its own minimal app (bench/PlainYarp: no QuotaProxy code): PLAIN_YARP_DLL.
+build_plain_yarp() {
+  dotnet build bench/PlainYarp/PlainYarp.csproj -c Release -nologo -v quiet >/dev/null
+  PLAIN_YARP_DLL=$(pwd)/bench/PlainYarp/bin/Release/net10.0/QuotaProxy.Bench.PlainYarp.dll
+}
+
 build_proxy() {
   dotnet build src/Proxy/Proxy.csproj -c Release -nologo -v quiet >/dev/null
   PROXY_DLL=$(pwd)/src/Proxy/bin/Release/net10.0/QuotaProxy.dll

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Throughput and latency, side by side in one run, on this machine's loopback:
 #   vendor   wrk -> nginx (the stand-in vendor: a fixed 200 JSON answer)
-#   yarp     wrk -> the QuotaProxy host with the quota step off (Quota:Enabled=false) -> nginx
+#   yarp     wrk -> plain YARP as its own minimal app (bench/PlainYarp, no QuotaProxy code) -> nginx
 #   quota    wrk -> QuotaProxy on Redis, every request metered and admitted -> nginx
 # and the Redis commands per metered request (INFO commandstats over the quota arm).
 # The two proxy arms run alternately for ROUNDS rounds (default 3) after a warm-up long enough for tiered
@@ -28,6 +28,7 @@ source bench/lib.sh
 wait_http() { for _ in $(seq 1 200); do curl -fs -o /dev/null "$@" && return 0; sleep 0.1; done; echo "bench: $* never answered" >&2; exit 1; }
 
 build_proxy
+build_plain_yarp
 start_nginx_vendor
 start_redis
 
@@ -38,7 +39,11 @@ start_proxy() { # $1 = port, rest = extra config
       --Quota:Store:Redis="127.0.0.1:$REDIS_PORT" "$@" >"$work/proxy-$port.log" 2>&1) & pids+=($!)
   STARTED_PID=$!
 }
-YARP_PORT=$(free_port); start_proxy "$YARP_PORT" --Quota:Enabled=false; YARP_PID=$STARTED_PID
+YARP_PORT=$(free_port)
+(mkdir -p "$work/home" && cd "$work/home" && exec dotnet "$PLAIN_YARP_DLL" --urls "http://127.0.0.1:$YARP_PORT" \
+    --ReverseProxy:Routes:metered:ClusterId=vendor --ReverseProxy:Routes:metered:Match:Path='/metered/{**rest}' \
+    --ReverseProxy:Clusters:vendor:Destinations:nginx:Address="http://127.0.0.1:$NGINX_PORT/" >"$work/plain-yarp.log" 2>&1) & pids+=($!)
+YARP_PID=$!
 QUOTA_PORT=$(free_port); start_proxy "$QUOTA_PORT"; QUOTA_PID=$STARTED_PID
 wait_http "http://127.0.0.1:$NGINX_PORT/metered/x"
 wait_http "http://127.0.0.1:$YARP_PORT/metered/x"
