@@ -150,7 +150,9 @@ internal sealed class RedisQuotaStore : IQuotaStore
                 throw new QuotaStoreUnavailableException($"Redis reached the decision after its deadline ({_timeout.TotalMilliseconds} ms); nothing was debited.");
             }
 
-            if (_replicaAcks > 0 && decision.Admitted && !decision.Pools.All(pool => pool.Replayed))
+            // The warm-up's own pool is no tenant's: its decisions need no replica, and one a cold replica does
+            // not confirm in time is no abandoned decision to count.
+            if (_replicaAcks > 0 && decision.Admitted && !decision.Pools.All(pool => pool.Replayed) && debits[0].Pool.Name != RedisWarmup.PoolName)
             {
                 await ConfirmOnReplicasAsync(database, redisKeys[0], debits, usage, decision, Span(proxyNow, deadline), started).ConfigureAwait(false);
             }
