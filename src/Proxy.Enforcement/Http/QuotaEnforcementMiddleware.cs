@@ -41,6 +41,7 @@ internal sealed class QuotaEnforcementMiddleware(
             await QuotaProblems.BodyTooLargeAsync(context, options.Requests.MaxBodyBytes);
             return;
         }
+
         if (config.Identifier.Identify(context) is not { } tenant)
         {
             QuotaLog.Unidentified(logger, route.RouteId);

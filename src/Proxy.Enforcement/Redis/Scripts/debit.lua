@@ -113,8 +113,8 @@ local now, cost, pool_count, lease_ms, max_backlog, deadline = struct.unpack('<d
 local lease_id, route, tenant = ARGV[1 + ARGV_LEASE_ID], ARGV[1 + ARGV_ROUTE], ARGV[1 + ARGV_TENANT]
 local request_id, idempotency, fingerprint, max_replays = ARGV[1 + ARGV_REQUEST_ID], '', 0, 0
 do
-  local field, print, replays = string.match(ARGV[1 + ARGV_IDEMPOTENCY], '^(%S+) (%d+) (%d+)$')
-  if field then idempotency, fingerprint, max_replays = field, tonumber(print), tonumber(replays) end
+  local field, bound_to, replays = string.match(ARGV[1 + ARGV_IDEMPOTENCY], '^(%S+) (%d+) (%d+)$')
+  if field then idempotency, fingerprint, max_replays = field, tonumber(bound_to), tonumber(replays) end
 end
 
 local min, max, tonumber = math.min, math.max, tonumber
