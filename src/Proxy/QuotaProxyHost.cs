@@ -91,6 +91,12 @@ public static class QuotaProxyHost
             await app.RunAsync();
             return 0;
         }
+        catch (Exception ex) when (ex is FileNotFoundException or InvalidDataException or System.Text.Json.JsonException or FormatException)
+        {
+            // The --config file is missing, or not JSON: one clear line, not a stack trace.
+            await Console.Error.WriteLineAsync($"QuotaProxy did not start: the configuration file cannot be read: {ex.Message}{(ex.InnerException is { } inner ? " " + inner.Message : "")}");
+            return InvalidConfigurationExitCode;
+        }
         catch (OptionsValidationException ex)
         {
             await Console.Error.WriteLineAsync($"QuotaProxy did not start: the configuration has {ex.Failures.Count()} error(s).");

@@ -46,6 +46,39 @@ public sealed class StartupTests
         Assert.Contains("Quota:Pools:daily:Tenants:prod:Limit must be ≤ the pool's Limit (10), got 11.", errors, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData(null, "was not found")]
+    [InlineData("{ \"Quota\": { \"Pools\": ", "cannot be read")]
+    public async Task AConfigFileMissingOrNotJson_StopsTheStartWithOneClearLine_AndExitCode2(string? content, string expected)
+    {
+        var directory = Directory.CreateTempSubdirectory("quotaproxy-unreadable-").FullName;
+        var configFile = Path.Combine(directory, "config.json");
+        if (content is not null)
+        {
+            await File.WriteAllTextAsync(configFile, content);
+        }
+
+        var start = new ProcessStartInfo("dotnet")
+        {
+            ArgumentList = { Path.Combine(AppContext.BaseDirectory, "QuotaProxy.dll"), "--config", configFile, "--urls", "http://127.0.0.1:0" },
+            WorkingDirectory = directory,
+            RedirectStandardError = true,
+            RedirectStandardOutput = true,
+        };
+
+        using var process = Process.Start(start)!;
+        var stderr = process.StandardError.ReadToEndAsync();
+        _ = process.StandardOutput.ReadToEndAsync();
+        await process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(60));
+        var lines = (await stderr).Split('\n', StringSplitOptions.RemoveEmptyEntries);
+
+        Assert.Equal(2, process.ExitCode);
+        var line = Assert.Single(lines);
+        Assert.StartsWith("QuotaProxy did not start: the configuration file cannot be read:", line, StringComparison.Ordinal);
+        Assert.Contains(expected, line, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", line, StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task ConfigFile_StandsAlone_TheDemoRoutesKeysAndAdminApiOfAppsettingsAreNotMergedIn()
     {
