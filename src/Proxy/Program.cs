@@ -9,4 +9,21 @@ if (args is ["quotactl", .. var rest])
     return await Quotactl.RunAsync(rest, Console.Out, Console.Error, stop.Token);
 }
 
+if (args is ["--help" or "-h"])
+{
+    await Console.Out.WriteAsync(ConfigCheck.Usage);
+    return 0;
+}
+
+if (args is ["--version"])
+{
+    await Console.Out.WriteLineAsync($"QuotaProxy {ConfigCheck.Version}");
+    return 0;
+}
+
+if (args is ["check", .. var checkArgs])
+{
+    return await QuotaProxyHost.CheckAsync(checkArgs);
+}
+
 return await QuotaProxyHost.RunAsync(args);

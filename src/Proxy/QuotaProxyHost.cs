@@ -83,11 +83,23 @@ public static class QuotaProxyHost
         builder.WebHost.UseUrls([.. proxy, admin]);
     }
 
-    public static async Task<int> RunAsync(string[] args)
+    public static Task<int> RunAsync(string[] args) => StartOrCheckAsync(args, check: false);
+
+    /// <summary><c>QuotaProxy check --config FILE</c>: validated as a start would, the effective model printed, nothing listened on.</summary>
+    public static Task<int> CheckAsync(string[] args) => StartOrCheckAsync(args, check: true);
+
+    private static async Task<int> StartOrCheckAsync(string[] args, bool check)
     {
         try
         {
-            await using var app = Build(args);
+            // A check prints the model alone: the host's own information lines would mix into it.
+            await using var app = Build(args, logging: check ? logging => logging.SetMinimumLevel(LogLevel.Warning) : null);
+            if (check)
+            {
+                await Console.Out.WriteAsync(Enforcement.Configuration.EffectiveConfiguration.Describe(app.Services));
+                return 0;
+            }
+
             await app.RunAsync();
             return 0;
         }

@@ -46,6 +46,51 @@ public sealed class StartupTests
         Assert.Contains("Quota:Pools:daily:Tenants:prod:Limit must be ≤ the pool's Limit (10), got 11.", errors, StringComparison.Ordinal);
     }
 
+    private static async Task<(int Code, string Output, string Error)> RunBinaryAsync(params string[] args)
+    {
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardError = true, RedirectStandardOutput = true, WorkingDirectory = Path.GetTempPath() };
+        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "QuotaProxy.dll"));
+        foreach (var arg in args)
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        using var process = Process.Start(start)!;
+        var output = process.StandardOutput.ReadToEndAsync();
+        var error = process.StandardError.ReadToEndAsync();
+        await process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(60));
+        return (process.ExitCode, await output, await error);
+    }
+
+    [Fact]
+    public async Task Check_ValidatesAConfigAsAStartWould_AndPrintsTheEffectiveModel_WithoutListening()
+    {
+        var valid = await RunBinaryAsync("check", "--config", Path.Combine(RepoRoot(), "src", "Proxy", "appsettings.json"), "--urls", $"http://127.0.0.1:{LoopbackPorts.Free()}");
+        var invalidFile = Path.Combine(Directory.CreateTempSubdirectory("quotaproxy-check-").FullName, "bad.json");
+        await File.WriteAllTextAsync(invalidFile, """{ "Quota": { "Pools": { "daily": { "Limit": 10, "Window": "1week", "Tenants": { "prod": {} } } } } }""");
+        var invalid = await RunBinaryAsync("check", "--config", invalidFile);
+
+        Assert.Equal(0, valid.Code);
+        Assert.Equal(
+            ["configuration OK: store InProcess, ledger off, admin API http://127.0.0.1:9090", "pool demo-minute: 10 credits per 1m (UTC), vendor closure at most 01:00:00", "  dev: limit 2, allocation 0, guaranteed 0", "  prod: limit 10, allocation 0, guaranteed 0", "  test: limit 4, allocation 0, guaranteed 0"],
+            valid.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.Equal(2, invalid.Code);
+        Assert.Contains("Quota:Pools:daily:Window must be one of 1s, 1m, 1h, 1d, 1mo, got '1week'.", invalid.Error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task HelpAndVersion_AnswerAndExit_WithoutStartingAServer()
+    {
+        var help = await RunBinaryAsync("--help");
+        var version = await RunBinaryAsync("--version");
+
+        Assert.Equal(0, help.Code);
+        Assert.Contains("QuotaProxy check --config FILE", help.Output, StringComparison.Ordinal);
+        Assert.DoesNotContain("Now listening", help.Output, StringComparison.Ordinal);
+        Assert.Equal(0, version.Code);
+        Assert.Matches(@"^QuotaProxy \d+\.\d+\.\d+", version.Output);
+    }
+
     [Theory]
     [InlineData(null, "was not found")]
     [InlineData("{ \"Quota\": { \"Pools\": ", "cannot be read")]
