@@ -23,21 +23,9 @@ public sealed class StartupTests
               "Quota": { "Pools": { "daily": { "Limit": 10, "Window": "1week", "Tenants": { "prod": { "Limit": 11, "Alocation": 5 } } } } }
             }
             """);
-        var start = new ProcessStartInfo("dotnet")
-        {
-            ArgumentList = { Path.Combine(AppContext.BaseDirectory, "QuotaProxy.dll"), "--config", configFile, "--urls", "http://127.0.0.1:0" },
-            WorkingDirectory = directory,
-            RedirectStandardError = true,
-            RedirectStandardOutput = true,
-        };
+        var (code, _, errors) = await RunBinaryAsync("--config", configFile, "--urls", "http://127.0.0.1:0");
 
-        using var process = Process.Start(start)!;
-        var stderr = process.StandardError.ReadToEndAsync();
-        _ = process.StandardOutput.ReadToEndAsync();
-        await process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(60));
-        var errors = await stderr;
-
-        Assert.Equal(2, process.ExitCode);
+        Assert.Equal(2, code);
         Assert.Contains("the configuration has 5 error(s)", errors, StringComparison.Ordinal);
         Assert.Contains("Quota:Pools:daily:Tenants:prod:Alocation is not a setting; did you mean Allocation?", errors, StringComparison.Ordinal);
         Assert.Contains("ReverseProxy:Routes:quotes:Metadata:Quota.Pool names unknown pool 'missing'; known pools: daily.", errors, StringComparison.Ordinal);
@@ -103,21 +91,10 @@ public sealed class StartupTests
             await File.WriteAllTextAsync(configFile, content);
         }
 
-        var start = new ProcessStartInfo("dotnet")
-        {
-            ArgumentList = { Path.Combine(AppContext.BaseDirectory, "QuotaProxy.dll"), "--config", configFile, "--urls", "http://127.0.0.1:0" },
-            WorkingDirectory = directory,
-            RedirectStandardError = true,
-            RedirectStandardOutput = true,
-        };
+        var (code, _, error) = await RunBinaryAsync("--config", configFile, "--urls", "http://127.0.0.1:0");
+        var lines = error.Split('\n', StringSplitOptions.RemoveEmptyEntries);
 
-        using var process = Process.Start(start)!;
-        var stderr = process.StandardError.ReadToEndAsync();
-        _ = process.StandardOutput.ReadToEndAsync();
-        await process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(60));
-        var lines = (await stderr).Split('\n', StringSplitOptions.RemoveEmptyEntries);
-
-        Assert.Equal(2, process.ExitCode);
+        Assert.Equal(2, code);
         var line = Assert.Single(lines);
         Assert.StartsWith("QuotaProxy did not start: the configuration file cannot be read:", line, StringComparison.Ordinal);
         Assert.Contains(expected, line, StringComparison.Ordinal);
