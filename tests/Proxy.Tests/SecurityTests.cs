@@ -149,7 +149,7 @@ public sealed class SecurityTests(RedisFixture redis, PostgresFixture postgres)
         var after = await Poll.UntilAsync(
             "the new admin key to replace the old one",
             async () => (Old: await StatusAsync("old-admin-key"), New: await StatusAsync("new-admin-key")),
-            seen => seen.New == HttpStatusCode.OK,
+            seen => seen.Old == HttpStatusCode.Unauthorized && seen.New == HttpStatusCode.OK, // both asked after the reload
             TimeSpan.FromSeconds(10));
 
         Assert.Equal((HttpStatusCode.OK, HttpStatusCode.Unauthorized), before);
