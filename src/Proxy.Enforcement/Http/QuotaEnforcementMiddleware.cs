@@ -189,11 +189,28 @@ internal sealed class QuotaEnforcementMiddleware(
 
         if (context.Features.Get<IHttpMinRequestBodyDataRateFeature>() is { } rate)
         {
-            rate.MinDataRate = new MinDataRate(limits.MinUploadBytesPerSecond, limits.MinUploadGracePeriod);
+            rate.MinDataRate = MinUploadRate(limits);
         }
 
         return true;
     }
+
+    /// <summary>The minimum upload rate of the options in force, made once per configuration rather than once per request.</summary>
+    private static MinDataRate MinUploadRate(RequestOptions limits)
+    {
+        var cached = _minUploadRate;
+        if (cached?.Limits != limits)
+        {
+            cached = new CachedRate(limits, new MinDataRate(limits.MinUploadBytesPerSecond, limits.MinUploadGracePeriod));
+            _minUploadRate = cached;
+        }
+
+        return cached.Rate;
+    }
+
+    private sealed record CachedRate(RequestOptions Limits, MinDataRate Rate);
+
+    private static CachedRate? _minUploadRate;
 
     /// <summary>The longest X-Request-Id the ledger stores as the caller sent it.</summary>
     internal const int MaxRequestIdLength = 128;

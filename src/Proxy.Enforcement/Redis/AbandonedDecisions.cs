@@ -121,18 +121,20 @@ internal sealed class AbandonedDecisions(
 
                 var instant = DateTimeOffset.FromUnixTimeMilliseconds(landed.AtMs);
                 long[] windowStarts = [.. debits.Select(debit => debit.Pool.Locate(instant).StartMs)];
-                var given = landed.StreamId is { } eventId
-                    ? await AdjustScript.RefundWhereDebitedAsync(database, keys, debits, windowStarts, usage, operation, eventId).WaitAsync(timeout).ConfigureAwait(false)
-                    : await AdjustScript.EvaluateAsync(database, keys, debits, windowStarts, -debits[0].Cost, UsageKind.Refund, usage, operation).WaitAsync(timeout).ConfigureAwait(false) >= 0;
-                if (!given)
+                if (landed.StreamId is { } eventId)
                 {
-                    continue; // the event left the stream since it was found (flushed): looked up again, in the ledger
+                    if (!await AdjustScript.RefundWhereDebitedAsync(database, keys, debits, windowStarts, usage, operation, eventId).WaitAsync(timeout).ConfigureAwait(false))
+                    {
+                        continue; // the event left the stream since it was found (flushed): looked up again, in the ledger
+                    }
+                }
+                else
+                {
+                    // In the ledger: the debit was billed, so the refund is billed too.
+                    await AdjustScript.EvaluateAsync(database, keys, debits, windowStarts, -debits[0].Cost, UsageKind.Refund, usage, operation).WaitAsync(timeout).ConfigureAwait(false);
                 }
 
-                await ConfirmOnReplicasAsync(database, debits).ConfigureAwait(false);
-                await ReleaseQuietlyAsync(lease);
-                metrics?.AbandonedDecision("refunded");
-                QuotaLog.AbandonedDecisionRefunded(logger, debits[0].Cost, "refunded");
+                await GivenBackAsync(database, debits, lease).ConfigureAwait(false);
                 return;
             }
             catch (ObjectDisposedException ex)
@@ -172,13 +174,20 @@ internal sealed class AbandonedDecisions(
 
     private readonly SemaphoreSlim _lookups = new(2);
 
-    /// <summary>Not yet on the replicas: a failover could lose it. Thrown, so it is sent again (its operation applies once).</summary>
-    private async Task ConfirmOnReplicasAsync(IDatabase database, IReadOnlyList<QuotaDebit> debits)
+    /// <summary>
+    /// A give-back has been applied: once it is on the replicas (else thrown, so that it is sent again: its
+    /// operation applies once, and a failover could lose it), the lease goes and it is counted.
+    /// </summary>
+    private async Task GivenBackAsync(IDatabase database, IReadOnlyList<QuotaDebit> debits, QuotaLease? lease)
     {
         if (replicaAcks > 0 && await AcknowledgedAsync(database, keys.PoolUsage(debits[0].Pool), timeout).ConfigureAwait(false) < replicaAcks)
         {
             throw new TimeoutException("the refund did not reach the replicas in time");
         }
+
+        await ReleaseQuietlyAsync(lease);
+        metrics?.AbandonedDecision("refunded");
+        QuotaLog.AbandonedDecisionRefunded(logger, debits[0].Cost, "refunded");
     }
 
     /// <summary>Before each attempt to find an abandoned decision's event: the store may take a while to come back.</summary>
@@ -200,10 +209,7 @@ internal sealed class AbandonedDecisions(
                 await AdjustScript.EvaluateAsync(database, keys, debits, windowStarts, -debits[0].Cost, UsageKind.Refund, ledger ? usage : null, operation)
                     .WaitAsync(timeout)
                     .ConfigureAwait(false);
-                await ConfirmOnReplicasAsync(database, debits).ConfigureAwait(false);
-                await ReleaseQuietlyAsync(lease);
-                metrics?.AbandonedDecision("refunded");
-                QuotaLog.AbandonedDecisionRefunded(logger, debits[0].Cost, "refunded");
+                await GivenBackAsync(database, debits, lease).ConfigureAwait(false);
                 return;
             }
             catch (Exception ex) when (RedisQuotaStore.IsStoreFailure(ex))
