@@ -94,6 +94,9 @@ public static class QuotaProxyServiceCollectionExtensions
             });
             // Before Kestrel listens: the hosted services start before the server does.
             services.AddHostedService<RedisWarmup>();
+            // After a reconnection or a failover, the counters are held against the ledger before deciding on.
+            services.AddSingleton<FailoverAudit>();
+            services.AddHostedService(sp => sp.GetRequiredService<FailoverAudit>());
         }
 
         var health = services.AddHealthChecks().AddCheck<StoreReadinessCheck>("store", tags: [ReadyTag]);

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Net;
+using System.Net.Http.Json;
 using Dapper;
 using Npgsql;
 using QuotaProxy.Enforcement.Redis;
@@ -295,6 +296,75 @@ public sealed class StoreFaultTests(RedisFixture redis, PostgresFixture postgres
     }
 
     [Fact]
+    public async Task SentinelFailoverToALaggingReplica_TheLostWritesAreFoundInTheLedger_AndRaisedBackBeforeDeciding_TheVendorSeesExactlyThePool()
+    {
+        using var vendor = new VendorServer();
+        await using var sentinel = await LocalRedisSentinel.StartAsync();
+        var prefix = RedisFixture.NewKeyPrefix();
+        var ledger = await postgres.NewDatabaseAsync();
+        // Without replica acknowledgements (the default): the master's last writes may be on no replica.
+        await using var first = await ProxyInstance.StartAsync(Config(vendor, sentinel.ConnectionString, prefix, ledger, limit: 100));
+        await using var second = await ProxyInstance.StartAsync(Config(vendor, sentinel.ConnectionString, prefix, ledger, limit: 100));
+        var before = new List<HttpStatusCode>();
+        for (var i = 0; i < 40; i++)
+        {
+            before.Add((await SendAsync(i % 2 == 0 ? first : second, Tenants[i % 2], i)).Status);
+        }
+
+        // The replica has those 40, then falls behind: frozen, and cut off from the master, which goes on taking
+        // writes without it (as one with min-replicas-to-write 0, or within min-replicas-max-lag, does). The
+        // next 30 are on the master alone, and billed.
+        await using (var master = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync($"{sentinel.First.ConnectionString},allowAdmin=true"))
+        {
+            await master.GetDatabase().ExecuteAsync("WAIT", 1, 5000);
+            sentinel.Second.Pause();
+            await master.GetDatabase().ExecuteAsync("CONFIG", "SET", "min-replicas-to-write", "0");
+            await master.GetDatabase().ExecuteAsync("CLIENT", "KILL", "TYPE", "replica");
+        }
+
+        for (var i = 40; i < 70; i++)
+        {
+            before.Add((await SendAsync(i % 2 == 0 ? first : second, Tenants[i % 2], i)).Status);
+        }
+
+        await Poll.UntilAsync("the ledger to hold the 70 debits", async () => (await LedgerNetAsync(ledger, by: "pool")).GetValueOrDefault("daily"), net => net == 70, TimeSpan.FromSeconds(30));
+        // The master dies with them; the replica, 30 writes behind but with the baseline marker, is promoted.
+        await sentinel.First.StopAsync();
+        sentinel.Second.Resume();
+        await Poll.UntilAsync("the Sentinel to promote the lagging replica", sentinel.MasterPortAsync, port => port == sentinel.Second.Port, TimeSpan.FromSeconds(60));
+        // The old master comes back empty and follows the new one, which then takes writes again.
+        await sentinel.First.StartAgainAsync();
+
+        var after = new List<HttpStatusCode>();
+        var failingOver = Stopwatch.StartNew();
+        for (var i = 0; after.Count(status => status != HttpStatusCode.ServiceUnavailable) < 60 && failingOver.Elapsed < TimeSpan.FromSeconds(60); i++)
+        {
+            after.Add((await SendAsync(i % 2 == 0 ? first : second, Tenants[i % 2], 1000 + i)).Status);
+            if (after[^1] == HttpStatusCode.ServiceUnavailable)
+            {
+                await Task.Delay(50);
+            }
+        }
+
+        output.WriteLine("after the failover: " + string.Join(", ", after.GroupBy(s => s).Select(g => $"{(int)g.Key} x {g.Count()}")));
+        var metrics = (await first.MetricsAsync(), await second.MetricsAsync());
+        double Both(string name, string outcome) =>
+            metrics.Item1.Value(name, ("pool", "daily"), ("outcome", outcome)) + metrics.Item2.Value(name, ("pool", "daily"), ("outcome", outcome));
+        output.WriteLine($"audits: lost {Both("quota_proxy_store_audits_total", "lost")}, consistent {Both("quota_proxy_store_audits_total", "consistent")}; baselines raised {Both("quota_proxy_store_baselines_total", "raised")}, restored {Both("quota_proxy_store_baselines_total", "restored")}, kept {Both("quota_proxy_store_baselines_total", "kept")}, empty {Both("quota_proxy_store_baselines_total", "empty")}");
+        output.WriteLine(string.Join(Environment.NewLine, first.Logs.Lines.Concat(second.Logs.Lines).Where(line => line.Contains("lost writes", StringComparison.Ordinal))));
+        Assert.All(before, status => Assert.Equal(HttpStatusCode.OK, status));
+        Assert.All(after, status => Assert.Contains(status, new[] { HttpStatusCode.OK, HttpStatusCode.TooManyRequests, HttpStatusCode.ServiceUnavailable }));
+        // Only what was left of the pool: the 30 writes the failover lost were found in the ledger.
+        Assert.Equal(30, after.Count(status => status == HttpStatusCode.OK));
+        Assert.Equal(HttpStatusCode.TooManyRequests, after[^1]);
+        Assert.Equal(100, vendor.Calls.Count);
+        Assert.True(Both("quota_proxy_store_audits_total", "lost") >= 1, "an audit found the lost writes");
+        Assert.True(Both("quota_proxy_store_baselines_total", "raised") >= 1, "the counters were raised back");
+        await using var connection = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(sentinel.ConnectionString);
+        await AssertInvariantAsync(connection, prefix, ledger, vendor);
+    }
+
+    [Fact]
     public async Task RedisRestartedWithoutPersistence_TheWindowIsRestoredFromTheLedgerBeforeAnythingIsAdmitted_TheVendorSeesExactlyThePool()
     {
         using var vendor = new VendorServer();
@@ -337,6 +407,69 @@ public sealed class StoreFaultTests(RedisFixture redis, PostgresFixture postgres
         Assert.Equal(1, restored);
         await using var connection = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(server.ConnectionString);
         await AssertInvariantAsync(connection, prefix, ledger, vendor);
+    }
+
+    [Fact]
+    public async Task ResetThenRedisRestartedWithoutPersistence_TheWindowComesBackAsReset_AndTheBillStillCountsEveryCall()
+    {
+        using var vendor = new VendorServer();
+        await using var server = await LocalRedisServer.StartAsync(appendOnly: false);
+        var prefix = RedisFixture.NewKeyPrefix();
+        var ledger = await postgres.NewDatabaseAsync();
+        const string AdminKey = "reset-admin-key";
+        var config = Config(vendor, server.ConnectionString, prefix, ledger, limit: 100)
+            .Set("Quota:Pools:daily:Tenants:prod:Tenants:api:Limit", "100")
+            .ApiKey("api-key", "prod/api")
+            .Admin(LoopbackPorts.Free(), AdminKey);
+        await using var proxy = await ProxyInstance.StartAsync(config);
+        var before = new List<HttpStatusCode>();
+        foreach (var (tenant, count) in new[] { ("api", 20), ("prod", 10), ("test", 10) })
+        {
+            for (var i = 0; i < count; i++)
+            {
+                before.Add((await SendAsync(proxy, tenant, i)).Status);
+            }
+        }
+
+        // prod and everything under it gives back what it used: prod/api's 20 and prod's own 10.
+        using var reset = new HttpRequestMessage(HttpMethod.Post, "/admin/v1/pools/daily/reset") { Content = JsonContent.Create(new { tenant = "prod" }) };
+        reset.Headers.Add("X-Admin-Key", AdminKey);
+        using var resetResponse = await proxy.Admin!.SendAsync(reset);
+        await using var db = new NpgsqlConnection(ledger);
+        await Poll.UntilAsync(
+            "the ledger to hold the 40 debits and the reset",
+            async () => await db.QuerySingleAsync<(long, long)>("SELECT count(*) FILTER (WHERE kind = 'debit'), coalesce(sum(credits) FILTER (WHERE kind = 'reset'), 0)::bigint FROM usage_events"),
+            seen => seen == (40, -30),
+            TimeSpan.FromSeconds(30));
+        var resets = (await db.QueryAsync<(string Tenant, long Credits)>("SELECT tenant, credits FROM usage_events WHERE kind = 'reset' ORDER BY tenant")).ToList();
+
+        // Redis forgets everything: the window is rebuilt from the ledger, resets included.
+        await server.StopAsync();
+        await server.StartAgainAsync();
+        var after = new List<HttpStatusCode>();
+        var reconnecting = Stopwatch.StartNew();
+        for (var i = 0; after.Count(status => status != HttpStatusCode.ServiceUnavailable) < 100 && reconnecting.Elapsed < TimeSpan.FromSeconds(30); i++)
+        {
+            after.Add((await SendAsync(proxy, "test", 1000 + i)).Status);
+            if (after[^1] == HttpStatusCode.ServiceUnavailable)
+            {
+                await Task.Delay(50);
+            }
+        }
+
+        output.WriteLine("after the restart: " + string.Join(", ", after.GroupBy(s => s).Select(g => $"{(int)g.Key} x {g.Count()}")));
+        Assert.All(before, status => Assert.Equal(HttpStatusCode.OK, status));
+        Assert.Equal(HttpStatusCode.OK, resetResponse.StatusCode);
+        Assert.Equal([("prod", -10L), ("prod/api", -20L)], resets);
+        // 10 of the pool were in use after the reset (test's): 90 more, not the 60 a rebuild without it would leave.
+        Assert.Equal(90, after.Count(status => status == HttpStatusCode.OK));
+        Assert.Equal(HttpStatusCode.TooManyRequests, after[^1]);
+        Assert.Equal(130, vendor.Calls.Count);
+        await using var redis = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(server.ConnectionString);
+        var counters = (await redis.GetDatabase().HashGetAllAsync(new RedisKeys(prefix).PoolUsage("daily"))).ToDictionary(e => e.Name.ToString(), e => (long)e.Value);
+        Assert.Equal((100L, 0L, 0L, 100L), (counters["pool"], counters.GetValueOrDefault("t:prod"), counters.GetValueOrDefault("t:prod/api"), counters["t:test"]));
+        // The bill counts every vendor call: resets are not billed.
+        await Poll.UntilAsync("every call to be billed", async () => await db.ExecuteScalarAsync<long>("SELECT coalesce(sum(net), 0)::bigint FROM usage_daily"), net => net == 130, TimeSpan.FromSeconds(30));
     }
 
     [Fact]

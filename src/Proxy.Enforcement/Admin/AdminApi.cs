@@ -232,9 +232,11 @@ public static class AdminApi
             return StoreUnavailable();
         }
 
-        // A tenant gives back what it used (its ancestors with it); a pool, every top-level tenant. Through
-        // the same adjustment as a refund, so the aggregates move with the counters. Billing is untouched:
-        // the vendor calls happened, and no ledger event is written.
+        // A tenant gives back what it and every tenant below it used (its ancestors with it); a pool, all of
+        // it. Each node gives back its own part, the deepest first, through the same adjustment as a refund, so
+        // the aggregates move with the counters. With the ledger on, each part is a 'reset' event: billing
+        // leaves it out (the vendor calls happened), and a window rebuilt from the ledger after Redis lost it
+        // comes back as reset, not as it was before.
         var nodes = tenant is null ? definition.Root.Children : [definition.Nodes[tenant]];
         var before = new { used = tenant is null ? usage.Used(definition.Root) : usage.Used(definition.Nodes[tenant]) };
         if (await RecordAsync(audit, http, "reset", pool, tenant, before, new { used = 0 }, cancellationToken) is { } unrecorded)
@@ -243,18 +245,19 @@ public static class AdminApi
         }
 
         var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
-        foreach (var node in nodes)
+        var context = new UsageContext(ResetRoute, http.TraceIdentifier);
+        foreach (var node in nodes.SelectMany(DeepestFirst))
         {
-            var used = usage.Used(node);
-            if (used <= 0)
+            var own = usage.Used(node) - node.Children.Sum(usage.Used);
+            if (own <= 0)
             {
                 continue;
             }
 
-            var decision = new RouteDecision(true, -1, [new QuotaDecision(true, QuotaLimitedBy.None, null, used, usage.Used(definition.Root), node.EffectiveLimit, 0, usage.Window, now)]);
+            var decision = new RouteDecision(true, -1, [new QuotaDecision(true, QuotaLimitedBy.None, null, own, usage.Used(definition.Root), node.EffectiveLimit, 0, usage.Window, now)]);
             try
             {
-                await store.AdjustAsync([new QuotaDebit(definition, node, used)], decision, -used, UsageKind.Adjustment, null, cancellationToken);
+                await store.AdjustAsync([new QuotaDebit(definition, node, own)], decision, -own, UsageKind.Reset, context, cancellationToken);
             }
             catch (QuotaStoreUnavailableException)
             {
@@ -266,6 +269,11 @@ public static class AdminApi
             ? Results.Ok(Status(definition, after, models, tenant))
             : StoreUnavailable();
     }
+
+    /// <summary>The route a reset's ledger events name: a reset is no request.</summary>
+    internal const string ResetRoute = "(reset)";
+
+    private static IEnumerable<QuotaNode> DeepestFirst(QuotaNode node) => node.Children.SelectMany(DeepestFirst).Append(node);
 
     /// <summary>Ends the pool's vendor closure now: the operator knows the vendor is back before its Retry-After says so. Audited.</summary>
     private static async Task<IResult> ReopenAsync(

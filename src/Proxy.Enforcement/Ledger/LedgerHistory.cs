@@ -7,7 +7,8 @@ namespace QuotaProxy.Enforcement.Ledger;
 /// <summary>The ledger as the store's memory: what a window has been charged, read back after Redis lost it.</summary>
 internal sealed class LedgerHistory(NpgsqlDataSource dataSource) : IUsageHistory
 {
-    public async Task<IReadOnlyDictionary<string, long>> NetByTenantAsync(string pool, WindowBounds window, CancellationToken cancellationToken)
+    public async Task<IReadOnlyDictionary<string, long>> NetByTenantAsync(
+        string pool, WindowBounds window, DateTimeOffset until, IReadOnlyCollection<string> except, CancellationToken cancellationToken)
     {
         try
         {
@@ -17,10 +18,10 @@ internal sealed class LedgerHistory(NpgsqlDataSource dataSource) : IUsageHistory
                 """
                 SELECT tenant, sum(credits)::bigint
                 FROM usage_events
-                WHERE pool = @Pool AND occurred_at >= @Start AND occurred_at < @End
+                WHERE pool = @Pool AND occurred_at >= @Start AND occurred_at < @Until AND NOT (event_id = ANY(@Except))
                 GROUP BY tenant
                 """,
-                new { Pool = pool, window.Start, window.End },
+                new { Pool = pool, window.Start, Until = until < window.End ? until : window.End, Except = except.ToArray() },
                 cancellationToken: cancellationToken));
             return rows.ToDictionary(row => row.Tenant, row => row.Net, StringComparer.Ordinal);
         }

@@ -71,11 +71,17 @@ internal static partial class QuotaLog
     [LoggerMessage(EventId = 1112, Level = LogLevel.Warning, Message = "Redis at {Endpoint} has no append-only file (appendonly no): a restart loses this window's counters and its usage events not yet in the ledger. Production needs appendonly yes (see the README)")]
     public static partial void StoreWithoutAppendOnlyFile(ILogger logger, string endpoint);
 
-    [LoggerMessage(EventId = 1113, Level = LogLevel.Warning, Message = "Redis had lost the counters of pool {Pool} (no baseline): its window from {WindowStart:o} restored from the ledger, {PoolCredits} credit(s) used, before deciding again")]
+    [LoggerMessage(EventId = 1113, Level = LogLevel.Warning, Message = "Redis had lost the counters of pool {Pool} (no baseline): its window from {WindowStart:o} restored or raised back from the ledger, {PoolCredits} credit(s) used, before deciding again")]
     public static partial void StoreCountersRestored(ILogger logger, string pool, long poolCredits, DateTimeOffset windowStart);
 
     [LoggerMessage(EventId = 1114, Level = LogLevel.Warning, Message = "Redis holds no counters for pool {Pool}'s current window and no ledger is configured to restore them from: the window goes on from zero (expected on a first start; after a Redis restart without persistence, the window's earlier usage is forgotten)")]
     public static partial void StoreBaselineWithoutLedger(ILogger logger, string pool);
+
+    [LoggerMessage(EventId = 1116, Level = LogLevel.Error, Message = "Redis has lost writes to pool {Pool} that the ledger billed (a failover to a replica that had not caught up?): its counters hold {HeldCredits} credit(s), the ledger and the stream charged {ChargedCredits}, {Fields} counter(s) short. Decisions wait while they are raised back")]
+    public static partial void StoreLostWrites(ILogger logger, string pool, long heldCredits, long chargedCredits, int fields);
+
+    [LoggerMessage(EventId = 1117, Level = LogLevel.Warning, Message = "Pool {Pool}'s counters could not be held against the ledger; Redis keeps them as they are")]
+    public static partial void StoreAuditFailed(ILogger logger, string pool, Exception exception);
 
     [LoggerMessage(EventId = 1120, Level = LogLevel.Information, Message = "Emergency journal {Path}: {Pending} admission(s) to charge once the store answers")]
     public static partial void EmergencyJournalOpened(ILogger logger, string path, int pending);

@@ -49,6 +49,7 @@ internal sealed class QuotaMetrics
     private readonly Counter _abandonedDecisions;
     private readonly Counter _adminAuthFailures;
     private readonly Counter _storeBaselines;
+    private readonly Counter _storeAudits;
 
     /// <summary>What became of a decision the proxy stopped waiting for (the <c>outcome</c> of <c>quota_proxy_store_abandoned_decisions_total</c>).</summary>
     public static readonly IReadOnlyList<string> AbandonedOutcomes = ["expired", "not_admitted", "refunded", "refund_failed", "unanswered"];
@@ -127,7 +128,11 @@ internal sealed class QuotaMetrics
 
         _storeBaselines = factory.CreateCounter(
             "quota_proxy_store_baselines_total",
-            "Baselines this replica set for a pool's counters in Redis, by outcome: kept (Redis held the window), restored (from the ledger, after Redis lost its data) or empty (nothing to restore).",
+            "Baselines this replica set for a pool's counters in Redis, by outcome: kept (Redis held the window), restored (from the ledger, after Redis lost its data), raised (Redis held the window but had lost writes the ledger billed) or empty (nothing to restore).",
+            ["pool", "outcome"]);
+        _storeAudits = factory.CreateCounter(
+            "quota_proxy_store_audits_total",
+            "Checks of a pool's counters in Redis against the ledger (at start, after a reconnection or a failover), by outcome: consistent, lost (Redis had lost writes the ledger billed; raised back) unread (the stream was too long to read, or the window was moving on) or failed (the ledger did not answer: the counters go on as they are).",
             ["pool", "outcome"]);
     }
 
@@ -197,6 +202,8 @@ internal sealed class QuotaMetrics
 
     /// <param name="outcome">kept, restored or empty.</param>
     public void StoreBaseline(string pool, string outcome) => _storeBaselines.WithLabels(pool, outcome).Inc();
+
+    public void StoreAudit(string pool, string outcome) => _storeAudits.WithLabels(pool, outcome).Inc();
 
     public void LedgerBacklog(string pool, long events) => _ledgerBacklog.WithLabels(pool).Set(events);
 

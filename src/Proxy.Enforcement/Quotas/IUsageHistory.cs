@@ -7,10 +7,12 @@ namespace QuotaProxy.Enforcement.Quotas;
 internal interface IUsageHistory
 {
     /// <summary>
-    /// The net credits (debits, overages, refunds and adjustments) charged to <paramref name="pool"/> in
-    /// <paramref name="window"/>, by the tenant path each was charged to; empty when nothing was.
+    /// The net credits (debits, overages, refunds, adjustments and resets) charged to <paramref name="pool"/>
+    /// in <paramref name="window"/> before <paramref name="until"/>, by the tenant path each was charged to,
+    /// leaving out the events <paramref name="except"/> names (those the store still holds, counted from
+    /// there); empty when nothing was.
     /// </summary>
-    Task<IReadOnlyDictionary<string, long>> NetByTenantAsync(string pool, WindowBounds window, CancellationToken cancellationToken);
+    Task<IReadOnlyDictionary<string, long>> NetByTenantAsync(string pool, WindowBounds window, DateTimeOffset until, IReadOnlyCollection<string> except, CancellationToken cancellationToken);
 
     /// <summary>
     /// When (Unix ms) the ledger billed a debit (or overage) of <paramref name="pool"/> for this tenant, route and

@@ -10,4 +10,10 @@ internal enum UsageKind
 
     /// <summary>A free retry under an idempotency key the vendor honours: 0 credits, recorded so that billing sees every call.</summary>
     Replay,
+
+    /// <summary>
+    /// An operator's reset: credits given back to the counters (negative), not to the bill. The vendor calls
+    /// happened, so billing leaves resets out; the counters a lost window is rebuilt with take them in.
+    /// </summary>
+    Reset,
 }

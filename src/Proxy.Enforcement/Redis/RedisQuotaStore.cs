@@ -104,6 +104,14 @@ internal sealed class RedisQuotaStore : IQuotaStore
     /// </summary>
     private async ValueTask<RouteDecision> DecideAsync(IReadOnlyList<QuotaDebit> debits, UsageContext? usage, CancellationToken cancellationToken)
     {
+        var started = Stopwatch.GetTimestamp();
+        if (_baselines.Auditing(debits[0].Pool.HashTag) is { IsCompleted: false } auditing)
+        {
+            // After a reconnection or a failover the counters are held against the ledger first: a decision
+            // taken on counters that lost writes could admit what was already spent.
+            await AwaitAuditAsync(auditing, debits[0].Pool, started, cancellationToken).ConfigureAwait(false);
+        }
+
         var proxyNow = _timeProvider.GetUtcNow();
         var leaseId = QuotaLease.Needed(debits) ? QuotaLease.NewId() : null;
         // While this process runs queued work late, its own queueing is added to the wait, up to one more
@@ -114,7 +122,6 @@ internal sealed class RedisQuotaStore : IQuotaStore
         var deadline = _useProxyClock ? 0 : _clock.DeadlineMicros(proxyNow, _timeout + (_timeout > ReplyAllowance * 2 ? _timeout - ReplyAllowance : _timeout / 2));
         var (redisKeys, args) = DebitScript.Arguments(
             _keys, debits, proxyNow, _useProxyClock ? (proxyNow - DateTimeOffset.UnixEpoch).Ticks / TimeSpan.TicksPerMicrosecond : 0, leaseId, _leaseMs, usage, _ledger, _maxBacklog, deadline);
-        var started = Stopwatch.GetTimestamp();
         var database = _connection.GetDatabase();
         var evaluation = database.ScriptEvaluateAsync(DebitScript.Script.Sha1, redisKeys, args);
         try
@@ -192,6 +199,24 @@ internal sealed class RedisQuotaStore : IQuotaStore
     {
         var left = _timeout - Stopwatch.GetElapsedTime(started);
         return left > TimeSpan.Zero ? left : TimeSpan.Zero;
+    }
+
+    /// <exception cref="QuotaStoreUnavailableException">The audit did not end within the timeout (it goes on).</exception>
+    private async Task AwaitAuditAsync(Task auditing, PoolDefinition pool, long started, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await auditing.WaitAsync(Left(started), cancellationToken).ConfigureAwait(false);
+        }
+        catch (TimeoutException ex)
+        {
+            QuotaLog.StoreUnavailable(_logger, pool.Name, ex);
+            throw new QuotaStoreUnavailableException($"Redis's counters are being held against the ledger after a reconnection; pool {pool.Name} decides again once they are.", ex);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            // The audit failed (logged where it ran): the decision goes on from what Redis holds.
+        }
     }
 
     /// <exception cref="QuotaStoreUnavailableException">The baseline was not set within what is left of the timeout (it goes on being set).</exception>

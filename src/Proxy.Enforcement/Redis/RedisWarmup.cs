@@ -37,6 +37,8 @@ internal sealed class RedisWarmup(IConnectionMultiplexer connection, IQuotaStore
             await WarnWithoutPersistenceAsync().WaitAsync(budget.Token);
             // Every configured pool's counters known good (restored from the ledger if Redis lost them).
             await baselines.EnsureConfiguredAsync().WaitAsync(budget.Token);
+            // and none short of what the ledger billed (a replica promoted before it had every write).
+            await baselines.AuditConfiguredAsync().WaitAsync(budget.Token);
             var debit = new QuotaDebit(Pool.Pools[PoolName], Pool.Pools[PoolName].Nodes["warmup"], 1);
             var decided = 0;
             for (var i = 0; i < Decisions / 2; i++)

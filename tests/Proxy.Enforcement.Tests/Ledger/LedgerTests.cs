@@ -108,7 +108,7 @@ public sealed class LedgerTests(PostgresFixture postgres)
         var history = new LedgerHistory(NpgsqlDataSource.Create(database));
         var window = new WindowBounds(Monday.ToUnixTimeMilliseconds(), Monday.AddDays(1).ToUnixTimeMilliseconds());
         // Before any flusher created the ledger: nothing was billed.
-        Assert.Empty(await history.NetByTenantAsync("vendor-daily", window, CancellationToken.None));
+        Assert.Empty(await history.NetByTenantAsync("vendor-daily", window, window.End, [], CancellationToken.None));
         Assert.Null(await history.DebitedAtAsync("vendor-daily", "prod", "quotes", "req-b", Monday, Monday.AddSeconds(1), CancellationToken.None));
 
         await LedgerSchema.MigrateAsync(database);
@@ -123,16 +123,43 @@ public sealed class LedgerTests(PostgresFixture postgres)
             new UsageEvent("f", Monday, "other-pool", "prod", "quotes", 7, UsageKind.Debit, false, "req-f"),
         ]);
 
-        var net = await history.NetByTenantAsync("vendor-daily", window, CancellationToken.None);
+        var net = await history.NetByTenantAsync("vendor-daily", window, window.End, [], CancellationToken.None);
+        // Before a moment (what a snapshot of Redis at that moment held), and without the events Redis still holds.
+        var beforeTheRefund = await history.NetByTenantAsync("vendor-daily", window, debitedAt.AddMilliseconds(1), [], CancellationToken.None);
+        var withoutD = await history.NetByTenantAsync("vendor-daily", window, window.End, ["d", "z"], CancellationToken.None);
         var found = await history.DebitedAtAsync("vendor-daily", "prod", "quotes", "req-b", Monday, Monday.AddSeconds(1), CancellationToken.None);
         var outsideItsSpan = await history.DebitedAtAsync("vendor-daily", "prod", "quotes", "req-b", Monday.AddSeconds(1), Monday.AddSeconds(2), CancellationToken.None);
         var refundOnly = await history.DebitedAtAsync("vendor-daily", "prod", "quotes", "req-c", Monday, Monday.AddSeconds(1), CancellationToken.None);
         var otherTenant = await history.DebitedAtAsync("vendor-daily", "test", "quotes", "req-b", Monday, Monday.AddSeconds(1), CancellationToken.None);
 
         Assert.Equal(new Dictionary<string, long> { ["prod"] = 0, ["test"] = 4 }, net);
+        Assert.Equal(new Dictionary<string, long> { ["prod"] = 2 }, beforeTheRefund);
+        Assert.Equal(new Dictionary<string, long> { ["prod"] = 0 }, withoutD);
         Assert.Equal(debitedAt.ToUnixTimeMilliseconds(), found);
         Assert.Null(outsideItsSpan);
         Assert.Null(refundOnly);
         Assert.Null(otherTenant);
+    }
+
+    [Fact]
+    public async Task Reset_IsInTheHistoryCountersAreRebuiltFrom_ButNeverInTheBill_ByEitherWritePath()
+    {
+        var database = await postgres.NewDatabaseAsync();
+        await LedgerSchema.MigrateAsync(database);
+        await using var dataSource = NpgsqlDataSource.Create(database);
+        var writer = new LedgerWriter(dataSource);
+        await writer.WriteFirstDeliveryAsync([Event("a", 5), Event("r", -3, UsageKind.Reset)]);
+        // Redelivered (the idempotent path): "r" again is not written twice.
+        await writer.WriteAsync([Event("b", 2), Event("s", -2, UsageKind.Reset), Event("r", -3, UsageKind.Reset)]);
+        var window = new WindowBounds(Monday.ToUnixTimeMilliseconds(), Monday.AddDays(1).ToUnixTimeMilliseconds());
+
+        var net = await new LedgerHistory(dataSource).NetByTenantAsync("vendor-daily", window, window.End, [], CancellationToken.None);
+        await using var connection = await dataSource.OpenConnectionAsync();
+        var bill = await connection.QuerySingleAsync<(long Debited, long Net, long Events)>("SELECT debited, net, events FROM usage_daily WHERE tenant = 'prod'");
+        var resets = await connection.ExecuteScalarAsync<long>("SELECT count(*) FROM usage_events WHERE kind = 'reset'");
+
+        Assert.Equal(new Dictionary<string, long> { ["prod"] = 2 }, net);
+        Assert.Equal((7L, 7L, 2L), bill);
+        Assert.Equal(2, resets);
     }
 }

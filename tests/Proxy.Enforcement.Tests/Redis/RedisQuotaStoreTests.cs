@@ -153,7 +153,7 @@ public sealed class RedisQuotaStoreTests(RedisFixture redis)
     /// <summary>A ledger that has not billed anything yet: the lost decision's event can only be in the stream.</summary>
     private sealed class NothingBilledYet : IUsageHistory
     {
-        public Task<IReadOnlyDictionary<string, long>> NetByTenantAsync(string pool, WindowBounds window, CancellationToken cancellationToken) =>
+        public Task<IReadOnlyDictionary<string, long>> NetByTenantAsync(string pool, WindowBounds window, DateTimeOffset until, IReadOnlyCollection<string> except, CancellationToken cancellationToken) =>
             Task.FromResult<IReadOnlyDictionary<string, long>>(new Dictionary<string, long>());
 
         public Task<long?> DebitedAtAsync(string pool, string tenant, string route, string requestId, DateTimeOffset from, DateTimeOffset to, CancellationToken cancellationToken) =>

@@ -10,7 +10,8 @@ namespace QuotaProxy.Enforcement.Tests.Redis;
 
 /// <summary>
 /// A Redis that lost its data: debit.lua admits nothing on a hash tag without a baseline, and the store sets
-/// one first: restoring the window from the usage history (the ledger), keeping a window Redis still holds.
+/// one first: restoring the window from the usage history (the ledger), and raising a window Redis still
+/// holds to what the history charged where it is short.
 /// </summary>
 [Collection(RedisCollection.Name)]
 public sealed class StoreBaselinesTests(RedisFixture redis)
@@ -99,21 +100,39 @@ public sealed class StoreBaselinesTests(RedisFixture redis)
     }
 
     [Fact]
-    public async Task Debit_OnARedisThatHoldsTheWindowButNoBaseline_KeepsItsCounters_AndAsksNoHistory()
+    public async Task Debit_OnARedisThatHoldsTheWindowButNoBaseline_KeepsTheCountersTheHistoryAgreesWith_AndRaisesThoseBelowIt()
     {
         var prefix = RedisFixture.NewKeyPrefix();
         var keys = new RedisKeys(prefix);
         var database = redis.Connection.GetDatabase();
         await Store(prefix, history: null).DebitAsync([Tree.Debit("dev", 7)], null, CancellationToken.None);
-        // A Redis written before baselines existed (an upgrade), or one whose marker alone went.
+        // The marker taken away, as StoreBaselines.AuditAsync does when Redis is short of what was billed (a
+        // replica promoted before it had every write): here dev's 7 are all there, test's 20 were lost.
         await database.KeyDeleteAsync(keys.Baseline(Tree.HashTag));
-        var history = new BilledHistory(new Dictionary<string, long> { ["dev"] = 100 });
+        var history = new BilledHistory(new Dictionary<string, long> { ["dev"] = 7, ["test"] = 20 });
 
         var decision = await Store(prefix, history).DebitAsync([Tree.Debit("dev", 1)], null, CancellationToken.None);
 
         Assert.Equal(8, decision.Pools[0].Used);
-        Assert.Equal(0, history.Reads);
+        Assert.Equal(28, decision.Pools[0].PoolUsed);
+        Assert.Equal(20, (long)await database.HashGetAsync(keys.PoolUsage(Tree), "t:test"));
+        Assert.Equal(1, history.Reads);
         Assert.True(await database.KeyExistsAsync(keys.Baseline(Tree.HashTag)));
+    }
+
+    [Fact]
+    public async Task Debit_OnAHeldWindowWhileTheHistoryCannotBeRead_GoesOnFromWhatRedisHolds()
+    {
+        var prefix = RedisFixture.NewKeyPrefix();
+        var keys = new RedisKeys(prefix);
+        await Store(prefix, history: null).DebitAsync([Tree.Debit("dev", 7)], null, CancellationToken.None);
+        await redis.Connection.GetDatabase().KeyDeleteAsync(keys.Baseline(Tree.HashTag));
+        var history = new BilledHistory(new Dictionary<string, long> { ["dev"] = 100 }) { Failing = true };
+
+        var decision = await Store(prefix, history).DebitAsync([Tree.Debit("dev", 1)], null, CancellationToken.None);
+
+        Assert.Equal(8, decision.Pools[0].Used);
+        Assert.Equal(1, history.Reads);
     }
 
     [Fact]
@@ -145,7 +164,7 @@ public sealed class StoreBaselinesTests(RedisFixture redis)
 
         public bool Failing { get; set; }
 
-        public Task<IReadOnlyDictionary<string, long>> NetByTenantAsync(string pool, WindowBounds window, CancellationToken cancellationToken)
+        public Task<IReadOnlyDictionary<string, long>> NetByTenantAsync(string pool, WindowBounds window, DateTimeOffset until, IReadOnlyCollection<string> except, CancellationToken cancellationToken)
         {
             Reads++;
             return Failing ? throw new InvalidOperationException("the ledger is away") : Task.FromResult(netByTenant);

@@ -1,6 +1,4 @@
-using QuotaProxy.Enforcement.Quotas;
-
-namespace QuotaProxy.Enforcement.Ledger;
+namespace QuotaProxy.Enforcement.Quotas;
 
 /// <summary>
 /// One line of the billing ledger: credits charged to (or returned to) a tenant of a pool for a request on

@@ -4,7 +4,7 @@ using StackExchange.Redis;
 
 using QuotaProxy.Enforcement.Quotas;
 
-namespace QuotaProxy.Enforcement.Ledger;
+namespace QuotaProxy.Enforcement.Redis;
 
 /// <summary>
 /// How a usage event sits in a pool's Redis stream. debit.lua and adjust.lua write one field, <c>e</c>:
@@ -72,6 +72,7 @@ internal static class UsageEventFormat
         : kind.SequenceEqual("refund"u8) ? UsageKind.Refund
         : kind.SequenceEqual("adjustment"u8) ? UsageKind.Adjustment
         : kind.SequenceEqual("replay"u8) ? UsageKind.Replay
+        : kind.SequenceEqual("reset"u8) ? UsageKind.Reset
         : UsageKind.Debit;
 
     private static UsageKind ParseKind(string? kind) => kind switch
@@ -80,6 +81,7 @@ internal static class UsageEventFormat
         "refund" => UsageKind.Refund,
         "adjustment" => UsageKind.Adjustment,
         "replay" => UsageKind.Replay,
+        "reset" => UsageKind.Reset,
         _ => UsageKind.Debit,
     };
 

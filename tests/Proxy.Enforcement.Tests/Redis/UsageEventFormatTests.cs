@@ -1,9 +1,9 @@
-using QuotaProxy.Enforcement.Ledger;
+using QuotaProxy.Enforcement.Redis;
 using StackExchange.Redis;
 
 using QuotaProxy.Enforcement.Quotas;
 
-namespace QuotaProxy.Enforcement.Tests.Ledger;
+namespace QuotaProxy.Enforcement.Tests.Redis;
 
 /// <summary>How the flusher reads the stream entries that debit.lua and adjust.lua write (their output is checked end to end by the ledger tests).</summary>
 public sealed class UsageEventFormatTests
