@@ -96,7 +96,7 @@ public sealed class SlowClientTests(RedisFixture redis)
         using var vendor = new VendorServer();
         await using var proxy = await ProxyInstance.StartAsync(Config(vendor)
             .Set("Quota:Requests:MinUploadBytesPerSecond", "1000")
-            .Set("Quota:Requests:MinUploadGracePeriod", "00:00:01"));
+            .Set("Quota:Requests:MinUploadGracePeriod", "00:00:02"));
 
         using var trickle = new HttpRequestMessage(HttpMethod.Post, "/downloads/upload") { Content = new TrickleContent(bytes: 100_000, every: TimeSpan.FromSeconds(1), chunk: 10) };
         trickle.Headers.Add("X-Api-Key", "prod-key");
@@ -112,7 +112,8 @@ public sealed class SlowClientTests(RedisFixture redis)
             // The server closed the connection on the upload: cut.
         }
 
-        Assert.NotEqual(HttpStatusCode.OK, status);
+        // Cut: the connection closed on the upload, or 408 (Kestrel's answer to a body that came too slowly); never a 500.
+        Assert.True(status is null or HttpStatusCode.RequestTimeout, $"answered {status}");
         Assert.True(watch.Elapsed < TimeSpan.FromSeconds(15), $"the trickle lasted {watch.Elapsed}");
         Assert.DoesNotContain(vendor.Calls, call => call.RequestMessage!.BodyAsBytes?.Length == 100_000);
     }

@@ -466,9 +466,10 @@ internal static partial class QuotaOptionsValidator
             errors.Add($"Quota:Requests:MinUploadBytesPerSecond must be more than 0, got {requests.MinUploadBytesPerSecond}.");
         }
 
-        if (requests.MinUploadGracePeriod < TimeSpan.FromSeconds(1))
+        if (requests.MinUploadGracePeriod <= TimeSpan.FromSeconds(1))
         {
-            errors.Add($"Quota:Requests:MinUploadGracePeriod must be at least 00:00:01, got {requests.MinUploadGracePeriod}.");
+            // Kestrel's own bound (MinDataRate): a second or less fails every metered request with a 500.
+            errors.Add($"Quota:Requests:MinUploadGracePeriod must be more than 00:00:01, got {requests.MinUploadGracePeriod}.");
         }
     }
 

@@ -456,6 +456,11 @@ public sealed class QuotaOptionsValidatorTests
         ValidateWith("Quota:Metrics:UsageRefreshInterval", "00:00:00"));
 
     [Fact]
+    public void Validate_MinUploadGracePeriodOfASecond_IsRejected_AsKestrelWouldFailEveryMeteredRequest() => Assert.Equal(
+        ["Quota:Requests:MinUploadGracePeriod must be more than 00:00:01, got 00:00:01."],
+        ValidateWith("Quota:Requests:MinUploadGracePeriod", "00:00:01"));
+
+    [Fact]
     public void Validate_LeaseTtlOutOfRange_IsRejected() => Assert.Equal(
         ["Quota:Store:LeaseTtl must be between 00:00:01 and 1.00:00:00 (above the longest request the proxy forwards), got 00:00:00.5000000."],
         ValidateWith("Quota:Store:LeaseTtl", "00:00:00.5"));
