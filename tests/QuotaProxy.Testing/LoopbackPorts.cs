@@ -5,13 +5,58 @@ namespace QuotaProxy.Testing;
 
 public static class LoopbackPorts
 {
-    /// <summary>A TCP port on 127.0.0.1 that nothing listens on right now.</summary>
+    /// <summary>
+    /// A TCP port on 127.0.0.1 that nothing listens on right now, below the kernel's ephemeral range and
+    /// never handed out before in this process. A server a test stops and starts again (PostgreSQL, Redis)
+    /// gets its port back: an ephemeral port could meanwhile be the source port of some client connection,
+    /// or be handed to another test, and the restart would fail to bind (seen once: pg_ctl "could not start
+    /// server" in the PostgreSQL-down test under the suite's load).
+    /// </summary>
     public static int Free()
     {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
+        var (low, _) = EphemeralRange.Value;
+        var floor = Math.Max(1024, low - 12_000);
+        for (var attempt = 0; attempt < 1000; attempt++)
+        {
+            var port = Random.Shared.Next(floor, low);
+            lock (Issued)
+            {
+                if (!Issued.Add(port))
+                {
+                    continue;
+                }
+            }
+
+            try
+            {
+                using var listener = new TcpListener(IPAddress.Loopback, port);
+                listener.Start();
+                return port;
+            }
+            catch (SocketException)
+            {
+                // taken by something else: try another
+            }
+        }
+
+        throw new InvalidOperationException($"No free loopback port between {floor} and {low}.");
     }
+
+    private static readonly HashSet<int> Issued = [];
+
+    /// <summary>The kernel's ephemeral port range (<c>ip_local_port_range</c>); Linux's default when it cannot be read.</summary>
+    private static readonly Lazy<(int Low, int High)> EphemeralRange = new(() =>
+    {
+        try
+        {
+            var parts = File.ReadAllText("/proc/sys/net/ipv4/ip_local_port_range").Split((char[])['\t', ' ', '\n'], StringSplitOptions.RemoveEmptyEntries);
+            return (int.Parse(parts[0], System.Globalization.CultureInfo.InvariantCulture), int.Parse(parts[1], System.Globalization.CultureInfo.InvariantCulture));
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or FormatException or IndexOutOfRangeException)
+        {
+            return (32768, 60999);
+        }
+    });
 
     /// <summary>Polls <paramref name="isAccepting"/> until it returns <paramref name="accepting"/>, or throws after <paramref name="seconds"/>.</summary>
     public static async Task WaitUntilAsync(Func<Task<bool>> isAccepting, bool accepting, string what, int seconds)
