@@ -2,10 +2,13 @@
 # Throughput and latency, side by side in one run, on this machine's loopback:
 #   vendor   wrk -> nginx (the stand-in vendor: a fixed 200 JSON answer)
 #   yarp     wrk -> plain YARP as its own minimal app (bench/PlainYarp, no QuotaProxy code) -> nginx
-#   quota    wrk -> QuotaProxy on Redis, every request metered and admitted -> nginx
+#   host     wrk -> QuotaProxy, a route without quota metadata (the host with the quota step off) -> nginx
+#   inproc   wrk -> QuotaProxy on its in-process store, every request metered and admitted -> nginx
+#   quota    wrk -> QuotaProxy on Redis (exact mode), every request metered and admitted -> nginx
 # and the Redis commands per metered request (INFO commandstats over the quota arm).
-# The two proxy arms run alternately for ROUNDS rounds (default 3) after a warm-up long enough for tiered
-# JIT to settle; the ratio quoted is the median of the per-round ratios, since these shared machines drift.
+# The proxy arms run one after another in each of ROUNDS rounds (default 3) after a warm-up long enough for
+# tiered JIT to settle; each ratio quoted is the median of the per-round ratios to plain YARP, since these
+# shared machines drift. ARMS chooses the proxy arms (default "yarp host inproc quota"; yarp is always run).
 # Usage: bench/run.sh [seconds per arm, default 15] [connections, default 64]   (env ROUNDS, WARMUP)
 # Needs: nginx, wrk, redis-server (apt-get install nginx wrk redis-server), the .NET SDK.
 set -euo pipefail
@@ -45,9 +48,11 @@ YARP_PORT=$(free_port)
     --ReverseProxy:Clusters:vendor:Destinations:nginx:Address="http://127.0.0.1:$NGINX_PORT/" >"$work/plain-yarp.log" 2>&1) & pids+=($!)
 YARP_PID=$!
 QUOTA_PORT=$(free_port); start_proxy "$QUOTA_PORT"; QUOTA_PID=$STARTED_PID
+INPROC_PORT=$(free_port); start_proxy "$INPROC_PORT" --Quota:Store:Kind=InProcess; INPROC_PID=$STARTED_PID
 wait_http "http://127.0.0.1:$NGINX_PORT/metered/x"
 wait_http "http://127.0.0.1:$YARP_PORT/metered/x"
 wait_http -H "X-Api-Key: bench-key" "http://127.0.0.1:$QUOTA_PORT/metered/x"
+wait_http -H "X-Api-Key: bench-key" "http://127.0.0.1:$INPROC_PORT/metered/x"
 
 # wrk: requests/s, p50 and p99 (ms) from --latency. CPU per request from /proc/<pid>/stat (proxy) and
 # INFO cpu (redis-server) over the same interval.
@@ -56,9 +61,12 @@ proc_cpu_us() { # a process and its children (nginx's worker)
   local p; for p in "$1" $(pgrep -P "$1"); do cat "/proc/$p/stat"; done | awk -v t="$clk_tck" '{s += $14 + $15} END {printf "%.0f", s * 1e6 / t}'
 }
 redis_cpu_us() { redis-cli -p "$REDIS_PORT" INFO cpu | awk -F: '/^used_cpu_(user|sys):/ {s += $2} END {printf "%.0f", s * 1e6}'; }
-declare -A PID_OF=([vendor]=$NGINX_PID [yarp]=$YARP_PID [quota]=$QUOTA_PID)
-declare -A URL_OF=([vendor]="http://127.0.0.1:$NGINX_PORT/metered/x" [yarp]="http://127.0.0.1:$YARP_PORT/metered/x" [quota]="http://127.0.0.1:$QUOTA_PORT/metered/x")
-hdr_args() { [ "$1" = quota ] && printf '%s\n' -H "X-Api-Key: bench-key"; true; }
+declare -A PID_OF=([vendor]=$NGINX_PID [yarp]=$YARP_PID [host]=$QUOTA_PID [inproc]=$INPROC_PID [quota]=$QUOTA_PID)
+declare -A URL_OF=([vendor]="http://127.0.0.1:$NGINX_PORT/metered/x" [yarp]="http://127.0.0.1:$YARP_PORT/metered/x"
+  [host]="http://127.0.0.1:$QUOTA_PORT/open/x" [inproc]="http://127.0.0.1:$INPROC_PORT/metered/x" [quota]="http://127.0.0.1:$QUOTA_PORT/metered/x")
+ARMS=${ARMS:-yarp host inproc quota}
+read -r -a PROXY_ARMS <<< "yarp ${ARMS//yarp/}"
+hdr_args() { case "$1" in quota|inproc) printf '%s\n' -H "X-Api-Key: bench-key" ;; esac; true; }
 run_arm() { # $1 = arm, $2 = output file
   local arm=$1 out=$2 c0 r0 c1 r1
   mapfile -t extra < <(hdr_args "$arm")
@@ -67,17 +75,19 @@ run_arm() { # $1 = arm, $2 = output file
   c1=$(proc_cpu_us "${PID_OF[$arm]}"); r1=$(redis_cpu_us)
   echo "cpu_us $((c1 - c0)) redis_us $((r1 - r0))" >> "$out"
 }
-for arm in vendor yarp quota; do
+for arm in vendor "${PROXY_ARMS[@]}"; do
   mapfile -t extra < <(hdr_args "$arm")
   wrk -t"$THREADS" -c"$CONNECTIONS" -d"${WARMUP}s" "${extra[@]}" "${URL_OF[$arm]}" >/dev/null
 done
-redis-cli -p "$REDIS_PORT" CONFIG RESETSTAT >/dev/null
 run_arm vendor "$work/vendor.1.txt"
 for round in $(seq 1 "$ROUNDS"); do
-  run_arm yarp "$work/yarp.$round.txt"
-  run_arm quota "$work/quota.$round.txt"
+  for arm in "${PROXY_ARMS[@]}"; do
+    # Redis's command counts over the quota arm only.
+    [ "$arm" = quota ] && redis-cli -p "$REDIS_PORT" INFO commandstats > "$work/commandstats.before.$round.txt"
+    run_arm "$arm" "$work/$arm.$round.txt"
+    [ "$arm" = quota ] && redis-cli -p "$REDIS_PORT" INFO commandstats > "$work/commandstats.after.$round.txt"
+  done
 done
-redis-cli -p "$REDIS_PORT" INFO commandstats > "$work/commandstats.txt"
 
 to_ms() { awk '{v=$1; if (v ~ /us$/) {sub(/us$/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms$/,"",v)} else if (v ~ /s$/) {sub(/s$/,"",v); v*=1000}; printf "%.2f", v}'; }
 rps() { awk '/^Requests\/sec/ {print $2}' "$1"; }
@@ -88,31 +98,37 @@ cpu_per_req() { awk -v f="$2" '/requests in/ {n = $1} /^cpu_us/ {c = $2; r = $4}
 
 echo "QuotaProxy benchmark — $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(uname -r)"
 echo "wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s per arm, keep-alive, loopback; one metered route of cost 1;"
-echo "${WARMUP}s warm-up per arm, then $ROUNDS alternating rounds of yarp and quota"
+echo "${WARMUP}s warm-up per arm, then $ROUNDS rounds of: ${PROXY_ARMS[*]}"
 echo
 printf '| arm | round | requests/s | p50 ms | p99 ms | non-2xx | server CPU µs/request | redis-server CPU µs/request |\n'
 printf '|---|---:|---:|---:|---:|---:|---:|---:|\n'
 row() { printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$1" "$2" "$(rps "$3")" "$(pct "$3" 50%)" "$(pct "$3" 99%)" "$(non2xx "$3")" "$(cpu_per_req "$3" proc)" "$(cpu_per_req "$3" redis)"; }
 row vendor 1 "$work/vendor.1.txt"
 for round in $(seq 1 "$ROUNDS"); do
-  row yarp "$round" "$work/yarp.$round.txt"
-  row quota "$round" "$work/quota.$round.txt"
+  for arm in "${PROXY_ARMS[@]}"; do row "$arm" "$round" "$work/$arm.$round.txt"; done
 done
 echo
-ratios=()
-for round in $(seq 1 "$ROUNDS"); do
-  ratios+=("$(awk -v q="$(rps "$work/quota.$round.txt")" -v y="$(rps "$work/yarp.$round.txt")" 'BEGIN {printf "%.3f", q / y}')")
+for arm in "${PROXY_ARMS[@]}"; do
+  [ "$arm" = yarp ] && continue
+  ratios=()
+  for round in $(seq 1 "$ROUNDS"); do
+    ratios+=("$(awk -v q="$(rps "$work/$arm.$round.txt")" -v y="$(rps "$work/yarp.$round.txt")" 'BEGIN {printf "%.3f", q / y}')")
+  done
+  median=$(printf '%s\n' "${ratios[@]}" | sort -n | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}')
+  echo "$arm / plain YARP throughput per round: ${ratios[*]}; median: $median"
 done
-median=$(printf '%s\n' "${ratios[@]}" | sort -n | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}')
-echo "QuotaProxy / plain YARP throughput per round: ${ratios[*]}; median: $median"
 awk -v y="$(rps "$work/yarp.1.txt")" -v v="$(rps "$work/vendor.1.txt")" 'BEGIN {printf "plain YARP / vendor direct throughput (round 1): %.2f\n", y / v}'
+case " ${PROXY_ARMS[*]} " in *" quota "*) ;; *) exit 0 ;; esac
 requests=0
 for round in $(seq 1 "$ROUNDS"); do requests=$((requests + $(total "$work/quota.$round.txt"))); done
-# Counted: the commands the script runs. Not counted: the INFO and CONFIG calls of this script and the
-# client's PING heartbeats.
+# Counted: the commands run over the quota arm's runs (after minus before). Not counted: the INFO calls of
+# this script and the client's PING heartbeats.
+cat "$work"/commandstats.before.*.txt | sed 's/^/before /' > "$work/commandstats.txt"
+cat "$work"/commandstats.after.*.txt | sed 's/^/after /' >> "$work/commandstats.txt"
 awk -F'[:=,]' -v n="$requests" '
-  /^cmdstat_/ { name = substr($1, 9); if (name ~ /^(info|ping|config\||client\||cluster\||echo|subscribe|script\|)/) next
-                calls[name] = $3; if (name == "eval" || name == "evalsha") top += $3; else inner += $3 }
+  { split($1, w, " "); sign = (w[1] == "after") ? 1 : -1; $1 = w[2] }
+  /cmdstat_/ { name = substr($1, 9); if (name ~ /^(info|ping|config\||client\||cluster\||echo|subscribe|script\|)/) next
+                calls[name] += sign * $3; if (name == "eval" || name == "evalsha") top += sign * $3; else inner += sign * $3 }
   END {
     printf "Redis, quota arm: %d requests, %d EVAL/EVALSHA calls = %.3f round trips per metered request\n", n, top, top / n
     printf "  commands run inside the script per request: %.2f (", inner / n

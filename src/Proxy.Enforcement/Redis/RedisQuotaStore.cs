@@ -39,6 +39,7 @@ internal sealed class RedisQuotaStore : IQuotaStore
     private readonly StoreBaselines _baselines;
     private readonly AbandonedDecisions _abandoned;
     private readonly LocalLag _lag;
+    private readonly DebitBatches _batches;
     private readonly int _replicaAcks;
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, StoreCircuitBreaker> _breakers = new(StringComparer.Ordinal);
 
@@ -73,11 +74,15 @@ internal sealed class RedisQuotaStore : IQuotaStore
         _breakerOptions = breaker ?? new BreakerOptions();
         _baselines = baselines ?? new StoreBaselines(connection, keys, timeProvider, logger, metrics: metrics);
         _lag = LocalLag.Shared;
+        _batches = new DebitBatches(connection);
         _replicaAcks = replicaAcks;
         _abandoned = new AbandonedDecisions(
             connection, keys, timeout, timeProvider, logger, metrics, _clock, ledger, ledger && history is not null ? new LostReplies(keys, history) : null, replicaAcks,
             lease => ReleaseAsync(lease, CancellationToken.None).AsTask());
     }
+
+    /// <summary>Calls that carried more than one decision (group commit, <see cref="DebitBatches"/>).</summary>
+    internal long BatchedCalls => _batches.Batched;
 
     /// <summary>The pools (by the name that tags their keys) whose circuit is not closed, for <c>/readyz</c>.</summary>
     public IReadOnlyList<string> OpenCircuits =>
@@ -97,10 +102,8 @@ internal sealed class RedisQuotaStore : IQuotaStore
             : _breakers.GetOrAdd(tag, static (tag, store) => new StoreCircuitBreaker(tag, store._breakerOptions, store._timeProvider, store._metrics, store._logger), this);
 
     /// <summary>
-    /// EVALSHA by the script's precomputed hash; when the server does not hold the script (a restart, a
-    /// failover, <c>SCRIPT FLUSH</c>), EVAL once, which also loads it again. Elsewhere StackExchange.Redis
-    /// manages script hashes; its string overload hashes the whole script text on every call, a cost the
-    /// hot path measurably paid (docs/benchmarks.md), so this one call passes the precomputed hash.
+    /// One <c>debit.lua</c> decision, sent with the others of its hash tag (<see cref="DebitBatches"/>: group
+    /// commit, EVALSHA by the precomputed hash, EVAL when the server does not hold the script).
     /// </summary>
     private async ValueTask<RouteDecision> DecideAsync(IReadOnlyList<QuotaDebit> debits, UsageContext? usage, CancellationToken cancellationToken)
     {
@@ -123,7 +126,8 @@ internal sealed class RedisQuotaStore : IQuotaStore
         var (redisKeys, args) = DebitScript.Arguments(
             _keys, debits, proxyNow, _useProxyClock ? (proxyNow - DateTimeOffset.UnixEpoch).Ticks / TimeSpan.TicksPerMicrosecond : 0, leaseId, _leaseMs, usage, _ledger, _maxBacklog, deadline);
         var database = _connection.GetDatabase();
-        var evaluation = database.ScriptEvaluateAsync(DebitScript.Script.Sha1, redisKeys, args);
+        var tag = debits[0].Pool.HashTag;
+        var evaluation = _batches.EvaluateAsync(tag, redisKeys, args);
         try
         {
             RedisResult result;
@@ -134,18 +138,12 @@ internal sealed class RedisQuotaStore : IQuotaStore
                     result = await AwaitAsync(evaluation, Left(started), grace, cancellationToken).ConfigureAwait(false);
                     break;
                 }
-                catch (RedisServerException ex) when (attempt < 3 && ex.Message.StartsWith("NOSCRIPT", StringComparison.Ordinal))
-                {
-                    // The server does not hold the script (a restart, a failover, SCRIPT FLUSH): the same call
-                    // as EVAL, which also loads it again, in what is left of the timeout.
-                    evaluation = database.ScriptEvaluateAsync(DebitScript.Script.Source, redisKeys, args);
-                }
                 catch (RedisServerException ex) when (attempt < 3 && ex.Message.StartsWith(BaselineScript.MissingError, StringComparison.Ordinal))
                 {
                     // Redis has no baseline for these pools: it lost its data, or never had any. Their counters
                     // are restored before anything is decided; the same call then runs (its deadline still holds).
                     await EnsureBaselineAsync(debits, started, cancellationToken).ConfigureAwait(false);
-                    evaluation = database.ScriptEvaluateAsync(DebitScript.Script.Sha1, redisKeys, args);
+                    evaluation = _batches.EvaluateAsync(tag, redisKeys, args);
                 }
             }
 

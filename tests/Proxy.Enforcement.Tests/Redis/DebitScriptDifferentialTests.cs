@@ -55,6 +55,58 @@ public sealed class DebitScriptDifferentialTests(RedisFixture redis, ITestOutput
         Assert.InRange(admitted, operations / 10, operations - (operations / 10));
     }
 
+    /// <summary>
+    /// Group commit: decisions sent at once to one hash tag go together in one call (after the first, which
+    /// leaves alone), and each must come out exactly as the in-process store decides the same sequence one
+    /// at a time, in the order they were sent.
+    /// </summary>
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(3)]
+    public async Task ConcurrentDecisions_BatchedIntoOneCall_DecideAsTheSameSequenceOneByOne(int seed)
+    {
+        const int steps = 400;
+        var random = new Random(seed);
+        var clock = new FakeTimeProvider(new DateTimeOffset(2030, 3, 9, 4, 30, 0, TimeSpan.Zero));
+        var reference = new InProcessQuotaStore(clock);
+        var lua = RedisStores.Create(redis.Connection, clock);
+        var decisions = 0;
+        // One decision per pool alone first: it sets the hash tag's baseline (the first decisions of a fresh
+        // Redis wait for it, and go again in whatever order they come back in).
+        foreach (var pool in Pools)
+        {
+            var first = new QuotaDebit(pool, pool.Nodes.Values.First(), 1);
+            Assert.Equal(await reference.DebitAsync(first, CancellationToken.None), await lua.DebitAsync(first, CancellationToken.None));
+        }
+
+        for (var step = 0; step < steps; step++)
+        {
+            clock.Advance(NextClockMove(random));
+            // Mostly one pool (one hash tag: one queue), sometimes a second one mixed in.
+            var pool = Pools[random.Next(Pools.Length)];
+            var debits = Enumerable.Range(0, random.Next(1, 12)).Select(_ =>
+            {
+                var p = random.Next(6) == 0 ? Pools[random.Next(Pools.Length)] : pool;
+                var tenant = p.Nodes.Values.ElementAt(random.Next(p.Nodes.Count));
+                return new QuotaDebit(p, tenant, random.Next(10) == 0 ? random.Next(1, 60) : random.Next(1, 4));
+            }).ToList();
+
+            var sent = debits.Select(debit => lua.DebitAsync(debit, CancellationToken.None).AsTask()).ToList();
+            var actual = await Task.WhenAll(sent);
+            for (var i = 0; i < debits.Count; i++)
+            {
+                var expected = await reference.DebitAsync(debits[i], CancellationToken.None);
+                Assert.True(expected == actual[i], $"seed {seed}, step {step}, decision {i} of {debits.Count}, {debits[i].Pool.Name}/{debits[i].Tenant.Name} cost {debits[i].Cost}: in-process {expected}, Lua {actual[i]}");
+            }
+
+            decisions += debits.Count;
+        }
+
+        output.WriteLine($"seed {seed}: {decisions} decisions in {steps} steps, {lua.BatchedCalls} calls carried more than one");
+        Assert.True(lua.BatchedCalls > steps / 4, $"only {lua.BatchedCalls} batches formed");
+    }
+
     /// <summary>Mostly small steps (many decisions per window), sometimes a jump across a minute, an hour or a day.</summary>
     private static TimeSpan NextClockMove(Random random) => random.Next(100) switch
     {

@@ -86,7 +86,21 @@
 --          of a node's room falls by exactly the cost (see TreeAdmission.cs).
 -- Error: 'QP_CLOCK_SKEW' when the server clock is outside the three calendar windows offered;
 --        'QP_NO_BASELINE' when the tag has no baseline marker.
+--
+-- A batch (group commit, DebitBatches.cs): while one call is in flight to a hash tag, the decisions that
+-- arrive meanwhile go together in the next call, each decided in turn exactly as alone. Then ARGV[1] is
+-- empty (a single decision's ARGV[1] never is), ARGV[2] the number of decisions D, then D pairs (the
+-- decision's key count, its argument count), then each decision's arguments; KEYS are each decision's keys
+-- in turn. Reply: one element per decision, its reply as above, or its error. The errors come before any
+-- write and are the same for every decision of a tag (its clock, its baseline), so none leaves a batch
+-- half written.
 
+-- Read once per call, a batch's decisions sharing them: the server's clock (one call is one atomic
+-- instant) and the baseline marker found (one hash tag per call).
+local call_now_us, baseline_found
+
+-- Below, one decision: a function of its own KEYS and ARGV (the names shadow Redis's), left unindented.
+local function decide(KEYS, ARGV)
 -- The layout of ARGV, the packed records and the reply, named as in DebitLayout.cs (DebitLayoutTests holds
 -- the two to the same values). Offsets are 0-based from the start of their record.
 local ARGV_NUMBERS, ARGV_LEASE_ID, ARGV_ROUTE, ARGV_TENANT, ARGV_REQUEST_ID, ARGV_IDEMPOTENCY, ARGV_HEADER_LENGTH = 0, 1, 2, 3, 4, 5, 6
@@ -120,8 +134,11 @@ end
 local min, max, tonumber = math.min, math.max, tonumber
 
 if now == 0 then
-  local time = redis.call('TIME')
-  now = tonumber(time[1]) * 1000000 + tonumber(time[2])
+  if not call_now_us then
+    local time = redis.call('TIME')
+    call_now_us = tonumber(time[1]) * 1000000 + tonumber(time[2])
+  end
+  now = call_now_us
 end
 local now_us = now
 now = math.floor(now_us / 1000)
@@ -141,8 +158,11 @@ if deadline > 0 and now_us > deadline then
 end
 
 -- Counters on a Redis that lost its data would start the window again from zero.
-if redis.call('EXISTS', KEYS[#KEYS]) == 0 then
-  return redis.error_reply('QP_NO_BASELINE no baseline for ' .. KEYS[#KEYS])
+if baseline_found ~= KEYS[#KEYS] then
+  if redis.call('EXISTS', KEYS[#KEYS]) == 0 then
+    return redis.error_reply('QP_NO_BASELINE no baseline for ' .. KEYS[#KEYS])
+  end
+  baseline_found = KEYS[#KEYS]
 end
 
 -- Each pool's decision, without writing the debit: its result and the writes an admission makes; then
@@ -426,3 +446,17 @@ for p = 1, pool_count do
   end
 end
 return struct.pack('<' .. string.rep('d', #reply), unpack(reply))
+end
+
+if ARGV[1] ~= '' then
+  return decide(KEYS, ARGV)
+end
+
+local count = tonumber(ARGV[2])
+local replies, key_at, arg_at = {}, 0, 2 + 2 * count
+for d = 1, count do
+  local key_count, arg_count = tonumber(ARGV[1 + 2 * d]), tonumber(ARGV[2 + 2 * d])
+  replies[d] = decide({ unpack(KEYS, key_at + 1, key_at + key_count) }, { unpack(ARGV, arg_at + 1, arg_at + arg_count) })
+  key_at, arg_at = key_at + key_count, arg_at + arg_count
+end
+return replies

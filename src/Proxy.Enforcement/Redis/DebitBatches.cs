@@ -1,0 +1,193 @@
+using System.Collections.Concurrent;
+using StackExchange.Redis;
+
+namespace QuotaProxy.Enforcement.Redis;
+
+/// <summary>
+/// Group commit for <c>debit.lua</c>: one call in flight per hash tag; the decisions that arrive while it is
+/// in flight go together in the next call (up to <see cref="MaxBatch"/>), each decided in turn exactly as
+/// alone, in the order they came. At low load a decision goes at once, alone: no added latency. Under load
+/// Redis runs one script call per batch instead of one per decision, and the proxy sends, reads and
+/// completes one reply per batch. The next batch leaves before the replies of the last are handed out.
+/// </summary>
+internal sealed class DebitBatches(IConnectionMultiplexer connection)
+{
+    /// <summary>The most decisions one call carries.</summary>
+    public const int MaxBatch = 64;
+
+    private readonly ConcurrentDictionary<string, TagQueue> _queues = new(StringComparer.Ordinal);
+
+    /// <summary>Calls that carried more than one decision (tests read it: batches did form).</summary>
+    public long Batched => Interlocked.Read(ref _batched);
+
+    private long _batched;
+
+    /// <summary>The decision's own reply (as <c>debit.lua</c> alone would give it), or its error.</summary>
+    public Task<RedisResult> EvaluateAsync(string tag, RedisKey[] keys, RedisValue[] args)
+    {
+        var queue = _queues.TryGetValue(tag, out var found) ? found : _queues.GetOrAdd(tag, static _ => new TagQueue());
+        var pending = new Pending(keys, args);
+        bool start;
+        lock (queue)
+        {
+            queue.Waiting.Enqueue(pending);
+            start = !queue.Sending;
+            queue.Sending = true;
+        }
+
+        if (start)
+        {
+            _ = SendAsync(queue);
+        }
+
+        return pending.Reply.Task;
+    }
+
+    private async Task SendAsync(TagQueue queue)
+    {
+        var batch = Take(queue)!;
+        var call = Send(batch);
+        while (true)
+        {
+            RedisResult? result = null;
+            Exception? error = null;
+            try
+            {
+                result = await call.ConfigureAwait(false);
+            }
+            catch (Exception ex)
+            {
+                error = ex;
+            }
+
+            var next = Take(queue);
+            var nextCall = next is null ? null : Send(next);
+            HandOut(batch, result, error);
+            if (next is null)
+            {
+                return;
+            }
+
+            (batch, call) = (next, nextCall!);
+        }
+    }
+
+    /// <summary>The decisions waiting, up to <see cref="MaxBatch"/>; null (and the queue idle) when none are.</summary>
+    private static Pending[]? Take(TagQueue queue)
+    {
+        lock (queue)
+        {
+            if (queue.Waiting.Count == 0)
+            {
+                queue.Sending = false;
+                return null;
+            }
+
+            var batch = new Pending[Math.Min(queue.Waiting.Count, MaxBatch)];
+            for (var i = 0; i < batch.Length; i++)
+            {
+                batch[i] = queue.Waiting.Dequeue();
+            }
+
+            return batch;
+        }
+    }
+
+    private Task<RedisResult> Send(Pending[] batch)
+    {
+        var database = connection.GetDatabase();
+        if (batch.Length == 1)
+        {
+            return EvaluateAsync(database, batch[0].Keys, batch[0].Args);
+        }
+
+        Interlocked.Increment(ref _batched);
+        var keyCount = 0;
+        var argCount = 2 + (2 * batch.Length);
+        foreach (var pending in batch)
+        {
+            keyCount += pending.Keys.Length;
+            argCount += pending.Args.Length;
+        }
+
+        var keys = new RedisKey[keyCount];
+        var args = new RedisValue[argCount];
+        args[0] = "";
+        args[1] = batch.Length;
+        int k = 0, a = 2 + (2 * batch.Length);
+        for (var d = 0; d < batch.Length; d++)
+        {
+            var pending = batch[d];
+            args[2 + (2 * d)] = pending.Keys.Length;
+            args[3 + (2 * d)] = pending.Args.Length;
+            pending.Keys.CopyTo(keys, k);
+            pending.Args.CopyTo(args, a);
+            k += pending.Keys.Length;
+            a += pending.Args.Length;
+        }
+
+        return EvaluateAsync(database, keys, args);
+    }
+
+    /// <summary>EVALSHA by the script's precomputed hash; EVAL (which loads it again) when the server does not hold it.</summary>
+    private static async Task<RedisResult> EvaluateAsync(IDatabase database, RedisKey[] keys, RedisValue[] args)
+    {
+        try
+        {
+            return await database.ScriptEvaluateAsync(DebitScript.Script.Sha1, keys, args).ConfigureAwait(false);
+        }
+        catch (RedisServerException ex) when (ex.Message.StartsWith("NOSCRIPT", StringComparison.Ordinal))
+        {
+            return await database.ScriptEvaluateAsync(DebitScript.Script.Source, keys, args).ConfigureAwait(false);
+        }
+    }
+
+    private static void HandOut(Pending[] batch, RedisResult? result, Exception? error)
+    {
+        if (error is not null)
+        {
+            foreach (var pending in batch)
+            {
+                pending.Reply.TrySetException(error);
+            }
+
+            return;
+        }
+
+        if (batch.Length == 1)
+        {
+            batch[0].Reply.TrySetResult(result!);
+            return;
+        }
+
+        var replies = (RedisResult[])result!;
+        for (var d = 0; d < batch.Length; d++)
+        {
+            if (replies[d].Resp2Type == ResultType.Error)
+            {
+                batch[d].Reply.TrySetException(new RedisServerException(replies[d].ToString()!));
+            }
+            else
+            {
+                batch[d].Reply.TrySetResult(replies[d]);
+            }
+        }
+    }
+
+    private sealed class TagQueue
+    {
+        public Queue<Pending> Waiting { get; } = new();
+
+        public bool Sending { get; set; }
+    }
+
+    private sealed class Pending(RedisKey[] keys, RedisValue[] args)
+    {
+        public RedisKey[] Keys => keys;
+
+        public RedisValue[] Args => args;
+
+        /// <summary>Its continuation runs on the thread pool: the reply's reader hands out the whole batch, then moves on.</summary>
+        public TaskCompletionSource<RedisResult> Reply { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    }
+}
