@@ -9,8 +9,9 @@
 # The proxy arms run one after another in each of ROUNDS rounds (default 3) after a warm-up long enough for
 # tiered JIT to settle; each ratio quoted is the median of the per-round ratios to plain YARP, since these
 # shared machines drift. ARMS chooses the proxy arms (default "yarp host inproc quota"; yarp is always run).
-# Usage: bench/run.sh [seconds per arm, default 15] [connections, default 64]   (env ROUNDS, WARMUP)
-# Needs: nginx, wrk, redis-server (apt-get install nginx wrk redis-server), the .NET SDK.
+# Then each arm's latency at a fixed rate, half of plain YARP's throughput (hey; LATENCY=0 skips it).
+# Usage: bench/run.sh [seconds per arm, default 15] [connections, default 64]   (env ROUNDS, WARMUP, ARMS, LATENCY, LATENCY_SECONDS)
+# Needs: nginx, wrk, hey, redis-server (apt-get install nginx wrk hey redis-server), the .NET SDK.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${1:-15}
@@ -118,6 +119,29 @@ for arm in "${PROXY_ARMS[@]}"; do
   echo "$arm / plain YARP throughput per round: ${ratios[*]}; median: $median"
 done
 awk -v y="$(rps "$work/yarp.1.txt")" -v v="$(rps "$work/vendor.1.txt")" 'BEGIN {printf "plain YARP / vendor direct throughput (round 1): %.2f\n", y / v}'
+# Latency at a fixed rate: half of plain YARP's median throughput, from hey (32 workers, each at its share
+# of the rate), for every arm in turn; "added" is the arm's p50/p99 less plain YARP's in the same pass.
+if [ "${LATENCY:-1}" = 1 ] && command -v hey >/dev/null; then
+  yarp_median=$(for round in $(seq 1 "$ROUNDS"); do rps "$work/yarp.$round.txt"; done | sort -n | awk '{a[NR] = $1} END {printf "%d", a[int((NR + 1) / 2)]}')
+  rate=$((yarp_median / 2)); workers=32
+  echo
+  echo "Latency at a fixed $rate requests/s (half of plain YARP's median throughput): hey -z ${LATENCY_SECONDS:-10}s -c $workers -q $((rate / workers))"
+  echo
+  printf '| arm | p50 ms | p99 ms | added p50 ms | added p99 ms |\n|---|---:|---:|---:|---:|\n'
+  hey_pct() { awk -v p="$2" '$1 == p"%" && $2 == "in" {printf "%.3f", $3 * 1000}' "$1"; }
+  for arm in vendor "${PROXY_ARMS[@]}"; do
+    mapfile -t extra < <(hdr_args "$arm")
+    hey -z "${LATENCY_SECONDS:-10}s" -c "$workers" -q "$((rate / workers))" "${extra[@]}" "${URL_OF[$arm]}" > "$work/$arm.latency.txt"
+  done
+  for arm in vendor "${PROXY_ARMS[@]}"; do
+    p50=$(hey_pct "$work/$arm.latency.txt" 50); p99=$(hey_pct "$work/$arm.latency.txt" 99)
+    y50=$(hey_pct "$work/yarp.latency.txt" 50); y99=$(hey_pct "$work/yarp.latency.txt" 99)
+    if [ "$arm" = vendor ] || [ "$arm" = yarp ]; then added50=—; added99=—; else
+      added50=$(awk -v a="$p50" -v b="$y50" 'BEGIN {printf "%.3f", a - b}'); added99=$(awk -v a="$p99" -v b="$y99" 'BEGIN {printf "%.3f", a - b}'); fi
+    printf '| %s | %s | %s | %s | %s |\n' "$arm" "$p50" "$p99" "$added50" "$added99"
+  done
+fi
+
 case " ${PROXY_ARMS[*]} " in *" quota "*) ;; *) exit 0 ;; esac
 requests=0
 for round in $(seq 1 "$ROUNDS"); do requests=$((requests + $(total "$work/quota.$round.txt"))); done
