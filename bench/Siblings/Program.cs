@@ -40,7 +40,7 @@ foreach (var size in sizes)
 
 var configuration = new ConfigurationBuilder().AddInMemoryCollection(values).Build();
 var services = new ServiceCollection().AddLogging().AddSingleton<IConfiguration>(configuration).AddQuotaProxy(configuration).BuildServiceProvider();
-var model = services.GetRequiredService<QuotaModel>();
+var model = services.GetRequiredService<QuotaProxy.Enforcement.Configuration.LiveConfiguration>().Model;
 var store = services.GetRequiredService<IQuotaStore>();
 var server = services.GetRequiredService<IConnectionMultiplexer>().GetServers()[0];
 

@@ -93,7 +93,20 @@ internal sealed class DebitBatches(IConnectionMultiplexer connection)
         }
     }
 
+    /// <summary>The batch's call; whatever fails in sending it (a disposed connection) is that call's error, so the queue never stalls.</summary>
     private Task<RedisResult> Send(Pending[] batch)
+    {
+        try
+        {
+            return SendUnguarded(batch);
+        }
+        catch (Exception ex)
+        {
+            return Task.FromException<RedisResult>(ex);
+        }
+    }
+
+    private Task<RedisResult> SendUnguarded(Pending[] batch)
     {
         var database = connection.GetDatabase();
         if (batch.Length == 1)
@@ -160,7 +173,17 @@ internal sealed class DebitBatches(IConnectionMultiplexer connection)
             return;
         }
 
-        var replies = (RedisResult[])result!;
+        if (result!.Resp2Type != ResultType.Array || (RedisResult[])result! is not { } replies || replies.Length != batch.Length)
+        {
+            var unexpected = new RedisException($"debit.lua answered a batch of {batch.Length} with {result}.");
+            foreach (var pending in batch)
+            {
+                pending.Reply.TrySetException(unexpected);
+            }
+
+            return;
+        }
+
         for (var d = 0; d < batch.Length; d++)
         {
             if (replies[d].Resp2Type == ResultType.Error)
