@@ -6,10 +6,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v redis-server >/dev/null || { echo "bench: redis-server is missing (apt-get install redis-server)" >&2; exit 1; }
 work=$(mktemp -d /tmp/quotaproxy-throughput.XXXXXX)
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
-redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no --dir "$work" >/dev/null & redis_pid=$!
-trap 'kill $redis_pid 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
-for _ in $(seq 1 50); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+source bench/lib.sh
+start_redis
+for _ in $(seq 1 50); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
 dotnet build bench/StoreThroughput -c Release -nologo -v quiet >/dev/null
 echo "QuotaProxy store throughput — $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, redis $(redis-server --version | awk '{print $3}')"
-dotnet bench/StoreThroughput/bin/Release/net10.0/QuotaProxy.Bench.StoreThroughput.dll "127.0.0.1:$port" "${1:-1,2,4,8}" "${2:-256}" "${3:-8}"
+dotnet bench/StoreThroughput/bin/Release/net10.0/QuotaProxy.Bench.StoreThroughput.dll "127.0.0.1:$REDIS_PORT" "${1:-1,2,4,8}" "${2:-256}" "${3:-8}"

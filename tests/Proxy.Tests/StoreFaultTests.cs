@@ -66,7 +66,7 @@ public sealed class StoreFaultTests(RedisFixture redis, PostgresFixture postgres
         }).ToList();
         gate.Release(clients.Count);
         var statuses = (await Task.WhenAll(clients)).SelectMany(s => s).ToList();
-        output.WriteLine(string.Join(", ", statuses.GroupBy(s => s).Select(g => $"{(int)g.Key} x {g.Count()}")));
+        output.WriteLine(Summary(statuses));
         foreach (var proxy in new[] { first, second })
         {
             var metrics = await proxy.MetricsAsync();
@@ -285,7 +285,7 @@ public sealed class StoreFaultTests(RedisFixture redis, PostgresFixture postgres
             TimeSpan.FromSeconds(30));
         var rest = await SendManyAsync(first, (int)Pool, from: 10_000_000, until: HttpStatusCode.TooManyRequests);
         rest.AddRange(await SendManyAsync(second, (int)Pool, from: 20_000_000, until: HttpStatusCode.TooManyRequests));
-        output.WriteLine("after the load: " + string.Join(", ", rest.GroupBy(s => s).Select(g => $"{(int)g.Key} x {g.Count()}")));
+        output.WriteLine("after the load: " + Summary(rest));
 
         Assert.Equal(HttpStatusCode.TooManyRequests, rest[^1]);
         // The proxy writes to the new master: the old one is a replica now.
@@ -335,18 +335,8 @@ public sealed class StoreFaultTests(RedisFixture redis, PostgresFixture postgres
         // The old master comes back empty and follows the new one, which then takes writes again.
         await sentinel.First.StartAgainAsync();
 
-        var after = new List<HttpStatusCode>();
-        var failingOver = Stopwatch.StartNew();
-        for (var i = 0; after.Count(status => status != HttpStatusCode.ServiceUnavailable) < 60 && failingOver.Elapsed < TimeSpan.FromSeconds(60); i++)
-        {
-            after.Add((await SendAsync(i % 2 == 0 ? first : second, Tenants[i % 2], 1000 + i)).Status);
-            if (after[^1] == HttpStatusCode.ServiceUnavailable)
-            {
-                await Task.Delay(50);
-            }
-        }
-
-        output.WriteLine("after the failover: " + string.Join(", ", after.GroupBy(s => s).Select(g => $"{(int)g.Key} x {g.Count()}")));
+        var after = await StoreAnswersAsync(60, TimeSpan.FromSeconds(60), i => SendAsync(i % 2 == 0 ? first : second, Tenants[i % 2], 1000 + i));
+        output.WriteLine("after the failover: " + Summary(after));
         var metrics = (await first.MetricsAsync(), await second.MetricsAsync());
         double Both(string name, string outcome) =>
             metrics.Item1.Value(name, ("pool", "daily"), ("outcome", outcome)) + metrics.Item2.Value(name, ("pool", "daily"), ("outcome", outcome));
@@ -384,18 +374,8 @@ public sealed class StoreFaultTests(RedisFixture redis, PostgresFixture postgres
         await server.StopAsync();
         await server.StartAgainAsync();
         // 80 answers from the store (503s while the replicas reconnect and their circuits are open do not count).
-        var after = new List<HttpStatusCode>();
-        var reconnecting = Stopwatch.StartNew();
-        for (var i = 0; after.Count(status => status != HttpStatusCode.ServiceUnavailable) < 80 && reconnecting.Elapsed < TimeSpan.FromSeconds(30); i++)
-        {
-            after.Add((await SendAsync(i % 2 == 0 ? first : second, Tenants[i % 2], 1000 + i)).Status);
-            if (after[^1] == HttpStatusCode.ServiceUnavailable)
-            {
-                await Task.Delay(50);
-            }
-        }
-
-        output.WriteLine("after the restart: " + string.Join(", ", after.GroupBy(s => s).Select(g => $"{(int)g.Key} x {g.Count()}")));
+        var after = await StoreAnswersAsync(80, TimeSpan.FromSeconds(30), i => SendAsync(i % 2 == 0 ? first : second, Tenants[i % 2], 1000 + i));
+        output.WriteLine("after the restart: " + Summary(after));
         Assert.All(before, status => Assert.Equal(HttpStatusCode.OK, status));
         Assert.All(after, status => Assert.Contains(status, new[] { HttpStatusCode.OK, HttpStatusCode.TooManyRequests, HttpStatusCode.ServiceUnavailable }));
         // Only what was left of the pool: the day did not open again.
@@ -446,18 +426,8 @@ public sealed class StoreFaultTests(RedisFixture redis, PostgresFixture postgres
         // Redis forgets everything: the window is rebuilt from the ledger, resets included.
         await server.StopAsync();
         await server.StartAgainAsync();
-        var after = new List<HttpStatusCode>();
-        var reconnecting = Stopwatch.StartNew();
-        for (var i = 0; after.Count(status => status != HttpStatusCode.ServiceUnavailable) < 100 && reconnecting.Elapsed < TimeSpan.FromSeconds(30); i++)
-        {
-            after.Add((await SendAsync(proxy, "test", 1000 + i)).Status);
-            if (after[^1] == HttpStatusCode.ServiceUnavailable)
-            {
-                await Task.Delay(50);
-            }
-        }
-
-        output.WriteLine("after the restart: " + string.Join(", ", after.GroupBy(s => s).Select(g => $"{(int)g.Key} x {g.Count()}")));
+        var after = await StoreAnswersAsync(100, TimeSpan.FromSeconds(30), i => SendAsync(proxy, "test", 1000 + i));
+        output.WriteLine("after the restart: " + Summary(after));
         Assert.All(before, status => Assert.Equal(HttpStatusCode.OK, status));
         Assert.Equal(HttpStatusCode.OK, resetResponse.StatusCode);
         Assert.Equal([("prod", -10L), ("prod/api", -20L)], resets);
@@ -502,6 +472,29 @@ public sealed class StoreFaultTests(RedisFixture redis, PostgresFixture postgres
         await AssertInvariantAsync(connection, prefix, ledger, vendor);
         Assert.Equal(0, Abandoned("refund_failed") + Abandoned("unanswered"));
     }
+
+    /// <summary>
+    /// Requests, one at a time, until <paramref name="answers"/> of them were answered by the store (a 503,
+    /// while it reconnects or its circuit is open, does not count and is followed by a short pause), or
+    /// <paramref name="within"/> has passed.
+    /// </summary>
+    private static async Task<List<HttpStatusCode>> StoreAnswersAsync(int answers, TimeSpan within, Func<int, Task<(HttpStatusCode Status, TimeSpan Elapsed)>> send)
+    {
+        var statuses = new List<HttpStatusCode>();
+        var watch = Stopwatch.StartNew();
+        for (var i = 0; statuses.Count(status => status != HttpStatusCode.ServiceUnavailable) < answers && watch.Elapsed < within; i++)
+        {
+            statuses.Add((await send(i)).Status);
+            if (statuses[^1] == HttpStatusCode.ServiceUnavailable)
+            {
+                await Task.Delay(50);
+            }
+        }
+
+        return statuses;
+    }
+
+    private static string Summary(IEnumerable<HttpStatusCode> statuses) => string.Join(", ", statuses.GroupBy(s => s).Select(g => $"{(int)g.Key} x {g.Count()}"));
 
     /// <summary>How long the longest outages last: a few seconds in the suite, a minute in <c>scripts/faults.sh</c>.</summary>
     private static TimeSpan OutageLength =>
@@ -611,7 +604,7 @@ public sealed class StoreFaultTests(RedisFixture redis, PostgresFixture postgres
         await stop.CancelAsync();
         await Task.WhenAll(load).WaitAsync(TimeSpan.FromSeconds(60));
         var all = statuses.ToList();
-        output.WriteLine($"{all.Count} requests: " + string.Join(", ", all.GroupBy(s => s).Select(g => $"{(int)g.Key} x {g.Count()}")));
+        output.WriteLine($"{all.Count} requests: " + Summary(all));
         return all;
     }
 
