@@ -6,7 +6,8 @@ if (args is ["quotactl", .. var rest])
     // Ctrl-C ends `status --watch` cleanly.
     using var stop = new CancellationTokenSource();
     Console.CancelKeyPress += (_, e) => { e.Cancel = true; stop.Cancel(); };
-    return await Quotactl.RunAsync(rest, Console.Out, Console.Error, stop.Token);
+    // On a terminal, destructive commands ask first (unless --yes); piped or scripted, they do not.
+    return await Quotactl.RunAsync(rest, Console.Out, Console.Error, stop.Token, Console.IsInputRedirected ? null : Console.In);
 }
 
 if (args is ["--help" or "-h"])

@@ -18,12 +18,89 @@ public sealed class QuotactlTests
     private static async Task<(int Code, string Output, string Error)> RunAsync(ProxyInstance proxy, params string[] args) =>
         await RunAsync([.. args, "--url", proxy.AdminAddress!.ToString(), "--key", AdminKey]);
 
-    private static async Task<(int Code, string Output, string Error)> RunAsync(string[] args)
+    /// <param name="terminal">What an operator at a terminal types; null: not a terminal (a script, a pipe).</param>
+    private static async Task<(int Code, string Output, string Error)> RunAsync(string[] args, string? terminal = null)
     {
         using var output = new StringWriter();
         using var error = new StringWriter();
-        var code = await Quotactl.RunAsync(args, output, error);
+        using var input = terminal is null ? null : new StringReader(terminal);
+        var code = await Quotactl.RunAsync(args, output, error, input: input);
         return (code, output.ToString(), error.ToString());
+    }
+
+    private static async Task<long> UsedAsync(ProxyInstance proxy, string tenant)
+    {
+        var status = await RunAsync(proxy, "status", "--json");
+        var pool = System.Text.Json.JsonDocument.Parse(status.Output).RootElement.GetProperty("pools")[0];
+        return pool.GetProperty("tenants").EnumerateArray().Single(t => t.GetProperty("tenant").GetString() == tenant).GetProperty("used").GetInt64();
+    }
+
+    [Fact]
+    public async Task AMistypedOption_IsAnError_WithTheNearestName_AndNothingIsDone()
+    {
+        using var vendor = new VendorServer();
+        await using var proxy = await ProxyInstance.StartAsync(Config(vendor));
+        await proxy.SendAsync("e2e-key", 3, "/quotes/x");
+
+        // --tenat: before System.CommandLine, an unknown option was ignored, and this reset every tenant.
+        var typo = await RunAsync(proxy, "reset", "--pool", "daily", "--tenat", "e2e");
+        var unknownCommand = await RunAsync(proxy, "statsu");
+
+        Assert.Equal(2, typo.Code);
+        Assert.Contains("quotactl: '--tenat' is not an option of reset, did you mean '--tenant'?", typo.Error);
+        Assert.Contains("nothing was done", typo.Error);
+        Assert.Equal(3, await UsedAsync(proxy, "e2e"));
+        Assert.Equal(2, unknownCommand.Code);
+        Assert.StartsWith("quotactl: unknown command 'statsu', did you mean 'status'?", unknownCommand.Error);
+    }
+
+    [Fact]
+    public async Task EveryCommand_HasHelp_OptionsTakeEqualsValues_AndReadCommandsPrintJson()
+    {
+        using var vendor = new VendorServer();
+        await using var proxy = await ProxyInstance.StartAsync(Config(vendor));
+        await proxy.SendAsync("e2e-key", 2, "/quotes/x");
+
+        var helps = new List<(int Code, string Output, string Error)>();
+        foreach (var command in new[] { "status", "allocate", "reset", "reopen", "usage" })
+        {
+            helps.Add(await RunAsync([command, "--help"]));
+        }
+
+        var allocate = await RunAsync(proxy, "allocate", "--pool=daily", "--tenant=e2e", "--limit=20");
+        var json = await RunAsync(proxy, "status", "--pool", "daily", "--json");
+
+        Assert.All(helps, help => Assert.Equal(0, help.Code));
+        Assert.All(helps.Zip(new[] { "status", "allocate", "reset", "reopen", "usage" }), pair => Assert.Contains($"quotactl {pair.Second} [options]", pair.First.Output));
+        Assert.Equal(0, allocate.Code);
+        Assert.Contains("daily/e2e: limit 20 in force in every replica", allocate.Output);
+        Assert.Equal(0, json.Code);
+        var e2e = System.Text.Json.JsonDocument.Parse(json.Output).RootElement.GetProperty("pools")[0].GetProperty("tenants").EnumerateArray().Single(t => t.GetProperty("tenant").GetString() == "e2e");
+        Assert.Equal((2L, 20L), (e2e.GetProperty("used").GetInt64(), e2e.GetProperty("limit").GetInt64()));
+    }
+
+    [Fact]
+    public async Task Reset_OnATerminal_AsksFirst_ANoChangesNothing_AndYesOrAYesAnswerResets()
+    {
+        using var vendor = new VendorServer();
+        await using var proxy = await ProxyInstance.StartAsync(Config(vendor));
+        await proxy.SendAsync("e2e-key", 4, "/quotes/x");
+        string[] reset = ["reset", "--pool", "daily", "--tenant", "e2e", "--url", proxy.AdminAddress!.ToString(), "--key", AdminKey];
+
+        var declined = await RunAsync(reset, terminal: "n\n");
+        var usedAfterNo = await UsedAsync(proxy, "e2e");
+        var accepted = await RunAsync(reset, terminal: "y\n");
+        await proxy.SendAsync("e2e-key", 2, "/quotes/x");
+        var withYes = await RunAsync([.. reset, "--yes"], terminal: "");
+
+        Assert.Equal(1, declined.Code);
+        Assert.StartsWith("Give back this window's credits of daily/e2e and every tenant below it? [y/N] ", declined.Output);
+        Assert.Equal("quotactl: not reset; nothing was changed\n", declined.Error);
+        Assert.Equal(4, usedAfterNo);
+        Assert.Equal(0, accepted.Code);
+        Assert.EndsWith("daily/e2e: its credits of this window given back\n", accepted.Output);
+        Assert.Equal((0, "daily/e2e: its credits of this window given back\n"), (withYes.Code, withYes.Output));
+        Assert.Equal(0, await UsedAsync(proxy, "e2e"));
     }
 
     [Fact]

@@ -2,42 +2,72 @@ using System.Globalization;
 using System.Net;
 using System.Text;
 using System.Text.Json;
+using System.CommandLine;
 
 namespace QuotaProxy.Cli;
 
 /// <summary>
 /// <c>quotactl</c>, the operator's command line, a verb of the proxy binary: it talks to the admin API
 /// (<c>--url</c> or <c>QUOTACTL_URL</c>, <c>--key</c> or <c>QUOTACTL_KEY</c>) and prints what it answered.
-/// Exit codes: 0 done, 1 the API refused (unknown tenant, invalid change), 2 bad usage, 3 unreachable, 4 unauthorised.
+/// Parsed by System.CommandLine: an unknown command or option is an error (with a suggestion) and nothing is
+/// done; every command has <c>--help</c>; <c>--opt=value</c> works; read commands take <c>--json</c>; <c>reset</c>
+/// asks first on a terminal unless <c>--yes</c>.
+/// Exit codes: 0 done, 1 the API refused (unknown tenant, invalid change) or the operator declined, 2 bad
+/// usage, 3 unreachable, 4 unauthorised.
 /// </summary>
 public static class Quotactl
 {
     public const string Usage = """
         usage: quotactl <command> [options]   (the admin API: --url URL or QUOTACTL_URL, default http://127.0.0.1:9090;
-                                                its key: --key KEY or QUOTACTL_KEY)
-          status   [--pool P] [--tenant T] [--watch [SECONDS]]   pools and tenants now, with usage bars
+                                                its key: --key KEY or QUOTACTL_KEY; quotactl <command> --help for more)
+          status   [--pool P] [--tenant T] [--watch [SECONDS]] [--json]   pools and tenants now, with usage bars
           allocate --pool P --tenant T [--limit N] [--allocation N] [--guaranteed N]
                                                    change a tenant in every replica (audited)
-          reset    --pool P [--tenant T]           give the current window's credits back
+          reset    --pool P [--tenant T] [--yes]   give the current window's credits back (asks first on a terminal)
           reopen   --pool P                        end the pool's vendor closure now (audited)
-          usage    --from YYYY-MM-DD --to YYYY-MM-DD [--tenant T] [--route R] [--csv]
+          usage    --from YYYY-MM-DD --to YYYY-MM-DD [--tenant T] [--route R] [--csv | --json]
                                                    billed usage from the ledger
         """;
 
     private const int Refused = 1, BadUsage = 2, Unreachable = 3, Unauthorised = 4;
 
-    public static async Task<int> RunAsync(string[] args, TextWriter output, TextWriter error, CancellationToken cancellationToken = default)
+    /// <param name="input">Where a confirmation is read from; with none (not a terminal), destructive commands do not ask.</param>
+    public static async Task<int> RunAsync(string[] args, TextWriter output, TextWriter error, CancellationToken cancellationToken = default, TextReader? input = null)
     {
-        if (args.Length == 0 || args[0] is "-h" or "--help" or "help")
+        if (args.Length == 0)
         {
-            await output.WriteAsync(Usage);
-            return args.Length == 0 ? BadUsage : 0;
+            await error.WriteAsync(Usage);
+            return BadUsage;
         }
 
-        if (!TryParseOptions(args[1..], out var options, out var problem))
+        var root = Commands();
+        var parsed = root.Parse(args);
+        if (parsed.Errors.Count > 0)
         {
-            await error.WriteLineAsync($"quotactl: {problem}\n{Usage}");
+            await error.WriteLineAsync(Problem(root, parsed, args));
             return BadUsage;
+        }
+
+        if (parsed.Action is System.CommandLine.Help.HelpAction || parsed.CommandResult.Command == root)
+        {
+            if (parsed.CommandResult.Command == root && parsed.Action is not System.CommandLine.Help.HelpAction)
+            {
+                await error.WriteAsync(Usage);
+                return BadUsage;
+            }
+
+            await parsed.InvokeAsync(new InvocationConfiguration { Output = output, Error = error }, cancellationToken);
+            return 0;
+        }
+
+        // Every option given on the command line, by name: the commands below read them as text.
+        var options = new Dictionary<string, string?>(StringComparer.Ordinal);
+        foreach (var option in parsed.CommandResult.Command.Options.Concat(root.Options.Where(o => o.Recursive)))
+        {
+            if (parsed.GetResult(option) is { Implicit: false } result)
+            {
+                options[option.Name.TrimStart('-')] = result.Tokens.Count > 0 ? result.Tokens[0].Value : null;
+            }
         }
 
         var url = options.GetValueOrDefault("url") ?? Environment.GetEnvironmentVariable("QUOTACTL_URL") ?? "http://127.0.0.1:9090";
@@ -56,17 +86,16 @@ public static class Quotactl
 
         using var client = new HttpClient { BaseAddress = baseAddress, Timeout = TimeSpan.FromSeconds(10) };
         client.DefaultRequestHeaders.Add("X-Admin-Key", key);
-        var command = new Command(client, options, output, error, url);
+        var command = new Command(client, options, output, error, url, input);
         try
         {
-            return args[0] switch
+            return parsed.CommandResult.Command.Name switch
             {
                 "status" => await command.StatusAsync(cancellationToken),
                 "allocate" => await command.AllocateAsync(cancellationToken),
                 "reset" => await command.ResetAsync(cancellationToken),
                 "reopen" => await command.ReopenAsync(cancellationToken),
-                "usage" => await command.UsageAsync(cancellationToken),
-                _ => await command.UnknownAsync(args[0]),
+                _ => await command.UsageAsync(cancellationToken),
             };
         }
         catch (HttpRequestException ex)
@@ -81,34 +110,101 @@ public static class Quotactl
         }
     }
 
-    /// <summary><c>--name value</c> pairs; <c>--csv</c> and a bare <c>--watch</c> are flags.</summary>
-    private static bool TryParseOptions(string[] args, out Dictionary<string, string?> options, out string problem)
+    /// <summary>The commands and their options. Required options are checked by the commands, which name every one missing.</summary>
+    private static System.CommandLine.Command Commands()
     {
-        options = new Dictionary<string, string?>(StringComparer.Ordinal);
-        problem = "";
-        for (var i = 0; i < args.Length; i++)
+        // Named quotactl (a RootCommand takes the executable's name, and this is a verb of QuotaProxy's).
+        var root = new System.CommandLine.Command("quotactl", "The QuotaProxy operator's command line (talks to the admin API).")
         {
-            if (!args[i].StartsWith("--", StringComparison.Ordinal) || args[i].Length == 2)
-            {
-                problem = $"unexpected argument '{args[i]}'";
-                return false;
-            }
-
-            var name = args[i][2..];
-            var hasValue = i + 1 < args.Length && !args[i + 1].StartsWith("--", StringComparison.Ordinal);
-            if (name is not ("csv" or "watch") && !hasValue)
-            {
-                problem = $"--{name} needs a value";
-                return false;
-            }
-
-            options[name] = hasValue ? args[++i] : null;
-        }
-
-        return true;
+            new System.CommandLine.Help.HelpOption { Recursive = true },
+            new Option<string>("--url") { Description = "The admin API (default QUOTACTL_URL, else http://127.0.0.1:9090).", Recursive = true },
+            new Option<string>("--key") { Description = "The admin key (default QUOTACTL_KEY).", Recursive = true },
+        };
+        Option<string> Text(string name, string description) => new(name) { Description = description };
+        Option<bool> Flag(string name, string description) => new(name) { Description = description, Arity = ArgumentArity.Zero };
+        root.Subcommands.Add(new System.CommandLine.Command("status", "Pools and tenants now, with usage bars.")
+        {
+            Text("--pool", "Only this pool."),
+            Text("--tenant", "Only this tenant (a path: org/team)."),
+            new Option<string>("--watch") { Description = "Redraw every SECONDS (default 2) until Ctrl-C.", Arity = ArgumentArity.ZeroOrOne, HelpName = "SECONDS" },
+            Flag("--json", "The admin API's answer, as JSON."),
+        });
+        root.Subcommands.Add(new System.CommandLine.Command("allocate", "Change a tenant's limit, allocation or guaranteed credits in every replica (audited).")
+        {
+            Text("--pool", "The pool (required)."),
+            Text("--tenant", "The tenant (required)."),
+            Text("--limit", "Credits the tenant may use in a window."),
+            Text("--allocation", "Credits it is allocated."),
+            Text("--guaranteed", "Credits held for it whatever others use."),
+        });
+        root.Subcommands.Add(new System.CommandLine.Command("reset", "Give the current window's credits back (asks first on a terminal).")
+        {
+            Text("--pool", "The pool (required)."),
+            Text("--tenant", "Only this tenant and those below it; without it, the whole pool."),
+            Flag("--yes", "Do not ask."),
+        });
+        root.Subcommands.Add(new System.CommandLine.Command("reopen", "End the pool's vendor closure now (audited).")
+        {
+            Text("--pool", "The pool (required)."),
+        });
+        root.Subcommands.Add(new System.CommandLine.Command("usage", "Billed usage from the ledger.")
+        {
+            Text("--from", "First day, YYYY-MM-DD (required)."),
+            Text("--to", "Last day, YYYY-MM-DD (required)."),
+            Text("--tenant", "Only this tenant."),
+            Text("--route", "Only this route."),
+            Flag("--csv", "CSV, as the admin API gives it."),
+            Flag("--json", "The admin API's answer, as JSON."),
+        });
+        return root;
     }
 
-    private sealed class Command(HttpClient client, Dictionary<string, string?> options, TextWriter output, TextWriter error, string url)
+    /// <summary>What is wrong with the command line, with the nearest command or option when a name is mistyped.</summary>
+    private static string Problem(System.CommandLine.Command root, ParseResult parsed, string[] args)
+    {
+        var known = root.Subcommands.Select(c => c.Name).ToList();
+        if (!args[0].StartsWith('-') && !known.Contains(args[0]))
+        {
+            return $"quotactl: unknown command '{args[0]}'{Suggestion(args[0], known)}\n{Usage}";
+        }
+
+        var command = parsed.CommandResult.Command;
+        var names = command.Options.Concat(root.Options).SelectMany(o => o.Aliases.Prepend(o.Name)).Distinct().ToList();
+        var lines = parsed.Errors.Select(e => $"quotactl: {e.Message}").ToList();
+        foreach (var token in parsed.UnmatchedTokens.Where(t => t.StartsWith("--", StringComparison.Ordinal)))
+        {
+            lines.Add($"quotactl: '{token}' is not an option of {command.Name}{Suggestion(token.Split('=')[0], names)}");
+        }
+
+        lines.Add($"nothing was done; see 'quotactl {(command == root ? "" : command.Name + " ")}--help'");
+        return string.Join('\n', lines.Distinct());
+    }
+
+    /// <summary>", did you mean 'x'?" for the closest name within two edits, else nothing.</summary>
+    private static string Suggestion(string given, IEnumerable<string> names) =>
+        names.Select(name => (Name: name, Distance: Distance(given, name))).Where(c => c.Distance <= 2).OrderBy(c => c.Distance).FirstOrDefault() is { Name: { } near }
+            ? $", did you mean '{near}'?"
+            : "";
+
+    private static int Distance(string a, string b)
+    {
+        var row = Enumerable.Range(0, b.Length + 1).ToArray();
+        for (var i = 1; i <= a.Length; i++)
+        {
+            var diagonal = row[0];
+            row[0] = i;
+            for (var j = 1; j <= b.Length; j++)
+            {
+                var above = row[j];
+                row[j] = Math.Min(Math.Min(row[j] + 1, row[j - 1] + 1), diagonal + (a[i - 1] == b[j - 1] ? 0 : 1));
+                diagonal = above;
+            }
+        }
+
+        return row[b.Length];
+    }
+
+    private sealed class Command(HttpClient client, Dictionary<string, string?> options, TextWriter output, TextWriter error, string url, TextReader? input)
     {
         public async Task<int> StatusAsync(CancellationToken cancellationToken)
         {
@@ -154,7 +250,10 @@ public static class Quotactl
                 return code;
             }
 
-            await output.WriteAsync(StatusTable.Render((await ReadJsonAsync(response, cancellationToken)).GetProperty("pools").EnumerateArray(), DateTimeOffset.UtcNow));
+            var status = await ReadJsonAsync(response, cancellationToken);
+            await output.WriteAsync(options.ContainsKey("json")
+                ? JsonSerializer.Serialize(status, Indented) + "\n"
+                : StatusTable.Render(status.GetProperty("pools").EnumerateArray(), DateTimeOffset.UtcNow));
             return 0;
         }
 
@@ -206,6 +305,16 @@ public static class Quotactl
             }
 
             var (pool, tenant) = (options["pool"]!, options.GetValueOrDefault("tenant"));
+            if (input is not null && !options.ContainsKey("yes"))
+            {
+                await output.WriteAsync($"Give back this window's credits of {(tenant is null ? $"every tenant of {pool}" : $"{pool}/{tenant} and every tenant below it")}? [y/N] ");
+                if (await input.ReadLineAsync(cancellationToken) is not { } answer || !answer.Trim().Equals("y", StringComparison.OrdinalIgnoreCase) && !answer.Trim().Equals("yes", StringComparison.OrdinalIgnoreCase))
+                {
+                    await error.WriteLineAsync("quotactl: not reset; nothing was changed");
+                    return Refused;
+                }
+            }
+
             using var response = await client.PostAsJsonAsync($"/admin/v1/pools/{Uri.EscapeDataString(pool)}/reset", new { tenant }, cancellationToken);
             if (await FailureAsync(response) is { } code)
             {
@@ -242,6 +351,12 @@ public static class Quotactl
             }
 
             var csv = options.ContainsKey("csv");
+            if (csv && options.ContainsKey("json"))
+            {
+                await error.WriteLineAsync("quotactl: --csv and --json: choose one");
+                return BadUsage;
+            }
+
             var query = Query(
                 ("from", options["from"]),
                 ("to", options["to"]),
@@ -260,7 +375,14 @@ public static class Quotactl
                 return 0;
             }
 
-            var rows = (await ReadJsonAsync(response, cancellationToken)).GetProperty("usage").EnumerateArray().ToList();
+            var usage = await ReadJsonAsync(response, cancellationToken);
+            if (options.ContainsKey("json"))
+            {
+                await output.WriteAsync(JsonSerializer.Serialize(usage, Indented) + "\n");
+                return 0;
+            }
+
+            var rows = usage.GetProperty("usage").EnumerateArray().ToList();
             var table = new StringBuilder();
             table.AppendLine(CultureInfo.InvariantCulture, $"{"DAY",-10}  {"POOL",-16} {"TENANT",-20} {"ROUTE",-16} {"DEBITED",9} {"REFUNDED",9} {"NET",9}");
             foreach (var row in rows)
@@ -270,12 +392,6 @@ public static class Quotactl
 
             await output.WriteAsync(rows.Count == 0 ? "no usage in that range\n" : table.ToString());
             return 0;
-        }
-
-        public async Task<int> UnknownAsync(string name)
-        {
-            await error.WriteLineAsync($"quotactl: unknown command '{name}'\n{Usage}");
-            return BadUsage;
         }
 
         private async Task<int?> RequireAsync(params string[] names)
@@ -323,6 +439,8 @@ public static class Quotactl
             await error.WriteLineAsync($"quotactl: {(int)response.StatusCode} {detail}");
             return Refused;
         }
+
+        private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
 
         private static async Task<JsonElement> ReadJsonAsync(HttpResponseMessage response, CancellationToken cancellationToken) =>
             (await JsonDocument.ParseAsync(await response.Content.ReadAsStreamAsync(cancellationToken), cancellationToken: cancellationToken)).RootElement;
