@@ -40,6 +40,8 @@ public static class QuotaProxyServiceCollectionExtensions
         // One registry per host: /metrics shows this proxy's metrics, and tests read their own proxy's.
         services.TryAddSingleton(_ => Prometheus.Metrics.NewCustomRegistry());
         services.AddSingleton<QuotaMetrics>();
+        // The framework's own errors (404, 405, 400, 502, 500) as problem+json, like the proxy's.
+        services.AddFrameworkProblems();
         services.AddHostedService<UsageGaugeRefresher>();
         // The configuration in force: the file plus the admin API's runtime overrides, loaded before serving.
         services.AddSingleton<IOverrideStore>(sp => startup.Store.Kind == StoreKind.Redis

@@ -3,6 +3,7 @@ using Microsoft.Extensions.Configuration.Memory;
 using Microsoft.Extensions.Options;
 using QuotaProxy.Enforcement;
 using QuotaProxy.Enforcement.Admin;
+using QuotaProxy.Enforcement.Http;
 using QuotaProxy.StandIn;
 
 namespace QuotaProxy;
@@ -53,6 +54,7 @@ public static class QuotaProxyHost
         builder.Services.AddStandInVendor(builder.Configuration);
 
         var app = builder.Build();
+        app.UseFrameworkProblems();
         app.UseQuotaForwardedHeaders();
         app.UseRequestTimeouts();
         app.MapQuotaOperations();
