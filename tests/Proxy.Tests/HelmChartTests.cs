@@ -170,6 +170,20 @@ public sealed partial class HelmChartTests
             kinds.Order());
     }
 
+    [Theory]
+    [InlineData("servicemonitor.yaml", "serviceMonitor", "ServiceMonitor")]
+    [InlineData("prometheusrule.yaml", "prometheusRule", "PrometheusRule")]
+    public void PrometheusOperatorResources_RenderOnlyWhereTheirCrdExists_OrWhenForced(string file, string key, string kind)
+    {
+        var text = File.ReadAllText(Path.Combine(Chart, "templates", file));
+        var firstDirective = text.Split('\n').First(line => line.StartsWith("{{- if", StringComparison.Ordinal));
+
+        // The whole resource sits inside this one condition: enabled, and the CRD known to the cluster or forced.
+        Assert.Equal($"{{{{- if and .Values.{key}.enabled (or .Values.{key}.force (.Capabilities.APIVersions.Has \"monitoring.coreos.com/v1/{kind}\")) }}}}", firstDirective);
+        Assert.EndsWith("{{- end }}", text.TrimEnd());
+        Assert.Equal("false", ((YamlScalarNode)((YamlMappingNode)Values.Children[new YamlScalarNode(key)]).Children[new YamlScalarNode("force")]).Value);
+    }
+
     /// <summary>Values whose default is an empty map, list or string have no flattened key, yet exist.</summary>
     private static bool IsEmptyValue(string path)
     {
