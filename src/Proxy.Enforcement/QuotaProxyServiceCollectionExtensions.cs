@@ -49,6 +49,12 @@ public static class QuotaProxyServiceCollectionExtensions
             : new InProcessOverrideStore());
         services.AddSingleton(sp => new LiveConfiguration(initial, sp.GetRequiredService<IOverrideStore>(), sp.GetRequiredService<ILogger<LiveConfiguration>>()));
         services.AddHostedService<OverrideSync>();
+        // API keys issued at runtime (the admin API), beside the configured ones; every replica follows.
+        services.AddSingleton<IApiKeyStore>(sp => startup.Store.Kind == StoreKind.Redis
+            ? new RedisApiKeyStore(sp.GetRequiredService<IConnectionMultiplexer>(), startup.Store.KeyPrefix)
+            : new InProcessApiKeyStore());
+        services.AddSingleton<RuntimeApiKeys>();
+        services.AddHostedService(sp => sp.GetRequiredService<RuntimeApiKeys>());
         // YARP reads its routes through this gate: an edit reaches it only once the whole config is valid.
         var gated = new GatedProxyConfiguration(configuration);
         services.AddSingleton(gated);

@@ -57,6 +57,9 @@ public sealed class AdminApiTests(RedisFixture redis, PostgresFixture postgres)
         { "GET", "/admin/v1/usage?from=2030-01-01&to=2030-01-02" },
         { "GET", "/admin/v1/audit" },
         { "GET", "/admin/v1/openapi.json" },
+        { "GET", "/admin/v1/keys" },
+        { "POST", "/admin/v1/keys" },
+        { "DELETE", "/admin/v1/keys/key_0000000000000000" },
     };
 
     [Theory]
@@ -274,7 +277,7 @@ public sealed class AdminApiTests(RedisFixture redis, PostgresFixture postgres)
             .SelectMany(e => e.Metadata.GetMetadata<Microsoft.AspNetCore.Routing.HttpMethodMetadata>()!.HttpMethods
                 .Select(m => $"{m} {e.RoutePattern.RawText!.Replace("{**", "{", StringComparison.Ordinal)}"))
             .ToHashSet();
-        Assert.Equal(8, mapped.Count);
+        Assert.Equal(11, mapped.Count);
         Assert.Equal(mapped.Order(), documented.Order());
     }
 }

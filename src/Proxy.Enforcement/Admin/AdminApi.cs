@@ -60,6 +60,9 @@ public static class AdminApi
         group.MapPost("/pools/{pool}/reopen", ReopenAsync);
         group.MapGet("/usage", UsageAsync);
         group.MapGet("/audit", AuditAsync);
+        group.MapPost("/keys", CreateKeyAsync);
+        group.MapGet("/keys", ListKeysAsync);
+        group.MapDelete("/keys/{id}", RevokeKeyAsync);
         group.MapGet("/openapi.json", () => Results.Text(OpenApiDocument.Value, "application/json"));
         return app;
     }
@@ -274,6 +277,88 @@ public static class AdminApi
     internal const string ResetRoute = "(reset)";
 
     private static IEnumerable<QuotaNode> DeepestFirst(QuotaNode node) => node.Children.SelectMany(DeepestFirst).Append(node);
+
+    /// <summary>
+    /// Issues an API key for a tenant: the key is in this answer only (the store keeps its digest), honoured by
+    /// every replica within a second. The tenant must be a node of some pool. Audited.
+    /// </summary>
+    private static async Task<IResult> CreateKeyAsync(
+        KeyRequest? request, HttpContext http, LiveConfiguration models, IApiKeyStore keys, RuntimeApiKeys runtime, AdminAudit audit, TimeProvider clock, CancellationToken cancellationToken)
+    {
+        var errors = new List<string>();
+        var tenant = request?.Tenant;
+        if (string.IsNullOrEmpty(tenant) || !models.Model.Pools.Values.Any(pool => pool.Nodes.ContainsKey(tenant)))
+        {
+            errors.Add(string.IsNullOrEmpty(tenant) ? "tenant is required." : $"tenant '{tenant}' is no tenant of any pool.");
+        }
+
+        if (request?.Name is { } name && (name.Length is 0 or > 64 || name.Any(c => c is < ' ' or > '~')))
+        {
+            errors.Add("name must be 1 to 64 printable ASCII characters.");
+        }
+
+        var now = clock.GetUtcNow();
+        if (request?.ExpiresAt is { } expires && expires <= now)
+        {
+            errors.Add($"expiresAt must be in the future, got {expires:o}.");
+        }
+
+        if (errors.Count > 0)
+        {
+            return Problem(StatusCodes.Status400BadRequest, "invalid-key-request", "The key cannot be issued", string.Join(" ", errors), errors);
+        }
+
+        var key = RuntimeApiKeys.NewKey();
+        var issued = new RuntimeApiKey(RuntimeApiKeys.NewId(), ApiKeyHash.Compute(key, models.Options.Identity.KeyPepper), tenant!, request!.Name, now, request.ExpiresAt);
+        if (await RecordAsync(audit, http, "key-create", "", tenant, new { }, new { id = issued.Id, name = issued.Name, expiresAt = issued.ExpiresAt }, cancellationToken) is { } unrecorded)
+        {
+            return unrecorded;
+        }
+
+        await keys.AddAsync(issued, cancellationToken);
+        await runtime.RefreshAsync(cancellationToken);
+        return Results.Json(
+            new { id = issued.Id, key, tenant = issued.Tenant, name = issued.Name, createdAt = issued.CreatedAt, expiresAt = issued.ExpiresAt },
+            statusCode: StatusCodes.Status201Created);
+    }
+
+    /// <summary>The runtime API keys: id, tenant, name, when issued, when they expire and were last used; never a key or its digest.</summary>
+    private static async Task<IResult> ListKeysAsync(IApiKeyStore keys, RuntimeApiKeys runtime, TimeProvider clock, CancellationToken cancellationToken)
+    {
+        var lastUsed = await runtime.LastUsedAsync(cancellationToken);
+        var now = clock.GetUtcNow();
+        var listed = (await keys.LoadAsync(cancellationToken))
+            .OrderBy(key => key.CreatedAt)
+            .Select(key => new
+            {
+                id = key.Id,
+                tenant = key.Tenant,
+                name = key.Name,
+                createdAt = key.CreatedAt,
+                expiresAt = key.ExpiresAt,
+                expired = !key.IsLiveAt(now),
+                lastUsedAt = lastUsed.TryGetValue(key.Id, out var at) ? DateTimeOffset.FromUnixTimeMilliseconds(at) : (DateTimeOffset?)null,
+            });
+        return Results.Ok(new { keys = listed });
+    }
+
+    /// <summary>Revokes a runtime API key: refused by every replica within a second. Audited.</summary>
+    private static async Task<IResult> RevokeKeyAsync(string id, HttpContext http, IApiKeyStore keys, RuntimeApiKeys runtime, AdminAudit audit, CancellationToken cancellationToken)
+    {
+        if ((await keys.LoadAsync(cancellationToken)).FirstOrDefault(key => key.Id == id) is not { } known)
+        {
+            return Problem(StatusCodes.Status404NotFound, "unknown-key", "Unknown key", $"No runtime API key has the id '{id}'.");
+        }
+
+        if (await RecordAsync(audit, http, "key-revoke", "", known.Tenant, new { id, name = known.Name }, new { }, cancellationToken) is { } unrecorded)
+        {
+            return unrecorded;
+        }
+
+        await keys.RevokeAsync(id, cancellationToken);
+        await runtime.RefreshAsync(cancellationToken);
+        return Results.NoContent();
+    }
 
     /// <summary>Ends the pool's vendor closure now: the operator knows the vendor is back before its Retry-After says so. Audited.</summary>
     private static async Task<IResult> ReopenAsync(

@@ -21,8 +21,11 @@ internal sealed class QuotaEnforcementMiddleware(
     LiveConfiguration live,
     IQuotaStore store,
     QuotaMetrics metrics,
-    ILogger<QuotaEnforcementMiddleware> logger)
+    ILogger<QuotaEnforcementMiddleware> logger,
+    RuntimeApiKeys runtimeKeys)
 {
+    private readonly Func<string, string?> _runtimeTenantByDigest = runtimeKeys.TenantOf;
+
     public async Task InvokeAsync(HttpContext context)
     {
         var route = context.GetReverseProxyFeature().Route.Config;
@@ -42,7 +45,7 @@ internal sealed class QuotaEnforcementMiddleware(
             return;
         }
 
-        if (config.Identifier.Identify(context) is not { } tenant)
+        if (config.Identifier.Identify(context, _runtimeTenantByDigest) is not { } tenant)
         {
             QuotaLog.Unidentified(logger, route.RouteId);
             metrics.Request(route.RouteId, quota.PoolsLabel, "", RequestOutcome.Unidentified);

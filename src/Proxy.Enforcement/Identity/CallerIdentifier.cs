@@ -33,15 +33,17 @@ internal sealed class CallerIdentifier
 
     public string TenantHeader { get; }
 
+    /// <param name="runtimeTenantByDigest">Keys issued at runtime (the admin API): the tenant of a digest, or null.</param>
     /// <returns>The tenant name, or null when the caller is not identified.</returns>
-    public string? Identify(HttpContext context)
+    public string? Identify(HttpContext context, Func<string, string?>? runtimeTenantByDigest = null)
     {
         var headers = context.Request.Headers;
         var apiKey = headers[ApiKeyHeader];
         if (apiKey.Count > 0)
         {
             // A key that is presented but unknown identifies nobody, even if a tenant header is present too.
-            return _tenantByKeyHash.GetValueOrDefault(ApiKeyHash.Compute(apiKey.ToString(), _pepper));
+            var digest = ApiKeyHash.Compute(apiKey.ToString(), _pepper);
+            return _tenantByKeyHash.GetValueOrDefault(digest) ?? runtimeTenantByDigest?.Invoke(digest);
         }
 
         if (_trustTenantHeader && IsFromTrustedNetwork(context.Connection.RemoteIpAddress))

@@ -83,6 +83,9 @@ internal static partial class QuotaLog
     [LoggerMessage(EventId = 1117, Level = LogLevel.Warning, Message = "Pool {Pool}'s counters could not be held against the ledger; Redis keeps them as they are")]
     public static partial void StoreAuditFailed(ILogger logger, string pool, Exception exception);
 
+    [LoggerMessage(EventId = 1216, Level = LogLevel.Warning, Message = "Runtime API keys could not be read or written; the keys known stay in force, and it is tried again within a second")]
+    public static partial void RuntimeKeysUnavailable(ILogger logger, Exception exception);
+
     [LoggerMessage(EventId = 1120, Level = LogLevel.Information, Message = "Emergency journal {Path}: {Pending} admission(s) to charge once the store answers")]
     public static partial void EmergencyJournalOpened(ILogger logger, string path, int pending);
 

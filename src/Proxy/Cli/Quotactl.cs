@@ -27,6 +27,9 @@ public static class Quotactl
           reopen   --pool P                        end the pool's vendor closure now (audited)
           usage    --from YYYY-MM-DD --to YYYY-MM-DD [--tenant T] [--route R] [--csv | --json]
                                                    billed usage from the ledger
+          keys create --tenant T [--name N] [--expires DATE]   issue an API key (printed once)
+          keys list [--json]                       the runtime API keys (never the keys)
+          keys revoke --id ID [--yes]              revoke one (asks first on a terminal)
         """;
 
     private const int Refused = 1, BadUsage = 2, Unreachable = 3, Unauthorised = 4;
@@ -48,9 +51,9 @@ public static class Quotactl
             return BadUsage;
         }
 
-        if (parsed.Action is System.CommandLine.Help.HelpAction || parsed.CommandResult.Command == root)
+        if (parsed.Action is System.CommandLine.Help.HelpAction || parsed.CommandResult.Command.Subcommands.Count > 0)
         {
-            if (parsed.CommandResult.Command == root && parsed.Action is not System.CommandLine.Help.HelpAction)
+            if (parsed.Action is not System.CommandLine.Help.HelpAction)
             {
                 await error.WriteAsync(Usage);
                 return BadUsage;
@@ -89,8 +92,14 @@ public static class Quotactl
         var command = new Command(client, options, output, error, url, input);
         try
         {
-            return parsed.CommandResult.Command.Name switch
+            var name = parsed.CommandResult.Command.Parents.OfType<System.CommandLine.Command>().FirstOrDefault() is { Name: "keys" }
+                ? "keys " + parsed.CommandResult.Command.Name
+                : parsed.CommandResult.Command.Name;
+            return name switch
             {
+                "keys create" => await command.CreateKeyAsync(cancellationToken),
+                "keys list" => await command.ListKeysAsync(cancellationToken),
+                "keys revoke" => await command.RevokeKeyAsync(cancellationToken),
                 "status" => await command.StatusAsync(cancellationToken),
                 "allocate" => await command.AllocateAsync(cancellationToken),
                 "reset" => await command.ResetAsync(cancellationToken),
@@ -147,6 +156,24 @@ public static class Quotactl
         {
             Text("--pool", "The pool (required)."),
         });
+        var keys = new System.CommandLine.Command("keys", "API keys issued at runtime (beside the configured ones).");
+        keys.Subcommands.Add(new System.CommandLine.Command("create", "Issue an API key for a tenant; it is printed once, and only its digest is kept.")
+        {
+            Text("--tenant", "The tenant it identifies (required)."),
+            Text("--name", "What it is for."),
+            Text("--expires", "When it stops working (an ISO 8601 date or time)."),
+            Flag("--json", "The admin API's answer, as JSON."),
+        });
+        keys.Subcommands.Add(new System.CommandLine.Command("list", "The runtime API keys: id, tenant, name, created, expires, last used.")
+        {
+            Flag("--json", "The admin API's answer, as JSON."),
+        });
+        keys.Subcommands.Add(new System.CommandLine.Command("revoke", "Revoke a key: refused by every replica within a second (asks first on a terminal).")
+        {
+            Text("--id", "The key's id (required)."),
+            Flag("--yes", "Do not ask."),
+        });
+        root.Subcommands.Add(keys);
         root.Subcommands.Add(new System.CommandLine.Command("usage", "Billed usage from the ledger.")
         {
             Text("--from", "First day, YYYY-MM-DD (required)."),
@@ -391,6 +418,96 @@ public static class Quotactl
             }
 
             await output.WriteAsync(rows.Count == 0 ? "no usage in that range\n" : table.ToString());
+            return 0;
+        }
+
+        public async Task<int> CreateKeyAsync(CancellationToken cancellationToken)
+        {
+            if (await RequireAsync("tenant") is { } missing)
+            {
+                return missing;
+            }
+
+            DateTimeOffset? expires = null;
+            if (options.GetValueOrDefault("expires") is { } text)
+            {
+                if (!DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var at))
+                {
+                    await error.WriteLineAsync($"quotactl: --expires must be a date or time (ISO 8601), got '{text}'");
+                    return BadUsage;
+                }
+
+                expires = at;
+            }
+
+            using var response = await client.PostAsJsonAsync("/admin/v1/keys", new { tenant = options["tenant"], name = options.GetValueOrDefault("name"), expiresAt = expires }, cancellationToken);
+            if (await FailureAsync(response) is { } code)
+            {
+                return code;
+            }
+
+            var issued = await ReadJsonAsync(response, cancellationToken);
+            await output.WriteAsync(options.ContainsKey("json")
+                ? JsonSerializer.Serialize(issued, Indented) + "\n"
+                : $"{issued.GetProperty("key").GetString()}\n" +
+                  $"id {issued.GetProperty("id").GetString()}, tenant {issued.GetProperty("tenant").GetString()}: the key above is shown this once; keep it now\n");
+            return 0;
+        }
+
+        public async Task<int> ListKeysAsync(CancellationToken cancellationToken)
+        {
+            using var response = await client.GetAsync("/admin/v1/keys", cancellationToken);
+            if (await FailureAsync(response) is { } code)
+            {
+                return code;
+            }
+
+            var listed = await ReadJsonAsync(response, cancellationToken);
+            if (options.ContainsKey("json"))
+            {
+                await output.WriteAsync(JsonSerializer.Serialize(listed, Indented) + "\n");
+                return 0;
+            }
+
+            var table = new StringBuilder();
+            table.AppendLine(CultureInfo.InvariantCulture, $"{"ID",-20} {"TENANT",-20} {"NAME",-16} {"CREATED",-20} {"EXPIRES",-20} LAST USED");
+            foreach (var key in listed.GetProperty("keys").EnumerateArray())
+            {
+                static string When(JsonElement value) => value.ValueKind == JsonValueKind.String ? value.GetDateTimeOffset().UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss", CultureInfo.InvariantCulture) : "-";
+                var expires = key.TryGetProperty("expiresAt", out var e) ? When(e) : "-";
+                table.AppendLine(CultureInfo.InvariantCulture,
+                    $"{key.GetProperty("id").GetString(),-20} {key.GetProperty("tenant").GetString(),-20} {(key.TryGetProperty("name", out var n) && n.ValueKind == JsonValueKind.String ? n.GetString() : "-"),-16} {When(key.GetProperty("createdAt")),-20} {(key.GetProperty("expired").GetBoolean() ? "expired" : expires),-20} {(key.TryGetProperty("lastUsedAt", out var u) ? When(u) : "-")}");
+            }
+
+            await output.WriteAsync(table.ToString());
+            return 0;
+        }
+
+        public async Task<int> RevokeKeyAsync(CancellationToken cancellationToken)
+        {
+            if (await RequireAsync("id") is { } missing)
+            {
+                return missing;
+            }
+
+            var id = options["id"]!;
+            if (input is not null && !options.ContainsKey("yes"))
+            {
+                await output.WriteAsync($"Revoke API key {id}? Requests with it are refused within a second. [y/N] ");
+                if (await input.ReadLineAsync(cancellationToken) is not { } answer || !answer.Trim().Equals("y", StringComparison.OrdinalIgnoreCase) && !answer.Trim().Equals("yes", StringComparison.OrdinalIgnoreCase))
+                {
+                    await error.WriteLineAsync("quotactl: not revoked; nothing was changed");
+                    return Refused;
+                }
+            }
+
+            using var response = await client.DeleteAsync($"/admin/v1/keys/{Uri.EscapeDataString(id)}", cancellationToken);
+            if (await FailureAsync(response) is { } code)
+            {
+                return code;
+            }
+
+            await output.WriteLineAsync($"{id}: revoked; every replica refuses it within a second");
             return 0;
         }
 
