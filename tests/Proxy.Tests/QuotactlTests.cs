@@ -80,6 +80,29 @@ public sealed class QuotactlTests
     }
 
     [Fact]
+    public async Task Overrides_AreListed_AndDropped_AndTheAuditWithoutALedgerSaysWhy()
+    {
+        using var vendor = new VendorServer();
+        await using var proxy = await ProxyInstance.StartAsync(Config(vendor));
+
+        var none = await RunAsync(proxy, "overrides", "list");
+        await RunAsync(proxy, "allocate", "--pool", "daily", "--tenant", "e2e", "--limit", "7");
+        var listed = await RunAsync(proxy, "overrides", "list");
+        var json = await RunAsync(proxy, "overrides", "list", "--json");
+        var dropped = await RunAsync(proxy, "overrides", "drop", "--pool", "daily", "--tenant", "e2e");
+        var after = await RunAsync(proxy, "overrides", "list");
+        var audit = await RunAsync(proxy, "audit");
+
+        Assert.Equal((0, "no overrides: every tenant has its configured values\n"), (none.Code, none.Output));
+        Assert.Matches(@"\ndaily +e2e +7 +- +- *\n$", listed.Output);
+        Assert.Equal(7, System.Text.Json.JsonDocument.Parse(json.Output).RootElement.GetProperty("overrides")[0].GetProperty("limit").GetInt64());
+        Assert.Equal((0, "daily/e2e: back to its configured values in every replica\n"), (dropped.Code, dropped.Output));
+        Assert.Equal("no overrides: every tenant has its configured values\n", after.Output);
+        Assert.Equal(1, audit.Code);
+        Assert.StartsWith("quotactl: 404 The audit trail is kept in the ledger's PostgreSQL", audit.Error);
+    }
+
+    [Fact]
     public async Task Reset_OnATerminal_AsksFirst_ANoChangesNothing_AndYesOrAYesAnswerResets()
     {
         using var vendor = new VendorServer();

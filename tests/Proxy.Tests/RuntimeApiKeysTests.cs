@@ -146,6 +146,27 @@ public sealed class RuntimeApiKeysTests(RedisFixture redis, PostgresFixture post
         Assert.Equal(HttpStatusCode.Unauthorized, refused);
     }
 
+    [Fact]
+    public async Task QuotactlAudit_ShowsWhoIssuedAndRevokedAKey_NeverTheKey()
+    {
+        using var vendor = new VendorServer();
+        var ledger = await postgres.NewDatabaseAsync();
+        await using var proxy = await ProxyInstance.StartAsync(Config(vendor, RedisFixture.NewKeyPrefix(), ledger));
+        string[] admin = ["--url", proxy.AdminAddress!.ToString(), "--key", AdminKey];
+
+        var created = await RunAsync(["keys", "create", "--tenant", "test", "--name", "audit-me", "--json", .. admin]);
+        var issued = JsonDocument.Parse(created.Output).RootElement;
+        await RunAsync(["keys", "revoke", "--id", issued.GetProperty("id").GetString()!, .. admin]);
+        var audit = await RunAsync(["audit", "--limit", "5", .. admin]);
+
+        Assert.Equal(0, audit.Code);
+        var lines = audit.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.StartsWith("AT (UTC)", lines[0]);
+        Assert.Matches(@" ops +key-revoke +test ", lines[1]);
+        Assert.Matches(@" ops +key-create +test .*audit-me", lines[2]);
+        Assert.DoesNotContain(issued.GetProperty("key").GetString()!, audit.Output);
+    }
+
     private static async Task<(int Code, string Output, string Error)> RunAsync(string[] args)
     {
         using var output = new StringWriter();

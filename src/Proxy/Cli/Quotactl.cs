@@ -27,6 +27,9 @@ public static class Quotactl
           reopen   --pool P                        end the pool's vendor closure now (audited)
           usage    --from YYYY-MM-DD --to YYYY-MM-DD [--tenant T] [--route R] [--csv | --json]
                                                    billed usage from the ledger
+          overrides list [--pool P] [--json]       the runtime overrides in force
+          overrides drop --pool P --tenant T       back to the configured values (audited)
+          audit    [--limit N] [--json]            the latest admin changes (from the ledger)
           keys create --tenant T [--name N] [--expires DATE]   issue an API key (printed once)
           keys list [--json]                       the runtime API keys (never the keys)
           keys revoke --id ID [--yes]              revoke one (asks first on a terminal)
@@ -92,11 +95,14 @@ public static class Quotactl
         var command = new Command(client, options, output, error, url, input);
         try
         {
-            var name = parsed.CommandResult.Command.Parents.OfType<System.CommandLine.Command>().FirstOrDefault() is { Name: "keys" }
-                ? "keys " + parsed.CommandResult.Command.Name
+            var name = parsed.CommandResult.Command.Parents.OfType<System.CommandLine.Command>().FirstOrDefault() is { Name: "keys" or "overrides" } group
+                ? $"{group.Name} {parsed.CommandResult.Command.Name}"
                 : parsed.CommandResult.Command.Name;
             return name switch
             {
+                "overrides list" => await command.ListOverridesAsync(cancellationToken),
+                "overrides drop" => await command.DropOverrideAsync(cancellationToken),
+                "audit" => await command.AuditAsync(cancellationToken),
                 "keys create" => await command.CreateKeyAsync(cancellationToken),
                 "keys list" => await command.ListKeysAsync(cancellationToken),
                 "keys revoke" => await command.RevokeKeyAsync(cancellationToken),
@@ -155,6 +161,23 @@ public static class Quotactl
         root.Subcommands.Add(new System.CommandLine.Command("reopen", "End the pool's vendor closure now (audited).")
         {
             Text("--pool", "The pool (required)."),
+        });
+        var overrides = new System.CommandLine.Command("overrides", "Runtime overrides of tenants' limits, allocations and guarantees.");
+        overrides.Subcommands.Add(new System.CommandLine.Command("list", "The overrides in force, per pool and tenant.")
+        {
+            Text("--pool", "Only this pool."),
+            Flag("--json", "As JSON."),
+        });
+        overrides.Subcommands.Add(new System.CommandLine.Command("drop", "Drop a tenant's override: back to the configured values in every replica (audited).")
+        {
+            Text("--pool", "The pool (required)."),
+            Text("--tenant", "The tenant (required)."),
+        });
+        root.Subcommands.Add(overrides);
+        root.Subcommands.Add(new System.CommandLine.Command("audit", "The latest admin changes: who, when, what, before and after (from the ledger).")
+        {
+            Text("--limit", "How many, newest first (default 20, at most 1000)."),
+            Flag("--json", "The admin API's answer, as JSON."),
         });
         var keys = new System.CommandLine.Command("keys", "API keys issued at runtime (beside the configured ones).");
         keys.Subcommands.Add(new System.CommandLine.Command("create", "Issue an API key for a tenant; it is printed once, and only its digest is kept.")
@@ -418,6 +441,90 @@ public static class Quotactl
             }
 
             await output.WriteAsync(rows.Count == 0 ? "no usage in that range\n" : table.ToString());
+            return 0;
+        }
+
+        public async Task<int> ListOverridesAsync(CancellationToken cancellationToken)
+        {
+            using var response = await client.GetAsync($"/admin/v1/status{Query(("pool", options.GetValueOrDefault("pool")))}", cancellationToken);
+            if (await FailureAsync(response) is { } code)
+            {
+                return code;
+            }
+
+            var overrides = (await ReadJsonAsync(response, cancellationToken)).GetProperty("pools").EnumerateArray()
+                .SelectMany(pool => pool.GetProperty("tenants").EnumerateArray()
+                    .Where(tenant => tenant.TryGetProperty("override", out var o) && o.ValueKind == JsonValueKind.Object)
+                    .Select(tenant => tenant.GetProperty("override")))
+                .ToList();
+            if (options.ContainsKey("json"))
+            {
+                await output.WriteAsync(JsonSerializer.Serialize(new { overrides }, Indented) + "\n");
+                return 0;
+            }
+
+            static string Value(JsonElement o, string name) => o.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.Number ? v.GetInt64().ToString(CultureInfo.InvariantCulture) : "-";
+            var table = new StringBuilder();
+            table.AppendLine(CultureInfo.InvariantCulture, $"{"POOL",-16} {"TENANT",-24} {"LIMIT",9} {"ALLOCATION",11} {"GUARANTEED",11}");
+            foreach (var o in overrides)
+            {
+                table.AppendLine(CultureInfo.InvariantCulture, $"{o.GetProperty("pool").GetString(),-16} {o.GetProperty("tenant").GetString(),-24} {Value(o, "limit"),9} {Value(o, "allocation"),11} {Value(o, "guaranteed"),11}");
+            }
+
+            await output.WriteAsync(overrides.Count == 0 ? "no overrides: every tenant has its configured values\n" : table.ToString());
+            return 0;
+        }
+
+        public async Task<int> DropOverrideAsync(CancellationToken cancellationToken)
+        {
+            if (await RequireAsync("pool", "tenant") is { } missing)
+            {
+                return missing;
+            }
+
+            var (pool, tenant) = (options["pool"]!, options["tenant"]!);
+            using var response = await client.DeleteAsync($"/admin/v1/pools/{Uri.EscapeDataString(pool)}/overrides/{EscapePath(tenant)}", cancellationToken);
+            if (await FailureAsync(response) is { } code)
+            {
+                return code;
+            }
+
+            await output.WriteLineAsync($"{pool}/{tenant}: back to its configured values in every replica");
+            return 0;
+        }
+
+        public async Task<int> AuditAsync(CancellationToken cancellationToken)
+        {
+            var limit = options.GetValueOrDefault("limit") ?? "20";
+            if (!TryInt(limit, out var count) || count < 1)
+            {
+                await error.WriteLineAsync($"quotactl: --limit must be a whole number of at least 1, got '{limit}'");
+                return BadUsage;
+            }
+
+            using var response = await client.GetAsync($"/admin/v1/audit?limit={count}", cancellationToken);
+            if (await FailureAsync(response) is { } code)
+            {
+                return code;
+            }
+
+            var audit = await ReadJsonAsync(response, cancellationToken);
+            if (options.ContainsKey("json"))
+            {
+                await output.WriteAsync(JsonSerializer.Serialize(audit, Indented) + "\n");
+                return 0;
+            }
+
+            var table = new StringBuilder();
+            table.AppendLine(CultureInfo.InvariantCulture, $"{"AT (UTC)",-19}  {"ACTOR",-12} {"ACTION",-12} {"POOL",-16} {"TENANT",-20} CHANGE");
+            foreach (var entry in audit.GetProperty("entries").EnumerateArray())
+            {
+                static string Json(JsonElement e, string name) => e.TryGetProperty(name, out var v) && v.ValueKind != JsonValueKind.Null ? v.GetRawText() : "-";
+                table.AppendLine(CultureInfo.InvariantCulture,
+                    $"{entry.GetProperty("at").GetDateTimeOffset().UtcDateTime:yyyy-MM-dd HH:mm:ss}  {entry.GetProperty("actor").GetString(),-12} {entry.GetProperty("action").GetString(),-12} {entry.GetProperty("pool").GetString(),-16} {(entry.TryGetProperty("tenant", out var t) && t.ValueKind == JsonValueKind.String ? t.GetString() : "-"),-20} {Json(entry, "old")} -> {Json(entry, "new")}");
+            }
+
+            await output.WriteAsync(table.ToString());
             return 0;
         }
 
