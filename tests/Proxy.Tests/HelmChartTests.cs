@@ -166,8 +166,25 @@ public sealed partial class HelmChartTests
         }
 
         Assert.Equal(
-            ["ConfigMap", "Deployment", "HorizontalPodAutoscaler", "PodDisruptionBudget", "PrometheusRule", "Service", "ServiceMonitor"],
+            ["ConfigMap", "Deployment", "HorizontalPodAutoscaler", "NetworkPolicy", "PodDisruptionBudget", "PrometheusRule", "Service", "Service", "ServiceMonitor"],
             kinds.Order());
+    }
+
+    [Fact]
+    public void TheAdminPort_IsOnAServiceOfItsOwn_AndTheNetworkPolicyAdmitsItOnlyFromAdminFrom_AndTheImageMustBeNamed()
+    {
+        string Template(string name) => File.ReadAllText(Path.Combine(Chart, "templates", name));
+
+        Assert.DoesNotContain("admin", Template("service.yaml"), StringComparison.Ordinal);
+        Assert.Contains("-admin", Template("service-admin.yaml"), StringComparison.Ordinal);
+        Assert.Contains("type: ClusterIP", Template("service-admin.yaml"), StringComparison.Ordinal);
+        var policy = Template("networkpolicy.yaml");
+        // The admin rule names its peers unconditionally: an empty list would admit no one, never everyone.
+        Assert.Matches(@"- ports:\n\s+- port: admin\n\s+from:\n\s+\{\{- toYaml \.Values\.networkPolicy\.adminFrom", policy);
+        var adminFrom = (YamlSequenceNode)((YamlMappingNode)Values.Children[new YamlScalarNode("networkPolicy")]).Children[new YamlScalarNode("adminFrom")];
+        Assert.Single(adminFrom.Children);
+        Assert.Equal("", ((YamlScalarNode)((YamlMappingNode)Values.Children[new YamlScalarNode("image")]).Children[new YamlScalarNode("repository")]).Value);
+        Assert.Contains("{{ required \"image.repository is required", Template("deployment.yaml"), StringComparison.Ordinal);
     }
 
     [Theory]
