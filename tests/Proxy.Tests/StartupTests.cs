@@ -102,6 +102,53 @@ public sealed class StartupTests
     }
 
     [Fact]
+    public async Task TheReadmesExampleCommand_RunsTheWorkedExampleLocally()
+    {
+        // The two lines of the README, as written, but for the ports (free ones, so that a demo proxy running on
+        // this machine neither fails nor passes the test) and $PWD (the repository root).
+        var readme = File.ReadAllLines(Path.Combine(RepoRoot(), "README.md"));
+        var first = Array.FindIndex(readme, line => line.StartsWith("VENDOR_AUTHORIZATION='Bearer example' dotnet run --project src/Proxy -- ", StringComparison.Ordinal));
+        Assert.True(first >= 0, "the README shows how to run the example locally");
+        var command = readme[first].TrimEnd('\\').Trim() + " " + readme[first + 1].Trim();
+        var curl = readme[first + 2];
+        var (proxyPort, vendorPort) = (LoopbackPorts.Free(), LoopbackPorts.Free());
+        var args = command[(command.IndexOf(" -- ", StringComparison.Ordinal) + 4)..]
+            .Replace("\"$PWD/", RepoRoot() + "/", StringComparison.Ordinal).Replace(".json\"", ".json", StringComparison.Ordinal)
+            .Replace("127.0.0.1:8081", $"127.0.0.1:{vendorPort}", StringComparison.Ordinal).Replace("127.0.0.1:8080", $"127.0.0.1:{proxyPort}", StringComparison.Ordinal)
+            .Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        var start = new ProcessStartInfo("dotnet") { WorkingDirectory = Path.GetTempPath(), RedirectStandardError = true, RedirectStandardOutput = true };
+        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "QuotaProxy.dll"));
+        foreach (var arg in args)
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        start.Environment["VENDOR_AUTHORIZATION"] = "Bearer example";
+        using var process = Process.Start(start)!;
+        _ = process.StandardOutput.ReadToEndAsync();
+        _ = process.StandardError.ReadToEndAsync();
+        try
+        {
+            await LoopbackPorts.WaitUntilAsync(async () => await IsListeningAsync(proxyPort), true, "the example proxy", 30);
+            using var client = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{proxyPort}") };
+            Assert.StartsWith("curl -H 'X-Api-Key: example-test-key' localhost:8080/v1/downloads/report.csv", curl, StringComparison.Ordinal);
+            using var request = new HttpRequestMessage(HttpMethod.Get, "/v1/downloads/report.csv");
+            request.Headers.Add("X-Api-Key", "example-test-key");
+            using var response = await client.SendAsync(request);
+            var body = await response.Content.ReadAsStringAsync();
+
+            Assert.Equal(System.Net.HttpStatusCode.OK, response.StatusCode);
+            Assert.Contains("stand-in vendor", body, StringComparison.Ordinal);
+            Assert.Equal(System.Net.HttpStatusCode.Unauthorized, await SendAsync(client, "/v1/downloads/report.csv", "not-an-example-key"));
+        }
+        finally
+        {
+            process.Kill(entireProcessTree: true);
+            await process.WaitForExitAsync();
+        }
+    }
+
+    [Fact]
     public async Task ConfigFile_StandsAlone_TheDemoRoutesKeysAndAdminApiOfAppsettingsAreNotMergedIn()
     {
         using var vendor = new VendorServer();
@@ -146,27 +193,27 @@ public sealed class StartupTests
             await process.WaitForExitAsync();
             Directory.Delete(directory, recursive: true);
         }
+    }
 
-        static async Task<System.Net.HttpStatusCode> SendAsync(HttpClient client, string path, string key)
+    private static async Task<System.Net.HttpStatusCode> SendAsync(HttpClient client, string path, string key)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Get, path);
+        request.Headers.Add("X-Api-Key", key);
+        using var response = await client.SendAsync(request);
+        return response.StatusCode;
+    }
+
+    private static async Task<bool> IsListeningAsync(int port)
+    {
+        try
         {
-            using var request = new HttpRequestMessage(HttpMethod.Get, path);
-            request.Headers.Add("X-Api-Key", key);
-            using var response = await client.SendAsync(request);
-            return response.StatusCode;
+            using var tcp = new System.Net.Sockets.TcpClient();
+            await tcp.ConnectAsync("127.0.0.1", port);
+            return true;
         }
-
-        static async Task<bool> IsListeningAsync(int port)
+        catch (System.Net.Sockets.SocketException)
         {
-            try
-            {
-                using var tcp = new System.Net.Sockets.TcpClient();
-                await tcp.ConnectAsync("127.0.0.1", port);
-                return true;
-            }
-            catch (System.Net.Sockets.SocketException)
-            {
-                return false;
-            }
+            return false;
         }
     }
 
