@@ -166,7 +166,7 @@ public sealed partial class HelmChartTests
         }
 
         Assert.Equal(
-            ["ConfigMap", "Deployment", "HorizontalPodAutoscaler", "NetworkPolicy", "PodDisruptionBudget", "PrometheusRule", "Service", "Service", "ServiceMonitor"],
+            ["ConfigMap", "ConfigMap", "Deployment", "HorizontalPodAutoscaler", "NetworkPolicy", "PodDisruptionBudget", "PrometheusRule", "Service", "Service", "ServiceMonitor"],
             kinds.Order());
     }
 
