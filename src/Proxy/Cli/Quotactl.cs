@@ -294,16 +294,13 @@ public static class Quotactl
 
         private async Task<int> StatusOnceAsync(string query, CancellationToken cancellationToken)
         {
-            using var response = await client.GetAsync($"/admin/v1/status{query}", cancellationToken);
-            if (await FailureAsync(response) is { } code)
+            var (done, status) = await ReadAsync($"/admin/v1/status{query}", cancellationToken);
+            if (done is { } code)
             {
                 return code;
             }
 
-            var status = await ReadJsonAsync(response, cancellationToken);
-            await output.WriteAsync(options.ContainsKey("json")
-                ? JsonSerializer.Serialize(status, Indented) + "\n"
-                : StatusTable.Render(status.GetProperty("pools").EnumerateArray(), DateTimeOffset.UtcNow));
+            await output.WriteAsync(StatusTable.Render(status.GetProperty("pools").EnumerateArray(), DateTimeOffset.UtcNow));
             return 0;
         }
 
@@ -502,17 +499,10 @@ public static class Quotactl
                 return BadUsage;
             }
 
-            using var response = await client.GetAsync($"/admin/v1/audit?limit={count}", cancellationToken);
-            if (await FailureAsync(response) is { } code)
+            var (done, audit) = await ReadAsync($"/admin/v1/audit?limit={count}", cancellationToken);
+            if (done is { } code)
             {
                 return code;
-            }
-
-            var audit = await ReadJsonAsync(response, cancellationToken);
-            if (options.ContainsKey("json"))
-            {
-                await output.WriteAsync(JsonSerializer.Serialize(audit, Indented) + "\n");
-                return 0;
             }
 
             var table = new StringBuilder();
@@ -563,17 +553,10 @@ public static class Quotactl
 
         public async Task<int> ListKeysAsync(CancellationToken cancellationToken)
         {
-            using var response = await client.GetAsync("/admin/v1/keys", cancellationToken);
-            if (await FailureAsync(response) is { } code)
+            var (done, listed) = await ReadAsync("/admin/v1/keys", cancellationToken);
+            if (done is { } code)
             {
                 return code;
-            }
-
-            var listed = await ReadJsonAsync(response, cancellationToken);
-            if (options.ContainsKey("json"))
-            {
-                await output.WriteAsync(JsonSerializer.Serialize(listed, Indented) + "\n");
-                return 0;
             }
 
             var table = new StringBuilder();
@@ -616,6 +599,28 @@ public static class Quotactl
 
             await output.WriteLineAsync($"{id}: revoked; every replica refuses it within a second");
             return 0;
+        }
+
+        /// <summary>
+        /// GETs <paramref name="path"/>. Done (with its exit code) when the API refused, or when <c>--json</c> asked
+        /// for the answer as it is (printed here); else the answer, for the command to print its way.
+        /// </summary>
+        private async Task<(int? Done, JsonElement Answer)> ReadAsync(string path, CancellationToken cancellationToken)
+        {
+            using var response = await client.GetAsync(path, cancellationToken);
+            if (await FailureAsync(response) is { } code)
+            {
+                return (code, default);
+            }
+
+            var answer = await ReadJsonAsync(response, cancellationToken);
+            if (options.ContainsKey("json"))
+            {
+                await output.WriteAsync(JsonSerializer.Serialize(answer, Indented) + "\n");
+                return (0, answer);
+            }
+
+            return (null, answer);
         }
 
         private async Task<int?> RequireAsync(params string[] names)
