@@ -43,6 +43,10 @@ public static class QuotaProxyServiceCollectionExtensions
         // The framework's own errors (404, 405, 400, 502, 500) as problem+json, like the proxy's.
         services.AddFrameworkProblems();
         services.AddHostedService<UsageGaugeRefresher>();
+        if (startup.Metrics.Platform)
+        {
+            services.AddHostedService<Monitoring.PlatformMetrics>();
+        }
         // The configuration in force: the file plus the admin API's runtime overrides, loaded before serving.
         services.AddSingleton<IOverrideStore>(sp => startup.Store.Kind == StoreKind.Redis
             ? new RedisOverrideStore(sp.GetRequiredService<IConnectionMultiplexer>(), startup.Store.KeyPrefix)

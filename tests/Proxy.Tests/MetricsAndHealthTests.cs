@@ -41,6 +41,34 @@ public sealed class MetricsAndHealthTests
         return response.StatusCode;
     }
 
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task PlatformMetrics_RequestDurationByRouteAndStatus_UpstreamDuration_AndTheRuntime_AreOnTheSamePage_UnlessSwitchedOff(bool platform)
+    {
+        using var vendor = new VendorServer();
+        await using var proxy = await ProxyInstance.StartAsync(Config(vendor).Set("Quota:Metrics:Platform", platform ? "true" : "false"));
+        for (var i = 0; i < 4; i++)
+        {
+            await SendAsync(proxy, "prod-key", "/quotes/x"); // 3 admitted, then 429
+        }
+
+        var page = await (await proxy.Client.GetAsync("/metrics")).Content.ReadAsStringAsync();
+        var lines = page.Split('\n');
+        bool Has(string prefix, params string[] labels) => lines.Any(l => l.StartsWith(prefix, StringComparison.Ordinal) && labels.All(label => l.Contains(label, StringComparison.Ordinal)));
+
+        var expected = new[]
+        {
+            Has("microsoft_aspnetcore_hosting_http_server_request_duration_count{", "http_route=\"/quotes/{**rest}\"", "http_response_status_code=\"200\""),
+            Has("microsoft_aspnetcore_hosting_http_server_request_duration_count{", "http_route=\"/quotes/{**rest}\"", "http_response_status_code=\"429\""),
+            Has("system_net_http_http_client_request_duration_count{", "http_response_status_code=\"200\""),
+            Has("system_runtime_dotnet_gc_collections"),
+        };
+        Assert.Equal([platform, platform, platform, platform], expected);
+        // The quota metrics are there either way.
+        Assert.True(Has("quota_proxy_requests_total{"));
+    }
+
     [Fact]
     public async Task AfterAKnownSequence_EveryOutcomeAndCreditIsCounted_AndPromtoolAcceptsThePage()
     {
