@@ -22,8 +22,12 @@ public sealed class LocalRedisCluster : IAsyncDisposable
         var nodes = new List<LocalRedisServer>();
         for (var i = 0; i < 3; i++)
         {
+            // The cluster bus on a port of its own from the same safe range: by default it is the node's port +
+            // 10,000, which lands in the kernel's ephemeral range, where a client connection's source port can
+            // hold it (a node failed to start that way once, on a fresh clone's suite run).
             nodes.Add(await LocalRedisServer.StartWithAsync(
-                "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000", "--cluster-require-full-coverage", "no"));
+                "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000", "--cluster-require-full-coverage", "no",
+                "--cluster-port", LoopbackPorts.Free().ToString(System.Globalization.CultureInfo.InvariantCulture)));
         }
 
         var cluster = new LocalRedisCluster(nodes);
