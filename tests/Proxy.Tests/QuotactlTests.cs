@@ -75,6 +75,7 @@ public sealed class QuotactlTests
         Assert.Equal(0, allocate.Code);
         Assert.Contains("daily/e2e: limit 20 in force in every replica", allocate.Output);
         Assert.Equal(0, json.Code);
+        Assert.DoesNotContain("\\u002B", json.Output); // dates as people read them: +00:00, not \u002B00:00
         var e2e = System.Text.Json.JsonDocument.Parse(json.Output).RootElement.GetProperty("pools")[0].GetProperty("tenants").EnumerateArray().Single(t => t.GetProperty("tenant").GetString() == "e2e");
         Assert.Equal((2L, 20L), (e2e.GetProperty("used").GetInt64(), e2e.GetProperty("limit").GetInt64()));
     }
