@@ -102,6 +102,37 @@ public sealed class StartupTests
     }
 
     [Fact]
+    public async Task InstallQuotactl_MakesAQuotactlCommand_ThatAnswersOnItsOwn()
+    {
+        var prefix = Directory.CreateTempSubdirectory("quotaproxy-prefix-").FullName;
+        try
+        {
+            var install = new ProcessStartInfo("bash") { ArgumentList = { Path.Combine(RepoRoot(), "scripts", "install-quotactl.sh") }, RedirectStandardOutput = true, RedirectStandardError = true };
+            install.Environment["PREFIX"] = prefix;
+            using (var installing = Process.Start(install)!)
+            {
+                var said = installing.StandardOutput.ReadToEndAsync();
+                var complained = installing.StandardError.ReadToEndAsync();
+                await installing.WaitForExitAsync().WaitAsync(TimeSpan.FromMinutes(3));
+                Assert.True(installing.ExitCode == 0, await complained);
+                Assert.Contains($"quotactl installed: {prefix}/bin/quotactl", await said, StringComparison.Ordinal);
+            }
+
+            var help = new ProcessStartInfo(Path.Combine(prefix, "bin", "quotactl")) { ArgumentList = { "reset", "--help" }, RedirectStandardOutput = true, RedirectStandardError = true };
+            using var helping = Process.Start(help)!;
+            var output = await helping.StandardOutput.ReadToEndAsync();
+            await helping.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(30));
+
+            Assert.Equal(0, helping.ExitCode);
+            Assert.Contains("quotactl reset [options]", output, StringComparison.Ordinal);
+        }
+        finally
+        {
+            Directory.Delete(prefix, recursive: true);
+        }
+    }
+
+    [Fact]
     public async Task TheReadmesExampleCommand_RunsTheWorkedExampleLocally()
     {
         // The two lines of the README, as written, but for the ports (free ones, so that a demo proxy running on
