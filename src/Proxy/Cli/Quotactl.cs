@@ -352,14 +352,9 @@ public static class Quotactl
             }
 
             var (pool, tenant) = (options["pool"]!, options.GetValueOrDefault("tenant"));
-            if (input is not null && !options.ContainsKey("yes"))
+            if (!await ConfirmedAsync($"Give back this window's credits of {(tenant is null ? $"every tenant of {pool}" : $"{pool}/{tenant} and every tenant below it")}?", "not reset", cancellationToken))
             {
-                await output.WriteAsync($"Give back this window's credits of {(tenant is null ? $"every tenant of {pool}" : $"{pool}/{tenant} and every tenant below it")}? [y/N] ");
-                if (await input.ReadLineAsync(cancellationToken) is not { } answer || !answer.Trim().Equals("y", StringComparison.OrdinalIgnoreCase) && !answer.Trim().Equals("yes", StringComparison.OrdinalIgnoreCase))
-                {
-                    await error.WriteLineAsync("quotactl: not reset; nothing was changed");
-                    return Refused;
-                }
+                return Refused;
             }
 
             using var response = await client.PostAsJsonAsync($"/admin/v1/pools/{Uri.EscapeDataString(pool)}/reset", new { tenant }, cancellationToken);
@@ -581,14 +576,9 @@ public static class Quotactl
             }
 
             var id = options["id"]!;
-            if (input is not null && !options.ContainsKey("yes"))
+            if (!await ConfirmedAsync($"Revoke API key {id}? Requests with it are refused within a second.", "not revoked", cancellationToken))
             {
-                await output.WriteAsync($"Revoke API key {id}? Requests with it are refused within a second. [y/N] ");
-                if (await input.ReadLineAsync(cancellationToken) is not { } answer || !answer.Trim().Equals("y", StringComparison.OrdinalIgnoreCase) && !answer.Trim().Equals("yes", StringComparison.OrdinalIgnoreCase))
-                {
-                    await error.WriteLineAsync("quotactl: not revoked; nothing was changed");
-                    return Refused;
-                }
+                return Refused;
             }
 
             using var response = await client.DeleteAsync($"/admin/v1/keys/{Uri.EscapeDataString(id)}", cancellationToken);
@@ -621,6 +611,28 @@ public static class Quotactl
             }
 
             return (null, answer);
+        }
+
+        /// <summary>
+        /// A destructive command's question, on a terminal and without <c>--yes</c>: true when the operator
+        /// answers y or yes; otherwise says nothing was changed. Piped or scripted (no input), it does not ask.
+        /// </summary>
+        private async Task<bool> ConfirmedAsync(string question, string declined, CancellationToken cancellationToken)
+        {
+            if (input is null || options.ContainsKey("yes"))
+            {
+                return true;
+            }
+
+            await output.WriteAsync($"{question} [y/N] ");
+            if ((await input.ReadLineAsync(cancellationToken))?.Trim() is { } answer
+                && (answer.Equals("y", StringComparison.OrdinalIgnoreCase) || answer.Equals("yes", StringComparison.OrdinalIgnoreCase)))
+            {
+                return true;
+            }
+
+            await error.WriteLineAsync($"quotactl: {declined}; nothing was changed");
+            return false;
         }
 
         private async Task<int?> RequireAsync(params string[] names)
