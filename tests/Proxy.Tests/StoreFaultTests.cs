@@ -440,6 +440,14 @@ public sealed class StoreFaultTests(RedisFixture redis, PostgresFixture postgres
         Assert.Equal((100L, 0L, 0L, 100L), (counters["pool"], counters.GetValueOrDefault("t:prod"), counters.GetValueOrDefault("t:prod/api"), counters["t:test"]));
         // The bill counts every vendor call: resets are not billed.
         await Poll.UntilAsync("every call to be billed", async () => await db.ExecuteScalarAsync<long>("SELECT coalesce(sum(net), 0)::bigint FROM usage_daily"), net => net == 130, TimeSpan.FromSeconds(30));
+        // The invariant, in a reset's form, per tenant: the ledger bills exactly the vendor's calls (cost 1),
+        // and Redis's counter is the ledger's net with the resets taken in.
+        var billed = (await db.QueryAsync<(string Tenant, long Billed, long Net)>(
+            "SELECT tenant, coalesce(sum(credits) FILTER (WHERE kind <> 'reset'), 0)::bigint, sum(credits)::bigint FROM usage_events GROUP BY tenant ORDER BY tenant")).ToList();
+        long Calls(string tenant) => vendor.Calls.Count(c => c.RequestMessage!.Path!.StartsWith($"/{tenant}-", StringComparison.Ordinal));
+        Assert.Equal([("prod", Calls("prod"), 0L), ("prod/api", Calls("api"), 0L), ("test", Calls("test"), 100L)], billed);
+        Assert.Equal((10L, 20L, 100L), (Calls("prod"), Calls("api"), Calls("test")));
+        Assert.Equal(counters["t:test"], billed.Single(b => b.Tenant == "test").Net);
     }
 
     [Fact]
