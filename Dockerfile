@@ -6,7 +6,12 @@
 # variables with __ for : (Quota__Ledger__ConnectionString=…; a vendor secret in the variable a credential's
 # EnvironmentVariable names).
 
-FROM mcr.microsoft.com/dotnet/sdk:10.0 AS build
+# Base images pinned to exact versions (the SDK and runtime the suite runs on), so a rebuild gets the same
+# bits; bump both on purpose, e.g. docker build --build-arg RUNTIME_VERSION=10.0.13 for a runtime patch.
+ARG SDK_VERSION=10.0.401
+ARG RUNTIME_VERSION=10.0.12
+
+FROM mcr.microsoft.com/dotnet/sdk:${SDK_VERSION} AS build
 WORKDIR /src
 # Restore first, from the project files alone, so the layer is reused until a dependency changes.
 COPY Directory.Build.props Directory.Packages.props ./
@@ -18,7 +23,7 @@ COPY src/ src/
 RUN dotnet publish src/Proxy/Proxy.csproj -c Release --no-restore -o /app
 COPY config/container/appsettings.json /app/appsettings.json
 
-FROM mcr.microsoft.com/dotnet/aspnet:10.0 AS runtime
+FROM mcr.microsoft.com/dotnet/aspnet:${RUNTIME_VERSION} AS runtime
 WORKDIR /app
 COPY --from=build /app ./
 # The aspnet images ship a non-root user, app (uid 1654); the proxy needs no privilege.
