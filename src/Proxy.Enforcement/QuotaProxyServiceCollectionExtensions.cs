@@ -47,6 +47,15 @@ public static class QuotaProxyServiceCollectionExtensions
         {
             services.AddHostedService<Monitoring.PlatformMetrics>();
         }
+
+        services.AddSingleton(sp => new AccessLog(startup.AccessLog, sp.GetRequiredService<QuotaMetrics>()));
+        if (startup.AccessLog.Enabled)
+        {
+            services.AddHostedService(sp => sp.GetRequiredService<AccessLog>());
+        }
+
+        // Traces by OpenTelemetry, exported by OTLP, when an endpoint is configured.
+        services.AddQuotaTracing(configuration);
         // The configuration in force: the file plus the admin API's runtime overrides, loaded before serving.
         services.AddSingleton<IOverrideStore>(sp => startup.Store.Kind == StoreKind.Redis
             ? new RedisOverrideStore(sp.GetRequiredService<IConnectionMultiplexer>(), startup.Store.KeyPrefix)
@@ -190,6 +199,8 @@ public static class QuotaProxyServiceCollectionExtensions
 
         return app.MapReverseProxy(pipeline =>
         {
+            // Every proxied request, metered or not, is timed by route and status (and logged, if asked).
+            pipeline.UseMiddleware<RequestTelemetryMiddleware>();
             if (enabled)
             {
                 pipeline.UseMiddleware<QuotaEnforcementMiddleware>();

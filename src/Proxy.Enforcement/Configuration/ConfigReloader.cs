@@ -86,10 +86,11 @@ internal sealed class ConfigReloader(
             Keep("Ledger", running.Ledger, candidate.Ledger);
             Keep("Admin:Url", running.Admin.Url, candidate.Admin.Url);
             Keep("Metrics", running.Metrics, candidate.Metrics);
+            Keep("AccessLog", running.AccessLog, candidate.AccessLog);
             Keep("Upstreams", running.Upstreams, candidate.Upstreams);
             // The admin keys and their header reload (a revoked key is refused at once); the admin port does not.
             var admin = running.Admin with { Keys = candidate.Admin.Keys, KeyHeader = candidate.Admin.KeyHeader };
-            return candidate with { Store = running.Store, Ledger = running.Ledger, Admin = admin, Metrics = running.Metrics, Upstreams = running.Upstreams };
+            return candidate with { Store = running.Store, Ledger = running.Ledger, Admin = admin, Metrics = running.Metrics, AccessLog = running.AccessLog, Upstreams = running.Upstreams };
         }, routesChanged: !gated.Holds(routes), CancellationToken.None);
 
         if (outcome.Errors.Count > 0)

@@ -22,6 +22,8 @@ public sealed record QuotaOptions
 
     public MetricsOptions Metrics { get; init; } = new();
 
+    public AccessLogOptions AccessLog { get; init; } = new();
+
     public AdminOptions Admin { get; init; } = new();
 
     /// <summary>Per YARP cluster id: the vendor credential the proxy adds to every forwarded request.</summary>

@@ -1,4 +1,6 @@
+using System.Diagnostics;
 using QuotaProxy.Enforcement.Configuration;
+using QuotaProxy.Enforcement.Observability;
 using Yarp.ReverseProxy.Transforms;
 using Yarp.ReverseProxy.Transforms.Builder;
 
@@ -7,7 +9,8 @@ namespace QuotaProxy.Enforcement.Forwarding;
 /// <summary>
 /// What the vendor receives: never the caller's identity headers (by the names in force for this request,
 /// so a reload that renames them still strips them), always the vendor credential of the route's cluster,
-/// added by the proxy so that callers never hold the vendor secret.
+/// added by the proxy so that callers never hold the vendor secret. The request's record learns when the
+/// request left and when the vendor answered, with what status.
 /// </summary>
 internal static class UpstreamRequestTransforms
 {
@@ -19,6 +22,23 @@ internal static class UpstreamRequestTransforms
             // YARP may copy headers lazily: its own helper removes a header whether or not that has happened.
             RequestTransform.RemoveHeader(transform, identifier.ApiKeyHeader);
             RequestTransform.RemoveHeader(transform, identifier.TenantHeader);
+            // The last step before the request leaves for the vendor: the upstream time starts here.
+            if (transform.HttpContext.Features.Get<RequestRecord>() is { } record)
+            {
+                record.ForwardStarted = Stopwatch.GetTimestamp();
+            }
+
+            return ValueTask.CompletedTask;
+        });
+        context.AddResponseTransform(transform =>
+        {
+            // The vendor's response headers are in (no response: the forwarder failed, and the record says so).
+            if (transform.ProxyResponse is { } response && transform.HttpContext.Features.Get<RequestRecord>() is { } record)
+            {
+                record.UpstreamAnswered = Stopwatch.GetTimestamp();
+                record.UpstreamStatus = (int)response.StatusCode;
+            }
+
             return ValueTask.CompletedTask;
         });
 

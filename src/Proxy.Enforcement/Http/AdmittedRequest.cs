@@ -22,6 +22,12 @@ internal sealed class AdmittedRequest(
 {
     public RouteDecision Decision => decision;
 
+    /// <summary>
+    /// The credits this request is charged so far: the route's cost (nothing where every pool took it as a
+    /// replay), less a refund, give or take a settlement, as the store applied them.
+    /// </summary>
+    public long Charged { get; private set; } = decision.Pools.All(pool => pool.Replayed) ? 0 : debits[0].Cost;
+
     private CancellationTokenSource? _renewing;
     private Task? _renewal;
 
@@ -66,7 +72,8 @@ internal sealed class AdmittedRequest(
     }
 
     /// <summary>What an admission tells operators: soft limits crossed (once per node per window), shadow rejections, credits and usage.</summary>
-    public void Report(string tenant)
+    /// <returns>Admitted, or ShadowRejected when a node in shadow mode would have rejected it.</returns>
+    public RequestOutcome Report(string tenant)
     {
         var shadow = false;
         for (var i = 0; i < debits.Length; i++)
@@ -98,7 +105,9 @@ internal sealed class AdmittedRequest(
             }
         }
 
-        metrics.Request(routeId, quota.PoolsLabel, tenant, shadow ? RequestOutcome.ShadowRejected : RequestOutcome.Admitted);
+        var outcome = shadow ? RequestOutcome.ShadowRejected : RequestOutcome.Admitted;
+        metrics.Request(routeId, quota.PoolsLabel, tenant, outcome);
+        return outcome;
     }
 
     /// <summary>The vendor has answered (or the forwarder gave up): close, refund or settle as the route says.</summary>
@@ -172,6 +181,7 @@ internal sealed class AdmittedRequest(
             var refunded = await store.RefundAsync(debits, decision, usage, CancellationToken.None);
             QuotaLog.Refunded(logger, debits[0].Cost, debits[0].Tenant.Path, routeId, status, error.ToString(), refunded);
             CountAdjustment(-debits[0].Cost);
+            Charged -= debits[0].Cost;
         }
         catch (QuotaStoreUnavailableException)
         {
@@ -211,6 +221,7 @@ internal sealed class AdmittedRequest(
         {
             await store.AdjustAsync(debits, decision, actual - reserved, UsageKind.Adjustment, usage, CancellationToken.None);
             CountAdjustment(actual - reserved);
+            Charged += actual - reserved;
         }
         catch (QuotaStoreUnavailableException)
         {

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
@@ -35,20 +36,29 @@ internal sealed class QuotaEnforcementMiddleware(
             return;
         }
 
+        var started = Stopwatch.GetTimestamp();
+        var record = context.Features.Get<RequestRecord>();
         // The configuration in force now, one snapshot for the whole request.
         var config = live.Current;
         var options = config.Options;
         if (!HoldToRequestLimits(context, options.Requests))
         {
-            metrics.Request(route.RouteId, quota.PoolsLabel, "", RequestOutcome.InvalidRequest);
+            Count(record, route.RouteId, quota, "", RequestOutcome.InvalidRequest);
             await QuotaProblems.BodyTooLargeAsync(context, options.Requests.MaxBodyBytes);
             return;
         }
 
-        if (config.Identifier.Identify(context, _runtimeTenantByDigest) is not { } tenant)
+        string? tenant;
+        using (var identify = QuotaTracing.Source.StartActivity("quota.identify"))
+        {
+            tenant = config.Identifier.Identify(context, _runtimeTenantByDigest);
+            identify?.SetTag("quota.route", route.RouteId).SetTag("quota.tenant", tenant);
+        }
+
+        if (tenant is null)
         {
             QuotaLog.Unidentified(logger, route.RouteId);
-            metrics.Request(route.RouteId, quota.PoolsLabel, "", RequestOutcome.Unidentified);
+            Count(record, route.RouteId, quota, "", RequestOutcome.Unidentified);
             await QuotaProblems.UnidentifiedAsync(context, config.Identifier.ApiKeyHeader);
             return;
         }
@@ -58,21 +68,21 @@ internal sealed class QuotaEnforcementMiddleware(
             if (missingPool is not null)
             {
                 // Only for the instant a reload that removes a pool takes its routes away: try again.
-                metrics.Request(route.RouteId, quota.PoolsLabel, "", RequestOutcome.StoreUnavailable);
+                Count(record, route.RouteId, quota, "", RequestOutcome.StoreUnavailable);
                 await QuotaProblems.StoreUnavailableAsync(context, options.Store.RetryAfterWhenUnavailable);
                 return;
             }
 
             QuotaLog.Forbidden(logger, tenant, notInPool!, route.RouteId);
             // A name from a trusted header need not be a configured tenant: not a label value.
-            metrics.Request(route.RouteId, quota.PoolsLabel, "", RequestOutcome.Forbidden);
+            Count(record, route.RouteId, quota, "", RequestOutcome.Forbidden);
             await QuotaProblems.ForbiddenAsync(context, tenant, notInPool!);
             return;
         }
 
         if (!IdempotencyKey.TryRead(context.Request.Headers, options.Headers.IdempotencyKey, out var idempotencyKey))
         {
-            metrics.Request(route.RouteId, quota.PoolsLabel, tenant, RequestOutcome.InvalidRequest);
+            Count(record, route.RouteId, quota, tenant, RequestOutcome.InvalidRequest);
             await QuotaProblems.BadIdempotencyKeyAsync(context, options.Headers.IdempotencyKey, IdempotencyKey.MaxLength);
             return;
         }
@@ -83,26 +93,36 @@ internal sealed class QuotaEnforcementMiddleware(
             : null;
         var usage = options.Ledger.Enabled || claim is not null ? new UsageContext(route.RouteId, RequestId(context), claim) : null;
         RouteDecision decision;
-        try
+        using (var decide = QuotaTracing.Source.StartActivity("quota.decide"))
         {
-            decision = await store.DebitAsync(debits, usage, context.RequestAborted);
-        }
-        catch (QuotaStoreUnavailableException)
-        {
-            metrics.Request(route.RouteId, quota.PoolsLabel, tenant, RequestOutcome.StoreUnavailable);
-            await QuotaProblems.StoreUnavailableAsync(context, options.Store.RetryAfterWhenUnavailable);
-            return;
-        }
-        catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
-        {
-            // The caller left while the store decided: nobody to answer, and a decision that lands later is given back.
-            metrics.Request(route.RouteId, quota.PoolsLabel, tenant, RequestOutcome.ClientClosed);
-            return;
+            decide?.SetTag("quota.route", route.RouteId).SetTag("quota.tenant", tenant).SetTag("quota.pool", quota.PoolsLabel).SetTag("quota.cost", quota.Cost);
+            try
+            {
+                decision = await store.DebitAsync(debits, usage, context.RequestAborted);
+            }
+            catch (QuotaStoreUnavailableException)
+            {
+                Decided(record, route.RouteId, started, decide, RequestOutcome.StoreUnavailable);
+                Count(record, route.RouteId, quota, tenant, RequestOutcome.StoreUnavailable);
+                await QuotaProblems.StoreUnavailableAsync(context, options.Store.RetryAfterWhenUnavailable);
+                return;
+            }
+            catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
+            {
+                // The caller left while the store decided: nobody to answer, and a decision that lands later is given back.
+                Decided(record, route.RouteId, started, decide, RequestOutcome.ClientClosed);
+                Count(record, route.RouteId, quota, tenant, RequestOutcome.ClientClosed);
+                return;
+            }
+
+            var limitedBy = decision.Admitted ? (QuotaLimitedBy?)null : decision.Pools[decision.LimitingIndex].LimitedBy;
+            decide?.SetTag("quota.admitted", decision.Admitted).SetTag("quota.limited_by", limitedBy is { } by ? QuotaProblems.LimitedByName(by) : null);
+            Decided(record, route.RouteId, started, decide, limitedBy is { } limit ? RejectionOutcome(limit) : RequestOutcome.Admitted);
         }
 
         if (!decision.Admitted)
         {
-            await RejectAsync(context, route.RouteId, quota, tenant, debits, decision, options);
+            await RejectAsync(context, record, route.RouteId, quota, tenant, debits, decision, options);
             return;
         }
 
@@ -111,22 +131,62 @@ internal sealed class QuotaEnforcementMiddleware(
         {
             // The caller left while the store decided: the vendor is not called, so the credits go back.
             await admitted.GiveBackAsync();
-            metrics.Request(route.RouteId, quota.PoolsLabel, tenant, RequestOutcome.ClientClosed);
+            Count(record, route.RouteId, quota, tenant, RequestOutcome.ClientClosed);
+            Charged(record, admitted);
             return;
         }
 
-        admitted.Report(tenant);
+        var outcome = admitted.Report(tenant);
+        Remember(record, tenant, outcome);
         admitted.KeepLeaseAlive(options.Store.LeaseTtl);
         AdmittedHeaders.WriteOnStarting(context.Response, debits, decision, options.Headers.Legacy);
         await next(context);
         await admitted.ResponseEndedAsync(context);
+        Charged(record, admitted);
     }
 
-    private async Task RejectAsync(HttpContext context, string routeId, RouteQuota quota, string tenant, QuotaDebit[] debits, RouteDecision decision, QuotaOptions options)
+    /// <summary>Counts what a request came to, and keeps it in its record for the access log.</summary>
+    private void Count(RequestRecord? record, string routeId, RouteQuota quota, string tenant, RequestOutcome outcome)
+    {
+        metrics.Request(routeId, quota.PoolsLabel, tenant, outcome);
+        Remember(record, tenant, outcome);
+    }
+
+    private static void Remember(RequestRecord? record, string tenant, RequestOutcome outcome)
+    {
+        if (record is not null)
+        {
+            record.Tenant = tenant.Length > 0 ? tenant : null;
+            record.Outcome = outcome;
+        }
+    }
+
+    private static void Charged(RequestRecord? record, AdmittedRequest admitted)
+    {
+        if (record is not null)
+        {
+            record.Charged = admitted.Charged;
+        }
+    }
+
+    /// <summary>The quota step has its answer: its time (identity, price, the store) into the histogram and the record.</summary>
+    private void Decided(RequestRecord? record, string routeId, long started, Activity? span, RequestOutcome outcome)
+    {
+        var seconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
+        metrics.Decision(routeId, seconds);
+        span?.SetTag("quota.outcome", QuotaMetrics.OutcomeLabels[outcome]);
+        if (record is not null)
+        {
+            record.DecisionSeconds = seconds;
+            record.Charged = 0;
+        }
+    }
+
+    private async Task RejectAsync(HttpContext context, RequestRecord? record, string routeId, RouteQuota quota, string tenant, QuotaDebit[] debits, RouteDecision decision, QuotaOptions options)
     {
         var limiting = decision.Pools[decision.LimitingIndex];
         var limitingPool = debits[decision.LimitingIndex].Pool.Name;
-        metrics.Request(routeId, quota.PoolsLabel, tenant, RejectionOutcome(limiting.LimitedBy));
+        Count(record, routeId, quota, tenant, RejectionOutcome(limiting.LimitedBy));
         if (limiting.LimitedBy == QuotaLimitedBy.IdempotencyConflict)
         {
             await QuotaProblems.IdempotencyConflictAsync(context, options.Headers.IdempotencyKey);
@@ -223,7 +283,7 @@ internal sealed class QuotaEnforcementMiddleware(
     /// characters, else the proxy's own trace identifier: the ledger stores what it is given, and a caller
     /// must not be able to put megabytes or control characters in it.
     /// </summary>
-    private static string RequestId(HttpContext context) =>
+    internal static string RequestId(HttpContext context) =>
         context.Request.Headers["X-Request-Id"] is { Count: 1 } id && id[0] is { Length: > 0 and <= MaxRequestIdLength } value && !value.Any(c => c is < '!' or > '~')
             ? value
             : context.TraceIdentifier;

@@ -50,6 +50,10 @@ internal sealed class QuotaMetrics
     private readonly Counter _adminAuthFailures;
     private readonly Counter _storeBaselines;
     private readonly Counter _storeAudits;
+    private readonly Histogram _decisionDuration;
+    private readonly Histogram _requestDuration;
+    private readonly Histogram _upstreamDuration;
+    private readonly Counter _accessLogDropped;
 
     /// <summary>What became of a decision the proxy stopped waiting for (the <c>outcome</c> of <c>quota_proxy_store_abandoned_decisions_total</c>).</summary>
     public static readonly IReadOnlyList<string> AbandonedOutcomes = ["expired", "not_admitted", "refunded", "refund_failed", "unanswered"];
@@ -62,6 +66,12 @@ internal sealed class QuotaMetrics
     private readonly ConcurrentDictionary<string, (Gauge.Child Used, Gauge.Child Limit)> _poolChildren = new();
     private readonly ConcurrentDictionary<(string Pool, string Tenant), (Gauge.Child Used, Gauge.Child Limit)> _tenantChildren = new();
     private readonly ConcurrentDictionary<string, (Histogram.Child Duration, Counter.Child Errors)> _storeChildren = new();
+    private readonly ConcurrentDictionary<string, Histogram.Child> _decisionChildren = new();
+    private readonly ConcurrentDictionary<(string Route, int Status), Histogram.Child> _requestDurationChildren = new();
+    private readonly ConcurrentDictionary<(string Route, int Status), Histogram.Child> _upstreamChildren = new();
+
+    /// <summary>The <c>status</c> of <c>quota_proxy_upstream_duration_seconds</c> when the vendor gave no answer (refused, reset, timed out).</summary>
+    public const int NoUpstreamAnswer = 0;
 
     public QuotaMetrics(CollectorRegistry registry)
     {
@@ -134,9 +144,43 @@ internal sealed class QuotaMetrics
             "quota_proxy_store_audits_total",
             "Checks of a pool's counters in Redis against the ledger (at start, after a reconnection or a failover), by outcome: consistent, lost (Redis had lost writes the ledger billed; raised back) unread (the stream was too long to read, or the window was moving on) or failed (the ledger did not answer: the counters go on as they are).",
             ["pool", "outcome"]);
+        (_decisionDuration, _requestDuration, _upstreamDuration, _accessLogDropped) = CreateRequestTimings(factory);
     }
 
     public CollectorRegistry Registry { get; }
+
+    /// <summary>What Envoy's and Kong's operators read first: end-to-end and upstream time by route and status, and the quota step's own time.</summary>
+    private static readonly double[] RequestBuckets = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+
+    private (Histogram Decision, Histogram Request, Histogram Upstream, Counter AccessLogDropped) CreateRequestTimings(MetricFactory factory) =>
+    (
+        factory.CreateHistogram(
+            "quota_proxy_decision_duration_seconds",
+            "The quota step of a metered request, by route: identity, price and the store's decision (a store that does not answer counts its timeout).",
+            new HistogramConfiguration { LabelNames = ["route"], Buckets = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1] }),
+        factory.CreateHistogram(
+            "quota_proxy_request_duration_seconds",
+            "Requests through the proxy's routes, metered or not, from the quota step to the response's end, by route and the status the caller got.",
+            new HistogramConfiguration { LabelNames = ["route", "status"], Buckets = RequestBuckets }),
+        factory.CreateHistogram(
+            "quota_proxy_upstream_duration_seconds",
+            "Calls to the vendor, from the forwarded request to the vendor's response headers, by route and the vendor's status (0: no answer).",
+            new HistogramConfiguration { LabelNames = ["route", "status"], Buckets = RequestBuckets }),
+        factory.CreateCounter("quota_proxy_access_log_dropped_total", "Access log lines dropped because the writer fell behind (Quota:AccessLog)."));
+
+    public void Decision(string route, double seconds) =>
+        _decisionChildren.GetOrAdd(route, static (key, histogram) => histogram.WithLabels(key), _decisionDuration).Observe(seconds);
+
+    public void RequestEnded(string route, int status, double seconds) =>
+        _requestDurationChildren.GetOrAdd((route, status), static (key, histogram) =>
+            histogram.WithLabels(key.Route, key.Status.ToString(System.Globalization.CultureInfo.InvariantCulture)), _requestDuration).Observe(seconds);
+
+    /// <param name="status">The vendor's status, or <see cref="NoUpstreamAnswer"/>.</param>
+    public void Upstream(string route, int status, double seconds) =>
+        _upstreamChildren.GetOrAdd((route, status), static (key, histogram) =>
+            histogram.WithLabels(key.Route, key.Status.ToString(System.Globalization.CultureInfo.InvariantCulture)), _upstreamDuration).Observe(seconds);
+
+    public void AccessLogDropped() => _accessLogDropped.Inc();
 
     /// <summary>The label for a tenant node: its path, or <c>(pool)</c> for the pool itself.</summary>
     public static string NodeLabel(QuotaNode node) => node.IsRoot ? "(pool)" : node.Path;
