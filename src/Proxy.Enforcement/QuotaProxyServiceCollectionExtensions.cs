@@ -48,7 +48,7 @@ public static class QuotaProxyServiceCollectionExtensions
             services.AddHostedService<Monitoring.PlatformMetrics>();
         }
 
-        services.AddSingleton(sp => new AccessLog(startup.AccessLog, sp.GetRequiredService<QuotaMetrics>()));
+        services.AddSingleton(sp => new AccessLog(startup.AccessLog.Enabled, startup.AccessLog.Path, sp.GetRequiredService<QuotaMetrics>()));
         if (startup.AccessLog.Enabled)
         {
             services.AddHostedService(sp => sp.GetRequiredService<AccessLog>());
@@ -126,6 +126,7 @@ public static class QuotaProxyServiceCollectionExtensions
             health.AddCheck<LedgerReadinessCheck>("ledger", tags: [ReadyTag]);
             // The ledger: usage events flow from Redis streams to PostgreSQL in the background.
             services.AddSingleton(_ => Npgsql.NpgsqlDataSource.Create(startup.Ledger.ConnectionString!));
+            services.AddSingleton(_ => new Ledger.LedgerMigration(startup.Ledger.ConnectionString!));
             services.AddSingleton<Ledger.LedgerWriter>();
             services.AddSingleton<Ledger.LedgerQueries>();
             services.AddSingleton<IUsageHistory, Ledger.LedgerHistory>();
@@ -135,7 +136,8 @@ public static class QuotaProxyServiceCollectionExtensions
 
         services.AddSingleton(sp => new AdminAudit(
             sp.GetRequiredService<ILogger<AdminAudit>>(),
-            startup.Ledger.Enabled ? sp.GetRequiredService<Npgsql.NpgsqlDataSource>() : null));
+            startup.Ledger.Enabled ? sp.GetRequiredService<Npgsql.NpgsqlDataSource>() : null,
+            sp.GetService<Ledger.LedgerMigration>()));
 
         services.AddReverseProxy()
             .LoadFromConfig(gated.ReverseProxy)

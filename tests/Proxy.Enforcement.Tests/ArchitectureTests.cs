@@ -21,7 +21,7 @@ public sealed partial class ArchitectureTests
         ["Ledger"] = ["Redis", "Configuration", "Quotas", "Observability"],
         ["Monitoring"] = ["Configuration", "Redis", "Quotas", "Observability"],
         ["Outage"] = ["Configuration", "Redis", "Quotas", "Observability"],
-        ["Forwarding"] = ["Configuration", "Pricing"],
+        ["Forwarding"] = ["Configuration", "Pricing", "Observability"],
         ["Http"] = ["Configuration", "Identity", "Pricing", "Quotas", "Observability"],
         ["Admin"] = ["Configuration", "Identity", "Ledger", "Quotas", "Observability"],
     };

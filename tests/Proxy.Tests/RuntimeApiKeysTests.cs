@@ -155,6 +155,7 @@ public sealed class RuntimeApiKeysTests(RedisFixture redis, PostgresFixture post
         string[] admin = ["--url", proxy.AdminAddress!.ToString(), "--key", AdminKey];
 
         var created = await RunAsync(["keys", "create", "--tenant", "test", "--name", "audit-me", "--json", .. admin]);
+        Assert.True(created.Code == 0, created.Error);
         var issued = JsonDocument.Parse(created.Output).RootElement;
         await RunAsync(["keys", "revoke", "--id", issued.GetProperty("id").GetString()!, .. admin]);
         var audit = await RunAsync(["audit", "--limit", "5", .. admin]);

@@ -12,7 +12,8 @@ namespace QuotaProxy.Enforcement.Admin;
 /// Records every admin change: always in the log (event 1204), and in the ledger's <c>admin_audit</c> table
 /// when a ledger is configured. The change is refused when that table cannot be written: no change goes unrecorded.
 /// </summary>
-internal sealed class AdminAudit(ILogger<AdminAudit> logger, NpgsqlDataSource? ledger = null)
+/// <param name="migration">The ledger's schema, waited for before the first record or read.</param>
+internal sealed class AdminAudit(ILogger<AdminAudit> logger, NpgsqlDataSource? ledger = null, Ledger.LedgerMigration? migration = null)
 {
     public bool Durable => ledger is not null;
 
@@ -22,6 +23,7 @@ internal sealed class AdminAudit(ILogger<AdminAudit> logger, NpgsqlDataSource? l
         var newJson = @new is null ? null : JsonSerializer.Serialize(@new, OverrideJson.Options);
         if (ledger is not null)
         {
+            await (migration?.EnsureAsync(cancellationToken) ?? Task.CompletedTask);
             await using var connection = await ledger.OpenConnectionAsync(cancellationToken);
             await connection.ExecuteAsync(new CommandDefinition(
                 "INSERT INTO admin_audit (actor, action, pool, tenant, old, new) VALUES (@Actor, @Action, @Pool, @Tenant, @Old::jsonb, @New::jsonb)",
@@ -39,6 +41,7 @@ internal sealed class AdminAudit(ILogger<AdminAudit> logger, NpgsqlDataSource? l
             return [];
         }
 
+        await (migration?.EnsureAsync(cancellationToken) ?? Task.CompletedTask);
         await using var connection = await ledger.OpenConnectionAsync(cancellationToken);
         var rows = await connection.QueryAsync<(long Id, DateTime At, string Actor, string Action, string Pool, string? Tenant, string? Old, string? New)>(new CommandDefinition(
             "SELECT id, at, actor, action, pool, tenant, old::text, new::text FROM admin_audit ORDER BY id DESC LIMIT @Limit",

@@ -33,7 +33,7 @@ internal sealed class RequestTelemetryMiddleware(RequestDelegate next, QuotaMetr
 
             if (accessLog.Enabled)
             {
-                accessLog.Write(context, record, seconds, upstream);
+                accessLog.Write(context, QuotaEnforcementMiddleware.RequestId(context), record, seconds, upstream);
             }
         }
     }

@@ -22,6 +22,7 @@ internal sealed class LedgerFlusher(
     RedisKeys keys,
     LiveConfiguration live,
     LedgerWriter writer,
+    LedgerMigration migration,
     QuotaMetrics metrics,
     TimeProvider timeProvider,
     ILogger<LedgerFlusher> logger) : BackgroundService
@@ -66,7 +67,7 @@ internal sealed class LedgerFlusher(
                 {
                     if (!migrated)
                     {
-                        await LedgerSchema.MigrateAsync(Options.ConnectionString!, stoppingToken);
+                        await migration.EnsureAsync(stoppingToken);
                         migrated = true;
                     }
                 }

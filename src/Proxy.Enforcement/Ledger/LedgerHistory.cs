@@ -5,13 +5,15 @@ using QuotaProxy.Enforcement.Quotas;
 namespace QuotaProxy.Enforcement.Ledger;
 
 /// <summary>The ledger as the store's memory: what a window has been charged, read back after Redis lost it.</summary>
-internal sealed class LedgerHistory(NpgsqlDataSource dataSource) : IUsageHistory
+/// <param name="migration">Waited for before the first read (tests that migrate themselves pass none).</param>
+internal sealed class LedgerHistory(NpgsqlDataSource dataSource, LedgerMigration? migration = null) : IUsageHistory
 {
     public async Task<IReadOnlyDictionary<string, long>> NetByTenantAsync(
         string pool, WindowBounds window, DateTimeOffset until, IReadOnlyCollection<string> except, CancellationToken cancellationToken)
     {
         try
         {
+            await (migration?.EnsureAsync(cancellationToken) ?? Task.CompletedTask);
             await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
             // occurred_at is the store's clock at the debit, the clock that chose the window.
             var rows = await connection.QueryAsync<(string Tenant, long Net)>(new CommandDefinition(
@@ -35,6 +37,7 @@ internal sealed class LedgerHistory(NpgsqlDataSource dataSource) : IUsageHistory
     {
         try
         {
+            await (migration?.EnsureAsync(cancellationToken) ?? Task.CompletedTask);
             await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
             // As Unix ms in SQL: Npgsql reads a timestamptz as a DateTime, which Dapper will not map to a DateTimeOffset.
             return await connection.QuerySingleOrDefaultAsync<long?>(new CommandDefinition(

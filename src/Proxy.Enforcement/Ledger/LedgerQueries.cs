@@ -4,11 +4,13 @@ using Npgsql;
 namespace QuotaProxy.Enforcement.Ledger;
 
 /// <summary>Billing queries over the rollups (the admin API exposes them).</summary>
-internal sealed class LedgerQueries(NpgsqlDataSource dataSource)
+/// <param name="migration">Waited for before the first query (tests that migrate themselves pass none).</param>
+internal sealed class LedgerQueries(NpgsqlDataSource dataSource, LedgerMigration? migration = null)
 {
     /// <summary>Usage per day, pool, tenant and route for the UTC days <paramref name="from"/> to <paramref name="to"/> inclusive.</summary>
     public async Task<IReadOnlyList<DailyUsage>> UsageAsync(DateOnly from, DateOnly to, string? tenant = null, string? route = null, CancellationToken cancellationToken = default)
     {
+        await (migration?.EnsureAsync(cancellationToken) ?? Task.CompletedTask);
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         var rows = await connection.QueryAsync<DailyUsage>(new CommandDefinition(
             """

@@ -4,7 +4,6 @@ using System.Text.Json;
 using System.Threading.Channels;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Hosting;
-using QuotaProxy.Enforcement.Configuration;
 
 namespace QuotaProxy.Enforcement.Observability;
 
@@ -15,7 +14,8 @@ namespace QuotaProxy.Enforcement.Observability;
 /// (<c>quota_proxy_access_log_dropped_total</c>), never waited for. A line holds the route, the tenant,
 /// the path without its query, the status, credits and times: no key, no header, no query string.
 /// </summary>
-internal sealed class AccessLog(AccessLogOptions options, QuotaMetrics metrics) : BackgroundService
+/// <param name="path">The file lines are appended to; null, standard output.</param>
+internal sealed class AccessLog(bool enabled, string? path, QuotaMetrics metrics) : BackgroundService
 {
     private const int Capacity = 10_000;
 
@@ -24,15 +24,16 @@ internal sealed class AccessLog(AccessLogOptions options, QuotaMetrics metrics) 
 
     private readonly Channel<Line> _lines = Channel.CreateBounded<Line>(new BoundedChannelOptions(Capacity) { SingleReader = true, FullMode = BoundedChannelFullMode.Wait });
 
-    public bool Enabled => options.Enabled;
+    public bool Enabled => enabled;
 
+    /// <param name="requestId">The id the ledger stores for the request.</param>
     /// <param name="upstreamSeconds">The vendor's time (<see cref="RequestRecord.UpstreamSeconds"/>), taken as the response ended.</param>
-    public void Write(HttpContext context, RequestRecord record, double seconds, double? upstreamSeconds)
+    public void Write(HttpContext context, string requestId, RequestRecord record, double seconds, double? upstreamSeconds)
     {
         var path = context.Request.Path.Value ?? "";
         var line = new Line(
             DateTimeOffset.UtcNow,
-            Http.QuotaEnforcementMiddleware.RequestId(context),
+            requestId,
             Activity.Current?.TraceId.ToHexString(),
             context.Request.Method,
             path.Length > MaxPathLength ? path[..MaxPathLength] : path,
@@ -48,7 +49,7 @@ internal sealed class AccessLog(AccessLogOptions options, QuotaMetrics metrics) 
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        await using var output = options.Path is { Length: > 0 } path
+        await using var output = path is { Length: > 0 }
             ? new FileStream(path, FileMode.Append, FileAccess.Write, FileShare.ReadWrite | FileShare.Delete)
             : Console.OpenStandardOutput();
         var buffer = new ArrayBufferWriter<byte>(4096);

@@ -32,6 +32,26 @@ public sealed class LedgerTests(PostgresFixture postgres)
     }
 
     [Fact]
+    public async Task OnAFreshDatabase_AnAdminChangeAndAUsageQuery_BeforeTheFlusherHasMigrated_WaitForOneMigration_AndSucceed()
+    {
+        // The proxy's order on a fresh database: the admin API may be called before the flusher's first pass.
+        var database = await postgres.NewDatabaseAsync();
+        await using var dataSource = NpgsqlDataSource.Create(database);
+        var migration = new LedgerMigration(database);
+        var audit = new Admin.AdminAudit(Microsoft.Extensions.Logging.Abstractions.NullLogger<Admin.AdminAudit>.Instance, dataSource, migration);
+
+        await Task.WhenAll(
+            audit.RecordAsync("ops", "override", "vendor-daily", "test", null, new { Limit = 5 }, CancellationToken.None),
+            new LedgerQueries(dataSource, migration).UsageAsync(new DateOnly(2030, 6, 10), new DateOnly(2030, 6, 10)),
+            migration.EnsureAsync(CancellationToken.None));
+
+        var entry = Assert.Single(await audit.RecentAsync(5, CancellationToken.None));
+        Assert.Equal(("ops", "override", "test"), (entry.Actor, entry.Action, entry.Tenant));
+        await using var connection = await dataSource.OpenConnectionAsync();
+        Assert.Equal(LedgerSchema.Migrations.Count, await connection.ExecuteScalarAsync<int>("SELECT count(*) FROM schema_migrations"));
+    }
+
+    [Fact]
     public async Task Write_TheSameEventsTwice_BillsThemOnce_InEventsAndInRollups()
     {
         var database = await postgres.NewDatabaseAsync();
