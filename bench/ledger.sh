@@ -23,10 +23,9 @@ done
 work=$(mktemp -d /tmp/quotaproxy-ledger-bench.XXXXXX)
 chmod 755 "$work"
 pids=()
-as_postgres() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  as_postgres pg_ctl -D "$work/pg/data" -m immediate stop >/dev/null 2>&1 || true
+  stop_postgres
   wait 2>/dev/null || true; rm -rf "$work"
 }
 trap cleanup EXIT
@@ -35,13 +34,7 @@ build_proxy
 start_nginx_vendor
 start_redis
 
-PG_PORT=$(free_port)
-mkdir -p "$work/pg"
-[ "$(id -u)" = 0 ] && chown postgres:postgres "$work/pg"
-as_postgres initdb -D "$work/pg/data" -U postgres -A trust --no-sync -E UTF8 --locale=C >/dev/null
-as_postgres pg_ctl -D "$work/pg/data" -l "$work/pg/server.log" -w \
-  -o "-p $PG_PORT -k $work/pg -c listen_addresses=127.0.0.1 -c fsync=off" start >/dev/null
-psql_q() { psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -d "$1" -Atc "$2"; }
+start_postgres
 
 start_proxy() { # $1 = port, $2 = key prefix, $3 = ledger database or "" for off
   local port=$1 prefix=$2 ledger=()

@@ -44,3 +44,17 @@ build_proxy() {
   dotnet build src/Proxy/Proxy.csproj -c Release -nologo -v quiet >/dev/null
   PROXY_DLL=$(pwd)/src/Proxy/bin/Release/net10.0/QuotaProxy.dll
 }
+
+# A PostgreSQL of its own in $work/pg on PG_PORT (set here), run as the postgres user when root (initdb and
+# postgres refuse root); stop_postgres stops it. psql_q DATABASE SQL answers unaligned, tuples only.
+as_postgres() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+start_postgres() {
+  PG_PORT=$(free_port)
+  mkdir -p "$work/pg"
+  [ "$(id -u)" = 0 ] && chown postgres:postgres "$work/pg"
+  as_postgres initdb -D "$work/pg/data" -U postgres -A trust --no-sync -E UTF8 --locale=C >/dev/null
+  as_postgres pg_ctl -D "$work/pg/data" -l "$work/pg/server.log" -w \
+    -o "-p $PG_PORT -k $work/pg -c listen_addresses=127.0.0.1 -c fsync=off" start >/dev/null
+}
+stop_postgres() { as_postgres pg_ctl -D "$work/pg/data" -m immediate stop >/dev/null 2>&1 || true; }
+psql_q() { psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -d "$1" -Atc "$2"; }
