@@ -38,7 +38,13 @@ public static class QuotaProxyServiceCollectionExtensions
 
         services.TryAddSingleton(TimeProvider.System);
         // One registry per host: /metrics shows this proxy's metrics, and tests read their own proxy's.
-        services.TryAddSingleton(_ => Prometheus.Metrics.NewCustomRegistry());
+        services.TryAddSingleton(_ =>
+        {
+            var registry = Prometheus.Metrics.NewCustomRegistry();
+            // The process's CPU, memory, threads, handles and GC counts, read only when /metrics is scraped: free per request.
+            Prometheus.DotNetStats.Register(registry);
+            return registry;
+        });
         services.AddSingleton<QuotaMetrics>();
         // The framework's own errors (404, 405, 400, 502, 500) as problem+json, like the proxy's.
         services.AddFrameworkProblems();

@@ -47,7 +47,7 @@ public sealed class TelemetryTests
     }
 
     [Fact]
-    public async Task RequestUpstreamAndDecisionHistograms_ByRouteAndStatus_AreOnTheDefaultPage_AndPromtoolAcceptsIt()
+    public async Task RequestUpstreamAndDecisionHistograms_ByRouteAndStatus_AndTheProcess_AreOnTheDefaultPage_AndPromtoolAcceptsIt()
     {
         using var vendor = new VendorServer();
         await using var proxy = await ProxyInstance.StartAsync(Config(vendor));
@@ -82,6 +82,10 @@ public sealed class TelemetryTests
         Assert.Equal(1, Value("quota_proxy_decision_duration_seconds_count{route=\"gone\"}"));
         Assert.True(Value("quota_proxy_decision_duration_seconds_sum{route=\"quotes\"}") > 0);
         Assert.Equal(3, vendor.Calls.Count);
+        // The process, on the default page too.
+        Assert.True(Value("process_cpu_seconds_total") > 0);
+        Assert.True(Value("process_working_set_bytes") > 0);
+        Assert.True(Value("dotnet_collection_count_total{generation=\"0\"}") >= 0);
 
         var (exitCode, output) = await Promtool.RunAsync(page, "check", "metrics");
         Assert.True(exitCode == 0, output);
