@@ -195,8 +195,10 @@ public sealed class QuotactlTests
         Assert.Equal(1, (await proxy.SendAsync("e2e-key", 1, "/quotes/x")).Admitted);
     }
 
-    [Fact]
-    public async Task Reopen_EndsAVendorClosureThatItsMaxClosureCapped()
+    [Theory]
+    [InlineData("reopen")]
+    [InlineData("pool reopen")]
+    public async Task Reopen_EndsAVendorClosureThatItsMaxClosureCapped(string verb)
     {
         using var vendor = new VendorServer();
         vendor.AnswersTooManyRequests("Fri, 31 Dec 9999 23:59:59 GMT");
@@ -205,7 +207,7 @@ public sealed class QuotactlTests
         vendor.AnswersOk();
         using var held = await proxy.GetAsync("e2e-key", "/quotes/x");
 
-        var reopen = await RunAsync(proxy, "reopen", "--pool", "daily");
+        var reopen = await RunAsync(proxy, [.. verb.Split(' '), "--pool", "daily"]);
 
         Assert.Equal(HttpStatusCode.TooManyRequests, held.StatusCode);
         // The default MaxClosure: an hour, not the year 9999.

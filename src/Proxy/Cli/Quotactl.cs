@@ -24,7 +24,7 @@ public static class Quotactl
           allocate --pool P --tenant T [--limit N] [--allocation N] [--guaranteed N]
                                                    change a tenant in every replica (audited)
           reset    --pool P [--tenant T] [--yes]   give the current window's credits back (asks first on a terminal)
-          reopen   --pool P                        end the pool's vendor closure now (audited)
+          reopen   --pool P                        end the pool's vendor closure now (audited); also: pool reopen
           usage    --from YYYY-MM-DD --to YYYY-MM-DD [--tenant T] [--route R] [--csv | --json]
                                                    billed usage from the ledger
           overrides list [--pool P] [--json]       the runtime overrides in force
@@ -95,7 +95,7 @@ public static class Quotactl
         var command = new Command(client, options, output, error, url, input);
         try
         {
-            var name = parsed.CommandResult.Command.Parents.OfType<System.CommandLine.Command>().FirstOrDefault() is { Name: "keys" or "overrides" } group
+            var name = parsed.CommandResult.Command.Parents.OfType<System.CommandLine.Command>().FirstOrDefault() is { Name: "keys" or "overrides" or "pool" } group
                 ? $"{group.Name} {parsed.CommandResult.Command.Name}"
                 : parsed.CommandResult.Command.Name;
             return name switch
@@ -109,7 +109,7 @@ public static class Quotactl
                 "status" => await command.StatusAsync(cancellationToken),
                 "allocate" => await command.AllocateAsync(cancellationToken),
                 "reset" => await command.ResetAsync(cancellationToken),
-                "reopen" => await command.ReopenAsync(cancellationToken),
+                "reopen" or "pool reopen" => await command.ReopenAsync(cancellationToken),
                 _ => await command.UsageAsync(cancellationToken),
             };
         }
@@ -162,6 +162,13 @@ public static class Quotactl
         {
             Text("--pool", "The pool (required)."),
         });
+        // The admin API's noun and verb (POST /admin/v1/pools/{pool}/reopen), beside the short form above.
+        var pools = new System.CommandLine.Command("pool", "A pool as a whole.");
+        pools.Subcommands.Add(new System.CommandLine.Command("reopen", "End the pool's vendor closure now (audited).")
+        {
+            Text("--pool", "The pool (required)."),
+        });
+        root.Subcommands.Add(pools);
         var overrides = new System.CommandLine.Command("overrides", "Runtime overrides of tenants' limits, allocations and guarantees.");
         overrides.Subcommands.Add(new System.CommandLine.Command("list", "The overrides in force, per pool and tenant.")
         {
