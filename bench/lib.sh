@@ -1,5 +1,12 @@
 # Shared by the bench scripts (sourced, not run). Expects $work (a temp directory) and the pids array.
 
+# On exit (trap cleanup_work EXIT): every process started, PostgreSQL if one was, and $work.
+cleanup_work() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  [ -d "$work/pg/data" ] && stop_postgres
+  wait 2>/dev/null || true; rm -rf "$work"
+}
+
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
 
 # The stand-in vendor: nginx answering a fixed 200 JSON on NGINX_PORT (set here); its pid in NGINX_PID.

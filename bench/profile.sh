@@ -13,9 +13,8 @@ command -v "$TRACE" >/dev/null || { echo "profile: dotnet-trace is missing (dotn
 
 work=$(mktemp -d /tmp/quotaproxy-profile.XXXXXX)
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
 source bench/lib.sh
+trap cleanup_work EXIT
 
 build_proxy
 start_nginx_vendor

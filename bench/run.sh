@@ -25,10 +25,9 @@ done
 
 work=$(mktemp -d /tmp/quotaproxy-bench.XXXXXX)
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
 
 source bench/lib.sh
+trap cleanup_work EXIT
 wait_http() { for _ in $(seq 1 200); do curl -fs -o /dev/null "$@" && return 0; sleep 0.1; done; echo "bench: $* never answered" >&2; exit 1; }
 
 build_proxy

@@ -7,9 +7,8 @@ cd "$(dirname "$0")/.."
 command -v redis-server >/dev/null || { echo "bench: redis-server is missing (apt-get install redis-server)" >&2; exit 1; }
 work=$(mktemp -d /tmp/quotaproxy-throughput.XXXXXX)
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
 source bench/lib.sh
+trap cleanup_work EXIT
 start_redis
 for _ in $(seq 1 50); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
 dotnet build bench/StoreThroughput -c Release -nologo -v quiet >/dev/null

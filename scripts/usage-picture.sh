@@ -24,13 +24,8 @@ done
 work=$(mktemp -d /tmp/quotaproxy-usage-picture.XXXXXX)
 chmod 755 "$work"
 pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  stop_postgres
-  wait 2>/dev/null || true; rm -rf "$work"
-}
-trap cleanup EXIT
 source bench/lib.sh
+trap cleanup_work EXIT
 build_proxy
 start_redis
 start_postgres

@@ -24,23 +24,6 @@ public sealed class MetricsAndHealthTests
         .Set("Quota:Pools:daily:Tenants:shadowy:Mode", "Shadow")
         .Set("Quota:Pools:daily:Tenants:batch:MaxInFlight", "1");
 
-    private static async Task<HttpStatusCode> SendAsync(ProxyInstance proxy, string? apiKey, string path, string? idempotencyKey = null)
-    {
-        using var message = new HttpRequestMessage(HttpMethod.Get, path);
-        if (apiKey is not null)
-        {
-            message.Headers.Add("X-Api-Key", apiKey);
-        }
-
-        if (idempotencyKey is not null)
-        {
-            message.Headers.TryAddWithoutValidation("Idempotency-Key", idempotencyKey);
-        }
-
-        using var response = await proxy.Client.SendAsync(message);
-        return response.StatusCode;
-    }
-
     [Theory]
     [InlineData(true)]
     [InlineData(false)]
@@ -50,7 +33,7 @@ public sealed class MetricsAndHealthTests
         await using var proxy = await ProxyInstance.StartAsync(Config(vendor).Set("Quota:Metrics:Platform", platform ? "true" : "false"));
         for (var i = 0; i < 4; i++)
         {
-            await SendAsync(proxy, "prod-key", "/quotes/x"); // 3 admitted, then 429
+            await proxy.StatusAsync("prod-key", "/quotes/x"); // 3 admitted, then 429
         }
 
         var page = await (await proxy.Client.GetAsync("/metrics")).Content.ReadAsStringAsync();
@@ -84,21 +67,21 @@ public sealed class MetricsAndHealthTests
         var statuses = new List<HttpStatusCode>();
         for (var i = 0; i < 4; i++)
         {
-            statuses.Add(await SendAsync(proxy, "prod-key", "/quotes/x")); // 200 ×3 (prod's limit), then rejected_quota
+            statuses.Add(await proxy.StatusAsync("prod-key", "/quotes/x")); // 200 ×3 (prod's limit), then rejected_quota
         }
 
-        statuses.Add(await SendAsync(proxy, "test-key", "/quotes/x")); // 200
-        statuses.Add(await SendAsync(proxy, "test-key", "/quotes/x")); // rejected_rate (1/m)
-        statuses.Add(await SendAsync(proxy, "shadowy-key", "/quotes/x")); // 200
-        statuses.Add(await SendAsync(proxy, "shadowy-key", "/quotes/x")); // 200, but shadow_rejected (over its limit of 1)
-        statuses.Add(await SendAsync(proxy, null, "/quotes/x")); // unidentified
-        statuses.Add(await SendAsync(proxy, "outsider-key", "/quotes/x")); // forbidden: not a tenant of daily
-        statuses.Add(await SendAsync(proxy, "test-key", "/quotes/x", idempotencyKey: "has space")); // invalid_request
-        statuses.Add(await SendAsync(proxy, "outsider-key", "/limited/busy")); // 429 from the vendor: admitted, the pool closes
-        statuses.Add(await SendAsync(proxy, "outsider-key", "/limited/other")); // vendor_limited
-        var slow = SendAsync(proxy, "batch-key", "/quotes/slow"); // admitted, holds batch's one slot for a second
+        statuses.Add(await proxy.StatusAsync("test-key", "/quotes/x")); // 200
+        statuses.Add(await proxy.StatusAsync("test-key", "/quotes/x")); // rejected_rate (1/m)
+        statuses.Add(await proxy.StatusAsync("shadowy-key", "/quotes/x")); // 200
+        statuses.Add(await proxy.StatusAsync("shadowy-key", "/quotes/x")); // 200, but shadow_rejected (over its limit of 1)
+        statuses.Add(await proxy.StatusAsync(null, "/quotes/x")); // unidentified
+        statuses.Add(await proxy.StatusAsync("outsider-key", "/quotes/x")); // forbidden: not a tenant of daily
+        statuses.Add(await proxy.StatusAsync("test-key", "/quotes/x", ("Idempotency-Key", "has space"))); // invalid_request
+        statuses.Add(await proxy.StatusAsync("outsider-key", "/limited/busy")); // 429 from the vendor: admitted, the pool closes
+        statuses.Add(await proxy.StatusAsync("outsider-key", "/limited/other")); // vendor_limited
+        var slow = proxy.StatusAsync("batch-key", "/quotes/slow"); // admitted, holds batch's one slot for a second
         await Task.Delay(300);
-        statuses.Add(await SendAsync(proxy, "batch-key", "/quotes/x")); // rejected_concurrency
+        statuses.Add(await proxy.StatusAsync("batch-key", "/quotes/x")); // rejected_concurrency
         statuses.Add(await slow);
 
         Assert.Equal(
@@ -157,8 +140,8 @@ public sealed class MetricsAndHealthTests
         var config = Config(vendor).Redis($"127.0.0.1:{LoopbackPorts.Free()}", RedisFixture.NewKeyPrefix(), timeout: TimeSpan.FromMilliseconds(200));
         await using var proxy = await ProxyInstance.StartAsync(config);
 
-        var first = await SendAsync(proxy, "prod-key", "/quotes/x");
-        var second = await SendAsync(proxy, "prod-key", "/quotes/x");
+        var first = await proxy.StatusAsync("prod-key", "/quotes/x");
+        var second = await proxy.StatusAsync("prod-key", "/quotes/x");
         using var healthz = await proxy.Client.GetAsync("/healthz");
         using var readyz = await proxy.Client.GetAsync("/readyz");
 

@@ -84,7 +84,7 @@ public sealed partial class ReadmeQuickStartTests
         _ = proxy.StandardError.ReadToEndAsync();
         try
         {
-            await LoopbackPorts.WaitUntilAsync(async () => await IsListeningAsync(proxyPort) && await IsListeningAsync(adminPort), true, "the demo proxy", 30);
+            await LoopbackPorts.WaitUntilAsync(async () => await LoopbackPorts.IsListeningAsync(proxyPort) && await LoopbackPorts.IsListeningAsync(adminPort), true, "the demo proxy", 30);
             foreach (var (command, comment) in commands)
             {
                 var (exitCode, output) = await BashAsync(
@@ -138,20 +138,6 @@ public sealed partial class ReadmeQuickStartTests
         var error = process.StandardError.ReadToEndAsync();
         await process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(60));
         return (process.ExitCode, (await output).Replace("\r", "", StringComparison.Ordinal) + await error);
-    }
-
-    private static async Task<bool> IsListeningAsync(int port)
-    {
-        try
-        {
-            using var tcp = new System.Net.Sockets.TcpClient();
-            await tcp.ConnectAsync("127.0.0.1", port);
-            return true;
-        }
-        catch (System.Net.Sockets.SocketException)
-        {
-            return false;
-        }
     }
 
     /// <summary>A shell comment: a # after whitespace (not the # of a URL fragment or of %{…}).</summary>

@@ -160,7 +160,7 @@ public sealed class StartupTests
         _ = process.StandardError.ReadToEndAsync();
         try
         {
-            await LoopbackPorts.WaitUntilAsync(async () => await IsListeningAsync(proxyPort), true, "the example proxy", 30);
+            await LoopbackPorts.WaitUntilAsync(async () => await LoopbackPorts.IsListeningAsync(proxyPort), true, "the example proxy", 30);
             using var client = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{proxyPort}") };
             Assert.StartsWith("curl -H 'X-Api-Key: example-test-key' localhost:8080/v1/downloads/report.csv", curl, StringComparison.Ordinal);
             using var request = new HttpRequestMessage(HttpMethod.Get, "/v1/downloads/report.csv");
@@ -204,7 +204,7 @@ public sealed class StartupTests
         try
         {
             using var client = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
-            await LoopbackPorts.WaitUntilAsync(async () => await IsListeningAsync(port), true, "the proxy", 30);
+            await LoopbackPorts.WaitUntilAsync(async () => await LoopbackPorts.IsListeningAsync(port), true, "the proxy", 30);
 
             var prod = await SendAsync(client, "/quotes/x", "prod-key");
             var demoKey = await SendAsync(client, "/quotes/x", "demo-test-key");
@@ -232,20 +232,6 @@ public sealed class StartupTests
         request.Headers.Add("X-Api-Key", key);
         using var response = await client.SendAsync(request);
         return response.StatusCode;
-    }
-
-    private static async Task<bool> IsListeningAsync(int port)
-    {
-        try
-        {
-            using var tcp = new System.Net.Sockets.TcpClient();
-            await tcp.ConnectAsync("127.0.0.1", port);
-            return true;
-        }
-        catch (System.Net.Sockets.SocketException)
-        {
-            return false;
-        }
     }
 
     public static TheoryData<string> ExampleConfigs() => [.. Directory.GetFiles(Path.Combine(RepoRoot(), "config"), "*.json").Select(Path.GetFileName).OfType<string>()];

@@ -29,23 +29,6 @@ public sealed class TelemetryTests
         .Set("ReverseProxy:Routes:gone:Match:Path", "/gone/{**rest}")
         .Set("ReverseProxy:Routes:gone:Metadata:Quota.Pool", "daily");
 
-    internal static async Task<HttpStatusCode> SendAsync(ProxyInstance proxy, string? apiKey, string path, string? traceparent = null)
-    {
-        using var message = new HttpRequestMessage(HttpMethod.Get, path);
-        if (apiKey is not null)
-        {
-            message.Headers.Add("X-Api-Key", apiKey);
-        }
-
-        if (traceparent is not null)
-        {
-            message.Headers.Add("traceparent", traceparent);
-        }
-
-        using var response = await proxy.Client.SendAsync(message);
-        return response.StatusCode;
-    }
-
     [Fact]
     public async Task RequestUpstreamAndDecisionHistograms_ByRouteAndStatus_AndTheProcess_AreOnTheDefaultPage_AndPromtoolAcceptsIt()
     {
@@ -54,12 +37,12 @@ public sealed class TelemetryTests
         Assert.Equal(
             [HttpStatusCode.OK, HttpStatusCode.OK, HttpStatusCode.TooManyRequests, HttpStatusCode.Unauthorized, HttpStatusCode.OK, HttpStatusCode.BadGateway],
             [
-                await SendAsync(proxy, ProdKey, "/quotes/a"),
-                await SendAsync(proxy, ProdKey, "/quotes/a"),
-                await SendAsync(proxy, ProdKey, "/quotes/a"),
-                await SendAsync(proxy, null, "/quotes/a"),
-                await SendAsync(proxy, null, "/free/a"),
-                await SendAsync(proxy, TestKey, "/gone/a"),
+                await proxy.StatusAsync(ProdKey, "/quotes/a"),
+                await proxy.StatusAsync(ProdKey, "/quotes/a"),
+                await proxy.StatusAsync(ProdKey, "/quotes/a"),
+                await proxy.StatusAsync(null, "/quotes/a"),
+                await proxy.StatusAsync(null, "/free/a"),
+                await proxy.StatusAsync(TestKey, "/gone/a"),
             ]);
 
         var page = await (await proxy.Client.GetAsync("/metrics")).Content.ReadAsStringAsync();
@@ -104,11 +87,11 @@ public sealed class TelemetryTests
                 withId.Headers.Add("X-Api-Key", ProdKey);
                 withId.Headers.Add("X-Request-Id", "req-1");
                 Assert.Equal(HttpStatusCode.OK, (await proxy.Client.SendAsync(withId)).StatusCode);
-                Assert.Equal(HttpStatusCode.OK, await SendAsync(proxy, ProdKey, "/quotes/b"));
-                Assert.Equal(HttpStatusCode.TooManyRequests, await SendAsync(proxy, ProdKey, "/quotes/c"));
-                Assert.Equal(HttpStatusCode.Unauthorized, await SendAsync(proxy, "not-a-key-7f3e", "/quotes/d"));
-                Assert.Equal(HttpStatusCode.OK, await SendAsync(proxy, null, "/free/e"));
-                Assert.Equal(HttpStatusCode.BadGateway, await SendAsync(proxy, TestKey, "/gone/f"));
+                Assert.Equal(HttpStatusCode.OK, await proxy.StatusAsync(ProdKey, "/quotes/b"));
+                Assert.Equal(HttpStatusCode.TooManyRequests, await proxy.StatusAsync(ProdKey, "/quotes/c"));
+                Assert.Equal(HttpStatusCode.Unauthorized, await proxy.StatusAsync("not-a-key-7f3e", "/quotes/d"));
+                Assert.Equal(HttpStatusCode.OK, await proxy.StatusAsync(null, "/free/e"));
+                Assert.Equal(HttpStatusCode.BadGateway, await proxy.StatusAsync(TestKey, "/gone/f"));
             }
 
             // The proxy has stopped: everything queued is written.

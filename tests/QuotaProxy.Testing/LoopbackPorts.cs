@@ -59,6 +59,21 @@ public static class LoopbackPorts
     });
 
     /// <summary>Polls <paramref name="isAccepting"/> until it returns <paramref name="accepting"/>, or throws after <paramref name="seconds"/>.</summary>
+    /// <summary>Whether something accepts TCP connections on 127.0.0.1:<paramref name="port"/> now.</summary>
+    public static async Task<bool> IsListeningAsync(int port)
+    {
+        try
+        {
+            using var tcp = new TcpClient();
+            await tcp.ConnectAsync(IPAddress.Loopback, port);
+            return true;
+        }
+        catch (SocketException)
+        {
+            return false;
+        }
+    }
+
     public static async Task WaitUntilAsync(Func<Task<bool>> isAccepting, bool accepting, string what, int seconds)
     {
         var deadline = DateTime.UtcNow.AddSeconds(seconds);

@@ -93,6 +93,24 @@ public sealed class ProxyInstance : IAsyncDisposable
         return new ProxyInstance(app, addresses.Single(a => a.Port != admin?.Port), admin, logs);
     }
 
+    /// <summary>GET <paramref name="path"/> with an API key (none: an unidentified caller) and any other headers, as sent without validation: the status answered.</summary>
+    public async Task<System.Net.HttpStatusCode> StatusAsync(string? apiKey, string path, params (string Name, string Value)[] headers)
+    {
+        using var message = new HttpRequestMessage(HttpMethod.Get, path);
+        if (apiKey is not null)
+        {
+            message.Headers.Add("X-Api-Key", apiKey);
+        }
+
+        foreach (var (name, value) in headers)
+        {
+            message.Headers.TryAddWithoutValidation(name, value);
+        }
+
+        using var response = await Client.SendAsync(message);
+        return response.StatusCode;
+    }
+
     /// <summary>GET <c>/downloads/file</c> (the metered route most tests declare) with an API key.</summary>
     public async Task<HttpResponseMessage> GetAsync(string apiKey, string path = "/downloads/file")
     {
