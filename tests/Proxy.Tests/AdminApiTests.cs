@@ -277,7 +277,7 @@ public sealed class AdminApiTests(RedisFixture redis, PostgresFixture postgres)
             .SelectMany(e => e.Metadata.GetMetadata<Microsoft.AspNetCore.Routing.HttpMethodMetadata>()!.HttpMethods
                 .Select(m => $"{m} {e.RoutePattern.RawText!.Replace("{**", "{", StringComparison.Ordinal)}"))
             .ToHashSet();
-        Assert.Equal(11, mapped.Count);
+        Assert.Equal(12, mapped.Count);
         Assert.Equal(mapped.Order(), documented.Order());
     }
 }

@@ -26,10 +26,12 @@ public sealed class OpenApiAnswersTests(RedisFixture redis, PostgresFixture post
             .Set("Quota:Pools:daily:Tenants:prod:Priority", "1")
             .Route("quotes", pool: "daily", cost: 1)
             .ApiKey("e2e-key", "e2e")
+            .ApiKey("prod-key", "prod")
             .Redis(redis.ConnectionString, RedisFixture.NewKeyPrefix(), timeout: TimeSpan.FromSeconds(2))
             .Set("Quota:Ledger:ConnectionString", ledger)
             .Admin(LoopbackPorts.Free(), AdminKey));
         await proxy.SendAsync("e2e-key", 3, "/quotes/x");
+        Assert.Equal(HttpStatusCode.OK, await proxy.StatusAsync("prod-key", "/quotes/x", ("X-Request-Id", "openapi-request")));
         var document = JsonDocument.Parse(await (await Admin(proxy, HttpMethod.Get, "/admin/v1/openapi.json")).Content.ReadAsStringAsync()).RootElement;
         var today = DateTime.UtcNow.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture);
 
@@ -44,9 +46,11 @@ public sealed class OpenApiAnswersTests(RedisFixture redis, PostgresFixture post
         await Call(HttpMethod.Post, "/admin/v1/pools/{pool}/reset", "/admin/v1/pools/daily/reset", new { tenant = "e2e" });
         await Call(HttpMethod.Post, "/admin/v1/pools/{pool}/reset", "/admin/v1/pools/nightly/reset", new { });
         await Call(HttpMethod.Post, "/admin/v1/pools/{pool}/reopen", "/admin/v1/pools/daily/reopen");
-        await Poll.UntilAsync("the ledger to hold the debits", async () => (await LedgerDrain.ReadAsync(ledger)).Events, events => events >= 2, TimeSpan.FromSeconds(30));
+        await Poll.UntilAsync("the ledger to hold the debits", async () => (await LedgerDrain.ReadAsync(ledger)).Events, events => events >= 3, TimeSpan.FromSeconds(30));
         await Call(HttpMethod.Get, "/admin/v1/usage", $"/admin/v1/usage?from={today}&to={today}");
         await Call(HttpMethod.Get, "/admin/v1/usage", "/admin/v1/usage?from=2030-02-01&to=2030-01-01");
+        await Call(HttpMethod.Get, "/admin/v1/usage/requests/{requestId}", "/admin/v1/usage/requests/openapi-request");
+        await Call(HttpMethod.Get, "/admin/v1/usage/requests/{requestId}", "/admin/v1/usage/requests/no-such-request");
         await Call(HttpMethod.Get, "/admin/v1/audit", "/admin/v1/audit");
         await Call(HttpMethod.Post, "/admin/v1/keys", "/admin/v1/keys", new { tenant = "e2e", name = "doc", expiresAt = DateTimeOffset.UtcNow.AddDays(1) });
         await Call(HttpMethod.Post, "/admin/v1/keys", "/admin/v1/keys", new { tenant = "nobody" });
@@ -81,7 +85,7 @@ public sealed class OpenApiAnswersTests(RedisFixture redis, PostgresFixture post
             Validate(JsonDocument.Parse(text).RootElement, schema, document, where, errors);
         }
 
-        Assert.Equal(15, calls.Count);
+        Assert.Equal(17, calls.Count);
         Assert.True(errors.Count == 0, string.Join("\n", errors));
     }
 

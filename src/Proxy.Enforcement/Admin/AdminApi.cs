@@ -59,6 +59,7 @@ public static class AdminApi
         group.MapPost("/pools/{pool}/reset", ResetAsync);
         group.MapPost("/pools/{pool}/reopen", ReopenAsync);
         group.MapGet("/usage", UsageAsync);
+        group.MapGet("/usage/requests/{requestId}", RequestUsageAsync);
         group.MapGet("/audit", AuditAsync);
         group.MapPost("/keys", CreateKeyAsync);
         group.MapGet("/keys", ListKeysAsync);
@@ -429,6 +430,47 @@ public static class AdminApi
         }
 
         return Results.Ok(new { from = fromDay, to = toDay, usage = rows });
+    }
+
+    /// <summary>
+    /// What one request cost in the end: its events in the ledger (the charge, then any refund or settlement)
+    /// and their net per pool. A request id the caller reused covers every request that sent it.
+    /// </summary>
+    private static async Task<IResult> RequestUsageAsync(string requestId, IServiceProvider services, CancellationToken cancellationToken)
+    {
+        if (services.GetService<LedgerQueries>() is not { } queries)
+        {
+            return Problem(StatusCodes.Status404NotFound, "admin-no-ledger", "No ledger", "Usage comes from the PostgreSQL ledger; set Quota:Ledger:ConnectionString.");
+        }
+
+        IReadOnlyList<RequestUsage> events;
+        try
+        {
+            events = await queries.RequestAsync(requestId, cancellationToken);
+        }
+        catch (Npgsql.NpgsqlException ex)
+        {
+            return Problem(StatusCodes.Status503ServiceUnavailable, "ledger-unavailable", "Ledger unavailable", $"The ledger's PostgreSQL did not answer: {ex.Message}");
+        }
+
+        if (events.Count == 0)
+        {
+            return Problem(
+                StatusCodes.Status404NotFound,
+                "usage-request-unknown",
+                "No usage for this request",
+                $"The ledger holds no usage event for request id '{requestId}': not a metered request that reached the store, or not in the ledger yet (events reach it within about a second; longer while PostgreSQL is away).");
+        }
+
+        var pools = events.GroupBy(e => e.Pool).Select(g => new { pool = g.Key, charged = g.Sum(e => e.Credits) }).ToList();
+        return Results.Ok(new
+        {
+            requestId,
+            // The route's charge: the same in each of its pools, but for a replay some pool took for free.
+            charged = pools.Max(p => p.charged),
+            pools,
+            events = events.Select(e => new { occurredAt = e.OccurredAt, e.Pool, e.Tenant, e.Route, e.Kind, e.Credits }),
+        });
     }
 
     private static async Task<IResult> AuditAsync(int? limit, AdminAudit audit, CancellationToken cancellationToken) =>

@@ -19,6 +19,7 @@ internal sealed record AdmittedHeaders(HttpResponse Response, QuotaDebit[] Debit
         var (response, debits, decision, legacy) = (AdmittedHeaders)state;
         var headers = response.Headers;
         RateLimitHeaders.Write(headers, debits, decision, legacy);
+        headers[QuotaHeaders.Charged] = QuotaHeaders.ChargedValue(AdmittedRequest.ChargedAtAdmission(debits, decision));
         long overage = 0;
         for (var i = 0; i < debits.Length; i++)
         {

@@ -26,7 +26,10 @@ internal sealed class AdmittedRequest(
     /// The credits this request is charged so far: the route's cost (nothing where every pool took it as a
     /// replay), less a refund, give or take a settlement, as the store applied them.
     /// </summary>
-    public long Charged { get; private set; } = decision.Pools.All(pool => pool.Replayed) ? 0 : debits[0].Cost;
+    public long Charged { get; private set; } = ChargedAtAdmission(debits, decision);
+
+    /// <summary>The route's cost, or nothing where every pool took the request as a replay.</summary>
+    public static long ChargedAtAdmission(QuotaDebit[] debits, RouteDecision decision) => decision.Pools.All(pool => pool.Replayed) ? 0 : debits[0].Cost;
 
     private CancellationTokenSource? _renewing;
     private Task? _renewal;

@@ -38,6 +38,8 @@ internal sealed class QuotaEnforcementMiddleware(
 
         var started = Stopwatch.GetTimestamp();
         var record = context.Features.Get<RequestRecord>();
+        // Every metered answer says what it cost: nothing, unless it is admitted (which writes its charge as the response starts).
+        context.Response.Headers[QuotaHeaders.Charged] = NothingCharged;
         // The configuration in force now, one snapshot for the whole request.
         var config = live.Current;
         var options = config.Options;
@@ -144,6 +146,8 @@ internal sealed class QuotaEnforcementMiddleware(
         await admitted.ResponseEndedAsync(context);
         Charged(record, admitted);
     }
+
+    private static readonly Microsoft.Extensions.Primitives.StringValues NothingCharged = "0";
 
     /// <summary>Counts what a request came to, and keeps it in its record for the access log.</summary>
     private void Count(RequestRecord? record, string routeId, RouteQuota quota, string tenant, RequestOutcome outcome)

@@ -11,4 +11,17 @@ internal static class QuotaHeaders
 
     /// <summary>Shadow mode let through what enforcement would have rejected: <c>would-reject; limited-by=tenant; node="dev"</c>.</summary>
     public const string Shadow = "X-Quota-Shadow";
+
+    /// <summary>
+    /// On every metered response: the credits charged for it as it was answered (0 when it was not admitted,
+    /// or a replay charged nothing). A refund or a settlement after the vendor answered changes the final
+    /// figure, which the admin API gives by request id (<c>GET /admin/v1/usage/requests/{requestId}</c>).
+    /// </summary>
+    public const string Charged = "X-Quota-Charged";
+
+    /// <summary>The header's value for small charges, made once.</summary>
+    public static string ChargedValue(long credits) =>
+        credits is >= 0 and < 64 ? SmallCharges[credits] : credits.ToString(System.Globalization.CultureInfo.InvariantCulture);
+
+    private static readonly string[] SmallCharges = [.. Enumerable.Range(0, 64).Select(n => n.ToString(System.Globalization.CultureInfo.InvariantCulture))];
 }

@@ -25,4 +25,22 @@ internal sealed class LedgerQueries(NpgsqlDataSource dataSource, LedgerMigration
             cancellationToken: cancellationToken));
         return [.. rows];
     }
+
+    /// <summary>Every usage event of the request with this id (the caller's X-Request-Id, else the proxy's), oldest first.</summary>
+    public async Task<IReadOnlyList<RequestUsage>> RequestAsync(string requestId, CancellationToken cancellationToken = default)
+    {
+        await (migration?.EnsureAsync(cancellationToken) ?? Task.CompletedTask);
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        var rows = await connection.QueryAsync<(DateTime OccurredAt, string Pool, string Tenant, string Route, string Kind, long Credits)>(new CommandDefinition(
+            """
+            SELECT occurred_at, pool, tenant, route, kind, credits
+            FROM usage_events
+            WHERE request_id = @RequestId
+            ORDER BY occurred_at, event_id
+            LIMIT 1000
+            """,
+            new { RequestId = requestId },
+            cancellationToken: cancellationToken));
+        return [.. rows.Select(r => new RequestUsage(new DateTimeOffset(DateTime.SpecifyKind(r.OccurredAt, DateTimeKind.Utc)), r.Pool, r.Tenant, r.Route, r.Kind, r.Credits))];
+    }
 }
