@@ -66,7 +66,7 @@ public static class QuotaProxyServiceCollectionExtensions
         services.AddSingleton<IOverrideStore>(sp => startup.Store.Kind == StoreKind.Redis
             ? new RedisOverrideStore(sp.GetRequiredService<IConnectionMultiplexer>(), startup.Store.KeyPrefix)
             : new InProcessOverrideStore());
-        services.AddSingleton(sp => new LiveConfiguration(initial, sp.GetRequiredService<IOverrideStore>(), sp.GetRequiredService<ILogger<LiveConfiguration>>()));
+        services.AddSingleton(sp => new LiveConfiguration(initial, sp.GetRequiredService<IOverrideStore>(), sp.GetRequiredService<ILogger<LiveConfiguration>>(), sp.GetRequiredService<TimeProvider>()));
         services.AddHostedService<OverrideSync>();
         // API keys issued at runtime (the admin API), beside the configured ones; every replica follows.
         services.AddSingleton<IApiKeyStore>(sp => startup.Store.Kind == StoreKind.Redis
@@ -140,6 +140,8 @@ public static class QuotaProxyServiceCollectionExtensions
             services.AddHostedService(sp => sp.GetRequiredService<Ledger.LedgerFlusher>());
         }
 
+        // Grants with an expiresAt end by themselves, in every replica.
+        services.AddHostedService<OverrideExpiry>();
         services.AddSingleton(sp => new AdminAudit(
             sp.GetRequiredService<ILogger<AdminAudit>>(),
             startup.Ledger.Enabled ? sp.GetRequiredService<Npgsql.NpgsqlDataSource>() : null,

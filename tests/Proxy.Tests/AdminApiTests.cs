@@ -114,6 +114,73 @@ public sealed class AdminApiTests(RedisFixture redis, PostgresFixture postgres)
     }
 
     [Fact]
+    public async Task Grant_WithExpiresAt_IsInForceInEveryReplica_ThenEndsByItselfInEach_AndItsEndIsAuditedOnce()
+    {
+        using var vendor = new VendorServer();
+        var prefix = RedisFixture.NewKeyPrefix();
+        var ledger = await postgres.NewDatabaseAsync();
+        ProxyInstance[] replicas =
+        [
+            await ProxyInstance.StartAsync(Config(vendor, LoopbackPorts.Free()).Redis(redis.ConnectionString, prefix).Set("Quota:Ledger:ConnectionString", ledger)),
+            await ProxyInstance.StartAsync(Config(vendor, LoopbackPorts.Free()).Redis(redis.ConnectionString, prefix).Set("Quota:Ledger:ConnectionString", ledger)),
+        ];
+        try
+        {
+            using var past = await AdminAsync(replicas[0], HttpMethod.Put, "/admin/v1/pools/daily/overrides/e2e", new { limit = 5, expiresAt = DateTimeOffset.UtcNow.AddMinutes(-1) });
+            var expiresAt = DateTimeOffset.UtcNow.AddSeconds(3);
+            using var granted = await AdminAsync(replicas[0], HttpMethod.Put, "/admin/v1/pools/daily/overrides/e2e", new { limit = 5, expiresAt });
+            // e2e's own limit is 2: a third and fourth call get through only under the grant, one through each replica.
+            var during = new[] { await replicas[0].StatusAsync("e2e-key", "/quotes/x"), await replicas[1].StatusAsync("e2e-key", "/quotes/x"), await replicas[0].StatusAsync("e2e-key", "/quotes/x"), await replicas[1].StatusAsync("e2e-key", "/quotes/x") };
+            var overrideDuring = Tenant((await JsonAsync(await AdminAsync(replicas[1], HttpMethod.Get, "/admin/v1/status?pool=daily"))).GetProperty("pools")[0], "e2e").GetProperty("override");
+
+            // Then, without anyone asking, each replica is back at the configured limit.
+            var limits = await Poll.UntilAsync(
+                "both replicas back at e2e's configured limit",
+                async () => await Task.WhenAll(replicas.Select(async r => Tenant((await JsonAsync(await AdminAsync(r, HttpMethod.Get, "/admin/v1/status?pool=daily"))).GetProperty("pools")[0], "e2e").GetProperty("limit").GetInt64())),
+                seen => seen.All(limit => limit == 2),
+                TimeSpan.FromSeconds(10));
+            var endedAfter = DateTimeOffset.UtcNow - expiresAt;
+            var after = new[] { await replicas[0].StatusAsync("e2e-key", "/quotes/x"), await replicas[1].StatusAsync("e2e-key", "/quotes/x") };
+
+            Assert.Equal(HttpStatusCode.BadRequest, past.StatusCode);
+            Assert.Equal("urn:quotaproxy:problem:admin-bad-expiry", (await JsonAsync(past)).GetProperty("type").GetString());
+            Assert.Equal(HttpStatusCode.OK, granted.StatusCode);
+            Assert.Equal([HttpStatusCode.OK, HttpStatusCode.OK, HttpStatusCode.OK, HttpStatusCode.OK], during);
+            Assert.Equal((5, expiresAt.ToUnixTimeMilliseconds()), (overrideDuring.GetProperty("limit").GetInt64(), overrideDuring.GetProperty("expiresAt").GetDateTimeOffset().ToUnixTimeMilliseconds()));
+            Assert.Equal([2L, 2L], limits);
+            Assert.True(endedAfter < TimeSpan.FromSeconds(2), $"the grant ended {endedAfter.TotalSeconds:0.00} s after its time");
+            Assert.Equal([HttpStatusCode.TooManyRequests, HttpStatusCode.TooManyRequests], after);
+            // Audited when granted, and once (not once per replica) when it ended; the store no longer holds it.
+            var audit = await Poll.UntilAsync(
+                "the grant's end in the audit trail",
+                async () =>
+                {
+                    await using var connection = new NpgsqlConnection(ledger);
+                    return (await connection.QueryAsync<(string Actor, string Action, string Old, string New)>("SELECT actor, action, old::text, new::text FROM admin_audit ORDER BY id")).ToList();
+                },
+                rows => rows.Count >= 2,
+                TimeSpan.FromSeconds(10));
+            await Task.Delay(OverrideExpiry.Tick * 4);
+            await using (var connection = new NpgsqlConnection(ledger))
+            {
+                Assert.Equal(2, await connection.ExecuteScalarAsync<int>("SELECT count(*) FROM admin_audit"));
+            }
+
+            Assert.Equal([("ops", "override"), ("expiry", "override-expired")], audit.Select(row => (row.Actor, row.Action)));
+            Assert.Equal(expiresAt.ToUnixTimeMilliseconds(), JsonDocument.Parse(audit[0].New).RootElement.GetProperty("expiresAt").GetDateTimeOffset().ToUnixTimeMilliseconds());
+            Assert.Equal((5, 2), (JsonDocument.Parse(audit[1].Old).RootElement.GetProperty("limit").GetInt64(), JsonDocument.Parse(audit[1].New).RootElement.GetProperty("limit").GetInt64()));
+            Assert.False(await redis.Connection.GetDatabase().HashExistsAsync($"{prefix}admin:overrides", "daily/e2e"));
+        }
+        finally
+        {
+            foreach (var replica in replicas)
+            {
+                await replica.DisposeAsync();
+            }
+        }
+    }
+
+    [Fact]
     public async Task Override_RaisesALimitInEveryReplicaAtOnce_IsAudited_AndOutlivesARestart()
     {
         using var vendor = new VendorServer();

@@ -195,6 +195,28 @@ public sealed class QuotactlTests
         Assert.Equal(1, (await proxy.SendAsync("e2e-key", 1, "/quotes/x")).Admitted);
     }
 
+    [Fact]
+    public async Task Allocate_For_IsAGrantThatEndsByItself_AndADurationItCannotRead_IsBadUsage()
+    {
+        using var vendor = new VendorServer();
+        await using var proxy = await ProxyInstance.StartAsync(Config(vendor));
+
+        var unreadable = await RunAsync(proxy, "allocate", "--pool", "daily", "--tenant", "e2e", "--limit", "20", "--for", "soon");
+        var granted = await RunAsync(proxy, "allocate", "--pool", "daily", "--tenant", "e2e", "--limit", "20", "--for=2s");
+        var during = await RunAsync(proxy, "overrides", "list", "--json");
+        var ended = await Poll.UntilAsync(
+            "the grant to end",
+            async () => (await RunAsync(proxy, "overrides", "list", "--json")).Output,
+            output => !output.Contains("daily/e2e", StringComparison.Ordinal),
+            TimeSpan.FromSeconds(10));
+
+        Assert.Equal((2, "quotactl: --for must be a duration such as 2h, 30m, 1d, 90s or 00:45:00, got 'soon'\n"), (unreadable.Code, unreadable.Error));
+        Assert.Equal(0, granted.Code);
+        Assert.Matches(@"^daily/e2e: limit 20 in force in every replica until \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC\n", granted.Output);
+        Assert.Contains("\"expiresAt\"", during.Output, StringComparison.Ordinal);
+        Assert.DoesNotContain("daily/e2e", ended, StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData("reopen")]
     [InlineData("pool reopen")]

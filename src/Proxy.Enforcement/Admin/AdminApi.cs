@@ -153,7 +153,7 @@ public static class AdminApi
                 models.Overrides.GetValueOrDefault($"{pool.Name}/{node.Path}")))]);
 
     private static async Task<IResult> OverrideAsync(
-        string pool, string tenant, OverrideRequest change, HttpContext http, LiveConfiguration models, IQuotaStore store, AdminAudit audit, CancellationToken cancellationToken)
+        string pool, string tenant, OverrideRequest change, HttpContext http, LiveConfiguration models, IQuotaStore store, AdminAudit audit, TimeProvider time, CancellationToken cancellationToken)
     {
         if (Find(models.Model, pool, tenant, out var definition, out var node) is { } notFound)
         {
@@ -165,6 +165,11 @@ public static class AdminApi
             return Problem(StatusCodes.Status400BadRequest, "admin-empty-override", "Nothing to change", "Send one or more of limit, allocation and guaranteed.");
         }
 
+        if (change.ExpiresAt is { } expiresAt && expiresAt <= time.GetUtcNow())
+        {
+            return Problem(StatusCodes.Status400BadRequest, "admin-bad-expiry", "Expiry in the past", $"expiresAt {expiresAt:O} has passed: send a time to come, or none for an override that lasts until dropped.");
+        }
+
         var key = $"{pool}/{tenant}";
         var existing = models.Overrides.GetValueOrDefault(key);
         var merged = new TenantOverride(
@@ -172,7 +177,9 @@ public static class AdminApi
             tenant,
             change.Limit ?? existing?.Limit,
             change.Allocation ?? existing?.Allocation,
-            change.Guaranteed ?? existing?.Guaranteed);
+            change.Guaranteed ?? existing?.Guaranteed,
+            // Like the fields: kept when not sent (drop the override to make it last).
+            change.ExpiresAt ?? existing?.ExpiresAt);
         return await ApplyAsync(http, models, store, audit, "override", definition!, node!, key, merged, cancellationToken);
     }
 
@@ -199,7 +206,7 @@ public static class AdminApi
 
         var before = new { node.Limit, node.Allocation, node.Guaranteed };
         var updated = preview!.Pools[pool.Name].Nodes[node.Path];
-        if (await RecordAsync(audit, http, action, pool.Name, node.Path, before, new { updated.Limit, updated.Allocation, updated.Guaranteed }, cancellationToken) is { } unrecorded)
+        if (await RecordAsync(audit, http, action, pool.Name, node.Path, before, new { updated.Limit, updated.Allocation, updated.Guaranteed, change?.ExpiresAt }, cancellationToken) is { } unrecorded)
         {
             return unrecorded;
         }

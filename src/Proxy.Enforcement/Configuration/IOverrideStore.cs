@@ -8,6 +8,13 @@ internal interface IOverrideStore
     /// <summary>Saves (or, with null, removes) one override and tells every replica.</summary>
     Task SaveAsync(string key, TenantOverride? value, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// Removes the override at <paramref name="key"/> only if it is still <paramref name="expected"/>, and tells
+    /// every replica. True for the one caller that removed it: of all the replicas that see a grant expire,
+    /// one records its end.
+    /// </summary>
+    Task<bool> RemoveIfAsync(string key, TenantOverride expected, CancellationToken cancellationToken);
+
     /// <summary>Calls <paramref name="changed"/> whenever any replica saves an override.</summary>
     Task SubscribeAsync(Action changed);
 }

@@ -26,6 +26,17 @@ internal sealed class InProcessOverrideStore : IOverrideStore
         return Task.CompletedTask;
     }
 
+    public Task<bool> RemoveIfAsync(string key, TenantOverride expected, CancellationToken cancellationToken)
+    {
+        var removed = _overrides.TryRemove(new KeyValuePair<string, TenantOverride>(key, expected));
+        if (removed)
+        {
+            _changed?.Invoke();
+        }
+
+        return Task.FromResult(removed);
+    }
+
     public Task SubscribeAsync(Action changed)
     {
         _changed += changed;

@@ -11,8 +11,10 @@ namespace QuotaProxy.Enforcement.Configuration;
 /// override) goes through <see cref="CandidateConfiguration"/> and is then swapped in whole. Nothing else
 /// keeps a copy: whoever needs the configuration reads <see cref="Current"/> when it needs it.
 /// </summary>
-internal sealed class LiveConfiguration(ConfigurationSnapshot initial, IOverrideStore store, ILogger<LiveConfiguration> logger)
+internal sealed class LiveConfiguration(ConfigurationSnapshot initial, IOverrideStore store, ILogger<LiveConfiguration> logger, TimeProvider? time = null)
 {
+    private readonly TimeProvider _time = time ?? TimeProvider.System;
+
     /// <summary>One change at a time: each is built on the snapshot the previous one left.</summary>
     private readonly SemaphoreSlim _changes = new(1, 1);
     private volatile ConfigurationSnapshot _current = initial;
@@ -98,7 +100,9 @@ internal sealed class LiveConfiguration(ConfigurationSnapshot initial, IOverride
     public async Task RefreshAsync(CancellationToken cancellationToken)
     {
         var loaded = await store.LoadAsync(cancellationToken);
-        var overrides = loaded.ToDictionary(o => o.Key, StringComparer.Ordinal);
+        // A grant that has expired is not applied, whether or not a replica has removed it from the store yet.
+        var now = _time.GetUtcNow();
+        var overrides = loaded.Where(o => !o.ExpiredAt(now)).ToDictionary(o => o.Key, StringComparer.Ordinal);
         await _changes.WaitAsync(cancellationToken);
         try
         {
@@ -117,6 +121,41 @@ internal sealed class LiveConfiguration(ConfigurationSnapshot initial, IOverride
 
             _current = snapshot;
             QuotaLog.OverridesApplied(logger, overrides.Count);
+        }
+        finally
+        {
+            _changes.Release();
+        }
+    }
+
+    /// <summary>
+    /// Takes the overrides that have expired by <paramref name="now"/> out of force on this replica, by itself
+    /// (the store need not answer): the configured values, or what the other overrides make of them, stand again.
+    /// </summary>
+    /// <returns>The overrides taken out.</returns>
+    public async Task<IReadOnlyList<TenantOverride>> ExpireAsync(DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        await _changes.WaitAsync(cancellationToken);
+        try
+        {
+            var current = _current;
+            var expired = current.Overrides.Values.Where(o => o.ExpiredAt(now)).ToList();
+            if (expired.Count == 0)
+            {
+                return [];
+            }
+
+            var remaining = current.Overrides.Values.Where(o => !o.ExpiredAt(now)).ToDictionary(o => o.Key, StringComparer.Ordinal);
+            var snapshot = CandidateConfiguration.WithOverrides(current, remaining, out var errors);
+            if (snapshot is null)
+            {
+                // The overrides left do not fit without the expired one (a guarantee raised elsewhere): the configuration alone does.
+                QuotaLog.OverridesRefused(logger, string.Join(" ", errors));
+                snapshot = CandidateConfiguration.WithOverrides(current, new Dictionary<string, TenantOverride>(), out _)!;
+            }
+
+            _current = snapshot;
+            return expired;
         }
         finally
         {

@@ -3,9 +3,12 @@ namespace QuotaProxy.Enforcement.Configuration;
 /// <summary>
 /// A tenant's Limit, Allocation or Guaranteed as changed at runtime through the admin API (null: the
 /// configured value stands). Kept in the store, so every replica applies it and it outlives restarts.
+/// With <see cref="ExpiresAt"/>, a grant that ends by itself: from then on no replica applies it.
 /// </summary>
-internal sealed record TenantOverride(string Pool, string Tenant, long? Limit, long? Allocation, long? Guaranteed)
+internal sealed record TenantOverride(string Pool, string Tenant, long? Limit, long? Allocation, long? Guaranteed, DateTimeOffset? ExpiresAt = null)
 {
+    public bool ExpiredAt(DateTimeOffset now) => ExpiresAt <= now;
+
     /// <summary>The override's identity in the store: one per pool and tenant path.</summary>
     public string Key => $"{Pool}/{Tenant}";
 

@@ -128,6 +128,12 @@ internal static partial class QuotaLog
     [LoggerMessage(EventId = 1204, Level = LogLevel.Information, Message = "Admin {Actor}: {Action} {Pool}/{Tenant}: {Old} -> {New}")]
     public static partial void AdminAction(ILogger logger, string actor, string action, string pool, string tenant, string old, string @new);
 
+    [LoggerMessage(EventId = 1217, Level = LogLevel.Information, Message = "Runtime override {Key} expired at {ExpiresAt}: this replica applies the configured values again")]
+    public static partial void OverrideExpired(ILogger logger, string key, DateTimeOffset expiresAt);
+
+    [LoggerMessage(EventId = 1218, Level = LogLevel.Warning, Message = "The end of runtime override {Key} (expired at {ExpiresAt}) could not be removed from the store or recorded yet; it is out of force, and tried again")]
+    public static partial void OverrideExpiryPending(ILogger logger, Exception exception, string key, DateTimeOffset expiresAt);
+
     [LoggerMessage(EventId = 1210, Level = LogLevel.Information, Message = "Configuration reloaded: {Pools} pool(s), {Routes} route(s) in force")]
     public static partial void ConfigReloaded(ILogger logger, int pools, int routes);
 

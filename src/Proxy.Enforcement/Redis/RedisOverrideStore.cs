@@ -36,5 +36,25 @@ internal sealed class RedisOverrideStore(IConnectionMultiplexer connection, stri
         await connection.GetSubscriber().PublishAsync(_channel, key).WaitAsync(cancellationToken);
     }
 
+    public async Task<bool> RemoveIfAsync(string key, TenantOverride expected, CancellationToken cancellationToken)
+    {
+        // Compared as stored: the JSON this replica would have written for the same override.
+        var removed = (long)await connection.GetDatabase().ScriptEvaluateAsync(
+            RemoveIfScript, [_hash], [key, JsonSerializer.Serialize(expected, OverrideJson.Options)]).WaitAsync(cancellationToken) == 1;
+        if (removed)
+        {
+            await connection.GetSubscriber().PublishAsync(_channel, key).WaitAsync(cancellationToken);
+        }
+
+        return removed;
+    }
+
+    private const string RemoveIfScript = """
+        if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
+          return redis.call('HDEL', KEYS[1], ARGV[1])
+        end
+        return 0
+        """;
+
     public Task SubscribeAsync(Action changed) => connection.GetSubscriber().SubscribeAsync(_channel, (_, _) => changed());
 }

@@ -21,8 +21,9 @@ public static class Quotactl
         usage: quotactl <command> [options]   (the admin API: --url URL or QUOTACTL_URL, default http://127.0.0.1:9090;
                                                 its key: --key KEY or QUOTACTL_KEY; quotactl <command> --help for more)
           status   [--pool P] [--tenant T] [--watch [SECONDS]] [--json]   pools and tenants now, with usage bars
-          allocate --pool P --tenant T [--limit N] [--allocation N] [--guaranteed N]
-                                                   change a tenant in every replica (audited)
+          allocate --pool P --tenant T [--limit N] [--allocation N] [--guaranteed N] [--for DURATION]
+                                                   change a tenant in every replica (audited); with --for (2h,
+                                                   30m, 1d, 00:45:00) the change ends by itself then
           reset    --pool P [--tenant T] [--yes]   give the current window's credits back (asks first on a terminal)
           reopen   --pool P                        end the pool's vendor closure now (audited); also: pool reopen
           usage    --from YYYY-MM-DD --to YYYY-MM-DD [--tenant T] [--route R] [--csv | --json]
@@ -151,6 +152,7 @@ public static class Quotactl
             Text("--limit", "Credits the tenant may use in a window."),
             Text("--allocation", "Credits it is allocated."),
             Text("--guaranteed", "Credits held for it whatever others use."),
+            Text("--for", "A grant that ends by itself after this long (2h, 30m, 1d, 90s or 00:45:00): every replica goes back to the configured values then (audited)."),
         });
         root.Subcommands.Add(new System.CommandLine.Command("reset", "Give the current window's credits back (asks first on a terminal).")
         {
@@ -318,7 +320,7 @@ public static class Quotactl
                 return missing;
             }
 
-            var body = new Dictionary<string, long>();
+            var body = new Dictionary<string, object>();
             foreach (var field in new[] { "limit", "allocation", "guaranteed" })
             {
                 if (options.GetValueOrDefault(field) is { } text)
@@ -339,6 +341,19 @@ public static class Quotactl
                 return BadUsage;
             }
 
+            DateTimeOffset? until = null;
+            if (options.GetValueOrDefault("for") is { } lasting)
+            {
+                if (Duration(lasting) is not { } span)
+                {
+                    await error.WriteLineAsync($"quotactl: --for must be a duration such as 2h, 30m, 1d, 90s or 00:45:00, got '{lasting}'");
+                    return BadUsage;
+                }
+
+                until = DateTimeOffset.UtcNow + span;
+                body["expiresAt"] = until.Value;
+            }
+
             var (pool, tenant) = (options["pool"]!, options["tenant"]!);
             using var response = await client.PutAsJsonAsync($"/admin/v1/pools/{Uri.EscapeDataString(pool)}/overrides/{EscapePath(tenant)}", body, cancellationToken);
             if (await FailureAsync(response) is { } code)
@@ -346,9 +361,28 @@ public static class Quotactl
                 return code;
             }
 
-            await output.WriteLineAsync($"{pool}/{tenant}: {string.Join(", ", body.Select(pair => $"{pair.Key} {pair.Value}"))} in force in every replica");
+            var changes = string.Join(", ", body.Where(pair => pair.Key != "expiresAt").Select(pair => $"{pair.Key} {pair.Value}"));
+            await output.WriteLineAsync($"{pool}/{tenant}: {changes} in force in every replica{(until is { } end ? $" until {end:yyyy-MM-dd HH:mm:ss} UTC" : "")}");
             await output.WriteAsync(StatusTable.Render([await ReadJsonAsync(response, cancellationToken)], DateTimeOffset.UtcNow));
             return 0;
+        }
+
+        /// <summary>2h, 30m, 1d, 90s, or a TimeSpan (00:45:00); positive.</summary>
+        internal static TimeSpan? Duration(string text)
+        {
+            if (text.Length > 1 && long.TryParse(text[..^1], NumberStyles.None, CultureInfo.InvariantCulture, out var count) && count > 0)
+            {
+                return text[^1] switch
+                {
+                    's' => TimeSpan.FromSeconds(count),
+                    'm' => TimeSpan.FromMinutes(count),
+                    'h' => TimeSpan.FromHours(count),
+                    'd' => TimeSpan.FromDays(count),
+                    _ => null,
+                };
+            }
+
+            return TimeSpan.TryParse(text, CultureInfo.InvariantCulture, out var span) && span > TimeSpan.Zero ? span : null;
         }
 
         public async Task<int> ResetAsync(CancellationToken cancellationToken)
