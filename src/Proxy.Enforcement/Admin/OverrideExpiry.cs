@@ -7,7 +7,7 @@ namespace QuotaProxy.Enforcement.Admin;
 
 /// <summary>
 /// Grants that expire: an override with <c>expiresAt</c> goes out of force on every replica by itself, within
-/// a quarter of a second of its time, whether or not the store answers. Then one replica (the one whose
+/// a quarter of a second of its time on this replica's clock (it checks that often), whether or not the store answers. Then one replica (the one whose
 /// conditional removal from the store succeeds) records its end in the audit trail, as actor
 /// <c>expiry</c>; a removal or record that fails is tried again until it is done, and grants that expired
 /// while no replica ran are found in the store and ended the same way.
