@@ -28,6 +28,9 @@ internal sealed class MeteredQuotaStore(IQuotaStore inner, QuotaMetrics metrics)
         }
     }
 
+    public ValueTask<RouteDecision> PeekAsync(IReadOnlyList<QuotaDebit> debits, CancellationToken cancellationToken) =>
+        MeasureAsync(StoreOperation.Peek, Stopwatch.GetTimestamp(), inner.PeekAsync(debits, cancellationToken));
+
     public ValueTask CloseAsync(PoolDefinition pool, long untilMs, CancellationToken cancellationToken) =>
         MeasureAsync(StoreOperation.Close, Stopwatch.GetTimestamp(), inner.CloseAsync(pool, untilMs, cancellationToken));
 

@@ -8,4 +8,5 @@ internal static class StoreOperation
     public const string Release = "release";
     public const string Close = "close";
     public const string Read = "read";
+    public const string Peek = "peek";
 }

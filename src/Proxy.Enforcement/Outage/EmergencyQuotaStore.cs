@@ -21,6 +21,9 @@ internal sealed class EmergencyQuotaStore(IQuotaStore store, EmergencyJournal jo
         }
     }
 
+    /// <summary>A question, not a request: while the store is away it is answered with the outage (503), never from the allowance.</summary>
+    public ValueTask<RouteDecision> PeekAsync(IReadOnlyList<QuotaDebit> debits, CancellationToken cancellationToken) => store.PeekAsync(debits, cancellationToken);
+
     public ValueTask CloseAsync(PoolDefinition pool, long untilMs, CancellationToken cancellationToken) => store.CloseAsync(pool, untilMs, cancellationToken);
 
     public ValueTask<long> ReopenAsync(PoolDefinition pool, CancellationToken cancellationToken) => store.ReopenAsync(pool, cancellationToken);

@@ -18,6 +18,13 @@ internal interface IQuotaStore
     ValueTask<RouteDecision> DebitAsync(IReadOnlyList<QuotaDebit> debits, CancellationToken cancellationToken) => DebitAsync(debits, null, cancellationToken);
 
     /// <summary>
+    /// The decision <see cref="DebitAsync(IReadOnlyList{QuotaDebit}, UsageContext?, CancellationToken)"/> would
+    /// take now, by the same code, with nothing debited, held or recorded: used and remaining as if debited.
+    /// </summary>
+    /// <exception cref="QuotaStoreUnavailableException">The store did not answer within its timeout.</exception>
+    ValueTask<RouteDecision> PeekAsync(IReadOnlyList<QuotaDebit> debits, CancellationToken cancellationToken);
+
+    /// <summary>
     /// Closes <paramref name="pool"/> until <paramref name="untilMs"/> (Unix ms; a later closure already in
     /// force is kept): every decision before then is rejected as <see cref="QuotaLimitedBy.Vendor"/>.
     /// </summary>

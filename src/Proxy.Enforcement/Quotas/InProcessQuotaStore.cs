@@ -12,7 +12,14 @@ internal sealed class InProcessQuotaStore(TimeProvider timeProvider, TimeSpan? l
     private readonly Dictionary<string, PoolCounters> _pools = new(StringComparer.Ordinal);
 
     /// <remarks>The in-process store keeps no ledger (<paramref name="usage"/> is not recorded): the ledger needs the Redis store.</remarks>
-    public ValueTask<RouteDecision> DebitAsync(IReadOnlyList<QuotaDebit> debits, UsageContext? usage, CancellationToken cancellationToken)
+    public ValueTask<RouteDecision> DebitAsync(IReadOnlyList<QuotaDebit> debits, UsageContext? usage, CancellationToken cancellationToken) =>
+        Decide(debits, usage, peek: false);
+
+    public ValueTask<RouteDecision> PeekAsync(IReadOnlyList<QuotaDebit> debits, CancellationToken cancellationToken) =>
+        Decide(debits, usage: null, peek: true);
+
+    /// <param name="peek">Decide and apply nothing (a new window's counters are still cleared, as any decision clears them).</param>
+    private ValueTask<RouteDecision> Decide(IReadOnlyList<QuotaDebit> debits, UsageContext? usage, bool peek)
     {
         var now = timeProvider.GetUtcNow();
         var nowMicros = (now - DateTimeOffset.UnixEpoch).Ticks / TimeSpan.TicksPerMicrosecond;
@@ -36,23 +43,25 @@ internal sealed class InProcessQuotaStore(TimeProvider timeProvider, TimeSpan? l
             }
 
             var admitted = limiting < 0;
-            var lease = admitted && QuotaLease.Needed(debits) ? new QuotaLease(QuotaLease.NewId(), debits) : null;
+            var lease = admitted && !peek && QuotaLease.Needed(debits) ? new QuotaLease(QuotaLease.NewId(), debits) : null;
             var decisions = new QuotaDecision[debits.Count];
             for (var i = 0; i < debits.Count; i++)
             {
                 var (debit, outcome, fields) = (debits[i], outcomes[i], counters[i].Fields);
-                if (admitted)
+                if (admitted && !peek)
                 {
                     TreeAdmission.Apply(debit.Tenant, debit.Cost, fields, counters[i].State, counters[i].Leases, nowMicros, lease?.Id, _leaseMs, idempotencyField, claim, outcome.Replayed);
                 }
 
                 var debited = admitted && !outcome.Replayed ? debit.Cost : 0;
+                // A peek answers as a debit would: used as if debited.
+                var unapplied = peek ? debited : 0;
                 decisions[i] = new QuotaDecision(
                     outcome.Admitted,
                     outcome.LimitedBy,
                     outcome.LimitingNode,
-                    fields.GetValueOrDefault(debit.Tenant.UsageField),
-                    fields.GetValueOrDefault(QuotaNode.RootField),
+                    fields.GetValueOrDefault(debit.Tenant.UsageField) + unapplied,
+                    fields.GetValueOrDefault(QuotaNode.RootField) + unapplied,
                     debit.Tenant.EffectiveLimit,
                     Math.Max(0, outcome.SmallestRoom - (outcome.Admitted ? debited : 0)),
                     counters[i].Window,

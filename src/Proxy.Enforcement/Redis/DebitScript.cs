@@ -18,12 +18,13 @@ internal static class DebitScript
     /// <param name="usage">The route, request id and idempotency key of the request, or null.</param>
     /// <param name="events">Whether the ledger is on: append usage events.</param>
     /// <param name="deadlineMicros">The Redis server's Unix µs after which the call must debit nothing, or 0 for none.</param>
+    /// <param name="peek">Decide, write nothing: the question of <c>POST /quota/v1/decide</c>.</param>
     public static (RedisKey[] Keys, RedisValue[] Args) Arguments(
-        RedisKeys keys, IReadOnlyList<QuotaDebit> debits, DateTimeOffset proxyNow, long nowMicros, string? leaseId, long leaseMs, UsageContext? usage = null, bool events = false, long maxBacklog = 0, long deadlineMicros = 0)
+        RedisKeys keys, IReadOnlyList<QuotaDebit> debits, DateTimeOffset proxyNow, long nowMicros, string? leaseId, long leaseMs, UsageContext? usage = null, bool events = false, long maxBacklog = 0, long deadlineMicros = 0, bool peek = false)
     {
         events = events && usage is not null;
         var claim = usage?.Idempotency;
-        if (debits.Count == 1 && nowMicros == 0 && leaseId is null && !events && claim is null)
+        if (debits.Count == 1 && nowMicros == 0 && leaseId is null && !events && claim is null && !peek)
         {
             return (Keys(keys, debits, 0, events: false), SharedArguments(keys, debits[0], proxyNow, leaseMs, maxBacklog, deadlineMicros));
         }
@@ -38,9 +39,11 @@ internal static class DebitScript
         }
 
         var args = new RedisValue[length];
-        args[DebitLayout.ArgvNumbers] = nowMicros == 0 && deadlineMicros == 0
-            ? Header(debits[0].Cost, debits.Count, leaseMs, maxBacklog)
-            : PathArguments.Pack([nowMicros, debits[0].Cost, debits.Count, leaseMs, maxBacklog, deadlineMicros]);
+        args[DebitLayout.ArgvNumbers] = peek
+            ? PathArguments.Pack([nowMicros, debits[0].Cost, debits.Count, leaseMs, maxBacklog, deadlineMicros, 1])
+            : nowMicros == 0 && deadlineMicros == 0
+                ? Header(debits[0].Cost, debits.Count, leaseMs, maxBacklog)
+                : PathArguments.Pack([nowMicros, debits[0].Cost, debits.Count, leaseMs, maxBacklog, deadlineMicros]);
         args[DebitLayout.ArgvLeaseId] = leaseId ?? "";
         args[DebitLayout.ArgvRoute] = events ? usage!.Route : "";
         args[DebitLayout.ArgvTenant] = events ? debits[0].Tenant.Path : "";

@@ -96,6 +96,48 @@ internal sealed class RedisQuotaStore : IQuotaStore
         Breaker(debits[0].Pool.HashTag).ExecuteAsync(
             static (call, token) => call.Store.DecideAsync(call.Debits, call.Usage, token), (Store: this, Debits: debits, Usage: usage), cancellationToken);
 
+    /// <summary>The decision a debit would get now, by the same script in its read-only mode (<c>peek</c>), through the same circuit.</summary>
+    public ValueTask<RouteDecision> PeekAsync(IReadOnlyList<QuotaDebit> debits, CancellationToken cancellationToken) =>
+        Breaker(debits[0].Pool.HashTag).ExecuteAsync(
+            static (call, token) => call.Store.PeekCoreAsync(call.Debits, token), (Store: this, Debits: debits), cancellationToken);
+
+    private async ValueTask<RouteDecision> PeekCoreAsync(IReadOnlyList<QuotaDebit> debits, CancellationToken cancellationToken)
+    {
+        var started = Stopwatch.GetTimestamp();
+        if (_baselines.Auditing(debits[0].Pool.HashTag) is { IsCompleted: false } auditing)
+        {
+            await AwaitAuditAsync(auditing, debits[0].Pool, started, cancellationToken).ConfigureAwait(false);
+        }
+
+        var proxyNow = _timeProvider.GetUtcNow();
+        // A node with MaxInFlight is checked for a slot; a peek takes none (the id is never written).
+        var (redisKeys, args) = DebitScript.Arguments(
+            _keys, debits, proxyNow, _useProxyClock ? (proxyNow - DateTimeOffset.UnixEpoch).Ticks / TimeSpan.TicksPerMicrosecond : 0,
+            QuotaLease.Needed(debits) ? "peek" : null, _leaseMs, peek: true);
+        var tag = debits[0].Pool.HashTag;
+        try
+        {
+            for (var attempt = 1; ; attempt++)
+            {
+                try
+                {
+                    var result = await AwaitAsync(_batches.EvaluateAsync(tag, redisKeys, args), Left(started), TimeSpan.Zero, cancellationToken).ConfigureAwait(false);
+                    return DebitScript.Read(result, debits, leaseId: null);
+                }
+                catch (RedisServerException ex) when (attempt < 3 && ex.Message.StartsWith(BaselineScript.MissingError, StringComparison.Ordinal))
+                {
+                    await EnsureBaselineAsync(debits, started, cancellationToken).ConfigureAwait(false);
+                }
+            }
+        }
+        catch (Exception ex) when (ex is TimeoutException || (ex is OperationCanceledException && !cancellationToken.IsCancellationRequested) || IsStoreFailure(ex))
+        {
+            // Nothing to give back: a peek changes nothing, whenever it runs.
+            QuotaLog.StoreUnavailable(_logger, debits[0].Pool.Name, ex);
+            throw new QuotaStoreUnavailableException($"Redis did not decide within {_timeout.TotalMilliseconds} ms.", ex);
+        }
+    }
+
     private StoreCircuitBreaker Breaker(string tag) =>
         _breakers.TryGetValue(tag, out var breaker)
             ? breaker

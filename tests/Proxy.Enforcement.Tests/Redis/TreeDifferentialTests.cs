@@ -15,7 +15,9 @@ namespace QuotaProxy.Enforcement.Tests.Redis;
 /// Rate, Burst and Mode) and random debits from random nodes, with clock moves across windows and rate
 /// intervals, mode changes and vendor closures, through the Lua script on real Redis and through the
 /// in-process store. After every step: identical decisions, identical counters (every field of the usage
-/// hash and of the state hash), and the invariants of the model. CI runs
+/// hash and of the state hash), and the invariants of the model. Before each debit without an idempotency
+/// key, both stores are asked the same question first (a peek): their answers agree with each other and
+/// with the debit that follows, and change nothing (the counters compared after the debit would show it). CI runs
 /// <see cref="DefaultOperations"/> per seed; <c>bench/differential.sh</c> runs the full 100,000.
 /// </summary>
 [Collection(RedisCollection.Name)]
@@ -46,6 +48,7 @@ public sealed class TreeDifferentialTests(RedisFixture redis, ITestOutputHelper 
         var poolSeeds = Enumerable.Range(0, 3).Select(_ => random.Next()).ToArray();
         var pools = Enumerable.Range(0, 3).Select(i => RandomPool($"tree{i}", poolSeeds[i], modeSeed: null)).ToArray();
         int admitted = 0, rejected = 0, shadow = 0, closures = 0, routes = 0, rejectedBySecondPool = 0, releases = 0;
+        var peeks = 0;
         var outstanding = new List<(QuotaLease InProcess, QuotaLease Lua)>();
         var refundable = new List<(QuotaDebit[] Debits, RouteDecision InProcess, RouteDecision Lua)>();
         var refunds = 0;
@@ -88,8 +91,22 @@ public sealed class TreeDifferentialTests(RedisFixture redis, ITestOutputHelper 
             var usage = random.Next(6) == 0
                 ? new UsageContext("route", $"request-{step}", new IdempotencyClaim($"key-{keyNumber}", keyNumber + 1 + (random.Next(4) == 0 ? 100 : 0), 1 + (keyNumber % 3)))
                 : null;
+            // The question first (POST /quota/v1/decide): both stores answer it alike, change nothing, and the
+            // request that follows at the same instant gets exactly the answer the question got.
+            var question = usage is null ? (InProcess: await reference.PeekAsync(debits, CancellationToken.None), Lua: await lua.PeekAsync(debits, CancellationToken.None)) : default;
             var expectedRoute = await reference.DebitAsync(debits, usage, CancellationToken.None);
             var actualRoute = await lua.DebitAsync(debits, usage, CancellationToken.None);
+            if (usage is null)
+            {
+                peeks++;
+                Assert.True(
+                    question.InProcess.Admitted == expectedRoute.Admitted && question.InProcess.Pools.SequenceEqual(expectedRoute.Pools) && question.InProcess.Lease is null,
+                    $"seed {seed}, step {step}: the in-process store's answer to the question {Show(question.InProcess)} is not its decision {Show(expectedRoute)}");
+                Assert.True(
+                    question.Lua.Admitted == actualRoute.Admitted && question.Lua.Pools.SequenceEqual(actualRoute.Pools) && question.Lua.Lease is null,
+                    $"seed {seed}, step {step}: Lua's answer to the question {Show(question.Lua)} is not its decision {Show(actualRoute)}");
+            }
+
             replays += actualRoute.Pools.Count(p => p.Replayed);
             Assert.Equal(expectedRoute.Lease is null, actualRoute.Lease is null);
             if (expectedRoute.Admitted)
@@ -173,6 +190,7 @@ public sealed class TreeDifferentialTests(RedisFixture redis, ITestOutputHelper 
         Assert.True(rejectedBySecondPool > 0, "the sequence should exercise routes rejected by their second pool");
         Assert.True(limitedBy.GetValueOrDefault(QuotaLimitedBy.Concurrency) > 0, "the sequence should exercise MaxInFlight");
         Assert.True(refunds > 0, "the sequence should exercise refunds");
+        Assert.True(peeks > Operations / 2, $"the sequence should ask before most debits ({peeks})");
         Assert.True(replays > 0, "the sequence should exercise idempotent retries");
         Assert.True(admitted > Operations / 10 && rejected > Operations / 20, $"the sequence should exercise both outcomes: {admitted} admitted, {rejected} rejected");
     }

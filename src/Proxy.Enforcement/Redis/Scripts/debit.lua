@@ -38,8 +38,12 @@
 --           pool), P (the number of pools), the lease's lifetime in ms (used when a node has MaxInFlight),
 --           and with the ledger on, the most events a pool's stream may hold: a full stream (PostgreSQL has
 --           been away too long) rejects with limited_by 7, whatever the mode: no admission goes unbilled
---           ; last the deadline in this server's Unix µs (0: none): a call that runs later debits nothing
---           and replies limited_by EXPIRED for every pool
+--           ; then the deadline in this server's Unix µs (0: none): a call that runs later debits nothing
+--           and replies limited_by EXPIRED for every pool; and, only when present (a seventh number),
+--           peek: 1 decides exactly as below and writes no debit, lease or event (POST /quota/v1/decide: the
+--           same code decides a question and a request, so they cannot disagree). The reply is the one a
+--           debit would get, used and remaining as if debited. Only housekeeping any decision does is
+--           done: a new window's counters cleared, expired leases dropped.
 -- ARGV_LEASE_ID this request's lease id
 -- ARGV_ROUTE    the route, or empty when the ledger is off; ARGV_TENANT the tenant's path; ARGV_REQUEST_ID the request id
 -- ARGV_IDEMPOTENCY on a route whose vendor honours idempotency keys, '<field> <fingerprint> <max replays>'
@@ -124,6 +128,7 @@ local IDEMPOTENCY_CONFLICT = 9
 local REPLAY_COUNT_RANGE = 1024
 
 local now, cost, pool_count, lease_ms, max_backlog, deadline = struct.unpack('<dddddd', ARGV[1 + ARGV_NUMBERS])
+local peek = #ARGV[1 + ARGV_NUMBERS] >= 56 and select(7, struct.unpack('<ddddddd', ARGV[1 + ARGV_NUMBERS])) == 1
 local lease_id, route, tenant = ARGV[1 + ARGV_LEASE_ID], ARGV[1 + ARGV_ROUTE], ARGV[1 + ARGV_TENANT]
 local request_id, idempotency, fingerprint, max_replays = ARGV[1 + ARGV_REQUEST_ID], '', 0, 0
 do
@@ -389,7 +394,7 @@ for p = 1, pool_count do
 end
 
 local admitted = limiting_pool == -1
-if admitted then
+if admitted and not peek then
   local event_tail = route ~= '' and (' ' .. #tenant .. ' ' .. #route .. ' ' .. tenant .. route .. request_id)
   for p = 1, pool_count do
     -- A replayed pool was charged when the request first came: no credits, one more replay of its key.
