@@ -198,6 +198,10 @@ public static class QuotaProxyServiceCollectionExtensions
         return app;
     }
 
+    /// <summary><c>POST /quota/v1/decide</c>: what a request would get now, asked as its caller, nothing spent.</summary>
+    public static IEndpointConventionBuilder MapQuotaDecide(this WebApplication app) =>
+        app.MapPost(DecideEndpoint.Path, DecideEndpoint.HandleAsync);
+
     /// <summary>Maps YARP with the quota step ahead of YARP's own pipeline steps.</summary>
     public static IEndpointConventionBuilder MapQuotaProxy(this WebApplication app)
     {

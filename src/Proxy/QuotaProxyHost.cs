@@ -59,6 +59,7 @@ public static class QuotaProxyHost
         app.UseRequestTimeouts();
         app.MapQuotaOperations();
         app.MapQuotaAdmin();
+        app.MapQuotaDecide();
         app.MapQuotaProxy();
         return app;
     }

@@ -24,6 +24,8 @@ public sealed record QuotaOptions
 
     public AccessLogOptions AccessLog { get; init; } = new();
 
+    public DecideOptions Decide { get; init; } = new();
+
     public AdminOptions Admin { get; init; } = new();
 
     /// <summary>Per YARP cluster id: the vendor credential the proxy adds to every forwarded request.</summary>

@@ -53,6 +53,11 @@ internal static partial class QuotaOptionsValidator
             errors.Add($"Quota:Metrics:UsageRefreshInterval must be between 00:00:01 and 01:00:00, got {options.Metrics.UsageRefreshInterval}.");
         }
 
+        if (options.Decide.Pool is { } decidePool && !options.Pools.ContainsKey(decidePool))
+        {
+            errors.Add($"Quota:Decide:Pool names unknown pool '{decidePool}'; known pools: {string.Join(", ", options.Pools.Keys.Order(StringComparer.Ordinal))}.");
+        }
+
         ValidateAdmin(options.Admin, errors);
         ValidateLedger(options, errors);
         ValidateUpstreams(options, environment, errors);

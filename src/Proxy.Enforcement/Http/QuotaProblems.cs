@@ -61,6 +61,25 @@ internal static class QuotaProblems
         "Billing ledger backlog full",
         "The billing ledger is not keeping up, so the request was not forwarded: nothing is admitted that could not be billed.");
 
+    /// <summary>A question to <c>POST /quota/v1/decide</c> that cannot be read: every error at once.</summary>
+    public static Task BadQuestionAsync(HttpContext context, IReadOnlyList<string> errors) => WriteAsync(context, new ProblemDetails
+    {
+        Type = "urn:quotaproxy:problem:bad-question",
+        Title = "The question cannot be read",
+        Status = StatusCodes.Status400BadRequest,
+        Detail = string.Join(" ", errors),
+        Extensions = { ["errors"] = errors },
+    });
+
+    /// <summary>A question about a method and path no route of the proxy takes.</summary>
+    public static Task NoRouteAsync(HttpContext context, string method, string path) => WriteAsync(context, new ProblemDetails
+    {
+        Type = "urn:quotaproxy:problem:no-route",
+        Title = "No route for this request",
+        Status = StatusCodes.Status404NotFound,
+        Detail = $"No route of the proxy takes {method} {path}.",
+    });
+
     public static Task StoreUnavailableAsync(HttpContext context, TimeSpan retryAfter) => ServiceUnavailableAsync(
         context,
         retryAfter,
