@@ -48,6 +48,7 @@ public static class QuotaProxyServiceCollectionExtensions
         services.AddSingleton<QuotaMetrics>();
         // The framework's own errors (404, 405, 400, 502, 500) as problem+json, like the proxy's.
         services.AddFrameworkProblems();
+        services.AddSingleton<UsageForecast>();
         services.AddHostedService<UsageGaugeRefresher>();
         if (startup.Metrics.Platform)
         {

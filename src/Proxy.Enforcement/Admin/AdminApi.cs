@@ -98,7 +98,7 @@ public static class AdminApi
         return reader.ReadToEnd();
     });
 
-    private static async Task<IResult> StatusAsync(string? pool, string? tenant, LiveConfiguration models, IQuotaStore store, CancellationToken cancellationToken)
+    private static async Task<IResult> StatusAsync(string? pool, string? tenant, LiveConfiguration models, IQuotaStore store, UsageForecast forecast, CancellationToken cancellationToken)
     {
         var model = models.Model;
         if (pool is not null && !model.Pools.ContainsKey(pool))
@@ -123,13 +123,14 @@ public static class AdminApi
                 return StoreUnavailable();
             }
 
-            statuses.Add(Status(definition, usage, models, tenant));
+            statuses.Add(Status(definition, usage, models, tenant, forecast));
         }
 
         return Results.Ok(new { pools = statuses });
     }
 
-    private static PoolStatus Status(PoolDefinition pool, PoolUsage usage, LiveConfiguration models, string? tenant) => new(
+    /// <param name="forecast">The burn-rate forecasts (the status endpoint's answer shows them; a change's answer, null, does not).</param>
+    private static PoolStatus Status(PoolDefinition pool, PoolUsage usage, LiveConfiguration models, string? tenant, UsageForecast? forecast = null) => new(
         pool.Name,
         pool.Window.Text,
         usage.Window.Start,
@@ -150,7 +151,9 @@ public static class AdminApi
                 node.Priority == QuotaNode.LowestPriority ? null : node.Priority,
                 usage.Used(node),
                 usage.Available(node),
-                models.Overrides.GetValueOrDefault($"{pool.Name}/{node.Path}")))]);
+                models.Overrides.GetValueOrDefault($"{pool.Name}/{node.Path}"),
+                ForecastStatus.Of(forecast?.For(pool, node))))],
+        ForecastStatus.Of(forecast?.For(pool, pool.Root)));
 
     private static async Task<IResult> OverrideAsync(
         string pool, string tenant, OverrideRequest change, HttpContext http, LiveConfiguration models, IQuotaStore store, AdminAudit audit, TimeProvider time, CancellationToken cancellationToken)

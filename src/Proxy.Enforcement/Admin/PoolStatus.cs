@@ -1,5 +1,5 @@
 namespace QuotaProxy.Enforcement.Admin;
 
-/// <summary>A pool as the status endpoint shows it: its window now, its credits, and every tenant asked for.</summary>
+/// <summary>A pool as the status endpoint shows it: its window now, its credits, its forecast, and every tenant asked for.</summary>
 internal sealed record PoolStatus(
-    string Pool, string Window, DateTimeOffset WindowStart, DateTimeOffset WindowEnd, long Limit, long Used, long Available, DateTimeOffset? ClosedUntil, IReadOnlyList<TenantStatus> Tenants);
+    string Pool, string Window, DateTimeOffset WindowStart, DateTimeOffset WindowEnd, long Limit, long Used, long Available, DateTimeOffset? ClosedUntil, IReadOnlyList<TenantStatus> Tenants, ForecastStatus? Forecast);

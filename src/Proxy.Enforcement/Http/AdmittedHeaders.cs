@@ -9,14 +9,14 @@ namespace QuotaProxy.Enforcement.Http;
 /// The headers of an admitted response: the rate-limit set, and the proxy's own soft-limit, shadow and
 /// overage headers. Written as the response starts, so the vendor's own rate-limit headers cannot override ours.
 /// </summary>
-internal sealed record AdmittedHeaders(HttpResponse Response, QuotaDebit[] Debits, RouteDecision Decision, bool Legacy)
+internal sealed record AdmittedHeaders(HttpResponse Response, QuotaDebit[] Debits, RouteDecision Decision, bool Legacy, UsageForecast? Forecast)
 {
-    public static void WriteOnStarting(HttpResponse response, QuotaDebit[] debits, RouteDecision decision, bool legacy) =>
-        response.OnStarting(WriteAsync, new AdmittedHeaders(response, debits, decision, legacy));
+    public static void WriteOnStarting(HttpResponse response, QuotaDebit[] debits, RouteDecision decision, bool legacy, UsageForecast? forecast = null) =>
+        response.OnStarting(WriteAsync, new AdmittedHeaders(response, debits, decision, legacy, forecast));
 
     private static Task WriteAsync(object state)
     {
-        var (response, debits, decision, legacy) = (AdmittedHeaders)state;
+        var (response, debits, decision, legacy, forecast) = (AdmittedHeaders)state;
         var headers = response.Headers;
         RateLimitHeaders.Write(headers, debits, decision, legacy);
         headers[QuotaHeaders.Charged] = QuotaHeaders.ChargedValue(AdmittedRequest.ChargedAtAdmission(debits, decision));
@@ -40,6 +40,13 @@ internal sealed record AdmittedHeaders(HttpResponse Response, QuotaDebit[] Debit
         if (overage > 0)
         {
             headers[QuotaHeaders.Overage] = overage.ToString(CultureInfo.InvariantCulture);
+        }
+
+        if (forecast?.Soonest(debits) is { } soonest)
+        {
+            // A node on the path runs out before its window ends at the rate it is spent: the soonest one.
+            var seconds = Math.Max(0, (long)(soonest.ExhaustsAt - DateTimeOffset.FromUnixTimeMilliseconds(decision.Pools[0].NowMs)).TotalSeconds);
+            headers[QuotaHeaders.Forecast] = $"exhausts-in={seconds}; pool=\"{soonest.Pool.Name}\"; node=\"{QuotaMetrics.NodeLabel(soonest.Node)}\"";
         }
 
         return Task.CompletedTask;

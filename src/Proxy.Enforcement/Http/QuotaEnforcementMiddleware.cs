@@ -23,7 +23,8 @@ internal sealed class QuotaEnforcementMiddleware(
     IQuotaStore store,
     QuotaMetrics metrics,
     ILogger<QuotaEnforcementMiddleware> logger,
-    RuntimeApiKeys runtimeKeys)
+    RuntimeApiKeys runtimeKeys,
+    UsageForecast forecast)
 {
     private readonly Func<string, string?> _runtimeTenantByDigest = runtimeKeys.TenantOf;
 
@@ -141,7 +142,7 @@ internal sealed class QuotaEnforcementMiddleware(
         var outcome = admitted.Report(tenant);
         Remember(record, tenant, outcome);
         admitted.KeepLeaseAlive(options.Store.LeaseTtl);
-        AdmittedHeaders.WriteOnStarting(context.Response, debits, decision, options.Headers.Legacy);
+        AdmittedHeaders.WriteOnStarting(context.Response, debits, decision, options.Headers.Legacy, forecast);
         await next(context);
         await admitted.ResponseEndedAsync(context);
         Charged(record, admitted);

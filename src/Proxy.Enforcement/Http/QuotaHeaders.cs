@@ -19,6 +19,12 @@ internal static class QuotaHeaders
     /// </summary>
     public const string Charged = "X-Quota-Charged";
 
+    /// <summary>
+    /// A node on the caller's path is forecast to run out before its window ends, at the rate it is being
+    /// spent: <c>exhausts-in=5400; pool="p"; node="test"</c> (seconds; the soonest such node).
+    /// </summary>
+    public const string Forecast = "X-Quota-Forecast";
+
     /// <summary>The header's value for small charges, made once.</summary>
     public static string ChargedValue(long credits) =>
         credits is >= 0 and < 64 ? SmallCharges[credits] : credits.ToString(System.Globalization.CultureInfo.InvariantCulture);

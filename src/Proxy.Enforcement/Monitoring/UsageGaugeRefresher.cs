@@ -10,9 +10,9 @@ namespace QuotaProxy.Enforcement.Monitoring;
 /// Keeps the credits-used gauges true without traffic: every <see cref="MetricsOptions.UsageRefreshInterval"/>
 /// it reads each pool's counters from the store (one read per pool) and sets the pool's and every configured
 /// tenant's gauge, so a tenant shows from the start, and a new window shows as zero when it begins. Decisions
-/// set the same gauges in between.
+/// set the same gauges in between. Each read also feeds the burn-rate forecast (<see cref="UsageForecast"/>) and its gauges.
 /// </summary>
-internal sealed class UsageGaugeRefresher(IQuotaStore store, LiveConfiguration models, QuotaMetrics metrics, TimeProvider timeProvider, ILogger<UsageGaugeRefresher> logger)
+internal sealed class UsageGaugeRefresher(IQuotaStore store, LiveConfiguration models, QuotaMetrics metrics, TimeProvider timeProvider, ILogger<UsageGaugeRefresher> logger, UsageForecast forecast)
     : BackgroundService
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
@@ -52,6 +52,16 @@ internal sealed class UsageGaugeRefresher(IQuotaStore store, LiveConfiguration m
             foreach (var tenant in pool.Nodes.Values)
             {
                 metrics.TenantUsage(pool, tenant, usage.Used(tenant));
+            }
+
+            var now = timeProvider.GetUtcNow();
+            forecast.Observe(pool, usage, now);
+            foreach (var node in pool.Nodes.Values.Prepend(pool.Root))
+            {
+                if (forecast.For(pool, node) is { } projection)
+                {
+                    metrics.Forecast(pool.Name, node, projection.CreditsPerSecond, (projection.ExhaustsAt - now)?.TotalSeconds);
+                }
             }
         }
     }

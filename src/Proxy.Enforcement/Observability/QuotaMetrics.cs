@@ -54,6 +54,8 @@ internal sealed class QuotaMetrics
     private readonly Histogram _requestDuration;
     private readonly Histogram _upstreamDuration;
     private readonly Counter _accessLogDropped;
+    private readonly Gauge _burnRate;
+    private readonly Gauge _projectedExhaustion;
 
     /// <summary>What became of a decision the proxy stopped waiting for (the <c>outcome</c> of <c>quota_proxy_store_abandoned_decisions_total</c>).</summary>
     public static readonly IReadOnlyList<string> AbandonedOutcomes = ["expired", "not_admitted", "refunded", "refund_failed", "unanswered"];
@@ -145,6 +147,14 @@ internal sealed class QuotaMetrics
             "Checks of a pool's counters in Redis against the ledger (at start, after a reconnection or a failover), by outcome: consistent, lost (Redis had lost writes the ledger billed; raised back) unread (the stream was too long to read, or the window was moving on) or failed (the ledger did not answer: the counters go on as they are).",
             ["pool", "outcome"]);
         (_decisionDuration, _requestDuration, _upstreamDuration, _accessLogDropped) = CreateRequestTimings(factory);
+        _burnRate = factory.CreateGauge(
+            "quota_proxy_burn_rate_credits_per_second",
+            "Each node's burn rate: an exponentially weighted moving average (5 min) of what the store's counters gain between usage reads. tenant is (pool) for the pool itself.",
+            ["pool", "tenant"]);
+        _projectedExhaustion = factory.CreateGauge(
+            "quota_proxy_projected_exhaustion_seconds",
+            "Seconds until the node runs out at its burn rate, when that is before its window ends; +Inf when it is not forecast to run out in this window. tenant is (pool) for the pool itself.",
+            ["pool", "tenant"]);
     }
 
     public CollectorRegistry Registry { get; }
@@ -181,6 +191,13 @@ internal sealed class QuotaMetrics
             histogram.WithLabels(key.Route, key.Status.ToString(System.Globalization.CultureInfo.InvariantCulture)), _upstreamDuration).Observe(seconds);
 
     public void AccessLogDropped() => _accessLogDropped.Inc();
+
+    /// <param name="exhaustsInSeconds">Null: not forecast to run out in this window (+Inf).</param>
+    public void Forecast(string pool, QuotaNode node, double creditsPerSecond, double? exhaustsInSeconds)
+    {
+        _burnRate.WithLabels(pool, NodeLabel(node)).Set(creditsPerSecond);
+        _projectedExhaustion.WithLabels(pool, NodeLabel(node)).Set(exhaustsInSeconds ?? double.PositiveInfinity);
+    }
 
     /// <summary>The label for a tenant node: its path, or <c>(pool)</c> for the pool itself.</summary>
     public static string NodeLabel(QuotaNode node) => node.IsRoot ? "(pool)" : node.Path;

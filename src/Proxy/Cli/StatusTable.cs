@@ -20,23 +20,24 @@ public static class StatusTable
             var used = pool.GetProperty("used").GetInt64();
             var limit = pool.GetProperty("limit").GetInt64();
             var resets = pool.GetProperty("windowEnd").GetDateTimeOffset();
-            text.AppendLine(CultureInfo.InvariantCulture, $"POOL {pool.GetProperty("pool").GetString()} ({pool.GetProperty("window").GetString()})  {Bar(used, limit)} {used}/{limit}  resets in {Until(resets - now)}");
+            var poolRunsOut = RunsOut(pool, now) is { } soon ? $"  runs out in {soon} at this rate" : "";
+            text.AppendLine(CultureInfo.InvariantCulture, $"POOL {pool.GetProperty("pool").GetString()} ({pool.GetProperty("window").GetString()})  {Bar(used, limit)} {used}/{limit}  resets in {Until(resets - now)}{poolRunsOut}");
             if (pool.TryGetProperty("closedUntil", out var closed) && closed.ValueKind == JsonValueKind.String)
             {
                 text.AppendLine(CultureInfo.InvariantCulture, $"  closed by the vendor until {closed.GetDateTimeOffset():yyyy-MM-dd HH:mm:ss}Z");
             }
 
-            text.AppendLine(CultureInfo.InvariantCulture, $"  {"TENANT",-24} {"USAGE",-BarColumn} {"USED",10} {"LIMIT",10} {"AVAILABLE",10} {"ALLOCATION",10} {"GUARANTEED",10}");
+            text.AppendLine(CultureInfo.InvariantCulture, $"  {"TENANT",-24} {"USAGE",-BarColumn} {"USED",10} {"LIMIT",10} {"AVAILABLE",10} {"ALLOCATION",10} {"GUARANTEED",10} {"RUNS OUT",10}");
             foreach (var tenant in pool.GetProperty("tenants").EnumerateArray())
             {
                 var tenantUsed = tenant.GetProperty("used").GetInt64();
                 var tenantLimit = tenant.GetProperty("effectiveLimit").GetInt64();
                 var overridden = tenant.TryGetProperty("override", out var change) && change.ValueKind == JsonValueKind.Object ? " *" : "";
-                text.AppendLine(CultureInfo.InvariantCulture, $"  {tenant.GetProperty("tenant").GetString() + overridden,-24} {Bar(tenantUsed, tenantLimit),-BarColumn} {tenantUsed,10} {tenantLimit,10} {tenant.GetProperty("available").GetInt64(),10} {tenant.GetProperty("allocation").GetInt64(),10} {tenant.GetProperty("guaranteed").GetInt64(),10}");
+                text.AppendLine(CultureInfo.InvariantCulture, $"  {tenant.GetProperty("tenant").GetString() + overridden,-24} {Bar(tenantUsed, tenantLimit),-BarColumn} {tenantUsed,10} {tenantLimit,10} {tenant.GetProperty("available").GetInt64(),10} {tenant.GetProperty("allocation").GetInt64(),10} {tenant.GetProperty("guaranteed").GetInt64(),10} {RunsOut(tenant, now) ?? "-",10}");
             }
         }
 
-        text.AppendLine("  (* changed at runtime: quotactl allocate)");
+        text.AppendLine("  (* changed at runtime: quotactl allocate; RUNS OUT: at the burn rate of the last minutes, before the window resets)");
         return text.ToString();
     }
 
@@ -47,6 +48,13 @@ public static class StatusTable
         var filled = (int)Math.Round(share * BarWidth, MidpointRounding.AwayFromZero);
         return $"[{new string('#', filled)}{new string('.', BarWidth - filled)}] {(int)Math.Round(share * 100, MidpointRounding.AwayFromZero),3}%";
     }
+
+    /// <summary>How long until the node runs out at its burn rate, when its forecast says it does in this window.</summary>
+    private static string? RunsOut(JsonElement node, DateTimeOffset now) =>
+        node.TryGetProperty("forecast", out var forecast) && forecast.ValueKind == JsonValueKind.Object
+            && forecast.TryGetProperty("exhaustsAt", out var at) && at.ValueKind == JsonValueKind.String
+            ? Until(at.GetDateTimeOffset() - now)
+            : null;
 
     private static string Until(TimeSpan left) => left <= TimeSpan.Zero ? "now"
         : left.TotalDays >= 1 ? $"{(int)left.TotalDays}d {left.Hours}h"
