@@ -49,6 +49,14 @@ public static class QuotaProxyServiceCollectionExtensions
         // The framework's own errors (404, 405, 400, 502, 500) as problem+json, like the proxy's.
         services.AddFrameworkProblems();
         services.AddSingleton<UsageForecast>();
+        // Threshold notifications: found in the usage reads, claimed once in the store, sent to the webhooks.
+        services.AddSingleton<Notifications.INotificationClaims>(sp => startup.Store.Kind == StoreKind.Redis
+            ? new Notifications.RedisNotificationClaims(sp.GetRequiredService<IConnectionMultiplexer>(), startup.Store.KeyPrefix)
+            : new Notifications.InProcessNotificationClaims(sp.GetRequiredService<TimeProvider>()));
+        services.AddSingleton(sp => new Notifications.WebhookSender(
+            startup.Notifications, Environment.GetEnvironmentVariable, sp.GetRequiredService<QuotaMetrics>(), sp.GetRequiredService<ILogger<Notifications.WebhookSender>>()));
+        services.AddHostedService(sp => sp.GetRequiredService<Notifications.WebhookSender>());
+        services.AddSingleton<Notifications.ThresholdWatch>();
         services.AddHostedService<UsageGaugeRefresher>();
         if (startup.Metrics.Platform)
         {

@@ -19,11 +19,12 @@ public sealed partial class ArchitectureTests
         ["Configuration"] = ["Quotas", "Identity", "Pricing", "Observability"],
         ["Redis"] = ["Configuration", "Quotas", "Observability"],
         ["Ledger"] = ["Redis", "Configuration", "Quotas", "Observability"],
-        ["Monitoring"] = ["Configuration", "Redis", "Quotas", "Observability"],
+        ["Monitoring"] = ["Configuration", "Redis", "Quotas", "Observability", "Notifications"],
         ["Outage"] = ["Configuration", "Redis", "Quotas", "Observability"],
         ["Forwarding"] = ["Configuration", "Pricing", "Observability"],
         ["Http"] = ["Configuration", "Identity", "Pricing", "Quotas", "Observability"],
         ["Admin"] = ["Configuration", "Identity", "Ledger", "Quotas", "Observability"],
+        ["Notifications"] = ["Configuration", "Quotas", "Observability"],
     };
 
     private static string Source => Path.Combine(Repository.Root, "src", "Proxy.Enforcement");

@@ -13,6 +13,12 @@ public sealed record PoolOptions
     /// <summary>Crossing it admits but warns (header, log once per window); unset means no warning.</summary>
     public long? SoftLimit { get; init; }
 
+    /// <summary>
+    /// Percentages of this node's (effective) limit at which a notification goes to every webhook of
+    /// <c>Quota:Notifications</c>, once per threshold per window across all replicas, such as <c>[75, 90, 100]</c>.
+    /// </summary>
+    public List<int>? Notify { get; init; }
+
     /// <summary>A rate on this node, such as <c>10/s</c> or <c>600/m</c> (units s, m, h, d), checked by GCRA in the same decision.</summary>
     public string? Rate { get; init; }
 

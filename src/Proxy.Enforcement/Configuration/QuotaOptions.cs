@@ -26,6 +26,8 @@ public sealed record QuotaOptions
 
     public DecideOptions Decide { get; init; } = new();
 
+    public NotificationOptions Notifications { get; init; } = new();
+
     public AdminOptions Admin { get; init; } = new();
 
     /// <summary>Per YARP cluster id: the vendor credential the proxy adds to every forwarded request.</summary>

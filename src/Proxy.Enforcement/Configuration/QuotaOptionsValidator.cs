@@ -61,6 +61,7 @@ internal static partial class QuotaOptionsValidator
         ValidateAdmin(options.Admin, errors);
         ValidateLedger(options, errors);
         ValidateUpstreams(options, environment, errors);
+        ValidateNotifications(options.Notifications, environment, errors);
         return errors;
     }
 
@@ -116,6 +117,8 @@ internal static partial class QuotaOptionsValidator
             {
                 errors.Add($"{path}:SoftLimit must be ≥ 0, got {pool.SoftLimit}.");
             }
+
+            ValidateNotify(path, pool.Notify, errors);
 
             if (pool.MaxClosure <= TimeSpan.Zero || pool.MaxClosure > TimeSpan.FromDays(31))
             {
@@ -203,6 +206,8 @@ internal static partial class QuotaOptionsValidator
             {
                 errors.Add($"{path}:SoftLimit must be ≥ 0, got {tenant.SoftLimit}.");
             }
+
+            ValidateNotify(path, tenant.Notify, errors);
 
             guaranteedSum += Math.Max(0, guaranteed);
             allocationSum += Math.Max(0, allocation);
@@ -613,6 +618,61 @@ internal static partial class QuotaOptionsValidator
         if (ledger.BatchSize is < 1 or > 10_000)
         {
             errors.Add($"Quota:Ledger:BatchSize must be between 1 and 10000, got {ledger.BatchSize}.");
+        }
+    }
+
+    private static void ValidateNotify(string path, List<int>? thresholds, List<string> errors)
+    {
+        if (thresholds is null)
+        {
+            return;
+        }
+
+        if (thresholds.Any(t => t is < 1 or > 100) || thresholds.Distinct().Count() != thresholds.Count)
+        {
+            errors.Add($"{path}:Notify must list distinct percentages from 1 to 100, got [{string.Join(", ", thresholds)}].");
+        }
+    }
+
+    private static void ValidateNotifications(NotificationOptions notifications, Func<string, string?> environment, List<string> errors)
+    {
+        for (var i = 0; i < notifications.Webhooks.Count; i++)
+        {
+            var webhook = notifications.Webhooks[i];
+            var path = $"Quota:Notifications:Webhooks:{i}";
+            if (string.IsNullOrWhiteSpace(webhook.Name))
+            {
+                errors.Add($"{path}:Name is required (metrics and logs name the webhook by it).");
+            }
+
+            if (!Uri.TryCreate(webhook.Url, UriKind.Absolute, out var url) || url.Scheme is not ("http" or "https"))
+            {
+                errors.Add($"{path}:Url must be an absolute http or https URL, got '{webhook.Url}'.");
+            }
+
+            if (string.IsNullOrWhiteSpace(webhook.SecretEnvironmentVariable))
+            {
+                errors.Add($"{path}:SecretEnvironmentVariable must name the environment variable holding the signing key.");
+            }
+            else if (string.IsNullOrEmpty(environment(webhook.SecretEnvironmentVariable)))
+            {
+                errors.Add($"{path}:SecretEnvironmentVariable names {webhook.SecretEnvironmentVariable}, which is not set in the proxy's environment.");
+            }
+        }
+
+        if (notifications.Webhooks.Select(w => w.Name).Distinct(StringComparer.Ordinal).Count() != notifications.Webhooks.Count)
+        {
+            errors.Add("Quota:Notifications:Webhooks must have distinct names.");
+        }
+
+        if (notifications.MaxAttempts is < 1 or > 100)
+        {
+            errors.Add($"Quota:Notifications:MaxAttempts must be between 1 and 100, got {notifications.MaxAttempts}.");
+        }
+
+        if (notifications.FirstRetryDelay < TimeSpan.FromMilliseconds(10) || notifications.FirstRetryDelay > TimeSpan.FromMinutes(10))
+        {
+            errors.Add($"Quota:Notifications:FirstRetryDelay must be between 00:00:00.010 and 00:10:00, got {notifications.FirstRetryDelay}.");
         }
     }
 

@@ -20,6 +20,12 @@ public sealed record TenantOptions
     /// <summary>Crossing it admits but warns (header, log once per window); unset means no warning.</summary>
     public long? SoftLimit { get; init; }
 
+    /// <summary>
+    /// Percentages of this node's (effective) limit at which a notification goes to every webhook of
+    /// <c>Quota:Notifications</c>, once per threshold per window across all replicas, such as <c>[75, 90, 100]</c>.
+    /// </summary>
+    public List<int>? Notify { get; init; }
+
     /// <summary>Credits above Limit still admitted while the parent has room, marked as overage. Default 0.</summary>
     public long? Overage { get; init; }
 

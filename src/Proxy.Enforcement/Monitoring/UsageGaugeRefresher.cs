@@ -12,7 +12,8 @@ namespace QuotaProxy.Enforcement.Monitoring;
 /// tenant's gauge, so a tenant shows from the start, and a new window shows as zero when it begins. Decisions
 /// set the same gauges in between. Each read also feeds the burn-rate forecast (<see cref="UsageForecast"/>) and its gauges.
 /// </summary>
-internal sealed class UsageGaugeRefresher(IQuotaStore store, LiveConfiguration models, QuotaMetrics metrics, TimeProvider timeProvider, ILogger<UsageGaugeRefresher> logger, UsageForecast forecast)
+internal sealed class UsageGaugeRefresher(
+    IQuotaStore store, LiveConfiguration models, QuotaMetrics metrics, TimeProvider timeProvider, ILogger<UsageGaugeRefresher> logger, UsageForecast forecast, Notifications.ThresholdWatch thresholds)
     : BackgroundService
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
@@ -54,6 +55,7 @@ internal sealed class UsageGaugeRefresher(IQuotaStore store, LiveConfiguration m
                 metrics.TenantUsage(pool, tenant, usage.Used(tenant));
             }
 
+            await thresholds.ObserveAsync(pool, usage, cancellationToken);
             var now = timeProvider.GetUtcNow();
             forecast.Observe(pool, usage, now);
             foreach (var node in pool.Nodes.Values.Prepend(pool.Root))

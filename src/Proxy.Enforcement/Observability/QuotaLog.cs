@@ -134,6 +134,18 @@ internal static partial class QuotaLog
     [LoggerMessage(EventId = 1218, Level = LogLevel.Warning, Message = "The end of runtime override {Key} (expired at {ExpiresAt}) could not be removed from the store or recorded yet; it is out of force, and tried again")]
     public static partial void OverrideExpiryPending(ILogger logger, Exception exception, string key, DateTimeOffset expiresAt);
 
+    [LoggerMessage(EventId = 1400, Level = LogLevel.Information, Message = "Pool {Pool}, node {Node}: {Threshold} % of its limit crossed ({Used} of {Limit}); notifying the webhooks")]
+    public static partial void ThresholdCrossed(ILogger logger, string pool, string node, int threshold, long used, long limit);
+
+    [LoggerMessage(EventId = 1401, Level = LogLevel.Information, Message = "Notification {Id} delivered to webhook {Webhook} in {Attempts} attempt(s)")]
+    public static partial void NotificationDelivered(ILogger logger, string id, string webhook, int attempts);
+
+    [LoggerMessage(EventId = 1402, Level = LogLevel.Error, Message = "Notification {Id} given up for webhook {Webhook} after {Attempts} attempt(s)")]
+    public static partial void NotificationGivenUp(ILogger logger, Exception? exception, string id, string webhook, int attempts);
+
+    [LoggerMessage(EventId = 1403, Level = LogLevel.Warning, Message = "The store did not answer the claim of notification {Id}; the next usage read asks again")]
+    public static partial void NotificationClaimFailed(ILogger logger, Exception exception, string id);
+
     [LoggerMessage(EventId = 1210, Level = LogLevel.Information, Message = "Configuration reloaded: {Pools} pool(s), {Routes} route(s) in force")]
     public static partial void ConfigReloaded(ILogger logger, int pools, int routes);
 

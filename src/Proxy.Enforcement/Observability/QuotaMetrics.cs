@@ -56,6 +56,7 @@ internal sealed class QuotaMetrics
     private readonly Counter _accessLogDropped;
     private readonly Gauge _burnRate;
     private readonly Gauge _projectedExhaustion;
+    private readonly Counter _notifications;
 
     /// <summary>What became of a decision the proxy stopped waiting for (the <c>outcome</c> of <c>quota_proxy_store_abandoned_decisions_total</c>).</summary>
     public static readonly IReadOnlyList<string> AbandonedOutcomes = ["expired", "not_admitted", "refunded", "refund_failed", "unanswered"];
@@ -155,6 +156,10 @@ internal sealed class QuotaMetrics
             "quota_proxy_projected_exhaustion_seconds",
             "Seconds until the node runs out at its burn rate, when that is before its window ends; +Inf when it is not forecast to run out in this window. tenant is (pool) for the pool itself.",
             ["pool", "tenant"]);
+        _notifications = factory.CreateCounter(
+            "quota_proxy_notifications_total",
+            "Threshold notifications by webhook and outcome: delivered, attempt_failed (an attempt the receiver did not take: a non-2xx answer or none), given_up (after MaxAttempts).",
+            ["webhook", "outcome"]);
     }
 
     public CollectorRegistry Registry { get; }
@@ -191,6 +196,9 @@ internal sealed class QuotaMetrics
             histogram.WithLabels(key.Route, key.Status.ToString(System.Globalization.CultureInfo.InvariantCulture)), _upstreamDuration).Observe(seconds);
 
     public void AccessLogDropped() => _accessLogDropped.Inc();
+
+    /// <param name="outcome">delivered, attempt_failed or given_up.</param>
+    public void Notification(string webhook, string outcome) => _notifications.WithLabels(webhook, outcome).Inc();
 
     /// <param name="exhaustsInSeconds">Null: not forecast to run out in this window (+Inf).</param>
     public void Forecast(string pool, QuotaNode node, double creditsPerSecond, double? exhaustsInSeconds)
