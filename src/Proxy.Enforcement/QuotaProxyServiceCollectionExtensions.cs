@@ -49,6 +49,11 @@ public static class QuotaProxyServiceCollectionExtensions
         // The framework's own errors (404, 405, 400, 502, 500) as problem+json, like the proxy's.
         services.AddFrameworkProblems();
         services.AddSingleton<UsageForecast>();
+        // Waiting for capacity (a pool's Wait), ordered by priority across replicas through short tickets in the store.
+        services.AddSingleton<IWaitTickets>(sp => startup.Store.Kind == StoreKind.Redis
+            ? new RedisWaitTickets(sp.GetRequiredService<IConnectionMultiplexer>(), startup.Store.KeyPrefix, sp.GetRequiredService<TimeProvider>())
+            : new SingleReplicaWaitTickets());
+        services.AddSingleton<CapacityWaiter>();
         // Threshold notifications: found in the usage reads, claimed once in the store, sent to the webhooks.
         services.AddSingleton<Notifications.INotificationClaims>(sp => startup.Store.Kind == StoreKind.Redis
             ? new Notifications.RedisNotificationClaims(sp.GetRequiredService<IConnectionMultiplexer>(), startup.Store.KeyPrefix)

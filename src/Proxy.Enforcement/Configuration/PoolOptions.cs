@@ -43,6 +43,9 @@ public sealed record PoolOptions
     /// </summary>
     public TimeSpan MaxClosure { get; init; } = TimeSpan.FromHours(1);
 
+    /// <summary>Requests refused for a reason that frees itself soon wait for it instead (none: 429 at once).</summary>
+    public WaitOptions? Wait { get; init; }
+
     /// <summary>The top of the tenant tree; each tenant may hold its own <see cref="TenantOptions.Tenants"/>.</summary>
     public Dictionary<string, TenantOptions> Tenants { get; init; } = new(StringComparer.Ordinal);
 }

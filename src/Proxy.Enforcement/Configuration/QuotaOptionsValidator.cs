@@ -119,6 +119,18 @@ internal static partial class QuotaOptionsValidator
             }
 
             ValidateNotify(path, pool.Notify, errors);
+            if (pool.Wait is { } wait)
+            {
+                if (wait.MaxWait <= TimeSpan.Zero || wait.MaxWait > TimeSpan.FromMinutes(1))
+                {
+                    errors.Add($"{path}:Wait:MaxWait must be more than 0 and at most 00:01:00 (a request holds its connection while it waits), got {wait.MaxWait}.");
+                }
+
+                if (wait.MaxQueued is < 1 or > 1_000_000)
+                {
+                    errors.Add($"{path}:Wait:MaxQueued must be between 1 and 1,000,000, got {wait.MaxQueued}.");
+                }
+            }
 
             if (pool.MaxClosure <= TimeSpan.Zero || pool.MaxClosure > TimeSpan.FromDays(31))
             {

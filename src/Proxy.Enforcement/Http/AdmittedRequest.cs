@@ -75,8 +75,9 @@ internal sealed class AdmittedRequest(
     }
 
     /// <summary>What an admission tells operators: soft limits crossed (once per node per window), shadow rejections, credits and usage.</summary>
-    /// <returns>Admitted, or ShadowRejected when a node in shadow mode would have rejected it.</returns>
-    public RequestOutcome Report(string tenant)
+    /// <param name="waited">It was admitted after waiting for capacity.</param>
+    /// <returns>Admitted (Waited after a wait), or ShadowRejected when a node in shadow mode would have rejected it.</returns>
+    public RequestOutcome Report(string tenant, bool waited = false)
     {
         var shadow = false;
         for (var i = 0; i < debits.Length; i++)
@@ -108,7 +109,7 @@ internal sealed class AdmittedRequest(
             }
         }
 
-        var outcome = shadow ? RequestOutcome.ShadowRejected : RequestOutcome.Admitted;
+        var outcome = shadow ? RequestOutcome.ShadowRejected : waited ? RequestOutcome.Waited : RequestOutcome.Admitted;
         metrics.Request(routeId, quota.PoolsLabel, tenant, outcome);
         return outcome;
     }

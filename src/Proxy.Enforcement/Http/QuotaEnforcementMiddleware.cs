@@ -24,7 +24,8 @@ internal sealed class QuotaEnforcementMiddleware(
     QuotaMetrics metrics,
     ILogger<QuotaEnforcementMiddleware> logger,
     RuntimeApiKeys runtimeKeys,
-    UsageForecast forecast)
+    UsageForecast forecast,
+    CapacityWaiter waiter)
 {
     private readonly Func<string, string?> _runtimeTenantByDigest = runtimeKeys.TenantOf;
 
@@ -123,6 +124,28 @@ internal sealed class QuotaEnforcementMiddleware(
             Decided(record, route.RouteId, started, decide, limitedBy is { } limit ? RejectionOutcome(limit) : RequestOutcome.Admitted);
         }
 
+        // Refused for a reason that frees itself within the pool's Wait: wait for the capacity instead.
+        var waited = false;
+        if (!decision.Admitted && waiter.TryWait(debits, usage, decision, options, context.RequestAborted) is { } waiting)
+        {
+            try
+            {
+                decision = await waiting;
+                waited = decision.Admitted;
+            }
+            catch (QuotaStoreUnavailableException)
+            {
+                Count(record, route.RouteId, quota, tenant, RequestOutcome.StoreUnavailable);
+                await QuotaProblems.StoreUnavailableAsync(context, options.Store.RetryAfterWhenUnavailable);
+                return;
+            }
+            catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
+            {
+                Count(record, route.RouteId, quota, tenant, RequestOutcome.ClientClosed);
+                return;
+            }
+        }
+
         if (!decision.Admitted)
         {
             await RejectAsync(context, record, route.RouteId, quota, tenant, debits, decision, options);
@@ -139,7 +162,7 @@ internal sealed class QuotaEnforcementMiddleware(
             return;
         }
 
-        var outcome = admitted.Report(tenant);
+        var outcome = admitted.Report(tenant, waited);
         Remember(record, tenant, outcome);
         admitted.KeepLeaseAlive(options.Store.LeaseTtl);
         AdmittedHeaders.WriteOnStarting(context.Response, debits, decision, options.Headers.Legacy, forecast);

@@ -134,6 +134,9 @@ internal static partial class QuotaLog
     [LoggerMessage(EventId = 1218, Level = LogLevel.Warning, Message = "The end of runtime override {Key} (expired at {ExpiresAt}) could not be removed from the store or recorded yet; it is out of force, and tried again")]
     public static partial void OverrideExpiryPending(ILogger logger, Exception exception, string key, DateTimeOffset expiresAt);
 
+    [LoggerMessage(EventId = 1013, Level = LogLevel.Warning, Message = "A pass over the requests waiting on pool {Pool} failed; they are tried again at the next")]
+    public static partial void WaitPassFailed(ILogger logger, Exception exception, string pool);
+
     [LoggerMessage(EventId = 1400, Level = LogLevel.Information, Message = "Pool {Pool}, node {Node}: {Threshold} % of its limit crossed ({Used} of {Limit}); notifying the webhooks")]
     public static partial void ThresholdCrossed(ILogger logger, string pool, string node, int threshold, long used, long limit);
 

@@ -25,6 +25,7 @@ internal sealed class QuotaMetrics
         [RequestOutcome.VendorLimited] = "vendor_limited",
         [RequestOutcome.LedgerBacklogFull] = "ledger_backlog_full",
         [RequestOutcome.ClientClosed] = "client_closed",
+        [RequestOutcome.Waited] = "waited",
     };
 
     private readonly Counter _requests;
@@ -57,6 +58,8 @@ internal sealed class QuotaMetrics
     private readonly Gauge _burnRate;
     private readonly Gauge _projectedExhaustion;
     private readonly Counter _notifications;
+    private readonly Gauge _waiting;
+    private readonly Histogram _waitDuration;
 
     /// <summary>What became of a decision the proxy stopped waiting for (the <c>outcome</c> of <c>quota_proxy_store_abandoned_decisions_total</c>).</summary>
     public static readonly IReadOnlyList<string> AbandonedOutcomes = ["expired", "not_admitted", "refunded", "refund_failed", "unanswered"];
@@ -160,6 +163,11 @@ internal sealed class QuotaMetrics
             "quota_proxy_notifications_total",
             "Threshold notifications by webhook and outcome: delivered, attempt_failed (an attempt the receiver did not take: a non-2xx answer or none), given_up (after MaxAttempts).",
             ["webhook", "outcome"]);
+        _waiting = factory.CreateGauge("quota_proxy_waiting_requests", "Requests waiting for capacity on a pool in this replica (the pool's Wait).", ["pool"]);
+        _waitDuration = factory.CreateHistogram(
+            "quota_proxy_wait_duration_seconds",
+            "Time requests waited for capacity, by pool and how the wait ended: admitted, timed_out (MaxWait: 429), client_closed, store_unavailable, queue_full (MaxQueued: 429 at once, no wait).",
+            new HistogramConfiguration { LabelNames = ["pool", "outcome"], Buckets = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60] });
     }
 
     public CollectorRegistry Registry { get; }
@@ -196,6 +204,10 @@ internal sealed class QuotaMetrics
             histogram.WithLabels(key.Route, key.Status.ToString(System.Globalization.CultureInfo.InvariantCulture)), _upstreamDuration).Observe(seconds);
 
     public void AccessLogDropped() => _accessLogDropped.Inc();
+
+    public void Waiting(string pool, int count) => _waiting.WithLabels(pool).Set(count);
+
+    public void Waited(string pool, string outcome, double seconds) => _waitDuration.WithLabels(pool, outcome).Observe(seconds);
 
     /// <param name="outcome">delivered, attempt_failed or given_up.</param>
     public void Notification(string webhook, string outcome) => _notifications.WithLabels(webhook, outcome).Inc();

@@ -17,4 +17,7 @@ internal enum RequestOutcome
 
     /// <summary>The caller went away before the request was forwarded; nothing was charged.</summary>
     ClientClosed,
+
+    /// <summary>Forwarded after waiting for capacity (a pool's Wait).</summary>
+    Waited,
 }

@@ -1,0 +1,142 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using QuotaProxy.Enforcement.Redis;
+using QuotaProxy.Testing;
+using WireMock.RequestBuilders;
+using WireMock.ResponseBuilders;
+
+namespace QuotaProxy.Tests;
+
+/// <summary>
+/// Waiting for capacity (a pool's <c>Wait</c>) through the real proxy on real Redis: a rate, a MaxInFlight and
+/// a priority across two replicas, never longer than MaxWait, never more than MaxQueued, and gone when the
+/// caller leaves. What the vendor receives, and when, is the evidence that no limit is passed.
+/// </summary>
+[Collection(RedisCollection.Name)]
+public sealed class WaitTests(RedisFixture redis)
+{
+    private TestProxyConfig Config(VendorServer vendor, string prefix, string maxWait, int maxQueued = 1000) => new TestProxyConfig(vendor.Url)
+        .Pool("daily", 1000, "1d", "UTC", ("prod", null), ("test", null), ("dev", null), ("e2e", null))
+        .Route("quotes", pool: "daily", cost: 1)
+        .ApiKey("prod-key", "prod")
+        .ApiKey("test-key", "test")
+        .ApiKey("dev-key", "dev")
+        .ApiKey("e2e-key", "e2e")
+        .Redis(redis.ConnectionString, prefix)
+        .Set("Quota:Pools:daily:Wait:MaxWait", maxWait)
+        .Set("Quota:Pools:daily:Wait:MaxQueued", maxQueued.ToString(CultureInfo.InvariantCulture));
+
+    /// <summary>When each call reached the vendor, in order.</summary>
+    private static List<DateTime> Arrivals(VendorServer vendor) => [.. vendor.Calls.Select(c => c.RequestMessage!.DateTime).Order()];
+
+    [Fact]
+    public async Task ARateLimitedRequest_WaitsForItsNextCredit_AndOneThatCannotFitWithinMaxWait_Gets429AtOnce()
+    {
+        using var vendor = new VendorServer();
+        await using var proxy = await ProxyInstance.StartAsync(Config(vendor, RedisFixture.NewKeyPrefix(), "00:00:02")
+            .Set("Quota:Pools:daily:Tenants:prod:Rate", "2/s")
+            .Set("Quota:Pools:daily:Tenants:test:Rate", "1/m"));
+
+        var watch = Stopwatch.StartNew();
+        var statuses = await Task.WhenAll(Enumerable.Range(0, 3).Select(_ => proxy.StatusAsync("prod-key", "/quotes/x")));
+        var waited = watch.Elapsed;
+        var first = await proxy.StatusAsync("test-key", "/quotes/x");
+        watch.Restart();
+        var second = await proxy.StatusAsync("test-key", "/quotes/x");
+        var refusedAfter = watch.Elapsed;
+
+        // prod's three got through, a credit every half second: the vendor saw them spaced by the rate.
+        Assert.Equal([HttpStatusCode.OK, HttpStatusCode.OK, HttpStatusCode.OK], statuses);
+        var arrivals = Arrivals(vendor);
+        Assert.All(arrivals.Zip(arrivals.Skip(1)).Take(2), pair => Assert.True(pair.Second - pair.First >= TimeSpan.FromMilliseconds(450), $"{pair.First:O} then {pair.Second:O}"));
+        Assert.InRange(waited, TimeSpan.FromMilliseconds(900), TimeSpan.FromSeconds(2));
+        // test's next credit is a minute away, beyond its MaxWait of 2 s: refused at once.
+        Assert.Equal((HttpStatusCode.OK, HttpStatusCode.TooManyRequests), (first, second));
+        Assert.True(refusedAfter < TimeSpan.FromMilliseconds(500), $"refused after {refusedAfter.TotalMilliseconds} ms");
+        var page = await proxy.Client.GetStringAsync("/metrics");
+        Assert.Contains("quota_proxy_requests_total{route=\"quotes\",pool=\"daily\",tenant=\"prod\",outcome=\"waited\"} 2", page, StringComparison.Ordinal);
+        Assert.Contains("quota_proxy_wait_duration_seconds_count{pool=\"daily\",outcome=\"admitted\"} 2", page, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task MaxInFlight_TheSecondWaitsForTheFirstToFinish_AndOneMoreThanMaxQueued_Gets429AtOnce()
+    {
+        using var vendor = new VendorServer();
+        vendor.Server.Reset();
+        vendor.Server.Given(Request.Create().UsingGet()).RespondWith(Response.Create().WithStatusCode(200).WithDelay(TimeSpan.FromMilliseconds(400)));
+        await using var proxy = await ProxyInstance.StartAsync(Config(vendor, RedisFixture.NewKeyPrefix(), "00:00:03", maxQueued: 1)
+            .Set("Quota:Pools:daily:Tenants:dev:MaxInFlight", "1"));
+
+        var watch = Stopwatch.StartNew();
+        var first = proxy.StatusAsync("dev-key", "/quotes/x");
+        await Task.Delay(100);
+        var second = proxy.StatusAsync("dev-key", "/quotes/x");
+        await Task.Delay(100);
+        var third = await proxy.StatusAsync("dev-key", "/quotes/x");
+        var thirdAfter = watch.Elapsed;
+
+        Assert.Equal((HttpStatusCode.OK, HttpStatusCode.OK), (await first, await second));
+        // The queue held one: the third was refused at once, while the first was still at the vendor.
+        Assert.Equal(HttpStatusCode.TooManyRequests, third);
+        Assert.True(thirdAfter < TimeSpan.FromMilliseconds(400), $"refused after {thirdAfter.TotalMilliseconds} ms");
+        // Never two at the vendor at once: the second arrived after the first's 400 ms there.
+        var arrivals = Arrivals(vendor);
+        Assert.Equal(2, arrivals.Count);
+        Assert.True(arrivals[1] - arrivals[0] >= TimeSpan.FromMilliseconds(390), $"{arrivals[0]:O} then {arrivals[1]:O}");
+    }
+
+    [Fact]
+    public async Task ACallerThatLeavesWhileWaiting_LeavesTheQueue_AndIsNeverChargedOrForwarded()
+    {
+        using var vendor = new VendorServer();
+        var prefix = RedisFixture.NewKeyPrefix();
+        await using var proxy = await ProxyInstance.StartAsync(Config(vendor, prefix, "00:00:10").Set("Quota:Pools:daily:Tenants:e2e:Rate", "12/m"));
+
+        Assert.Equal(HttpStatusCode.OK, await proxy.StatusAsync("e2e-key", "/quotes/x"));
+        using (var impatient = new HttpClient { BaseAddress = proxy.Address, Timeout = TimeSpan.FromMilliseconds(500) })
+        using (var message = new HttpRequestMessage(HttpMethod.Get, "/quotes/x"))
+        {
+            message.Headers.Add("X-Api-Key", "e2e-key");
+            await Assert.ThrowsAsync<TaskCanceledException>(() => impatient.SendAsync(message));
+        }
+
+        await Poll.UntilAsync(
+            "the queue to be empty",
+            async () => (await proxy.Client.GetStringAsync("/metrics")).Contains("quota_proxy_waiting_requests{pool=\"daily\"} 0", StringComparison.Ordinal),
+            empty => empty,
+            TimeSpan.FromSeconds(2));
+        // Past the moment its credit would have come (5 s after the first): still one call, one credit.
+        await Task.Delay(TimeSpan.FromSeconds(5));
+        Assert.Single(vendor.Calls);
+        Assert.Equal(1, (long)await redis.Connection.GetDatabase().HashGetAsync(new RedisKeys(prefix).PoolUsage("daily"), "t:e2e"));
+        Assert.Contains("quota_proxy_wait_duration_seconds_count{pool=\"daily\",outcome=\"client_closed\"} 1", await proxy.Client.GetStringAsync("/metrics"), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task AcrossTwoReplicas_AHigherPriorityThatCameLater_IsAdmittedFirst()
+    {
+        using var vendor = new VendorServer();
+        var prefix = RedisFixture.NewKeyPrefix();
+        TestProxyConfig Shared() => Config(vendor, prefix, "00:00:05")
+            .Set("Quota:Pools:daily:Rate", "1/s")
+            .Set("Quota:Pools:daily:Tenants:prod:Priority", "1")
+            .Set("Quota:Pools:daily:Tenants:dev:Priority", "3");
+        await using var a = await ProxyInstance.StartAsync(Shared());
+        await using var b = await ProxyInstance.StartAsync(Shared());
+        var order = new ConcurrentQueue<string>();
+
+        // The pool's one credit a second is spent; then dev waits on a, and prod, a little later, on b.
+        Assert.Equal(HttpStatusCode.OK, await a.StatusAsync("test-key", "/quotes/x"));
+        var dev = Task.Run(async () => { var status = await a.StatusAsync("dev-key", "/quotes/x"); order.Enqueue("dev"); return status; });
+        await Task.Delay(150);
+        var prod = Task.Run(async () => { var status = await b.StatusAsync("prod-key", "/quotes/x"); order.Enqueue("prod"); return status; });
+
+        Assert.Equal((HttpStatusCode.OK, HttpStatusCode.OK), (await prod, await dev));
+        Assert.Equal(["prod", "dev"], order);
+        var arrivals = Arrivals(vendor);
+        Assert.Equal(3, arrivals.Count);
+        Assert.All(arrivals.Zip(arrivals.Skip(1)), pair => Assert.True(pair.Second - pair.First >= TimeSpan.FromMilliseconds(950), $"{pair.First:O} then {pair.Second:O}"));
+    }
+}
