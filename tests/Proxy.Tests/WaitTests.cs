@@ -88,6 +88,28 @@ public sealed class WaitTests(RedisFixture redis)
     }
 
     [Fact]
+    public async Task AWaiterThatNeverGetsCapacity_Gets429AtMaxWait_NotLater()
+    {
+        using var vendor = new VendorServer();
+        vendor.Server.Reset();
+        vendor.Server.Given(Request.Create().UsingGet()).RespondWith(Response.Create().WithStatusCode(200).WithDelay(TimeSpan.FromSeconds(3)));
+        await using var proxy = await ProxyInstance.StartAsync(Config(vendor, RedisFixture.NewKeyPrefix(), "00:00:01")
+            .Set("Quota:Pools:daily:Tenants:test:MaxInFlight", "1"));
+
+        var slow = proxy.StatusAsync("test-key", "/quotes/x");
+        await Task.Delay(200);
+        var watch = Stopwatch.StartNew();
+        var waiting = await proxy.StatusAsync("test-key", "/quotes/x");
+        var waited = watch.Elapsed;
+
+        Assert.Equal(HttpStatusCode.TooManyRequests, waiting);
+        Assert.InRange(waited, TimeSpan.FromMilliseconds(950), TimeSpan.FromMilliseconds(1500));
+        Assert.Equal(HttpStatusCode.OK, await slow);
+        Assert.Single(vendor.Calls);
+        Assert.Contains("quota_proxy_wait_duration_seconds_count{pool=\"daily\",outcome=\"timed_out\"} 1", await proxy.Client.GetStringAsync("/metrics"), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task ACallerThatLeavesWhileWaiting_LeavesTheQueue_AndIsNeverChargedOrForwarded()
     {
         using var vendor = new VendorServer();
