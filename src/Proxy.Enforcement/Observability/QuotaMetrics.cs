@@ -153,7 +153,7 @@ internal sealed class QuotaMetrics
         (_decisionDuration, _requestDuration, _upstreamDuration, _accessLogDropped) = CreateRequestTimings(factory);
         _burnRate = factory.CreateGauge(
             "quota_proxy_burn_rate_credits_per_second",
-            "Each node's burn rate: an exponentially weighted moving average (5 min) of what the store's counters gain between usage reads. tenant is (pool) for the pool itself.",
+            "Each node's burn rate in credits a second, from the store's counters at each usage read: the average since this replica's first read of the window for its first 5 minutes, then an exponentially weighted moving average (5 min). tenant is (pool) for the pool itself.",
             ["pool", "tenant"]);
         _projectedExhaustion = factory.CreateGauge(
             "quota_proxy_projected_exhaustion_seconds",
