@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh clone on Debian with the .NET SDK.
 # Installs what the tests need when it is missing (redis-server; PostgreSQL for the ledger tests;
-# promtool, from the prometheus package, for the metrics and alert rules),
+# promtool, from the prometheus package, for the metrics and alert rules; chromium for the dashboard),
 # then builds and runs every test project. Tests start their own servers on loopback ports;
 # set QUOTAPROXY_TEST_REDIS / QUOTAPROXY_TEST_POSTGRES to use servers of your own instead.
 set -euo pipefail
@@ -11,6 +11,8 @@ missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 # promtool checks the /metrics output and the alert rules (Debian ships it in the prometheus package).
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+# The dashboard's browser tests drive Debian's chromium (with Playwright).
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   missing+=(postgresql)
 fi

@@ -39,10 +39,14 @@ public static class AdminApi
             QuotaLog.AdminListensOnEveryInterface(app.Services.GetRequiredService<ILogger<AdminAudit>>(), options.Url);
         }
 
-        // The admin port serves the admin API and nothing else: not the proxy's routes, metrics or probes.
-        app.Use((http, next) => http.Connection.LocalPort == port && !http.Request.Path.StartsWithSegments(Prefix)
-            ? Problem(StatusCodes.Status404NotFound, "admin-not-found", "Not found", "The admin port serves only the admin API, under /admin/v1.").ExecuteAsync(http)
-            : next(http));
+        // The admin port serves the admin API and its dashboard, nothing else: not the proxy's routes, metrics or probes.
+        app.Use((http, next) => http.Connection.LocalPort != port
+            ? next(http)
+            : AdminConsole.Serves(http.Request.Path) && HttpMethods.IsGet(http.Request.Method)
+                ? AdminConsole.ServeAsync(http, http.RequestServices.GetRequiredService<LiveConfiguration>().Options.Admin.KeyHeader)
+                : !http.Request.Path.StartsWithSegments(Prefix)
+                    ? Problem(StatusCodes.Status404NotFound, "admin-not-found", "Not found", "The admin port serves only the admin API, under /admin/v1, and its dashboard, at /admin/.").ExecuteAsync(http)
+                    : next(http));
         // Ahead of the endpoints, so that no body is read (or refused as 400/415) before the key is checked.
         app.Use((http, next) => http.Request.Path.StartsWithSegments(Prefix) && http.Connection.LocalPort == port ? AuthenticateAsync(http, next) : next(http));
         var group = app.MapGroup(Prefix)
@@ -60,6 +64,7 @@ public static class AdminApi
         group.MapPost("/pools/{pool}/reopen", ReopenAsync);
         group.MapGet("/usage", UsageAsync);
         group.MapGet("/usage/requests/{requestId}", RequestUsageAsync);
+        group.MapGet("/pools/{pool}/timeline", TimelineAsync);
         group.MapGet("/audit", AuditAsync);
         group.MapPost("/keys", CreateKeyAsync);
         group.MapGet("/keys", ListKeysAsync);
@@ -152,7 +157,9 @@ public static class AdminApi
                 usage.Used(node),
                 usage.Available(node),
                 models.Overrides.GetValueOrDefault($"{pool.Name}/{node.Path}"),
-                ForecastStatus.Of(forecast?.For(pool, node))))],
+                ForecastStatus.Of(forecast?.For(pool, node)),
+                node.SoftLimit,
+                node.Mode == QuotaMode.Shadow ? "shadow" : "enforce"))],
         ForecastStatus.Of(forecast?.For(pool, pool.Root)));
 
     private static async Task<IResult> OverrideAsync(
@@ -440,6 +447,42 @@ public static class AdminApi
         }
 
         return Results.Ok(new { from = fromDay, to = toDay, usage = rows });
+    }
+
+    /// <summary>
+    /// The pool's current window from the ledger: each tenant's credits, cumulative, per bucket (about 200 buckets
+    /// a window, a minute at least). The dashboard's chart.
+    /// </summary>
+    private static async Task<IResult> TimelineAsync(string pool, LiveConfiguration models, TimeProvider time, IServiceProvider services, CancellationToken cancellationToken)
+    {
+        if (!models.Model.Pools.TryGetValue(pool, out var definition))
+        {
+            return UnknownPool(pool);
+        }
+
+        if (services.GetService<LedgerQueries>() is not { } queries)
+        {
+            return Problem(StatusCodes.Status404NotFound, "admin-no-ledger", "No ledger", "The timeline comes from the PostgreSQL ledger; set Quota:Ledger:ConnectionString.");
+        }
+
+        var window = definition.Locate(time.GetUtcNow());
+        var bucket = TimeSpan.FromMinutes(Math.Max(1, Math.Ceiling((window.End - window.Start).TotalMinutes / 200)));
+        IReadOnlyList<(DateTimeOffset At, string Tenant, long Credits)> rows;
+        try
+        {
+            rows = await queries.TimelineAsync(pool, window.Start, window.End, bucket, cancellationToken);
+        }
+        catch (Npgsql.NpgsqlException ex)
+        {
+            return Problem(StatusCodes.Status503ServiceUnavailable, "ledger-unavailable", "Ledger unavailable", $"The ledger's PostgreSQL did not answer: {ex.Message}");
+        }
+
+        var tenants = rows.GroupBy(r => r.Tenant).OrderBy(g => g.Key, StringComparer.Ordinal).Select(g =>
+        {
+            long total = 0;
+            return new { tenant = g.Key, points = g.Select(r => new { at = r.At + bucket, used = total += r.Credits }).ToList() };
+        });
+        return Results.Ok(new { pool, windowStart = window.Start, windowEnd = window.End, bucketSeconds = (long)bucket.TotalSeconds, tenants });
     }
 
     /// <summary>

@@ -43,4 +43,26 @@ internal sealed class LedgerQueries(NpgsqlDataSource dataSource, LedgerMigration
             cancellationToken: cancellationToken));
         return [.. rows.Select(r => new RequestUsage(new DateTimeOffset(DateTime.SpecifyKind(r.OccurredAt, DateTimeKind.Utc)), r.Pool, r.Tenant, r.Route, r.Kind, r.Credits))];
     }
+
+    /// <summary>
+    /// Credits used by each tenant of <paramref name="pool"/> from <paramref name="start"/> to <paramref name="end"/>,
+    /// per bucket of <paramref name="bucket"/> (charges, refunds, settlements and resets, as the counters saw them).
+    /// </summary>
+    public async Task<IReadOnlyList<(DateTimeOffset At, string Tenant, long Credits)>> TimelineAsync(
+        string pool, DateTimeOffset start, DateTimeOffset end, TimeSpan bucket, CancellationToken cancellationToken = default)
+    {
+        await (migration?.EnsureAsync(cancellationToken) ?? Task.CompletedTask);
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        var rows = await connection.QueryAsync<(DateTime At, string Tenant, long Credits)>(new CommandDefinition(
+            """
+            SELECT date_bin(@Bucket, occurred_at, @Start) AS at, tenant, sum(credits)::bigint
+            FROM usage_events
+            WHERE pool = @Pool AND occurred_at >= @Start AND occurred_at < @End
+            GROUP BY 1, 2
+            ORDER BY 1, 2
+            """,
+            new { Pool = pool, Start = start.UtcDateTime, End = end.UtcDateTime, Bucket = bucket },
+            cancellationToken: cancellationToken));
+        return [.. rows.Select(r => (new DateTimeOffset(DateTime.SpecifyKind(r.At, DateTimeKind.Utc)), r.Tenant, r.Credits))];
+    }
 }
