@@ -51,6 +51,8 @@ public sealed class OpenApiAnswersTests(RedisFixture redis, PostgresFixture post
         await Call(HttpMethod.Get, "/admin/v1/usage", "/admin/v1/usage?from=2030-02-01&to=2030-01-01");
         await Call(HttpMethod.Get, "/admin/v1/usage/requests/{requestId}", "/admin/v1/usage/requests/openapi-request");
         await Call(HttpMethod.Get, "/admin/v1/usage/requests/{requestId}", "/admin/v1/usage/requests/no-such-request");
+        await Call(HttpMethod.Get, "/admin/v1/pools/{pool}/timeline", "/admin/v1/pools/daily/timeline");
+        await Call(HttpMethod.Get, "/admin/v1/pools/{pool}/timeline", "/admin/v1/pools/nightly/timeline");
         await Call(HttpMethod.Get, "/admin/v1/audit", "/admin/v1/audit");
         await Call(HttpMethod.Post, "/admin/v1/keys", "/admin/v1/keys", new { tenant = "e2e", name = "doc", expiresAt = DateTimeOffset.UtcNow.AddDays(1) });
         await Call(HttpMethod.Post, "/admin/v1/keys", "/admin/v1/keys", new { tenant = "nobody" });
@@ -85,7 +87,7 @@ public sealed class OpenApiAnswersTests(RedisFixture redis, PostgresFixture post
             Validate(JsonDocument.Parse(text).RootElement, schema, document, where, errors);
         }
 
-        Assert.Equal(17, calls.Count);
+        Assert.Equal(19, calls.Count);
         Assert.True(errors.Count == 0, string.Join("\n", errors));
     }
 
