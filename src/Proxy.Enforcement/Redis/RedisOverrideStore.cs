@@ -39,8 +39,9 @@ internal sealed class RedisOverrideStore(IConnectionMultiplexer connection, stri
     public async Task<bool> RemoveIfAsync(string key, TenantOverride expected, CancellationToken cancellationToken)
     {
         // Compared as stored: the JSON this replica would have written for the same override.
+        // Rare (a grant's end), so sent as a plain EVAL by text, like reopen.lua.
         var removed = (long)await connection.GetDatabase().ScriptEvaluateAsync(
-            RemoveIfScript, [_hash], [key, JsonSerializer.Serialize(expected, OverrideJson.Options)]).WaitAsync(cancellationToken) == 1;
+            RemoveIf.Source, [_hash], [key, JsonSerializer.Serialize(expected, OverrideJson.Options)]).WaitAsync(cancellationToken) == 1;
         if (removed)
         {
             await connection.GetSubscriber().PublishAsync(_channel, key).WaitAsync(cancellationToken);
@@ -49,12 +50,7 @@ internal sealed class RedisOverrideStore(IConnectionMultiplexer connection, stri
         return removed;
     }
 
-    private const string RemoveIfScript = """
-        if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
-          return redis.call('HDEL', KEYS[1], ARGV[1])
-        end
-        return 0
-        """;
+    private static readonly EmbeddedScript RemoveIf = new("override-remove-if.lua");
 
     public Task SubscribeAsync(Action changed) => connection.GetSubscriber().SubscribeAsync(_channel, (_, _) => changed());
 }

@@ -160,16 +160,11 @@ public static class Quotactl
             Text("--tenant", "Only this tenant and those below it; without it, the whole pool."),
             Flag("--yes", "Do not ask."),
         });
-        root.Subcommands.Add(new System.CommandLine.Command("reopen", "End the pool's vendor closure now (audited).")
-        {
-            Text("--pool", "The pool (required)."),
-        });
+        System.CommandLine.Command Reopen() => new("reopen", "End the pool's vendor closure now (audited).") { Text("--pool", "The pool (required).") };
+        root.Subcommands.Add(Reopen());
         // The admin API's noun and verb (POST /admin/v1/pools/{pool}/reopen), beside the short form above.
         var pools = new System.CommandLine.Command("pool", "A pool as a whole.");
-        pools.Subcommands.Add(new System.CommandLine.Command("reopen", "End the pool's vendor closure now (audited).")
-        {
-            Text("--pool", "The pool (required)."),
-        });
+        pools.Subcommands.Add(Reopen());
         root.Subcommands.Add(pools);
         var overrides = new System.CommandLine.Command("overrides", "Runtime overrides of tenants' limits, allocations and guarantees.");
         overrides.Subcommands.Add(new System.CommandLine.Command("list", "The overrides in force, per pool and tenant.")
