@@ -28,7 +28,7 @@ public sealed class DecideTests(RedisFixture redis)
             .ApiKey("test-key", "test")
             .ApiKey("dev-key", "dev")
             .ApiKey("e2e-key", "e2e")
-            .Redis(redis.ConnectionString, prefix);
+            .Redis(redis.ConnectionString, prefix, timeout: TimeSpan.FromMilliseconds(50)); // the default store timeout
         foreach (var (tenant, allocation, guaranteed, priority) in new[] { ("prod", 20, 10, 1), ("test", 8, 4, 2), ("dev", 8, 2, 3), ("e2e", 4, 1, 4) })
         {
             config.Set($"Quota:Pools:daily:Tenants:{tenant}:Allocation", $"{allocation}")

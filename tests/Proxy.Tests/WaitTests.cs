@@ -67,7 +67,7 @@ public sealed class WaitTests(RedisFixture redis, PostgresFixture postgres)
         .ApiKey("test-key", "test")
         .ApiKey("dev-key", "dev")
         .ApiKey("e2e-key", "e2e")
-        .Redis(redis.ConnectionString, prefix)
+        .Redis(redis.ConnectionString, prefix, timeout: TimeSpan.FromMilliseconds(50)) // the default store timeout
         .Set("Quota:Pools:daily:Wait:MaxWait", maxWait)
         .Set("Quota:Pools:daily:Wait:MaxQueued", maxQueued.ToString(CultureInfo.InvariantCulture));
 
