@@ -109,13 +109,35 @@ public static class QuotaProxyServiceCollectionExtensions
             services.AddHostedService<Outage.JournalReplay>();
         }
 
-        services.AddSingleton<IQuotaStore>(sp =>
+        services.AddSingleton(sp =>
         {
-            // Timed as the store answers; the outage policy decides what its failures become.
+            // Timed as the store answers (a lease's spends are not store calls); leases of pools that have them.
             var metered = new MeteredQuotaStore(
                 startup.Store.Kind == StoreKind.Redis ? sp.GetRequiredService<RedisQuotaStore>() : new InProcessQuotaStore(sp.GetRequiredService<TimeProvider>(), startup.Store.LeaseTtl),
                 sp.GetRequiredService<QuotaMetrics>());
-            return allowBounded ? new Outage.EmergencyQuotaStore(metered, sp.GetRequiredService<Outage.EmergencyJournal>()) : metered;
+            var leasing = new Leasing.LeasingQuotaStore(metered, sp.GetRequiredService<QuotaMetrics>(), sp.GetRequiredService<ILogger<Leasing.LeasingQuotaStore>>());
+            if (startup.Store.Kind == StoreKind.Redis)
+            {
+                // A Redis that came back, or another master, may not hold the blocks' debits: no lease of before is spent on.
+                var connection = sp.GetRequiredService<IConnectionMultiplexer>();
+                connection.ConnectionRestored += (_, e) =>
+                {
+                    if (e.ConnectionType == ConnectionType.Interactive)
+                    {
+                        leasing.Forfeit();
+                    }
+                };
+                connection.ConfigurationChanged += (_, _) => leasing.Forfeit();
+            }
+
+            return leasing;
+        });
+        services.AddHostedService<Leasing.LeaseKeeper>();
+        services.AddSingleton<IQuotaStore>(sp =>
+        {
+            // The outage policy decides what the store's failures become.
+            var leasing = sp.GetRequiredService<Leasing.LeasingQuotaStore>();
+            return allowBounded ? new Outage.EmergencyQuotaStore(leasing, sp.GetRequiredService<Outage.EmergencyJournal>()) : leasing;
         });
         services.AddQuotaRedisConnection(startup.Store);
         if (startup.Store.Kind == StoreKind.Redis)

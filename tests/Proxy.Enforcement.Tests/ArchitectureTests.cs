@@ -25,6 +25,7 @@ public sealed partial class ArchitectureTests
         ["Http"] = ["Configuration", "Identity", "Pricing", "Quotas", "Observability"],
         ["Admin"] = ["Configuration", "Identity", "Ledger", "Quotas", "Observability"],
         ["Notifications"] = ["Configuration", "Quotas", "Observability"],
+        ["Leasing"] = ["Configuration", "Quotas", "Observability"],
     };
 
     private static string Source => Path.Combine(Repository.Root, "src", "Proxy.Enforcement");

@@ -46,6 +46,9 @@ public sealed record PoolOptions
     /// <summary>Requests refused for a reason that frees itself soon wait for it instead (none: 429 at once).</summary>
     public WaitOptions? Wait { get; init; }
 
+    /// <summary>Credit leases: each replica admits a tenant's requests from a block of credits it took in one debit (none: one store decision per request).</summary>
+    public LeaseOptions? Lease { get; init; }
+
     /// <summary>The top of the tenant tree; each tenant may hold its own <see cref="TenantOptions.Tenants"/>.</summary>
     public Dictionary<string, TenantOptions> Tenants { get; init; } = new(StringComparer.Ordinal);
 }

@@ -16,7 +16,8 @@ internal static class QuotaModelBuilder
         TimeZoneInfo.FindSystemTimeZoneById(pool.TimeZone),
         new NodeSettings(pool.Limit, null, null, null, pool.SoftLimit, null, pool.Mode, Rate(pool.Rate, pool.Burst), pool.MaxInFlight, Tenants(pool.Tenants)),
         pool.EmergencyAllowance,
-        pool.MaxClosure);
+        pool.MaxClosure,
+        pool.Lease is { } lease ? new LeaseSettings(lease.MaxCredits, lease.Ttl) : null);
 
     private static Dictionary<string, NodeSettings> Tenants(Dictionary<string, TenantOptions> tenants) =>
         tenants.ToDictionary(

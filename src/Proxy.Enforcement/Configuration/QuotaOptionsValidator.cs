@@ -132,6 +132,19 @@ internal static partial class QuotaOptionsValidator
                 }
             }
 
+            if (pool.Lease is { } lease)
+            {
+                if (lease.MaxCredits < 1 || (pool.Limit > 0 && lease.MaxCredits > pool.Limit))
+                {
+                    errors.Add($"{path}:Lease:MaxCredits must be between 1 and the pool's Limit ({pool.Limit}), got {lease.MaxCredits}.");
+                }
+
+                if (lease.Ttl < TimeSpan.FromMilliseconds(10) || lease.Ttl > TimeSpan.FromMinutes(1))
+                {
+                    errors.Add($"{path}:Lease:Ttl must be between 00:00:00.010 and 00:01:00 (credits a lease holds are unavailable to other replicas until it ends), got {lease.Ttl}.");
+                }
+            }
+
             if (pool.MaxClosure <= TimeSpan.Zero || pool.MaxClosure > TimeSpan.FromDays(31))
             {
                 errors.Add($"{path}:MaxClosure must be more than 0 and at most 31 days, got {pool.MaxClosure}.");

@@ -47,6 +47,11 @@ internal sealed class MeteredQuotaStore(IQuotaStore inner, QuotaMetrics metrics)
     public ValueTask<PoolUsage> ReadUsageAsync(PoolDefinition pool, CancellationToken cancellationToken) =>
         MeasureAsync(StoreOperation.Read, Stopwatch.GetTimestamp(), inner.ReadUsageAsync(pool, cancellationToken));
 
+    public ValueTask RecordLeaseAsync(PoolDefinition pool, LeaseRecord record, CancellationToken cancellationToken) =>
+        MeasureAsync(StoreOperation.Lease, Stopwatch.GetTimestamp(), inner.RecordLeaseAsync(pool, record, cancellationToken));
+
+    public ValueTask<(long Leases, long Credits)> SweepLeasesAsync(PoolDefinition pool, TimeSpan grace, CancellationToken cancellationToken) => inner.SweepLeasesAsync(pool, grace, cancellationToken);
+
     // The timestamp is an argument, taken before the call it measures starts.
     private async ValueTask MeasureAsync(string operation, long started, ValueTask call)
     {

@@ -160,4 +160,13 @@ internal static partial class QuotaLog
 
     [LoggerMessage(EventId = 1212, Level = LogLevel.Warning, Message = "Configuration edits to {Sections} take effect at the next restart; the running values stay")]
     public static partial void ConfigNeedsRestart(ILogger logger, string sections);
+
+    [LoggerMessage(EventId = 1500, Level = LogLevel.Error, Message = "Pool {Pool}, tenant {Tenant}: {Records} credit lease record(s) with {Spends} spend(s) could not reach the store before their lease's grace ran out; those requests stay counted as used and are not billed")]
+    public static partial void LeaseRecordsDropped(ILogger logger, string pool, string tenant, int records, int spends);
+
+    [LoggerMessage(EventId = 1501, Level = LogLevel.Warning, Message = "Pool {Pool}: {Leases} credit lease(s) of a replica that stopped without returning them held {Credits} unspent credit(s); they stay counted as used and are never billed")]
+    public static partial void LeasesLost(ILogger logger, string pool, long leases, long credits);
+
+    [LoggerMessage(EventId = 1502, Level = LogLevel.Warning, Message = "The credit lease keeper could not finish a pass; the next one tries again")]
+    public static partial void LeasePassFailed(ILogger logger, Exception exception);
 }

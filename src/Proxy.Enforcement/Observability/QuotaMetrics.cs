@@ -60,6 +60,9 @@ internal sealed class QuotaMetrics
     private readonly Counter _notifications;
     private readonly Gauge _waiting;
     private readonly Histogram _waitDuration;
+    private readonly Counter _leaseCredits;
+    private readonly Counter _leasesTaken;
+    private readonly Gauge _leasedCredits;
 
     /// <summary>What became of a decision the proxy stopped waiting for (the <c>outcome</c> of <c>quota_proxy_store_abandoned_decisions_total</c>).</summary>
     public static readonly IReadOnlyList<string> AbandonedOutcomes = ["expired", "not_admitted", "refunded", "refund_failed", "unanswered"];
@@ -163,6 +166,12 @@ internal sealed class QuotaMetrics
             "quota_proxy_notifications_total",
             "Threshold notifications by webhook and outcome: delivered, attempt_failed (an attempt the receiver did not take: a non-2xx answer or none), given_up (after MaxAttempts).",
             ["webhook", "outcome"]);
+        _leaseCredits = factory.CreateCounter(
+            "quota_proxy_lease_credits_total",
+            "Credits of credit leases, by pool and what became of them: granted (debited as a block), spent (by admitted requests; billed), returned (unspent, given back to the pool), forfeited (unspent when a reset or a store failover voided the lease: counted as used, never billed), lost (unspent in the lease of a replica that died, found by the sweep: counted as used, never billed).",
+            ["pool", "outcome"]);
+        _leasesTaken = factory.CreateCounter("quota_proxy_leases_taken_total", "Credit leases this replica took (each one store decision).", ["pool"]);
+        _leasedCredits = factory.CreateGauge("quota_proxy_leased_credits", "Unspent credits this replica holds in credit leases: used in the store, not yet spent or returned.", ["pool"]);
         _waiting = factory.CreateGauge("quota_proxy_waiting_requests", "Requests waiting for capacity on a pool in this replica (the pool's Wait).", ["pool"]);
         _waitDuration = factory.CreateHistogram(
             "quota_proxy_wait_duration_seconds",
@@ -204,6 +213,19 @@ internal sealed class QuotaMetrics
             histogram.WithLabels(key.Route, key.Status.ToString(System.Globalization.CultureInfo.InvariantCulture)), _upstreamDuration).Observe(seconds);
 
     public void AccessLogDropped() => _accessLogDropped.Inc();
+
+    /// <param name="outcome">granted, spent, returned, forfeited or lost.</param>
+    public void LeaseCredits(string pool, string outcome, long credits)
+    {
+        if (credits != 0)
+        {
+            _leaseCredits.WithLabels(pool, outcome).Inc(credits);
+        }
+    }
+
+    public void LeaseTaken(string pool) => _leasesTaken.WithLabels(pool).Inc();
+
+    public void LeasedCredits(string pool, long credits) => _leasedCredits.WithLabels(pool).Set(credits);
 
     public void Waiting(string pool, int count) => _waiting.WithLabels(pool).Set(count);
 

@@ -9,4 +9,5 @@ internal static class StoreOperation
     public const string Close = "close";
     public const string Read = "read";
     public const string Peek = "peek";
+    public const string Lease = "lease";
 }

@@ -36,4 +36,8 @@ internal sealed class EmergencyQuotaStore(IQuotaStore store, EmergencyJournal jo
     public ValueTask ReleaseAsync(QuotaLease lease, CancellationToken cancellationToken) => store.ReleaseAsync(lease, cancellationToken);
 
     public ValueTask<PoolUsage> ReadUsageAsync(PoolDefinition pool, CancellationToken cancellationToken) => store.ReadUsageAsync(pool, cancellationToken);
+
+    public ValueTask RecordLeaseAsync(PoolDefinition pool, LeaseRecord record, CancellationToken cancellationToken) => store.RecordLeaseAsync(pool, record, cancellationToken);
+
+    public ValueTask<(long Leases, long Credits)> SweepLeasesAsync(PoolDefinition pool, TimeSpan grace, CancellationToken cancellationToken) => store.SweepLeasesAsync(pool, grace, cancellationToken);
 }

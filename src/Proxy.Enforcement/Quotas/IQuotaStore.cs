@@ -60,4 +60,20 @@ internal interface IQuotaStore
     /// </summary>
     /// <exception cref="QuotaStoreUnavailableException">The store did not answer within its timeout.</exception>
     ValueTask<PoolUsage> ReadUsageAsync(PoolDefinition pool, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Records a credit lease of <paramref name="pool"/>: appends the usage events of its spends (the ledger's
+    /// only record of them: the lease's own debit wrote none) and keeps what it still holds, or, closed,
+    /// forgets it. The in-process store, which keeps no ledger and serves one replica, records nothing.
+    /// </summary>
+    /// <exception cref="QuotaStoreUnavailableException">The store did not answer within its timeout (the caller keeps the record to send again).</exception>
+    ValueTask RecordLeaseAsync(PoolDefinition pool, LeaseRecord record, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Claims the leases of <paramref name="pool"/> that ended more than <paramref name="grace"/> ago without
+    /// being closed (their replica died): their unspent credits stay counted as used and are never billed.
+    /// </summary>
+    /// <returns>The leases claimed (each is claimed once across replicas) and their unspent credits.</returns>
+    /// <exception cref="QuotaStoreUnavailableException">The store did not answer within its timeout.</exception>
+    ValueTask<(long Leases, long Credits)> SweepLeasesAsync(PoolDefinition pool, TimeSpan grace, CancellationToken cancellationToken);
 }

@@ -150,6 +150,11 @@ internal sealed class InProcessQuotaStore(TimeProvider timeProvider, TimeSpan? l
         return ValueTask.CompletedTask;
     }
 
+    /// <summary>Nothing to keep: this store has no ledger, and a replica that dies takes its counters with it.</summary>
+    public ValueTask RecordLeaseAsync(PoolDefinition pool, LeaseRecord record, CancellationToken cancellationToken) => ValueTask.CompletedTask;
+
+    public ValueTask<(long Leases, long Credits)> SweepLeasesAsync(PoolDefinition pool, TimeSpan grace, CancellationToken cancellationToken) => ValueTask.FromResult((0L, 0L));
+
     public ValueTask<PoolUsage> ReadUsageAsync(PoolDefinition pool, CancellationToken cancellationToken)
     {
         var window = pool.Locate(timeProvider.GetUtcNow());

@@ -4,8 +4,9 @@ namespace QuotaProxy.Enforcement.Quotas;
 
 internal sealed class PoolDefinition
 {
-    private PoolDefinition(string name, string hashTag, QuotaWindow window, TimeZoneInfo timeZone, QuotaNode root, FrozenDictionary<string, QuotaNode> nodes, long emergencyAllowance, TimeSpan maxClosure)
+    private PoolDefinition(string name, string hashTag, QuotaWindow window, TimeZoneInfo timeZone, QuotaNode root, FrozenDictionary<string, QuotaNode> nodes, long emergencyAllowance, TimeSpan maxClosure, LeaseSettings? lease)
     {
+        Lease = lease;
         MaxClosure = maxClosure;
         EmergencyAllowance = emergencyAllowance;
         Name = name;
@@ -29,6 +30,9 @@ internal sealed class PoolDefinition
     /// </summary>
     public string HashTag { get; }
 
+    /// <summary>Credit leases for this pool's tenants, or null: one store decision per request.</summary>
+    public LeaseSettings? Lease { get; }
+
     /// <summary>The longest a vendor 429 closes this pool.</summary>
     public TimeSpan MaxClosure { get; }
 
@@ -47,7 +51,7 @@ internal sealed class PoolDefinition
         var root = QuotaNode.CreateRoot(settings.Root);
         var nodes = new Dictionary<string, QuotaNode>(StringComparer.Ordinal);
         Collect(root, nodes);
-        return new PoolDefinition(name, hashTag ?? name, settings.Window, settings.TimeZone, root, nodes.ToFrozenDictionary(StringComparer.Ordinal), settings.EmergencyAllowance, settings.MaxClosure ?? TimeSpan.FromHours(1));
+        return new PoolDefinition(name, hashTag ?? name, settings.Window, settings.TimeZone, root, nodes.ToFrozenDictionary(StringComparer.Ordinal), settings.EmergencyAllowance, settings.MaxClosure ?? TimeSpan.FromHours(1), settings.Lease);
     }
 
     private static void Collect(QuotaNode node, Dictionary<string, QuotaNode> nodes)

@@ -10,6 +10,9 @@ namespace QuotaProxy.Enforcement.Quotas;
 /// <param name="Emergency">Admitted from a pool's emergency allowance while the store was unreachable (journaled, charged later).</param>
 internal sealed record RouteDecision(bool Admitted, int LimitingIndex, IReadOnlyList<QuotaDecision> Pools, QuotaLease? Lease = null, bool Emergency = false)
 {
+    /// <summary>Admitted from this replica's credit lease of that id, without a store decision of its own (its spend reaches the ledger with the lease's records).</summary>
+    public string? CreditLease { get; init; }
+
     /// <summary>The pool headers and problem bodies speak for: the one that rejected, else the one with the least remaining.</summary>
     public int ReportedIndex
     {

@@ -69,6 +69,13 @@ internal sealed class RedisKeys(string prefix)
         return $"{usage[..^":usage".Length]}:op:{operationId}";
     }
 
+    /// <summary><c>qp:{vendor-daily}:leases</c>: the pool's live credit leases, lease id → its end and unspent credits (lease-record.lua).</summary>
+    public RedisKey LeaseRecords(PoolDefinition pool)
+    {
+        var usage = (string)PoolUsage(pool)!;
+        return $"{usage[..^":usage".Length]}:leases";
+    }
+
     /// <summary><c>qp:{vendor-daily}:events</c>: the pool's usage events on their way to the ledger.</summary>
     public RedisKey EventStream(PoolDefinition pool) => KeySet(pool).Events;
 

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Globalization;
 using Microsoft.Extensions.Logging;
 using QuotaProxy.Enforcement.Configuration;
 using QuotaProxy.Enforcement.Observability;
@@ -478,6 +479,55 @@ internal sealed class RedisQuotaStore : IQuotaStore
         {
             QuotaLog.StoreUnavailable(_logger, pool.Name, ex);
             throw new QuotaStoreUnavailableException($"Redis did not read pool {pool.Name} within {_timeout.TotalMilliseconds} ms.", ex);
+        }
+    }
+
+    private static readonly EmbeddedScript LeaseRecordScript = new("lease-record.lua");
+    private static readonly EmbeddedScript LeaseSweepScript = new("lease-sweep.lua");
+
+    public async ValueTask RecordLeaseAsync(PoolDefinition pool, LeaseRecord record, CancellationToken cancellationToken)
+    {
+        var args = new RedisValue[3 + (_ledger ? record.Spends.Count : 0)];
+        args[0] = record.Id;
+        args[1] = record.Sequence;
+        args[2] = string.Create(CultureInfo.InvariantCulture, $"{record.ExpiresAtMs} {(record.Closed ? -1 : record.Unspent)}");
+        if (_ledger)
+        {
+            for (var i = 0; i < record.Spends.Count; i++)
+            {
+                var spend = record.Spends[i];
+                args[3 + i] = UsageEventFormat.Pack(spend.AtMs, spend.Credits, spend.Kind, shadow: false, record.Tenant.Path, spend.Route, spend.RequestId);
+            }
+        }
+
+        try
+        {
+            await _connection.GetDatabase()
+                .ScriptEvaluateAsync(LeaseRecordScript.Source, [_keys.LeaseRecords(pool), _keys.EventStream(pool)], args)
+                .WaitAsync(_timeout, cancellationToken)
+                .ConfigureAwait(false);
+        }
+        catch (Exception ex) when (IsStoreFailure(ex))
+        {
+            QuotaLog.StoreUnavailable(_logger, pool.Name, ex);
+            throw new QuotaStoreUnavailableException($"Redis did not record lease {record.Id} of pool {pool.Name} within {_timeout.TotalMilliseconds} ms; it is sent again.", ex);
+        }
+    }
+
+    public async ValueTask<(long Leases, long Credits)> SweepLeasesAsync(PoolDefinition pool, TimeSpan grace, CancellationToken cancellationToken)
+    {
+        try
+        {
+            var reply = (long[])(await _connection.GetDatabase()
+                .ScriptEvaluateAsync(LeaseSweepScript.Source, [_keys.LeaseRecords(pool)], [_useProxyClock ? _timeProvider.GetUtcNow().ToUnixTimeMilliseconds() : 0, (long)grace.TotalMilliseconds])
+                .WaitAsync(_timeout, cancellationToken)
+                .ConfigureAwait(false))!;
+            return (reply[0], reply[1]);
+        }
+        catch (Exception ex) when (IsStoreFailure(ex))
+        {
+            QuotaLog.StoreUnavailable(_logger, pool.Name, ex);
+            throw new QuotaStoreUnavailableException($"Redis did not sweep the leases of pool {pool.Name} within {_timeout.TotalMilliseconds} ms.", ex);
         }
     }
 }

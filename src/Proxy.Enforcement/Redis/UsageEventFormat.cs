@@ -25,6 +25,10 @@ internal static class UsageEventFormat
         return packed.IsNull ? ReadFields(pool, eventId, entry) : ReadPacked(pool, eventId, (ReadOnlyMemory<byte>)packed);
     }
 
+    /// <summary>An event packed as debit.lua packs its own (for the events C# writes: a credit lease's spends).</summary>
+    public static string Pack(long atMs, long credits, UsageKind kind, bool shadow, string tenant, string route, string? requestId) =>
+        string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{atMs} {credits} {UsageKinds.Name(kind)} {(shadow ? 1 : 0)} {Encoding.UTF8.GetByteCount(tenant)} {Encoding.UTF8.GetByteCount(route)} {tenant}{route}{requestId}");
+
     private static UsageEvent ReadPacked(string pool, string eventId, ReadOnlyMemory<byte> memory)
     {
         var rest = memory.Span;

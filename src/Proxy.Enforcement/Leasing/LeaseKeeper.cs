@@ -1,0 +1,112 @@
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using QuotaProxy.Enforcement.Configuration;
+using QuotaProxy.Enforcement.Observability;
+
+namespace QuotaProxy.Enforcement.Leasing;
+
+/// <summary>
+/// Keeps the credit leases of <see cref="LeasingQuotaStore"/>: every <see cref="Pass"/> it returns what
+/// expired leases (TTL or window end) and leases of a configuration no longer in force did not spend, and
+/// sends the leases' records (their spends, as usage events, and what each still holds); every
+/// <see cref="SweepEvery"/> it claims the leases of replicas that died. At shutdown every lease is returned
+/// and recorded before the store goes.
+/// </summary>
+internal sealed class LeaseKeeper(LeasingQuotaStore leases, LiveConfiguration live, QuotaMetrics metrics, TimeProvider time, ILogger<LeaseKeeper> logger) : BackgroundService
+{
+    /// <summary>How often spends are recorded and expired leases returned: also how long a spend may wait for the ledger.</summary>
+    internal static readonly TimeSpan Pass = TimeSpan.FromMilliseconds(20);
+
+    internal static readonly TimeSpan SweepEvery = TimeSpan.FromSeconds(5);
+
+    /// <summary>A lease's record is kept this long past its end; a replica sends a record the store did not take until half of it has gone.</summary>
+    internal static readonly TimeSpan Grace = TimeSpan.FromSeconds(10);
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        using var timer = new PeriodicTimer(Pass, time);
+        var nextSweep = time.GetUtcNow() + SweepEvery;
+        try
+        {
+            while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false))
+            {
+                try
+                {
+                    await PassAsync(stoppingToken).ConfigureAwait(false);
+                    if (time.GetUtcNow() >= nextSweep)
+                    {
+                        nextSweep = time.GetUtcNow() + SweepEvery;
+                        await SweepAsync(stoppingToken).ConfigureAwait(false);
+                    }
+                }
+                catch (Exception ex) when (ex is not OperationCanceledException)
+                {
+                    LeaseLog(ex);
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // Stopping: StopAsync returns what is left.
+        }
+    }
+
+    private void LeaseLog(Exception ex) => QuotaLog.LeasePassFailed(logger, ex);
+
+    /// <summary>One pass: expired and outdated leases returned, records sent, the gauge set.</summary>
+    internal async Task PassAsync(CancellationToken cancellationToken)
+    {
+        var model = live.Model;
+        await leases.EndAsync(slot => true, forfeit: false, cancellationToken, force: false).ConfigureAwait(false);
+        await leases.EndAsync(slot => !IsCurrent(model, slot.Pool), forfeit: false, cancellationToken).ConfigureAwait(false);
+        await leases.SendRecordsAsync(time.GetUtcNow().ToUnixTimeMilliseconds(), (long)(Grace / 2).TotalMilliseconds, cancellationToken).ConfigureAwait(false);
+        leases.Forget(pool => IsCurrent(model, pool));
+        foreach (var (pool, held) in leases.HeldByPool())
+        {
+            metrics.LeasedCredits(pool, held);
+        }
+    }
+
+    private static bool IsCurrent(Quotas.QuotaModel model, Quotas.PoolDefinition pool) => model.Pools.TryGetValue(pool.Name, out var current) && ReferenceEquals(current, pool);
+
+    /// <summary>Claims the leases of replicas that died, in every pool with leases (any replica may: each is claimed once).</summary>
+    internal async Task SweepAsync(CancellationToken cancellationToken)
+    {
+        foreach (var pool in live.Model.Pools.Values)
+        {
+            if (pool.Lease is null)
+            {
+                continue;
+            }
+
+            try
+            {
+                var (claimed, lost) = await leases.SweepLeasesAsync(pool, Grace, cancellationToken).ConfigureAwait(false);
+                if (claimed > 0)
+                {
+                    metrics.LeaseCredits(pool.Name, "lost", lost);
+                    QuotaLog.LeasesLost(logger, pool.Name, claimed, lost);
+                }
+            }
+            catch (Quotas.QuotaStoreUnavailableException)
+            {
+                // Logged by the store; the next sweep asks again.
+            }
+        }
+    }
+
+    public override async Task StopAsync(CancellationToken cancellationToken)
+    {
+        await base.StopAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            // Shutdown: every lease goes back, and every spend reaches the store, before the store goes.
+            await leases.EndAsync(slot => true, forfeit: false, cancellationToken).ConfigureAwait(false);
+            await leases.SendRecordsAsync(time.GetUtcNow().ToUnixTimeMilliseconds(), (long)(Grace / 2).TotalMilliseconds, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            LeaseLog(ex);
+        }
+    }
+}

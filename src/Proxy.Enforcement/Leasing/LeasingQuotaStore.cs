@@ -1,0 +1,273 @@
+using System.Collections.Concurrent;
+using Microsoft.Extensions.Logging;
+using QuotaProxy.Enforcement.Observability;
+using QuotaProxy.Enforcement.Quotas;
+
+namespace QuotaProxy.Enforcement.Leasing;
+
+/// <summary>
+/// Credit leases in front of the store (docs/quota-model.md, "Credit leases"). For a pool with a
+/// <c>Lease</c>, a replica debits a block of credits for a tenant in one ordinary atomic decision (every
+/// limit, guarantee and priority on the path holds, since a block is a debit), then admits that tenant's
+/// requests from the block without a store call each. The block's size follows the headroom the store
+/// last reported (a quarter of it, at most <c>MaxCredits</c>), so near any limit it is one request's cost:
+/// exact mode, and no overshoot. Each spend is a usage event that reaches the ledger with the lease's next
+/// record (<see cref="LeaseKeeper"/> sends them); what a block has not spent goes back at its TTL, at the
+/// window's end, on a configuration change, a vendor closure and at shutdown. A reset or a store failover
+/// voids leases without returning them: their unspent credits stay counted, never billed.
+/// </summary>
+internal sealed class LeasingQuotaStore(IQuotaStore inner, QuotaMetrics metrics, ILogger<LeasingQuotaStore> logger) : IQuotaStore
+{
+    private readonly ConcurrentDictionary<QuotaNode, LeaseSlot> _slots = new();
+    private readonly string _replica = Guid.NewGuid().ToString("N")[..12];
+
+    /// <summary>The slots in use (the keeper's passes walk them).</summary>
+    internal ICollection<LeaseSlot> Slots => _slots.Values;
+
+    public ValueTask<RouteDecision> DebitAsync(IReadOnlyList<QuotaDebit> debits, UsageContext? usage, CancellationToken cancellationToken)
+    {
+        if (SlotFor(debits, usage) is not { } slot)
+        {
+            return inner.DebitAsync(debits, usage, cancellationToken);
+        }
+
+        var cost = debits[0].Cost;
+        if (slot.TrySpend(cost, usage) is { } spent)
+        {
+            return ValueTask.FromResult(spent);
+        }
+
+        return slot.NextSize(cost) <= cost ? ExactAsync(slot, debits, usage, cancellationToken) : TakeAsync(slot, debits, usage, cancellationToken);
+    }
+
+    /// <summary>The lease slot a decision may be paid from: one pool with a Lease, a tenant whose path allows it, no idempotency key to claim.</summary>
+    private LeaseSlot? SlotFor(IReadOnlyList<QuotaDebit> debits, UsageContext? usage)
+    {
+        if (debits.Count != 1 || debits[0].Pool.Lease is not { } settings || usage?.Idempotency is not null)
+        {
+            return null;
+        }
+
+        var debit = debits[0];
+        if (!_slots.TryGetValue(debit.Tenant, out var slot))
+        {
+            slot = _slots.GetOrAdd(debit.Tenant, _ => new LeaseSlot(debit, settings, MayLease(debit.Tenant), _replica));
+        }
+
+        return slot.Eligible && slot.Pool == debit.Pool ? slot : null;
+    }
+
+    /// <summary>No node on the path decides per request (Rate, MaxInFlight), charges overage, or is in shadow mode.</summary>
+    private static bool MayLease(QuotaNode tenant)
+    {
+        for (QuotaNode? node = tenant; node is not null; node = node.Parent)
+        {
+            if (node.Rate is not null || node.MaxInFlight is not null || node.Overage != 0 || node.Mode != QuotaMode.Enforce)
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    private async ValueTask<RouteDecision> ExactAsync(LeaseSlot slot, IReadOnlyList<QuotaDebit> debits, UsageContext? usage, CancellationToken cancellationToken)
+    {
+        var decision = await inner.DebitAsync(debits, usage, cancellationToken).ConfigureAwait(false);
+        slot.Learn(decision);
+        return decision;
+    }
+
+    private async ValueTask<RouteDecision> TakeAsync(LeaseSlot slot, IReadOnlyList<QuotaDebit> debits, UsageContext? usage, CancellationToken cancellationToken)
+    {
+        var debit = debits[0];
+        await slot.Taking.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            // Another request may have taken a block while this one waited.
+            if (slot.TrySpend(debit.Cost, usage) is { } spent)
+            {
+                return spent;
+            }
+
+            var size = slot.NextSize(debit.Cost);
+            if (size <= debit.Cost)
+            {
+                return await ExactAsync(slot, debits, usage, cancellationToken).ConfigureAwait(false);
+            }
+
+            // The block is one debit with no usage event: the ledger hears of each request it pays for.
+            var grant = await inner.DebitAsync([debit with { Cost = size }], null, cancellationToken).ConfigureAwait(false);
+            if (!grant.Admitted)
+            {
+                // Less room than the last decision said: this request is decided on its own, and the next block sized from what it says.
+                return await ExactAsync(slot, debits, usage, cancellationToken).ConfigureAwait(false);
+            }
+
+            metrics.LeaseTaken(debit.Pool.Name);
+            metrics.LeaseCredits(debit.Pool.Name, "granted", size);
+            return slot.Install(grant, size, debit.Cost, usage);
+        }
+        finally
+        {
+            slot.Taking.Release();
+        }
+    }
+
+    public ValueTask<RouteDecision> PeekAsync(IReadOnlyList<QuotaDebit> debits, CancellationToken cancellationToken) => inner.PeekAsync(debits, cancellationToken);
+
+    /// <summary>A vendor closure: this replica's leases of the pool end (returned) before the store closes it, so none is spent while it is closed.</summary>
+    public async ValueTask CloseAsync(PoolDefinition pool, long untilMs, CancellationToken cancellationToken)
+    {
+        await inner.CloseAsync(pool, untilMs, cancellationToken).ConfigureAwait(false);
+        await EndAsync(slot => slot.Pool.Name == pool.Name, forfeit: false, CancellationToken.None).ConfigureAwait(false);
+    }
+
+    public ValueTask<long> ReopenAsync(PoolDefinition pool, CancellationToken cancellationToken) => inner.ReopenAsync(pool, cancellationToken);
+
+    public async ValueTask<int> AdjustAsync(IReadOnlyList<QuotaDebit> debits, RouteDecision decision, long delta, UsageKind kind, UsageContext? usage, CancellationToken cancellationToken)
+    {
+        if (kind == UsageKind.Reset)
+        {
+            // A reset gives the tenant's used credits back: a block this replica holds was part of them, so it may not be spent or returned as well.
+            Forfeit(debits[0].Pool.Name);
+        }
+
+        if (decision.CreditLease is not null && _slots.TryGetValue(debits[0].Tenant, out var slot) && slot.TryAdjust(decision, delta, kind, usage))
+        {
+            return decision.Pools.Count;
+        }
+
+        // Decided by the store, or its lease has ended: the counters move, with the event in the same step.
+        return await inner.AdjustAsync(debits, decision, delta, kind, usage, cancellationToken).ConfigureAwait(false);
+    }
+
+    public ValueTask RenewAsync(QuotaLease lease, CancellationToken cancellationToken) => inner.RenewAsync(lease, cancellationToken);
+
+    public ValueTask ReleaseAsync(QuotaLease lease, CancellationToken cancellationToken) => inner.ReleaseAsync(lease, cancellationToken);
+
+    public ValueTask<PoolUsage> ReadUsageAsync(PoolDefinition pool, CancellationToken cancellationToken) => inner.ReadUsageAsync(pool, cancellationToken);
+
+    public ValueTask RecordLeaseAsync(PoolDefinition pool, LeaseRecord record, CancellationToken cancellationToken) => inner.RecordLeaseAsync(pool, record, cancellationToken);
+
+    public ValueTask<(long Leases, long Credits)> SweepLeasesAsync(PoolDefinition pool, TimeSpan grace, CancellationToken cancellationToken) => inner.SweepLeasesAsync(pool, grace, cancellationToken);
+
+    /// <summary>Voids every lease of <paramref name="pool"/> (every pool when null) without returning it: a reset, or a store that may have lost the blocks' debits.</summary>
+    public void Forfeit(string? pool = null)
+    {
+        foreach (var slot in _slots.Values)
+        {
+            if (pool is null || slot.Pool.Name == pool)
+            {
+                foreach (var (unspent, _) in slot.EndIfDue(force: true, forfeit: true))
+                {
+                    // Ended by a newer lease and not yet returned: voided all the same.
+                    metrics.LeaseCredits(slot.Pool.Name, "forfeited", unspent);
+                }
+            }
+        }
+    }
+
+    /// <summary>Ends the leases of the slots <paramref name="which"/> selects (expired ones only unless <paramref name="force"/>): unspent credits go back to the pool.</summary>
+    /// <returns>Credits returned.</returns>
+    internal async Task<long> EndAsync(Func<LeaseSlot, bool> which, bool forfeit, CancellationToken cancellationToken, bool force = true)
+    {
+        long returned = 0;
+        foreach (var slot in _slots.Values)
+        {
+            if (!which(slot))
+            {
+                continue;
+            }
+
+            foreach (var (unspent, grant) in slot.EndIfDue(force, forfeit))
+            {
+                returned += await ReturnAsync(slot, grant, unspent, cancellationToken).ConfigureAwait(false);
+            }
+        }
+
+        return returned;
+    }
+
+    /// <summary>
+    /// Gives a block's unspent credits back (counters only: they were never billed). Tried once: a return
+    /// that fails or times out may still land, so it is not sent again; the credits then stay counted as
+    /// used (forfeited), which never admits more than the allowance.
+    /// </summary>
+    private async Task<long> ReturnAsync(LeaseSlot slot, RouteDecision grant, long unspent, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await inner.AdjustAsync([new QuotaDebit(slot.Pool, slot.Tenant, unspent)], grant, -unspent, UsageKind.Refund, null, cancellationToken).ConfigureAwait(false);
+            metrics.LeaseCredits(slot.Pool.Name, "returned", unspent);
+            return unspent;
+        }
+        catch (QuotaStoreUnavailableException)
+        {
+            metrics.LeaseCredits(slot.Pool.Name, "forfeited", unspent);
+            return 0;
+        }
+        catch (OperationCanceledException)
+        {
+            metrics.LeaseCredits(slot.Pool.Name, "forfeited", unspent);
+            return 0;
+        }
+    }
+
+    /// <summary>
+    /// Sends every slot's records (the spends since the last pass and what each lease holds); one the store
+    /// did not take is sent again next pass, until <paramref name="giveUpAfterMs"/> past its lease's end.
+    /// </summary>
+    internal async Task SendRecordsAsync(long nowMs, long giveUpAfterMs, CancellationToken cancellationToken)
+    {
+        foreach (var slot in _slots.Values)
+        {
+            var (records, spent) = slot.TakeRecords();
+            metrics.LeaseCredits(slot.Pool.Name, "spent", spent);
+            metrics.LeaseCredits(slot.Pool.Name, "forfeited", slot.TakeForfeited());
+            for (var i = 0; i < records.Length; i++)
+            {
+                try
+                {
+                    await inner.RecordLeaseAsync(slot.Pool, records[i], cancellationToken).ConfigureAwait(false);
+                }
+                catch (Exception ex) when (ex is QuotaStoreUnavailableException or OperationCanceledException)
+                {
+                    var kept = records[i..].Where(r => r.ExpiresAtMs + giveUpAfterMs > nowMs).ToList();
+                    var dropped = records.Length - i - kept.Count;
+                    if (dropped > 0)
+                    {
+                        QuotaLog.LeaseRecordsDropped(logger, slot.Pool.Name, slot.Tenant.Path, dropped, records[i..].Except(kept).Sum(r => r.Spends.Count));
+                    }
+
+                    slot.Requeue(kept);
+                    break;
+                }
+            }
+        }
+    }
+
+    /// <summary>Drops the slots of configurations no longer in force once their leases have ended and their records gone.</summary>
+    internal void Forget(Func<PoolDefinition, bool> current)
+    {
+        foreach (var (node, slot) in _slots)
+        {
+            if (!current(slot.Pool) && slot.Idle)
+            {
+                _slots.TryRemove(node, out _);
+            }
+        }
+    }
+
+    /// <summary>This replica's unspent leased credits per pool, for the gauge.</summary>
+    internal Dictionary<string, long> HeldByPool()
+    {
+        var held = new Dictionary<string, long>(StringComparer.Ordinal);
+        foreach (var slot in _slots.Values)
+        {
+            held[slot.Pool.Name] = held.GetValueOrDefault(slot.Pool.Name) + slot.Balance;
+        }
+
+        return held;
+    }
+}

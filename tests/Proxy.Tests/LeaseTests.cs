@@ -1,0 +1,190 @@
+using System.Globalization;
+using System.Net;
+using Dapper;
+using Npgsql;
+using QuotaProxy.Enforcement.Redis;
+using QuotaProxy.Testing;
+using Xunit.Abstractions;
+
+namespace QuotaProxy.Tests;
+
+/// <summary>
+/// Credit leases (a pool's <c>Lease</c>) through real replicas on one Redis, with the ledger on PostgreSQL
+/// and production's default store timeout (50 ms). A lease is a debit of a block, spent locally: these
+/// tests hold it to exact mode's promise (never more admitted than the allowance; every call billed once)
+/// and end with the invariant, per tenant: Redis's counter = the ledger's net credits = the vendor's calls
+/// × cost, once the leases are back.
+/// </summary>
+[Collection(LedgerCollection.Name)]
+public sealed class LeaseTests(RedisFixture redis, PostgresFixture postgres, ITestOutputHelper output)
+{
+    private static readonly string[] Tenants = ["prod", "test"];
+    private static readonly (string Route, long Cost)[] Routes = [("one", 1), ("two", 2), ("five", 5)];
+
+    private TestProxyConfig Config(VendorServer vendor, string prefix, string ledger, long limit, long maxCredits, string ttl = "00:00:01")
+    {
+        var config = new TestProxyConfig(vendor.Url)
+            .Pool("shared", limit, "1d", "UTC", ("prod", null), ("test", null))
+            .Set("Quota:Pools:shared:Lease:MaxCredits", maxCredits.ToString(CultureInfo.InvariantCulture))
+            .Set("Quota:Pools:shared:Lease:Ttl", ttl)
+            .ApiKey("prod-key", "prod")
+            .ApiKey("test-key", "test")
+            .Redis(redis.ConnectionString, prefix, timeout: TimeSpan.FromMilliseconds(50)) // the default store timeout
+            .Set("Quota:Ledger:ConnectionString", ledger)
+            .Set("Quota:Ledger:PollInterval", "00:00:00.050");
+        foreach (var (route, cost) in Routes)
+        {
+            config.Route(route, pool: "shared", cost: cost);
+        }
+
+        return config;
+    }
+
+    /// <summary>Per tenant: Redis's counter, the ledger's net credits, and the credits of the vendor's calls (callers ask for <c>/&lt;route&gt;/&lt;tenant&gt;/&lt;route&gt;/…</c>; the vendor sees the path without the route's prefix).</summary>
+    private async Task<IReadOnlyList<(string Tenant, long Redis, long Ledger, long Vendor)>> TalliesAsync(string prefix, string ledger, VendorServer vendor)
+    {
+        var counters = (await redis.Connection.GetDatabase().HashGetAllAsync(new RedisKeys(prefix).PoolUsage("shared"))).ToDictionary(e => e.Name.ToString(), e => (long)e.Value);
+        await using var connection = new NpgsqlConnection(ledger);
+        Dictionary<string, long> net;
+        try
+        {
+            net = (await connection.QueryAsync<(string Tenant, long Net)>("SELECT tenant, sum(credits)::bigint FROM usage_events GROUP BY tenant")).ToDictionary(r => r.Tenant, r => r.Net);
+        }
+        catch (PostgresException ex) when (ex.SqlState == PostgresErrorCodes.UndefinedTable)
+        {
+            net = [];
+        }
+
+        var calls = vendor.Calls.Select(c => c.RequestMessage!.Path.Split('/')).ToList();
+        return [.. Tenants.Select(t => (t, counters.GetValueOrDefault("t:" + t), net.GetValueOrDefault(t), calls.Where(p => p[1] == t).Sum(p => Routes.Single(r => r.Route == p[2]).Cost)))];
+    }
+
+    private static async Task<(long Cost, string Tenant, HttpStatusCode Status)> SendAsync(ProxyInstance proxy, (string Route, long Cost) route, string tenant, int i)
+    {
+        using var message = new HttpRequestMessage(HttpMethod.Get, $"/{route.Route}/{tenant}/{route.Route}/r{i}");
+        message.Headers.Add("X-Api-Key", tenant + "-key");
+        using var response = await proxy.Client.SendAsync(message);
+        return (route.Cost, tenant, response.StatusCode);
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(3)]
+    public async Task ManyCallersOnTwoReplicas_NeverMoreThanThePool_TheReturnedCreditsAreSpentLater_AndEveryCallIsBilledOnce(int round)
+    {
+        using var vendor = new VendorServer();
+        var prefix = RedisFixture.NewKeyPrefix();
+        var ledger = await postgres.NewDatabaseAsync();
+        var config = Config(vendor, prefix, ledger, limit: 3000, maxCredits: 40);
+        var first = await ProxyInstance.StartAsync(config);
+        var second = await ProxyInstance.StartAsync(config);
+        var random = new Random(round);
+
+        // 1,200 requests, 64 at a time, over both replicas: far more than the pool holds.
+        var results = new List<(long Cost, string Tenant, HttpStatusCode Status)>();
+        using var concurrency = new SemaphoreSlim(64);
+        var sends = Enumerable.Range(0, 1200).Select(async i =>
+        {
+            await concurrency.WaitAsync();
+            try
+            {
+                return await SendAsync(i % 2 == 0 ? first : second, Routes[random.Next(Routes.Length)], Tenants[random.Next(2)], i);
+            }
+            finally
+            {
+                concurrency.Release();
+            }
+        }).ToList();
+        results.AddRange(await Task.WhenAll(sends).WaitAsync(TimeSpan.FromSeconds(60)));
+        var burst = results.Where(r => r.Status == HttpStatusCode.OK).Sum(r => r.Cost);
+        var metrics = (await first.MetricsAsync(), await second.MetricsAsync());
+        var taken = metrics.Item1.Value("quota_proxy_leases_taken_total", ("pool", "shared")) + metrics.Item2.Value("quota_proxy_leases_taken_total", ("pool", "shared"));
+        var debits = metrics.Item1.Value("quota_proxy_store_duration_seconds_count", ("operation", "debit")) + metrics.Item2.Value("quota_proxy_store_duration_seconds_count", ("operation", "debit"));
+        output.WriteLine($"round {round}: burst admitted {burst} credits in {results.Count(r => r.Status == HttpStatusCode.OK)} requests; {taken} leases, {debits} store debits for {results.Count} requests; statuses {string.Join(", ", results.GroupBy(r => r.Status).Select(g => $"{(int)g.Key}: {g.Count()}"))}");
+
+        // Then, once every lease has ended (TTL 1 s), the credits they did not spend are there again: one
+        // request at a time takes the pool to exactly its limit, and not one credit further.
+        await Task.Delay(TimeSpan.FromSeconds(1.5));
+        var held = (await first.MetricsAsync(), await second.MetricsAsync());
+        foreach (var outcome in new[] { "granted", "spent", "returned", "forfeited" })
+        {
+            output.WriteLine($"{outcome}: {held.Item1.Value("quota_proxy_lease_credits_total", ("pool", "shared"), ("outcome", outcome))} + {held.Item2.Value("quota_proxy_lease_credits_total", ("pool", "shared"), ("outcome", outcome))}");
+        }
+
+        output.WriteLine($"counter after the wait: {(long?)await redis.Connection.GetDatabase().HashGetAsync(new RedisKeys(prefix).PoolUsage("shared"), "pool")}");
+        for (var i = 0; results.Where(r => r.Status == HttpStatusCode.OK).Sum(r => r.Cost) < 3000 && i < 700; i++)
+        {
+            results.Add(await SendAsync(i % 2 == 0 ? first : second, Routes[0], Tenants[i % 2], 10_000 + i));
+        }
+
+        results.Add(await SendAsync(first, Routes[0], "prod", 20_000));
+        results.Add(await SendAsync(second, Routes[0], "test", 20_001));
+        await first.DisposeAsync();
+        await second.DisposeAsync();
+
+        var admitted = results.Where(r => r.Status == HttpStatusCode.OK).Sum(r => r.Cost);
+        Assert.All(results, r => Assert.Contains(r.Status, new[] { HttpStatusCode.OK, HttpStatusCode.TooManyRequests, HttpStatusCode.ServiceUnavailable }));
+        Assert.Equal(3000, admitted);
+        Assert.Equal(HttpStatusCode.TooManyRequests, results[^1].Status);
+        Assert.Equal(HttpStatusCode.TooManyRequests, results[^2].Status);
+        // Leases did the work: far fewer store decisions than requests.
+        Assert.InRange(taken, 1, 1200);
+        Assert.True(debits < results.Count / 3.0, $"{debits} store debits for {results.Count} requests");
+
+        // Both replicas stopped: their leases went back and their spends reached the ledger.
+        var seen = await Poll.UntilAsync(
+            "Redis counters, ledger net credits and vendor calls × cost to agree per tenant",
+            () => TalliesAsync(prefix, ledger, vendor),
+            tallies => tallies.All(t => t.Redis == t.Ledger && t.Ledger == t.Vendor),
+            TimeSpan.FromSeconds(30));
+        Assert.Equal(3000, seen.Sum(t => t.Vendor));
+        Assert.Equal(results.Count(r => r.Status == HttpStatusCode.OK), vendor.Calls.Count);
+    }
+
+    [Fact]
+    public async Task AReplicaKilledWithItsLeases_LosesOnlyTheirUnspentCredits_CountedAsUsedNeverBilled_AndTheSweepReportsThem()
+    {
+        using var vendor = new VendorServer();
+        var prefix = RedisFixture.NewKeyPrefix();
+        var ledger = await postgres.NewDatabaseAsync();
+        var config = Config(vendor, prefix, ledger, limit: 10_000, maxCredits: 200, ttl: "00:00:02");
+        await using var survivor = await ProxyInstance.StartAsync(config);
+        using var doomed = await ProxyProcess.StartAsync(config);
+        using var client = new HttpClient { BaseAddress = doomed.Address, Timeout = TimeSpan.FromSeconds(10) };
+        var admitted = 0;
+        for (var i = 0; i < 30; i++)
+        {
+            using var message = new HttpRequestMessage(HttpMethod.Get, $"/one/prod/one/k{i}");
+            message.Headers.Add("X-Api-Key", "prod-key");
+            using var response = await client.SendAsync(message);
+            admitted += response.StatusCode == HttpStatusCode.OK ? 1 : 0;
+        }
+
+        Assert.Equal(30, admitted);
+        // Its spends are recorded every 20 ms: wait until the ledger has them, then kill it holding its lease.
+        await Poll.UntilAsync("the doomed replica's 30 spends in the ledger", () => TalliesAsync(prefix, ledger, vendor), t => t.Single(x => x.Tenant == "prod").Ledger == 30, TimeSpan.FromSeconds(30));
+        doomed.Kill();
+
+        var tallies = await TalliesAsync(prefix, ledger, vendor);
+        var prod = tallies.Single(t => t.Tenant == "prod");
+        output.WriteLine($"after the kill: Redis {prod.Redis}, ledger {prod.Ledger}, vendor {prod.Vendor}");
+        Assert.Equal(30, prod.Vendor);
+        Assert.Equal(30, prod.Ledger);
+        Assert.True(prod.Redis > prod.Ledger, "the dead replica's unspent block stays counted as used");
+        Assert.True(prod.Redis - prod.Ledger < 200, "and it is less than one block");
+
+        // The survivor's sweep finds the lease past its end (TTL 2 s) and its grace (10 s), and says what it held.
+        var metrics = await Poll.UntilAsync(
+            "the survivor's sweep to report the dead replica's lease",
+            survivor.MetricsAsync,
+            m => m.Value("quota_proxy_lease_credits_total", ("pool", "shared"), ("outcome", "lost")) > 0,
+            TimeSpan.FromSeconds(40));
+        Assert.Equal(prod.Redis - prod.Ledger, metrics.Value("quota_proxy_lease_credits_total", ("pool", "shared"), ("outcome", "lost")));
+        Assert.Contains(survivor.Logs.Lines, line => line.Contains("credit lease(s) of a replica that stopped without returning them", StringComparison.Ordinal));
+
+        // The survivor admits from what is left; it never gets the dead block back.
+        var after = await survivor.SendAsync("prod-key", 5, "/one/prod/one/survivor");
+        Assert.Equal(5, after.Admitted);
+    }
+}
