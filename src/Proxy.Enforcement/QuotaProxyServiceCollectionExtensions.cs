@@ -132,7 +132,6 @@ public static class QuotaProxyServiceCollectionExtensions
 
             return leasing;
         });
-        services.AddHostedService<Leasing.LeaseKeeper>();
         services.AddSingleton<IQuotaStore>(sp =>
         {
             // The outage policy decides what the store's failures become.
@@ -178,6 +177,9 @@ public static class QuotaProxyServiceCollectionExtensions
 
         // Grants with an expiresAt end by themselves, in every replica.
         services.AddHostedService<OverrideExpiry>();
+        // Registered after the store's and the ledger's services, so it stops before them: at shutdown every
+        // lease is returned and its last spends recorded while Redis and the flusher are still there.
+        services.AddHostedService<Leasing.LeaseKeeper>();
         services.AddSingleton(sp => new AdminAudit(
             sp.GetRequiredService<ILogger<AdminAudit>>(),
             startup.Ledger.Enabled ? sp.GetRequiredService<Npgsql.NpgsqlDataSource>() : null,

@@ -40,23 +40,27 @@ public sealed class LeaseTests(RedisFixture redis, PostgresFixture postgres, ITe
         return config;
     }
 
-    /// <summary>Per tenant: Redis's counter, the ledger's net credits, and the credits of the vendor's calls (callers ask for <c>/&lt;route&gt;/&lt;tenant&gt;/&lt;route&gt;/…</c>; the vendor sees the path without the route's prefix).</summary>
-    private async Task<IReadOnlyList<(string Tenant, long Redis, long Ledger, long Vendor)>> TalliesAsync(string prefix, string ledger, VendorServer vendor)
+    /// <summary>
+    /// Per tenant: Redis's counter, the ledger's net credits (every event: what the counters must hold), the
+    /// ledger's billed credits (without resets and the credits of voided leases), and the credits of the vendor's calls (callers ask for <c>/&lt;route&gt;/&lt;tenant&gt;/&lt;route&gt;/…</c>; the vendor sees the path without the route's prefix).</summary>
+    private async Task<IReadOnlyList<(string Tenant, long Redis, long Ledger, long Billed, long Vendor)>> TalliesAsync(string prefix, string ledger, VendorServer vendor)
     {
         var counters = (await redis.Connection.GetDatabase().HashGetAllAsync(new RedisKeys(prefix).PoolUsage("shared"))).ToDictionary(e => e.Name.ToString(), e => (long)e.Value);
         await using var connection = new NpgsqlConnection(ledger);
-        Dictionary<string, long> net;
+        Dictionary<string, (long Net, long Billed)> ledgers;
         try
         {
-            net = (await connection.QueryAsync<(string Tenant, long Net)>("SELECT tenant, sum(credits)::bigint FROM usage_events GROUP BY tenant")).ToDictionary(r => r.Tenant, r => r.Net);
+            ledgers = (await connection.QueryAsync<(string Tenant, long Net, long Billed)>(
+                "SELECT tenant, sum(credits)::bigint, coalesce(sum(credits) FILTER (WHERE kind NOT IN ('reset', 'lease')), 0)::bigint FROM usage_events GROUP BY tenant"))
+                .ToDictionary(r => r.Tenant, r => (r.Net, r.Billed));
         }
         catch (PostgresException ex) when (ex.SqlState == PostgresErrorCodes.UndefinedTable)
         {
-            net = [];
+            ledgers = [];
         }
 
         var calls = vendor.Calls.Select(c => c.RequestMessage!.Path.Split('/')).ToList();
-        return [.. Tenants.Select(t => (t, counters.GetValueOrDefault("t:" + t), net.GetValueOrDefault(t), calls.Where(p => p[1] == t).Sum(p => Routes.Single(r => r.Route == p[2]).Cost)))];
+        return [.. Tenants.Select(t => (t, counters.GetValueOrDefault("t:" + t), ledgers.GetValueOrDefault(t).Net, ledgers.GetValueOrDefault(t).Billed, calls.Where(p => p[1] == t).Sum(p => Routes.Single(r => r.Route == p[2]).Cost)))];
     }
 
     private static async Task<(long Cost, string Tenant, HttpStatusCode Status)> SendAsync(ProxyInstance proxy, (string Route, long Cost) route, string tenant, int i)
@@ -132,11 +136,13 @@ public sealed class LeaseTests(RedisFixture redis, PostgresFixture postgres, ITe
         Assert.InRange(taken, 1, 1200);
         Assert.True(debits < results.Count / 3.0, $"{debits} store debits for {results.Count} requests");
 
-        // Both replicas stopped: their leases went back and their spends reached the ledger.
+        // Both replicas stopped: their leases went back and their last spends are in Redis's stream, which any
+        // replica's flusher takes to the ledger (here a fresh one, which holds no lease).
+        await using var drainer = await ProxyInstance.StartAsync(config);
         var seen = await Poll.UntilAsync(
-            "Redis counters, ledger net credits and vendor calls × cost to agree per tenant",
+            "Redis counters, ledger net and billed credits and vendor calls × cost to agree per tenant",
             () => TalliesAsync(prefix, ledger, vendor),
-            tallies => tallies.All(t => t.Redis == t.Ledger && t.Ledger == t.Vendor),
+            tallies => tallies.All(t => t.Redis == t.Ledger && t.Ledger == t.Billed && t.Billed == t.Vendor),
             TimeSpan.FromSeconds(30));
         Assert.Equal(3000, seen.Sum(t => t.Vendor));
         Assert.Equal(results.Count(r => r.Status == HttpStatusCode.OK), vendor.Calls.Count);
@@ -163,7 +169,7 @@ public sealed class LeaseTests(RedisFixture redis, PostgresFixture postgres, ITe
 
         Assert.Equal(30, admitted);
         // Its spends are recorded every 20 ms: wait until the ledger has them, then kill it holding its lease.
-        await Poll.UntilAsync("the doomed replica's 30 spends in the ledger", () => TalliesAsync(prefix, ledger, vendor), t => t.Single(x => x.Tenant == "prod").Ledger == 30, TimeSpan.FromSeconds(30));
+        await Poll.UntilAsync("the doomed replica's 30 spends in the ledger", () => TalliesAsync(prefix, ledger, vendor), t => t.Single(x => x.Tenant == "prod").Billed == 30, TimeSpan.FromSeconds(30));
         doomed.Kill();
 
         var tallies = await TalliesAsync(prefix, ledger, vendor);
@@ -181,10 +187,93 @@ public sealed class LeaseTests(RedisFixture redis, PostgresFixture postgres, ITe
             m => m.Value("quota_proxy_lease_credits_total", ("pool", "shared"), ("outcome", "lost")) > 0,
             TimeSpan.FromSeconds(40));
         Assert.Equal(prod.Redis - prod.Ledger, metrics.Value("quota_proxy_lease_credits_total", ("pool", "shared"), ("outcome", "lost")));
+
+        // The sweep also told the ledger: its net equals the counter again, and billing still counts only the 30 calls.
+        var settled = await Poll.UntilAsync(
+            "the lost credits to reach the ledger as a lease event",
+            () => TalliesAsync(prefix, ledger, vendor),
+            t => t.Single(x => x.Tenant == "prod") is var p && p.Ledger == p.Redis,
+            TimeSpan.FromSeconds(30));
+        Assert.Equal((30L, 30L), (settled.Single(t => t.Tenant == "prod").Billed, settled.Single(t => t.Tenant == "prod").Vendor));
         Assert.Contains(survivor.Logs.Lines, line => line.Contains("credit lease(s) of a replica that stopped without returning them", StringComparison.Ordinal));
 
         // The survivor admits from what is left; it never gets the dead block back.
         var after = await survivor.SendAsync("prod-key", 5, "/one/prod/one/survivor");
         Assert.Equal(5, after.Admitted);
+    }
+
+    [Fact]
+    public async Task AnOverrideOrAResetOnAnotherReplica_VoidsThisReplicasLease_SoItAdmitsNothingPastTheNewLimit()
+    {
+        using var vendor = new VendorServer();
+        var prefix = RedisFixture.NewKeyPrefix();
+        var ledger = await postgres.NewDatabaseAsync();
+        var adminPort = LoopbackPorts.Free();
+        var config = Config(vendor, prefix, ledger, limit: 10_000, maxCredits: 100, ttl: "00:01:00");
+        await using var holder = await ProxyInstance.StartAsync(config);
+        await using var admin = await ProxyInstance.StartAsync(Config(vendor, prefix, ledger, limit: 10_000, maxCredits: 100, ttl: "00:01:00").Admin(adminPort, "admin-key"));
+
+        // The holder takes a block of 100 (a long TTL: only the invalidation can end it early) and spends 10.
+        var first = await holder.SendAsync("prod-key", 10, "/one/prod/one/a");
+        Assert.Equal(10, first.Admitted);
+        Assert.True((long?)await redis.Connection.GetDatabase().HashGetAsync(new RedisKeys(prefix).PoolUsage("shared"), "t:prod") > 10, "the holder took a block");
+
+        // Another replica lowers prod's limit to 20: the holder's block ends (returned), and it admits 10 more, not 90.
+        using (var lower = await AdminAsync(admin, HttpMethod.Put, "/admin/v1/pools/shared/overrides/prod", new { limit = 20 }))
+        {
+            Assert.Equal(HttpStatusCode.OK, lower.StatusCode);
+        }
+
+        await Poll.UntilAsync(
+            "the holder's block to be returned",
+            async () => (long?)await redis.Connection.GetDatabase().HashGetAsync(new RedisKeys(prefix).PoolUsage("shared"), "t:prod"),
+            used => used == 10,
+            TimeSpan.FromSeconds(10));
+        var second = await holder.SendAsync("prod-key", 30, "/one/prod/one/b");
+        Assert.Equal(10, second.Admitted);
+
+        // The limit back up, the holder takes a new block; then a reset on the other replica voids it:
+        // nothing of it is spent or returned after the reset (its credits stay counted as a lease event).
+        using (var restore = await AdminAsync(admin, HttpMethod.Delete, "/admin/v1/pools/shared/overrides/prod"))
+        {
+            Assert.Equal(HttpStatusCode.OK, restore.StatusCode);
+        }
+
+        await Poll.UntilAsync("the holder to follow the restored limit", () => holder.StatusAsync("prod-key", "/one/prod/one/c"), status => status == HttpStatusCode.OK, TimeSpan.FromSeconds(10));
+        Assert.Equal(5, (await holder.SendAsync("prod-key", 5, "/one/prod/one/d")).Admitted);
+        using (var reset = await AdminAsync(admin, HttpMethod.Post, "/admin/v1/pools/shared/reset", new { tenant = "prod" }))
+        {
+            Assert.Equal(HttpStatusCode.OK, reset.StatusCode);
+        }
+
+        var metrics = await holder.MetricsWhenAsync(m => m.Value("quota_proxy_lease_credits_total", ("pool", "shared"), ("outcome", "forfeited")) > 0);
+        var forfeited = metrics.Value("quota_proxy_lease_credits_total", ("pool", "shared"), ("outcome", "forfeited"));
+        Assert.Equal(0, (long?)await redis.Connection.GetDatabase().HashGetAsync(new RedisKeys(prefix).PoolUsage("shared"), "t:prod") ?? 0);
+        Assert.Equal(3, (await holder.SendAsync("prod-key", 3, "/one/prod/one/e")).Admitted);
+        await holder.DisposeAsync();
+        await admin.DisposeAsync();
+        await using var drainer = await ProxyInstance.StartAsync(config);
+
+        // The counter holds what was admitted since the reset; the ledger's net agrees (the reset and the
+        // voided block are events of their own), and billing counts every vendor call once.
+        var seen = await Poll.UntilAsync(
+            "Redis, the ledger and the vendor to agree after the reset",
+            () => TalliesAsync(prefix, ledger, vendor),
+            t => t.Single(x => x.Tenant == "prod") is var p && p.Redis == 3 && p.Ledger == 3 && p.Billed == p.Vendor,
+            TimeSpan.FromSeconds(30));
+        output.WriteLine($"forfeited {forfeited}; prod after all: {seen.Single(t => t.Tenant == "prod")}");
+        Assert.Equal(10 + 10 + 1 + 5 + 3, seen.Single(t => t.Tenant == "prod").Vendor);
+    }
+
+    private static async Task<HttpResponseMessage> AdminAsync(ProxyInstance proxy, HttpMethod method, string path, object? body = null)
+    {
+        using var message = new HttpRequestMessage(method, path);
+        message.Headers.Add("X-Admin-Key", "admin-key");
+        if (body is not null)
+        {
+            message.Content = System.Net.Http.Json.JsonContent.Create(body);
+        }
+
+        return await proxy.Admin!.SendAsync(message);
     }
 }

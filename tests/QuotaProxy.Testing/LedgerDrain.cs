@@ -33,14 +33,14 @@ public static class LedgerDrain
         return waiting;
     }
 
-    /// <summary>The ledger's billed credits and events (an operator's resets are not billed); zero before a flusher has created the schema.</summary>
+    /// <summary>The ledger's billed credits and events (an operator's resets and voided lease credits are not billed); zero before a flusher has created the schema.</summary>
     public static async Task<(long Credits, long Events)> ReadAsync(string ledger)
     {
         try
         {
             await using var connection = new NpgsqlConnection(ledger);
             await connection.OpenAsync();
-            return await connection.QuerySingleAsync<(long, long)>("SELECT coalesce(sum(credits), 0)::bigint, count(*) FROM usage_events WHERE kind <> 'reset'");
+            return await connection.QuerySingleAsync<(long, long)>("SELECT coalesce(sum(credits), 0)::bigint, count(*) FROM usage_events WHERE kind NOT IN ('reset', 'lease')");
         }
         catch (PostgresException ex) when (ex.SqlState == PostgresErrorCodes.UndefinedTable)
         {

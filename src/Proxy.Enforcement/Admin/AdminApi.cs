@@ -234,7 +234,7 @@ public static class AdminApi
     }
 
     private static async Task<IResult> ResetAsync(
-        string pool, ResetRequest? request, HttpContext http, LiveConfiguration models, IQuotaStore store, AdminAudit audit, CancellationToken cancellationToken)
+        string pool, ResetRequest? request, HttpContext http, LiveConfiguration models, IQuotaStore store, IOverrideStore overrides, AdminAudit audit, CancellationToken cancellationToken)
     {
         var model = models.Model;
         if (!model.Pools.TryGetValue(pool, out var definition))
@@ -248,7 +248,9 @@ public static class AdminApi
             return UnknownTenant(pool, tenant);
         }
 
-        if (await ReadAsync(store, definition, cancellationToken) is not { } usage)
+        // Every replica's credit leases of the pool were counted in what the reset gives back: none may be
+        // spent on. Announced before (replicas stop spending them) and after (a block taken meanwhile is void too).
+        if (!await AnnounceResetAsync(overrides, pool, cancellationToken) || await ReadAsync(store, definition, cancellationToken) is not { } usage)
         {
             return StoreUnavailable();
         }
@@ -286,9 +288,23 @@ public static class AdminApi
             }
         }
 
-        return await ReadAsync(store, definition, cancellationToken) is { } after
+        return await AnnounceResetAsync(overrides, pool, cancellationToken) && await ReadAsync(store, definition, cancellationToken) is { } after
             ? Results.Ok(Status(definition, after, models, tenant))
             : StoreUnavailable();
+    }
+
+    private static async Task<bool> AnnounceResetAsync(IOverrideStore overrides, string pool, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await overrides.AnnounceResetAsync(pool, cancellationToken);
+            return true;
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            // The store's client failed (Redis away): the reset is refused as the store being unavailable.
+            return false;
+        }
     }
 
     /// <summary>The route a reset's ledger events name: a reset is no request.</summary>

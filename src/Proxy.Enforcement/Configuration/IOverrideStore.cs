@@ -17,4 +17,13 @@ internal interface IOverrideStore
 
     /// <summary>Calls <paramref name="changed"/> whenever any replica saves an override.</summary>
     Task SubscribeAsync(Action changed);
+
+    /// <summary>
+    /// Tells every replica that <paramref name="pool"/>'s counters are being reset: the credit leases they
+    /// hold of it were counted in what the reset gives back, so none of them may be spent or returned.
+    /// </summary>
+    Task AnnounceResetAsync(string pool, CancellationToken cancellationToken);
+
+    /// <summary>Calls <paramref name="reset"/> with the pool's name whenever any replica announces a reset.</summary>
+    Task SubscribeResetsAsync(Action<string> reset);
 }

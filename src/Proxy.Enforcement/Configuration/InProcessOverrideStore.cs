@@ -7,6 +7,7 @@ internal sealed class InProcessOverrideStore : IOverrideStore
 {
     private readonly ConcurrentDictionary<string, TenantOverride> _overrides = new(StringComparer.Ordinal);
     private Action? _changed;
+    private Action<string>? _reset;
 
     public Task<IReadOnlyList<TenantOverride>> LoadAsync(CancellationToken cancellationToken) =>
         Task.FromResult<IReadOnlyList<TenantOverride>>([.. _overrides.Values]);
@@ -40,6 +41,18 @@ internal sealed class InProcessOverrideStore : IOverrideStore
     public Task SubscribeAsync(Action changed)
     {
         _changed += changed;
+        return Task.CompletedTask;
+    }
+
+    public Task AnnounceResetAsync(string pool, CancellationToken cancellationToken)
+    {
+        _reset?.Invoke(pool);
+        return Task.CompletedTask;
+    }
+
+    public Task SubscribeResetsAsync(Action<string> reset)
+    {
+        _reset += reset;
         return Task.CompletedTask;
     }
 }

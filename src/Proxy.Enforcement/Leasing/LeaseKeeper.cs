@@ -12,8 +12,23 @@ namespace QuotaProxy.Enforcement.Leasing;
 /// <see cref="SweepEvery"/> it claims the leases of replicas that died. At shutdown every lease is returned
 /// and recorded before the store goes.
 /// </summary>
-internal sealed class LeaseKeeper(LeasingQuotaStore leases, LiveConfiguration live, QuotaMetrics metrics, TimeProvider time, ILogger<LeaseKeeper> logger) : BackgroundService
+internal sealed class LeaseKeeper(LeasingQuotaStore leases, LiveConfiguration live, IOverrideStore announcements, QuotaMetrics metrics, TimeProvider time, ILogger<LeaseKeeper> logger) : BackgroundService
 {
+    public override async Task StartAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            // Another replica's reset voids this one's leases of the pool.
+            await announcements.SubscribeResetsAsync(pool => leases.Forfeit(pool)).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            LeaseLog(ex);
+        }
+
+        await base.StartAsync(cancellationToken).ConfigureAwait(false);
+    }
+
     /// <summary>How often spends are recorded and expired leases returned: also how long a spend may wait for the ledger.</summary>
     internal static readonly TimeSpan Pass = TimeSpan.FromMilliseconds(20);
 

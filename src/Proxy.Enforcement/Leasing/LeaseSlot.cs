@@ -128,7 +128,7 @@ internal sealed class LeaseSlot(QuotaDebit debit, LeaseSettings settings, bool e
         lock (_gate)
         {
             EndLocked(forfeit: false);
-            _id = $"{replica}-{Interlocked.Increment(ref s_leases)}";
+            _id = NewId();
             _balance = size - cost;
             _grant = grant;
             _grantTicks = now;
@@ -213,6 +213,12 @@ internal sealed class LeaseSlot(QuotaDebit debit, LeaseSettings settings, bool e
             {
                 _outbox.Add(Record(closed: false));
             }
+            else if (_spends.Count > 0)
+            {
+                // Events of a lease already closed (a return that failed): a record of their own, closed at once.
+                _outbox.Add(new LeaseRecord(NewId(), ++_sequence, Tenant, _expiresAtMs, -1, true, [.. _spends]));
+                _spends.Clear();
+            }
 
             _dirty = false;
             var spent = _spentSinceReport;
@@ -236,6 +242,20 @@ internal sealed class LeaseSlot(QuotaDebit debit, LeaseSettings settings, bool e
             _outbox.InsertRange(0, records);
         }
     }
+
+    /// <summary>
+    /// A return that failed (it may or may not have landed): the credits are taken as still counted, and the
+    /// ledger records them as a lease event, so its net is never below the counters.
+    /// </summary>
+    public void ReturnFailed(long unspent)
+    {
+        lock (_gate)
+        {
+            _spends.Add(new LeasedSpend(LeaseRecord.Route, null, unspent, UsageKind.Lease, NowMsLocked(Stopwatch.GetTimestamp())));
+        }
+    }
+
+    private string NewId() => $"{replica}-{Interlocked.Increment(ref s_leases)}";
 
     private RouteDecision Spent(long cost, UsageContext? usage, long now)
     {
@@ -272,12 +292,18 @@ internal sealed class LeaseSlot(QuotaDebit debit, LeaseSettings settings, bool e
         }
 
         var unspent = _balance;
-        _outbox.Add(Record(closed: true));
         if (forfeit)
         {
+            // Counted as used, never billed: the ledger says so, so its net stays equal to the counters.
             _forfeited += unspent;
+            if (unspent > 0)
+            {
+                _spends.Add(new LeasedSpend(LeaseRecord.Route, null, unspent, UsageKind.Lease, NowMsLocked(Stopwatch.GetTimestamp())));
+            }
         }
-        else if (unspent > 0)
+
+        _outbox.Add(Record(closed: true));
+        if (!forfeit && unspent > 0)
         {
             _returns.Add((unspent, _grant!));
         }

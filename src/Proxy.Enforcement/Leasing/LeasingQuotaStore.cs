@@ -202,13 +202,9 @@ internal sealed class LeasingQuotaStore(IQuotaStore inner, QuotaMetrics metrics,
             metrics.LeaseCredits(slot.Pool.Name, "returned", unspent);
             return unspent;
         }
-        catch (QuotaStoreUnavailableException)
+        catch (Exception ex) when (ex is QuotaStoreUnavailableException or OperationCanceledException)
         {
-            metrics.LeaseCredits(slot.Pool.Name, "forfeited", unspent);
-            return 0;
-        }
-        catch (OperationCanceledException)
-        {
+            slot.ReturnFailed(unspent);
             metrics.LeaseCredits(slot.Pool.Name, "forfeited", unspent);
             return 0;
         }

@@ -112,7 +112,7 @@ internal sealed class LedgerWriter(NpgsqlDataSource dataSource)
     private static async Task RollUpAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, IReadOnlyList<UsageEvent> events, CancellationToken cancellationToken)
     {
         var totals = new Dictionary<(DateOnly Day, string Pool, string Tenant, string Route), long[]>();
-        foreach (var e in events.Where(e => e.Kind != UsageKind.Reset))
+        foreach (var e in events.Where(e => e.Kind is not (UsageKind.Reset or UsageKind.Lease)))
         {
             var key = (DateOnly.FromDateTime(e.OccurredAt.UtcDateTime), e.Pool, e.Tenant, e.Route);
             if (!totals.TryGetValue(key, out var sums))
@@ -176,7 +176,7 @@ internal sealed class LedgerWriter(NpgsqlDataSource dataSource)
                    sum(credits),
                    count(*)
             FROM new
-            WHERE kind <> 'reset'
+            WHERE kind NOT IN ('reset', 'lease')
             GROUP BY 1, 2, 3, 4
             ORDER BY 1, 2, 3, 4
             {{AddToRollup}}

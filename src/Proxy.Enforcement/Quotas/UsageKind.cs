@@ -16,4 +16,10 @@ internal enum UsageKind
     /// happened, so billing leaves resets out; the counters a lost window is rebuilt with take them in.
     /// </summary>
     Reset,
+
+    /// <summary>
+    /// Credits a credit lease held unspent when it was voided (a reset, a store failover) or its replica
+    /// died: the counters keep them as used, no vendor call was made for them, so billing leaves them out.
+    /// </summary>
+    Lease,
 }

@@ -8,12 +8,14 @@ namespace QuotaProxy.Enforcement.Redis;
 /// <summary>
 /// Overrides in one Redis hash (<c>{prefix}admin:overrides</c>, a JSON value per pool and tenant), shared
 /// by every replica and kept as long as Redis keeps its data; each save is announced on
-/// <c>{prefix}admin:changed</c> so that every replica reloads at once.
+/// <c>{prefix}admin:changed</c> so that every replica reloads at once; a pool's reset is announced on
+/// <c>{prefix}admin:reset</c> (its credit leases are void).
 /// </summary>
 internal sealed class RedisOverrideStore(IConnectionMultiplexer connection, string keyPrefix) : IOverrideStore
 {
     private readonly RedisKey _hash = $"{keyPrefix}admin:overrides";
     private readonly RedisChannel _channel = RedisChannel.Literal($"{keyPrefix}admin:changed");
+    private readonly RedisChannel _resets = RedisChannel.Literal($"{keyPrefix}admin:reset");
 
     public async Task<IReadOnlyList<TenantOverride>> LoadAsync(CancellationToken cancellationToken)
     {
@@ -53,4 +55,10 @@ internal sealed class RedisOverrideStore(IConnectionMultiplexer connection, stri
     private static readonly EmbeddedScript RemoveIf = new("override-remove-if.lua");
 
     public Task SubscribeAsync(Action changed) => connection.GetSubscriber().SubscribeAsync(_channel, (_, _) => changed());
+
+    public Task AnnounceResetAsync(string pool, CancellationToken cancellationToken) =>
+        connection.GetSubscriber().PublishAsync(_resets, pool).WaitAsync(cancellationToken);
+
+    public Task SubscribeResetsAsync(Action<string> reset) =>
+        connection.GetSubscriber().SubscribeAsync(_resets, (_, pool) => reset(pool!));
 }

@@ -487,16 +487,17 @@ internal sealed class RedisQuotaStore : IQuotaStore
 
     public async ValueTask RecordLeaseAsync(PoolDefinition pool, LeaseRecord record, CancellationToken cancellationToken)
     {
-        var args = new RedisValue[3 + (_ledger ? record.Spends.Count : 0)];
+        var args = new RedisValue[4 + (_ledger ? record.Spends.Count : 0)];
         args[0] = record.Id;
         args[1] = record.Sequence;
         args[2] = string.Create(CultureInfo.InvariantCulture, $"{record.ExpiresAtMs} {(record.Closed ? -1 : record.Unspent)}");
+        args[3] = _ledger ? record.Tenant.Path : "";
         if (_ledger)
         {
             for (var i = 0; i < record.Spends.Count; i++)
             {
                 var spend = record.Spends[i];
-                args[3 + i] = UsageEventFormat.Pack(spend.AtMs, spend.Credits, spend.Kind, shadow: false, record.Tenant.Path, spend.Route, spend.RequestId);
+                args[4 + i] = UsageEventFormat.Pack(spend.AtMs, spend.Credits, spend.Kind, shadow: false, record.Tenant.Path, spend.Route, spend.RequestId);
             }
         }
 
@@ -519,7 +520,7 @@ internal sealed class RedisQuotaStore : IQuotaStore
         try
         {
             var reply = (long[])(await _connection.GetDatabase()
-                .ScriptEvaluateAsync(LeaseSweepScript.Source, [_keys.LeaseRecords(pool)], [_useProxyClock ? _timeProvider.GetUtcNow().ToUnixTimeMilliseconds() : 0, (long)grace.TotalMilliseconds])
+                .ScriptEvaluateAsync(LeaseSweepScript.Source, [_keys.LeaseRecords(pool), _keys.EventStream(pool)], [_useProxyClock ? _timeProvider.GetUtcNow().ToUnixTimeMilliseconds() : 0, (long)grace.TotalMilliseconds, LeaseRecord.Route])
                 .WaitAsync(_timeout, cancellationToken)
                 .ConfigureAwait(false))!;
             return (reply[0], reply[1]);

@@ -77,6 +77,7 @@ internal static class UsageEventFormat
         : kind.SequenceEqual("adjustment"u8) ? UsageKind.Adjustment
         : kind.SequenceEqual("replay"u8) ? UsageKind.Replay
         : kind.SequenceEqual("reset"u8) ? UsageKind.Reset
+        : kind.SequenceEqual("lease"u8) ? UsageKind.Lease
         : UsageKind.Debit;
 
     private static UsageKind ParseKind(string? kind) => kind switch
@@ -86,6 +87,7 @@ internal static class UsageEventFormat
         "adjustment" => UsageKind.Adjustment,
         "replay" => UsageKind.Replay,
         "reset" => UsageKind.Reset,
+        "lease" => UsageKind.Lease,
         _ => UsageKind.Debit,
     };
 

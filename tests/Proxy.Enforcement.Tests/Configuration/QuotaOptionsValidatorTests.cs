@@ -53,6 +53,26 @@ public sealed class QuotaOptionsValidatorTests
     public void Validate_ValidConfig_HasNoErrors() => Assert.Empty(Validate(ValidConfig()));
 
     [Fact]
+    public void Validate_ALease_IsAccepted_AndTheModelCarriesIt()
+    {
+        var values = ValidConfig();
+        values["Quota:Pools:vendor-daily:Lease:MaxCredits"] = "25";
+        values["Quota:Pools:vendor-daily:Lease:Ttl"] = "00:00:00.500";
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(values).Build();
+        var snapshot = CandidateConfiguration.Load(configuration, new Dictionary<string, TenantOverride>(), name => name == "VENDOR_API_KEY" ? "secret" : null, out var errors);
+        Assert.Empty(errors);
+        Assert.Equal(new QuotaProxy.Enforcement.Quotas.LeaseSettings(25, TimeSpan.FromMilliseconds(500)), snapshot!.Model.Pools["vendor-daily"].Lease);
+    }
+
+    [Fact]
+    public void Validate_ALeaseOutOfBounds_ListsBothErrors() => Assert.Equal(
+        [
+            "Quota:Pools:vendor-daily:Lease:MaxCredits must be between 1 and the pool's Limit (250), got 251.",
+            "Quota:Pools:vendor-daily:Lease:Ttl must be between 00:00:00.010 and 00:01:00 (credits a lease holds are unavailable to other replicas until it ends), got 00:05:00.",
+        ],
+        ValidateWith(("Quota:Pools:vendor-daily:Lease:MaxCredits", "251"), ("Quota:Pools:vendor-daily:Lease:Ttl", "00:05:00")));
+
+    [Fact]
     public void Validate_RouteNamesUnknownPool_NamesTheRouteAndTheKnownPools() => Assert.Equal(
         ["ReverseProxy:Routes:quotes:Metadata:Quota.Pool names unknown pool 'vendor-dialy'; known pools: vendor-daily."],
         ValidateWith("ReverseProxy:Routes:quotes:Metadata:Quota.Pool", "vendor-dialy"));

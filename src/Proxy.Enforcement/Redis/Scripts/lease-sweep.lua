@@ -1,27 +1,35 @@
 -- lease-sweep.lua: drops the records of ended credit leases and claims those whose replica died. A live
 -- replica closes each lease it holds (lease-record.lua, unspent -1) when it ends; an open record well past
 -- its end belongs to a replica that stopped without closing it. Its unspent credits stay counted as used
--- (the allowance is never over-admitted) and were never billed; the sweep counts them once, whoever runs it.
+-- (the allowance is never over-admitted) and were never billed; the sweep counts them once, whoever runs
+-- it, and with the ledger on records them as a 'lease' event (billing leaves those out), so that the
+-- ledger's net per tenant stays equal to the counters.
 --
 -- KEYS[1]  the pool's lease records (see lease-record.lua)
+-- KEYS[2]  the pool's event stream
 -- ARGV[1]  now in Unix ms, or 0 for Redis's own clock (the clock the leases' ends were written with)
 -- ARGV[2]  grace in ms: how long past its end a lease's record is kept (its replica may still be sending it)
+-- ARGV[3]  the route the events name
 -- Reply:   { leases claimed, their unspent credits }
 local now = tonumber(ARGV[1])
 if now == 0 then
   local time = redis.call('TIME')
   now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 end
-local grace = tonumber(ARGV[2])
+local grace, route = tonumber(ARGV[2]), ARGV[3]
 local records = redis.call('HGETALL', KEYS[1])
 local claimed, credits = 0, 0
 for i = 1, #records, 2 do
-  local expires, unspent = string.match(records[i + 1], '^(%-?%d+) (%-?%d+) %d+$')
+  local expires, unspent, tenant = string.match(records[i + 1], '^(%-?%d+) (%-?%d+) %d+ ?(.*)$')
   if expires and tonumber(expires) + grace < now then
     redis.call('HDEL', KEYS[1], records[i])
-    if tonumber(unspent) >= 0 then
+    unspent = tonumber(unspent)
+    if unspent >= 0 then
       claimed = claimed + 1
-      credits = credits + tonumber(unspent)
+      credits = credits + unspent
+      if unspent > 0 and tenant ~= '' then
+        redis.call('XADD', KEYS[2], '*', 'e', string.format('%d %d lease 0 %d %d ', now, unspent, #tenant, #route) .. tenant .. route)
+      end
     end
   end
 end
