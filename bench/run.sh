@@ -5,10 +5,12 @@
 #   host     wrk -> QuotaProxy, a route without quota metadata (the host with the quota step off) -> nginx
 #   inproc   wrk -> QuotaProxy on its in-process store, every request metered and admitted -> nginx
 #   quota    wrk -> QuotaProxy on Redis (exact mode), every request metered and admitted -> nginx
-# and the Redis commands per metered request (INFO commandstats over the quota arm).
+# and the Redis commands per metered request (INFO commandstats over the quota and lease arms).
 # The proxy arms run one after another in each of ROUNDS rounds (default 3) after a warm-up long enough for
 # tiered JIT to settle; each ratio quoted is the median of the per-round ratios to plain YARP, since these
-# shared machines drift. ARMS chooses the proxy arms (default "yarp host inproc quota"; yarp is always run).
+# shared machines drift. ARMS chooses the proxy arms (default "yarp host inproc quota lease"; yarp is always
+# run): host is QuotaProxy with the quota step off (an unmetered route), inproc the in-process store, quota
+# Redis in exact mode (one atomic decision per request), lease Redis with credit leases (Lease MaxCredits 1000).
 # Then each arm's latency at a fixed rate, half of plain YARP's throughput (hey; LATENCY=0 skips it).
 # Usage: bench/run.sh [seconds per arm, default 15] [connections, default 64]   (env ROUNDS, WARMUP, ARMS, LATENCY, LATENCY_SECONDS)
 # Needs: nginx, wrk, hey, redis-server (apt-get install nginx wrk hey redis-server), the .NET SDK.
@@ -49,10 +51,12 @@ YARP_PORT=$(free_port)
 YARP_PID=$!
 QUOTA_PORT=$(free_port); start_proxy "$QUOTA_PORT"; QUOTA_PID=$STARTED_PID
 INPROC_PORT=$(free_port); start_proxy "$INPROC_PORT" --Quota:Store:Kind=InProcess; INPROC_PID=$STARTED_PID
+LEASE_PORT=$(free_port); start_proxy "$LEASE_PORT" --Quota:Pools:bench:Lease:MaxCredits=1000 --Quota:Store:KeyPrefix=lease:; LEASE_PID=$STARTED_PID
 wait_http "http://127.0.0.1:$NGINX_PORT/metered/x"
 wait_http "http://127.0.0.1:$YARP_PORT/metered/x"
 wait_http -H "X-Api-Key: bench-key" "http://127.0.0.1:$QUOTA_PORT/metered/x"
 wait_http -H "X-Api-Key: bench-key" "http://127.0.0.1:$INPROC_PORT/metered/x"
+wait_http -H "X-Api-Key: bench-key" "http://127.0.0.1:$LEASE_PORT/metered/x"
 
 # wrk: requests/s, p50 and p99 (ms) from --latency. CPU per request from /proc/<pid>/stat (proxy) and
 # INFO cpu (redis-server) over the same interval.
@@ -61,12 +65,12 @@ proc_cpu_us() { # a process and its children (nginx's worker)
   local p; for p in "$1" $(pgrep -P "$1"); do cat "/proc/$p/stat"; done | awk -v t="$clk_tck" '{s += $14 + $15} END {printf "%.0f", s * 1e6 / t}'
 }
 redis_cpu_us() { redis-cli -p "$REDIS_PORT" INFO cpu | awk -F: '/^used_cpu_(user|sys):/ {s += $2} END {printf "%.0f", s * 1e6}'; }
-declare -A PID_OF=([vendor]=$NGINX_PID [yarp]=$YARP_PID [host]=$QUOTA_PID [inproc]=$INPROC_PID [quota]=$QUOTA_PID)
+declare -A PID_OF=([vendor]=$NGINX_PID [yarp]=$YARP_PID [host]=$QUOTA_PID [inproc]=$INPROC_PID [quota]=$QUOTA_PID [lease]=$LEASE_PID)
 declare -A URL_OF=([vendor]="http://127.0.0.1:$NGINX_PORT/metered/x" [yarp]="http://127.0.0.1:$YARP_PORT/metered/x"
-  [host]="http://127.0.0.1:$QUOTA_PORT/open/x" [inproc]="http://127.0.0.1:$INPROC_PORT/metered/x" [quota]="http://127.0.0.1:$QUOTA_PORT/metered/x")
-ARMS=${ARMS:-yarp host inproc quota}
+  [host]="http://127.0.0.1:$QUOTA_PORT/open/x" [inproc]="http://127.0.0.1:$INPROC_PORT/metered/x" [quota]="http://127.0.0.1:$QUOTA_PORT/metered/x" [lease]="http://127.0.0.1:$LEASE_PORT/metered/x")
+ARMS=${ARMS:-yarp host inproc quota lease}
 read -r -a PROXY_ARMS <<< "yarp ${ARMS//yarp/}"
-hdr_args() { case "$1" in quota|inproc) printf '%s\n' -H "X-Api-Key: bench-key" ;; esac; true; }
+hdr_args() { case "$1" in quota|inproc|lease) printf '%s\n' -H "X-Api-Key: bench-key" ;; esac; true; }
 run_arm() { # $1 = arm, $2 = output file
   local arm=$1 out=$2 c0 r0 c1 r1
   mapfile -t extra < <(hdr_args "$arm")
@@ -82,10 +86,10 @@ done
 run_arm vendor "$work/vendor.1.txt"
 for round in $(seq 1 "$ROUNDS"); do
   for arm in "${PROXY_ARMS[@]}"; do
-    # Redis's command counts over the quota arm only.
-    [ "$arm" = quota ] && redis-cli -p "$REDIS_PORT" INFO commandstats > "$work/commandstats.before.$round.txt"
+    # Redis's command counts over the quota and lease arms, each its own.
+    case "$arm" in quota|lease) redis-cli -p "$REDIS_PORT" INFO commandstats > "$work/commandstats.before.$arm.$round.txt" ;; esac
     run_arm "$arm" "$work/$arm.$round.txt"
-    [ "$arm" = quota ] && redis-cli -p "$REDIS_PORT" INFO commandstats > "$work/commandstats.after.$round.txt"
+    case "$arm" in quota|lease) redis-cli -p "$REDIS_PORT" INFO commandstats > "$work/commandstats.after.$arm.$round.txt" ;; esac
   done
 done
 
@@ -141,20 +145,22 @@ if [ "${LATENCY:-1}" = 1 ] && command -v hey >/dev/null; then
   done
 fi
 
-case " ${PROXY_ARMS[*]} " in *" quota "*) ;; *) exit 0 ;; esac
-requests=0
-for round in $(seq 1 "$ROUNDS"); do requests=$((requests + $(total "$work/quota.$round.txt"))); done
-# Counted: the commands run over the quota arm's runs (after minus before). Not counted: the INFO calls of
-# this script and the client's PING heartbeats.
-cat "$work"/commandstats.before.*.txt | sed 's/^/before /' > "$work/commandstats.txt"
-cat "$work"/commandstats.after.*.txt | sed 's/^/after /' >> "$work/commandstats.txt"
-awk -F'[:=,]' -v n="$requests" '
-  { split($1, w, " "); sign = (w[1] == "after") ? 1 : -1; $1 = w[2] }
-  /cmdstat_/ { name = substr($1, 9); if (name ~ /^(info|ping|config\||client\||cluster\||echo|subscribe|script\|)/) next
-                calls[name] += sign * $3; if (name == "eval" || name == "evalsha") top += sign * $3; else inner += sign * $3 }
-  END {
-    printf "Redis, quota arm: %d requests, %d EVAL/EVALSHA calls = %.3f round trips per metered request\n", n, top, top / n
-    printf "  commands run inside the script per request: %.2f (", inner / n
-    sep = ""; for (c in calls) if (c != "eval" && c != "evalsha") { printf "%s%s %.2f", sep, c, calls[c] / n; sep = ", " }
-    print ")"
-  }' "$work/commandstats.txt"
+for arm in quota lease; do
+  case " ${PROXY_ARMS[*]} " in *" $arm "*) ;; *) continue ;; esac
+  requests=0
+  for round in $(seq 1 "$ROUNDS"); do requests=$((requests + $(total "$work/$arm.$round.txt"))); done
+  # Counted: the commands run over the arm's runs (after minus before). Not counted: the INFO calls of
+  # this script and the client's PING heartbeats.
+  cat "$work"/commandstats.before."$arm".*.txt | sed 's/^/before /' > "$work/commandstats.$arm.txt"
+  cat "$work"/commandstats.after."$arm".*.txt | sed 's/^/after /' >> "$work/commandstats.$arm.txt"
+  awk -F'[:=,]' -v n="$requests" -v arm="$arm" '
+    { split($1, w, " "); sign = (w[1] == "after") ? 1 : -1; $1 = w[2] }
+    /cmdstat_/ { name = substr($1, 9); if (name ~ /^(info|ping|config\||client\||cluster\||echo|subscribe|script\|)/) next
+                  calls[name] += sign * $3; if (name == "eval" || name == "evalsha") top += sign * $3; else inner += sign * $3 }
+    END {
+      printf "Redis, %s arm: %d requests, %d EVAL/EVALSHA calls = %.3f round trips per metered request\n", arm, n, top, top / n
+      printf "  commands run inside the scripts per request: %.3f (", inner / n
+      sep = ""; for (c in calls) if (c != "eval" && c != "evalsha") { printf "%s%s %.3f", sep, c, calls[c] / n; sep = ", " }
+      print ")"
+    }' "$work/commandstats.$arm.txt"
+done
