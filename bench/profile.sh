@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Where the proxy's CPU goes under load: one QuotaProxy arm under wrk while dotnet-trace samples it, then the
 # methods longest on the stack, inclusive and exclusive (dotnet-trace report topN).
-# Usage: bench/profile.sh [arm: quota|inproc|host, default quota] [seconds, default 10] [connections, default 64]
+# Usage: bench/profile.sh [arm: quota|inproc|lease|host, default quota] [seconds, default 10] [connections, default 64]
 # Needs what bench/run.sh needs, plus dotnet-trace (dotnet tool install -g dotnet-trace).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,6 +23,7 @@ PORT=$(free_port)
 extra=(); path=/metered/x
 case "$ARM" in
   inproc) extra=(--Quota:Store:Kind=InProcess) ;;
+  lease) extra=(--Quota:Pools:bench:Lease:MaxCredits=1000) ;;
   host) path=/open/x ;;
 esac
 (mkdir -p "$work/home" && cd "$work/home" && exec dotnet "$PROXY_DLL" --config "$OLDPWD/bench/proxy.json" --urls "http://127.0.0.1:$PORT" \
