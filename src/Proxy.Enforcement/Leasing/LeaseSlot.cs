@@ -114,6 +114,16 @@ internal sealed class LeaseSlot(QuotaDebit debit, LeaseSettings settings, bool e
         }
     }
 
+    /// <summary>What <see cref="TrySpend"/> would answer now, with nothing spent; null when the lease cannot pay.</summary>
+    public RouteDecision? TryPeek(long cost)
+    {
+        var now = Stopwatch.GetTimestamp();
+        lock (_gate)
+        {
+            return _id is null || now >= _expiresTicks || _balance < cost ? null : Figures(_balance - cost, now);
+        }
+    }
+
     /// <summary>
     /// A block of <paramref name="size"/> was debited by <paramref name="grant"/>; the request that took it
     /// spends <paramref name="cost"/> of it at once. A lease still in force (holding less than a request
@@ -266,15 +276,21 @@ internal sealed class LeaseSlot(QuotaDebit debit, LeaseSettings settings, bool e
 
         _spentSinceReport += cost;
         _dirty = true;
+        return Figures(_balance, now);
+    }
+
+    /// <summary>The grant's figures as if only what was spent had been debited, <paramref name="balance"/> being what the block still holds.</summary>
+    private RouteDecision Figures(long balance, long now)
+    {
         var figures = _grant!.Pools[0];
         return new RouteDecision(
             true,
             -1,
             [figures with
             {
-                Used = figures.Used - _balance,
-                PoolUsed = figures.PoolUsed - _balance,
-                Remaining = figures.Remaining + _balance,
+                Used = figures.Used - balance,
+                PoolUsed = figures.PoolUsed - balance,
+                Remaining = figures.Remaining + balance,
                 NowMs = NowMsLocked(now),
                 SoftLimitCrossed = false,
             }])

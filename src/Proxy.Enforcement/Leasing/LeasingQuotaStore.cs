@@ -114,7 +114,9 @@ internal sealed class LeasingQuotaStore(IQuotaStore inner, QuotaMetrics metrics,
         }
     }
 
-    public ValueTask<RouteDecision> PeekAsync(IReadOnlyList<QuotaDebit> debits, CancellationToken cancellationToken) => inner.PeekAsync(debits, cancellationToken);
+    /// <summary>A block this replica holds would pay: admitted, as a debit would be here; else the store's own answer (which counts every block as used).</summary>
+    public ValueTask<RouteDecision> PeekAsync(IReadOnlyList<QuotaDebit> debits, CancellationToken cancellationToken) =>
+        SlotFor(debits, null) is { } slot && slot.TryPeek(debits[0].Cost) is { } peeked ? ValueTask.FromResult(peeked) : inner.PeekAsync(debits, cancellationToken);
 
     /// <summary>A vendor closure: this replica's leases of the pool end (returned) before the store closes it, so none is spent while it is closed.</summary>
     public async ValueTask CloseAsync(PoolDefinition pool, long untilMs, CancellationToken cancellationToken)
