@@ -26,7 +26,7 @@ internal static class RateLimitHeaders
     {
         if (debits.Count == 1)
         {
-            headers[Policy] = PolicyOf(debits[0].Pool.Name, route.Pools[0]);
+            headers[Policy] = CachedPolicyOf(debits[0], route.Pools[0]);
             headers[RateLimit] = RateLimitOf(debits[0].Pool.Name, route.Pools[0]);
         }
         else
@@ -44,6 +44,25 @@ internal static class RateLimitHeaders
             headers[LegacyReset] = ((decision.Window.EndMs + 999) / 1000).ToString(CultureInfo.InvariantCulture);
         }
     }
+
+    /// <summary>
+    /// The policy of a one-pool route's tenant: the same string for every request of the node while its limit
+    /// and window length stay (they change only with the configuration, which brings new nodes), so made once.
+    /// </summary>
+    private static string CachedPolicyOf(QuotaDebit debit, in QuotaDecision decision)
+    {
+        var windowMs = decision.Window.EndMs - decision.Window.StartMs;
+        if (debit.Tenant.HeaderCache is CachedPolicy cached && cached.Limit == decision.Limit && cached.WindowMs == windowMs && ReferenceEquals(cached.Pool, debit.Pool.Name))
+        {
+            return cached.Value;
+        }
+
+        var value = PolicyOf(debit.Pool.Name, decision);
+        debit.Tenant.HeaderCache = new CachedPolicy(debit.Pool.Name, decision.Limit, windowMs, value);
+        return value;
+    }
+
+    private sealed record CachedPolicy(string Pool, long Limit, long WindowMs, string Value);
 
     private static string PolicyOf(string pool, in QuotaDecision decision) =>
         string.Create(CultureInfo.InvariantCulture, $"\"{pool}\";q={decision.Limit};w={(decision.Window.EndMs - decision.Window.StartMs) / 1000}");

@@ -15,6 +15,19 @@ internal sealed class CallerIdentifier
     private readonly bool _trustTenantHeader;
     private readonly string? _pepper;
 
+    /// <summary>
+    /// Digests of keys presented recently: the same few keys come on every request, and SHA-256 through
+    /// OpenSSL (with its error-queue upkeep and two buffers) was the largest single cost of identifying a caller.
+    /// Bounded: emptied when it reaches <see cref="MaxCachedDigests"/>, so random keys cannot grow it.
+    /// Only the digest is cached; what it identifies is looked up every time (a revoked runtime key stops at once).
+    /// </summary>
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, string> _digestByKey = new(StringComparer.Ordinal);
+
+    internal const int MaxCachedDigests = 10_000;
+
+    /// <summary>How many digests the cache holds now (tests hold it to its bound).</summary>
+    internal int CachedDigests => _digestByKey.Count;
+
     /// <param name="tenantByKeyHash">Each API key's SHA-256 (hex, either case) and the tenant it names.</param>
     /// <param name="trustTenantHeader">Whether <paramref name="tenantHeader"/> names the tenant when no key is sent.</param>
     /// <param name="trustedNetworks">Where the tenant header is believed from; empty: from anywhere.</param>
@@ -42,7 +55,7 @@ internal sealed class CallerIdentifier
         if (apiKey.Count > 0)
         {
             // A key that is presented but unknown identifies nobody, even if a tenant header is present too.
-            var digest = ApiKeyHash.Compute(apiKey.ToString(), _pepper);
+            var digest = DigestOf(apiKey.ToString());
             return _tenantByKeyHash.GetValueOrDefault(digest) ?? runtimeTenantByDigest?.Invoke(digest);
         }
 
@@ -56,6 +69,23 @@ internal sealed class CallerIdentifier
         }
 
         return null;
+    }
+
+    private string DigestOf(string apiKey)
+    {
+        if (_digestByKey.TryGetValue(apiKey, out var digest))
+        {
+            return digest;
+        }
+
+        digest = ApiKeyHash.Compute(apiKey, _pepper);
+        if (_digestByKey.Count >= MaxCachedDigests)
+        {
+            _digestByKey.Clear();
+        }
+
+        _digestByKey.TryAdd(apiKey, digest);
+        return digest;
     }
 
     private bool IsFromTrustedNetwork(IPAddress? remote)

@@ -81,6 +81,9 @@ internal sealed class QuotaNode
     /// </summary>
     internal object? StoreCache { get; set; }
 
+    /// <summary>The response headers' precomputed values for requests of this node (RateLimit-Policy), kept like <see cref="StoreCache"/>.</summary>
+    internal object? HeaderCache { get; set; }
+
     /// <summary>The smallest Limit from here up to the pool: what headers call this tenant's limit.</summary>
     public long EffectiveLimit { get; }
 
