@@ -265,6 +265,55 @@ public sealed class LeaseTests(RedisFixture redis, PostgresFixture postgres, ITe
         Assert.Equal(10 + 10 + 1 + 5 + 3, seen.Single(t => t.Tenant == "prod").Vendor);
     }
 
+    [Fact]
+    public async Task RefundsAndSettlementsOfRequestsSpentFromABlock_GoBackIntoIt_AndTheLedgerBillsWhatTheVendorDid()
+    {
+        using var vendor = new VendorServer();
+        vendor.Server.Reset();
+        vendor.Server.Given(WireMock.RequestBuilders.Request.Create().WithPath(new WireMock.Matchers.WildcardMatcher("/*/one/fail*")).UsingGet())
+            .RespondWith(WireMock.ResponseBuilders.Response.Create().WithStatusCode(500).WithBody("vendor broke"));
+        vendor.Server.Given(WireMock.RequestBuilders.Request.Create().WithPath(new WireMock.Matchers.WildcardMatcher("/*/one/ok*")).UsingGet())
+            .RespondWith(WireMock.ResponseBuilders.Response.Create().WithStatusCode(200).WithBody("{}"));
+        vendor.Server.Given(WireMock.RequestBuilders.Request.Create().WithPath(new WireMock.Matchers.WildcardMatcher("/*/five/*")).UsingGet())
+            .RespondWith(WireMock.ResponseBuilders.Response.Create().WithStatusCode(200).WithHeader("X-Credits-Used", "2").WithBody("{}"));
+        var prefix = RedisFixture.NewKeyPrefix();
+        var ledger = await postgres.NewDatabaseAsync();
+        TestProxyConfig Configured() => Config(vendor, prefix, ledger, limit: 1000, maxCredits: 50, ttl: "00:00:30")
+            .Set("ReverseProxy:Routes:one:Metadata:Quota.RefundOn", "5xx")
+            .Set("ReverseProxy:Routes:five:Metadata:Quota.Cost", null)
+            .Set("ReverseProxy:Routes:five:Metadata:Quota.MaxCost", "5")
+            .Set("ReverseProxy:Routes:five:Metadata:Quota.CostFromResponseHeader", "X-Credits-Used");
+        var first = await ProxyInstance.StartAsync(Configured());
+        var second = await ProxyInstance.StartAsync(Configured());
+
+        var statuses = new List<(string Path, HttpStatusCode Status)>();
+        for (var i = 0; i < 90; i++)
+        {
+            var tenant = Tenants[i % 2];
+            var path = (i % 3) switch { 0 => $"/one/{tenant}/one/ok{i}", 1 => $"/one/{tenant}/one/fail{i}", _ => $"/five/{tenant}/five/r{i}" };
+            statuses.Add((path, await (i % 4 < 2 ? first : second).StatusAsync(tenant + "-key", path)));
+        }
+
+        // Blocks were taken and spent from; none has ended yet (TTL 30 s): the refunds and settlements went into them.
+        var metrics = await first.MetricsAsync();
+        Assert.True(metrics.Value("quota_proxy_leases_taken_total", ("pool", "shared")) >= 1);
+        Assert.Equal(0, metrics.Value("quota_proxy_lease_credits_total", ("pool", "shared"), ("outcome", "returned")));
+        await first.DisposeAsync();
+        await second.DisposeAsync();
+        await using var drainer = await ProxyInstance.StartAsync(Configured());
+
+        Assert.All(statuses, s => Assert.Equal(s.Path.Contains("/fail", StringComparison.Ordinal) ? HttpStatusCode.InternalServerError : HttpStatusCode.OK, s.Status));
+        // What the vendor did: an 'ok' call costs 1, a failed one nothing (refunded), a 'five' call what its header says (2).
+        var expected = Tenants.ToDictionary(t => t, t => statuses.Where(s => s.Path.Split('/')[2] == t).Sum(s => s.Path.Contains("/ok", StringComparison.Ordinal) ? 1L : s.Path.StartsWith("/five/", StringComparison.Ordinal) ? 2L : 0L));
+        var seen = await Poll.UntilAsync(
+            "Redis, the ledger's net and billed credits to equal what the vendor did, per tenant",
+            () => TalliesAsync(prefix, ledger, vendor),
+            t => t.All(x => x.Redis == expected[x.Tenant] && x.Ledger == expected[x.Tenant] && x.Billed == expected[x.Tenant]),
+            TimeSpan.FromSeconds(30));
+        output.WriteLine(string.Join("; ", seen));
+        Assert.Equal(90, vendor.Calls.Count);
+    }
+
     private static async Task<HttpResponseMessage> AdminAsync(ProxyInstance proxy, HttpMethod method, string path, object? body = null)
     {
         using var message = new HttpRequestMessage(method, path);
