@@ -21,7 +21,7 @@ public sealed class LeaseTests(RedisFixture redis, PostgresFixture postgres, ITe
     private static readonly string[] Tenants = ["prod", "test"];
     private static readonly (string Route, long Cost)[] Routes = [("one", 1), ("two", 2), ("five", 5)];
 
-    private TestProxyConfig Config(VendorServer vendor, string prefix, string ledger, long limit, long maxCredits, string ttl = "00:00:01")
+    private TestProxyConfig Config(VendorServer vendor, string prefix, string ledger, long limit, long maxCredits, string ttl = "00:00:01", string? redisConnection = null)
     {
         var config = new TestProxyConfig(vendor.Url)
             .Pool("shared", limit, "1d", "UTC", ("prod", null), ("test", null))
@@ -29,7 +29,7 @@ public sealed class LeaseTests(RedisFixture redis, PostgresFixture postgres, ITe
             .Set("Quota:Pools:shared:Lease:Ttl", ttl)
             .ApiKey("prod-key", "prod")
             .ApiKey("test-key", "test")
-            .Redis(redis.ConnectionString, prefix, timeout: TimeSpan.FromMilliseconds(50)) // the default store timeout
+            .Redis(redisConnection ?? redis.ConnectionString, prefix, timeout: TimeSpan.FromMilliseconds(50)) // the default store timeout
             .Set("Quota:Ledger:ConnectionString", ledger)
             .Set("Quota:Ledger:PollInterval", "00:00:00.050");
         foreach (var (route, cost) in Routes)
@@ -43,9 +43,9 @@ public sealed class LeaseTests(RedisFixture redis, PostgresFixture postgres, ITe
     /// <summary>
     /// Per tenant: Redis's counter, the ledger's net credits (every event: what the counters must hold), the
     /// ledger's billed credits (without resets and the credits of voided leases), and the credits of the vendor's calls (callers ask for <c>/&lt;route&gt;/&lt;tenant&gt;/&lt;route&gt;/…</c>; the vendor sees the path without the route's prefix).</summary>
-    private async Task<IReadOnlyList<(string Tenant, long Redis, long Ledger, long Billed, long Vendor)>> TalliesAsync(string prefix, string ledger, VendorServer vendor)
+    private async Task<IReadOnlyList<(string Tenant, long Redis, long Ledger, long Billed, long Vendor)>> TalliesAsync(string prefix, string ledger, VendorServer vendor, StackExchange.Redis.IConnectionMultiplexer? store = null)
     {
-        var counters = (await redis.Connection.GetDatabase().HashGetAllAsync(new RedisKeys(prefix).PoolUsage("shared"))).ToDictionary(e => e.Name.ToString(), e => (long)e.Value);
+        var counters = (await (store ?? redis.Connection).GetDatabase().HashGetAllAsync(new RedisKeys(prefix).PoolUsage("shared"))).ToDictionary(e => e.Name.ToString(), e => (long)e.Value);
         await using var connection = new NpgsqlConnection(ledger);
         Dictionary<string, (long Net, long Billed)> ledgers;
         try
@@ -312,6 +312,71 @@ public sealed class LeaseTests(RedisFixture redis, PostgresFixture postgres, ITe
             TimeSpan.FromSeconds(30));
         output.WriteLine(string.Join("; ", seen));
         Assert.Equal(90, vendor.Calls.Count);
+    }
+
+    [Fact]
+    public async Task RedisPausedWhileReplicasHoldBlocks_TheyAdmitOnlyWhatTheirBlocksHold_TheRest503Fast_AndAfterTheThawEveryCallIsBilledOnce()
+    {
+        using var vendor = new VendorServer();
+        await using var server = await LocalRedisServer.StartAsync();
+        var prefix = RedisFixture.NewKeyPrefix();
+        var ledger = await postgres.NewDatabaseAsync();
+        var config = Config(vendor, prefix, ledger, limit: 100_000, maxCredits: 40, redisConnection: server.ConnectionString);
+        var first = await ProxyInstance.StartAsync(config);
+        var second = await ProxyInstance.StartAsync(config);
+
+        var results = new System.Collections.Concurrent.ConcurrentQueue<(HttpStatusCode Status, TimeSpan Elapsed, bool Paused)>();
+        var paused = 0;
+        using var stop = new CancellationTokenSource();
+        var load = Enumerable.Range(0, 8).Select(worker => Task.Run(async () =>
+        {
+            for (var i = 0; !stop.IsCancellationRequested; i++)
+            {
+                var wasPaused = Volatile.Read(ref paused) == 1;
+                var watch = System.Diagnostics.Stopwatch.StartNew();
+                var (_, _, status) = await SendAsync(worker % 2 == 0 ? first : second, Routes[0], Tenants[worker % 2], (worker * 1_000_000) + i);
+                results.Enqueue((status, watch.Elapsed, wasPaused && Volatile.Read(ref paused) == 1));
+                await Task.Delay(2);
+            }
+        })).ToList();
+
+        await Task.Delay(1500);
+        server.Pause();
+        Volatile.Write(ref paused, 1);
+        await Task.Delay(3000);
+        Volatile.Write(ref paused, 0);
+        server.Resume();
+        await Task.Delay(2000);
+        await stop.CancelAsync();
+        await Task.WhenAll(load).WaitAsync(TimeSpan.FromSeconds(60));
+        var metrics = (await first.MetricsAsync(), await second.MetricsAsync());
+        await first.DisposeAsync();
+        await second.DisposeAsync();
+
+        var all = results.ToList();
+        var duringPause = all.Where(r => r.Paused).ToList();
+        output.WriteLine($"{all.Count} requests: " + string.Join(", ", all.GroupBy(r => r.Status).Select(g => $"{(int)g.Key} x {g.Count()}")));
+        output.WriteLine($"during the pause: {string.Join(", ", duringPause.GroupBy(r => r.Status).Select(g => $"{(int)g.Key} x {g.Count()}"))}, slowest {duringPause.Select(r => r.Elapsed.TotalMilliseconds).DefaultIfEmpty().Max():F0} ms");
+        double Lease(string outcome) => metrics.Item1.Value("quota_proxy_lease_credits_total", ("pool", "shared"), ("outcome", outcome)) + metrics.Item2.Value("quota_proxy_lease_credits_total", ("pool", "shared"), ("outcome", outcome));
+        output.WriteLine(string.Join(", ", new[] { "granted", "spent", "returned", "forfeited" }.Select(o => $"{o} {Lease(o)}")));
+
+        // Admitted, or a fast 503: during the pause only what the blocks already held can be admitted.
+        Assert.All(all, r => Assert.Contains(r.Status, new[] { HttpStatusCode.OK, HttpStatusCode.ServiceUnavailable }));
+        Assert.Contains(duringPause, r => r.Status == HttpStatusCode.ServiceUnavailable);
+        Assert.All(duringPause.Where(r => r.Status == HttpStatusCode.ServiceUnavailable), r => Assert.InRange(r.Elapsed, TimeSpan.Zero, TimeSpan.FromSeconds(1)));
+        Assert.True(duringPause.Count(r => r.Status == HttpStatusCode.OK) <= 2 * 2 * 40, "no more admitted during the pause than two replicas' blocks of two tenants hold");
+
+        // After the thaw every return and record went through: Redis, the ledger and the vendor agree.
+        await using var connection = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(server.ConnectionString);
+        await using var drainer = await ProxyInstance.StartAsync(config);
+        var seen = await Poll.UntilAsync(
+            "Redis counters, ledger net and billed credits and vendor calls to agree per tenant",
+            () => TalliesAsync(prefix, ledger, vendor, connection),
+            tallies => tallies.All(t => t.Redis == t.Ledger && t.Billed == t.Vendor),
+            TimeSpan.FromSeconds(30));
+        output.WriteLine(string.Join("; ", seen));
+        Assert.Equal(all.Count(r => r.Status == HttpStatusCode.OK), seen.Sum(t => t.Vendor));
+        Assert.All(seen, t => Assert.Equal(t.Vendor, t.Redis));
     }
 
     private static async Task<HttpResponseMessage> AdminAsync(ProxyInstance proxy, HttpMethod method, string path, object? body = null)

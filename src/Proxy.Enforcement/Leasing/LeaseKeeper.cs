@@ -116,7 +116,7 @@ internal sealed class LeaseKeeper(LeasingQuotaStore leases, LiveConfiguration li
         try
         {
             // Shutdown: every lease goes back, and every spend reaches the store, before the store goes.
-            await leases.EndAsync(slot => true, forfeit: false, cancellationToken).ConfigureAwait(false);
+            await leases.EndAsync(slot => true, forfeit: false, cancellationToken, final: true).ConfigureAwait(false);
             await leases.SendRecordsAsync(time.GetUtcNow().ToUnixTimeMilliseconds(), (long)(Grace / 2).TotalMilliseconds, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is not OperationCanceledException)

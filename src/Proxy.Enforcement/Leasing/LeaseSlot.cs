@@ -176,8 +176,8 @@ internal sealed class LeaseSlot(QuotaDebit debit, LeaseSettings settings, bool e
     /// are to be returned, or, <paramref name="forfeit"/>, left counted as used (a reset or a failover voided
     /// them). Leases ended meanwhile by a newer one's grant are returned too.
     /// </summary>
-    /// <returns>The credits to return to the store, each with the grant they were debited by.</returns>
-    public List<(long Unspent, RouteDecision Grant)> EndIfDue(bool force, bool forfeit)
+    /// <returns>The returns to send to the store.</returns>
+    public List<PendingReturn> EndIfDue(bool force, bool forfeit)
     {
         var now = Stopwatch.GetTimestamp();
         lock (_gate)
@@ -192,13 +192,25 @@ internal sealed class LeaseSlot(QuotaDebit debit, LeaseSettings settings, bool e
                 return [];
             }
 
-            var returns = new List<(long, RouteDecision)>(_returns);
+            var returns = new List<PendingReturn>(_returns);
             _returns.Clear();
             return returns;
         }
     }
 
-    private readonly List<(long Unspent, RouteDecision Grant)> _returns = [];
+    /// <summary>How long a return whose reply did not come is sent again (each applies once, by its operation id).</summary>
+    internal static readonly TimeSpan ReturnFor = TimeSpan.FromSeconds(5);
+
+    private readonly List<PendingReturn> _returns = [];
+
+    /// <summary>A return the store did not acknowledge: sent again at the next pass.</summary>
+    public void Retry(PendingReturn pending)
+    {
+        lock (_gate)
+        {
+            _returns.Add(pending);
+        }
+    }
 
     /// <summary>Forfeited credits since the last call (a reset or failover voided them), for the metric.</summary>
     public long TakeForfeited()
@@ -321,7 +333,7 @@ internal sealed class LeaseSlot(QuotaDebit debit, LeaseSettings settings, bool e
         _outbox.Add(Record(closed: true));
         if (!forfeit && unspent > 0)
         {
-            _returns.Add((unspent, _grant!));
+            _returns.Add(new PendingReturn(unspent, _grant!, _id + "-return", Stopwatch.GetTimestamp() + (long)(ReturnFor.TotalSeconds * Stopwatch.Frequency)));
         }
 
         _id = null;

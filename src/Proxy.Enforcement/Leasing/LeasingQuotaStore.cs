@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 using QuotaProxy.Enforcement.Observability;
 using QuotaProxy.Enforcement.Quotas;
@@ -150,6 +151,9 @@ internal sealed class LeasingQuotaStore(IQuotaStore inner, QuotaMetrics metrics,
 
     public ValueTask<PoolUsage> ReadUsageAsync(PoolDefinition pool, CancellationToken cancellationToken) => inner.ReadUsageAsync(pool, cancellationToken);
 
+    public ValueTask ReturnLeaseAsync(QuotaDebit block, RouteDecision grant, long unspent, string operationId, CancellationToken cancellationToken) =>
+        inner.ReturnLeaseAsync(block, grant, unspent, operationId, cancellationToken);
+
     public ValueTask RecordLeaseAsync(PoolDefinition pool, LeaseRecord record, CancellationToken cancellationToken) => inner.RecordLeaseAsync(pool, record, cancellationToken);
 
     public ValueTask<(long Leases, long Credits)> SweepLeasesAsync(PoolDefinition pool, TimeSpan grace, CancellationToken cancellationToken) => inner.SweepLeasesAsync(pool, grace, cancellationToken);
@@ -161,10 +165,11 @@ internal sealed class LeasingQuotaStore(IQuotaStore inner, QuotaMetrics metrics,
         {
             if (pool is null || slot.Pool.Name == pool)
             {
-                foreach (var (unspent, _) in slot.EndIfDue(force: true, forfeit: true))
+                foreach (var pending in slot.EndIfDue(force: true, forfeit: true))
                 {
                     // Ended by a newer lease and not yet returned: voided all the same.
-                    metrics.LeaseCredits(slot.Pool.Name, "forfeited", unspent);
+                    slot.ReturnFailed(pending.Unspent);
+                    metrics.LeaseCredits(slot.Pool.Name, "forfeited", pending.Unspent);
                 }
             }
         }
@@ -172,7 +177,8 @@ internal sealed class LeasingQuotaStore(IQuotaStore inner, QuotaMetrics metrics,
 
     /// <summary>Ends the leases of the slots <paramref name="which"/> selects (expired ones only unless <paramref name="force"/>): unspent credits go back to the pool.</summary>
     /// <returns>Credits returned.</returns>
-    internal async Task<long> EndAsync(Func<LeaseSlot, bool> which, bool forfeit, CancellationToken cancellationToken, bool force = true)
+    /// <param name="final">No later pass will send a return again (shutdown): one that fails is taken as forfeited at once.</param>
+    internal async Task<long> EndAsync(Func<LeaseSlot, bool> which, bool forfeit, CancellationToken cancellationToken, bool force = true, bool final = false)
     {
         long returned = 0;
         foreach (var slot in _slots.Values)
@@ -182,9 +188,9 @@ internal sealed class LeasingQuotaStore(IQuotaStore inner, QuotaMetrics metrics,
                 continue;
             }
 
-            foreach (var (unspent, grant) in slot.EndIfDue(force, forfeit))
+            foreach (var pending in slot.EndIfDue(force, forfeit))
             {
-                returned += await ReturnAsync(slot, grant, unspent, cancellationToken).ConfigureAwait(false);
+                returned += await ReturnAsync(slot, pending, final, cancellationToken).ConfigureAwait(false);
             }
         }
 
@@ -192,22 +198,29 @@ internal sealed class LeasingQuotaStore(IQuotaStore inner, QuotaMetrics metrics,
     }
 
     /// <summary>
-    /// Gives a block's unspent credits back (counters only: they were never billed). Tried once: a return
-    /// that fails or times out may still land, so it is not sent again; the credits then stay counted as
-    /// used (forfeited), which never admits more than the allowance.
+    /// Gives a block's unspent credits back (counters only: they were never billed), once by the return's
+    /// operation id. One the store did not acknowledge is sent again at the next pass for
+    /// <see cref="LeaseSlot.ReturnFor"/>; after that the credits are taken as still counted (forfeited, a
+    /// <c>lease</c> event in the ledger), which never admits more than the allowance.
     /// </summary>
-    private async Task<long> ReturnAsync(LeaseSlot slot, RouteDecision grant, long unspent, CancellationToken cancellationToken)
+    private async Task<long> ReturnAsync(LeaseSlot slot, PendingReturn pending, bool final, CancellationToken cancellationToken)
     {
         try
         {
-            await inner.AdjustAsync([new QuotaDebit(slot.Pool, slot.Tenant, unspent)], grant, -unspent, UsageKind.Refund, null, cancellationToken).ConfigureAwait(false);
-            metrics.LeaseCredits(slot.Pool.Name, "returned", unspent);
-            return unspent;
+            await inner.ReturnLeaseAsync(new QuotaDebit(slot.Pool, slot.Tenant, pending.Unspent), pending.Grant, pending.Unspent, pending.OperationId, cancellationToken).ConfigureAwait(false);
+            metrics.LeaseCredits(slot.Pool.Name, "returned", pending.Unspent);
+            return pending.Unspent;
         }
         catch (Exception ex) when (ex is QuotaStoreUnavailableException or OperationCanceledException)
         {
-            slot.ReturnFailed(unspent);
-            metrics.LeaseCredits(slot.Pool.Name, "forfeited", unspent);
+            if (!final && Stopwatch.GetTimestamp() < pending.GiveUpTicks && !cancellationToken.IsCancellationRequested)
+            {
+                slot.Retry(pending);
+                return 0;
+            }
+
+            slot.ReturnFailed(pending.Unspent);
+            metrics.LeaseCredits(slot.Pool.Name, "forfeited", pending.Unspent);
             return 0;
         }
     }

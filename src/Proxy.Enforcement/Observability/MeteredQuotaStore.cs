@@ -47,6 +47,9 @@ internal sealed class MeteredQuotaStore(IQuotaStore inner, QuotaMetrics metrics)
     public ValueTask<PoolUsage> ReadUsageAsync(PoolDefinition pool, CancellationToken cancellationToken) =>
         MeasureAsync(StoreOperation.Read, Stopwatch.GetTimestamp(), inner.ReadUsageAsync(pool, cancellationToken));
 
+    public ValueTask ReturnLeaseAsync(QuotaDebit block, RouteDecision grant, long unspent, string operationId, CancellationToken cancellationToken) =>
+        MeasureAsync(StoreOperation.Adjust, Stopwatch.GetTimestamp(), inner.ReturnLeaseAsync(block, grant, unspent, operationId, cancellationToken));
+
     public ValueTask RecordLeaseAsync(PoolDefinition pool, LeaseRecord record, CancellationToken cancellationToken) =>
         MeasureAsync(StoreOperation.Lease, Stopwatch.GetTimestamp(), inner.RecordLeaseAsync(pool, record, cancellationToken));
 

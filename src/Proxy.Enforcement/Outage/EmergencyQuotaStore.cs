@@ -37,6 +37,9 @@ internal sealed class EmergencyQuotaStore(IQuotaStore store, EmergencyJournal jo
 
     public ValueTask<PoolUsage> ReadUsageAsync(PoolDefinition pool, CancellationToken cancellationToken) => store.ReadUsageAsync(pool, cancellationToken);
 
+    public ValueTask ReturnLeaseAsync(QuotaDebit block, RouteDecision grant, long unspent, string operationId, CancellationToken cancellationToken) =>
+        store.ReturnLeaseAsync(block, grant, unspent, operationId, cancellationToken);
+
     public ValueTask RecordLeaseAsync(PoolDefinition pool, LeaseRecord record, CancellationToken cancellationToken) => store.RecordLeaseAsync(pool, record, cancellationToken);
 
     public ValueTask<(long Leases, long Credits)> SweepLeasesAsync(PoolDefinition pool, TimeSpan grace, CancellationToken cancellationToken) => store.SweepLeasesAsync(pool, grace, cancellationToken);

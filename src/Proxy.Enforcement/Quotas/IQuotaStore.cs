@@ -62,6 +62,15 @@ internal interface IQuotaStore
     ValueTask<PoolUsage> ReadUsageAsync(PoolDefinition pool, CancellationToken cancellationToken);
 
     /// <summary>
+    /// Gives a credit lease's <paramref name="unspent"/> credits back to every node of
+    /// <paramref name="block"/>'s path, in the window of <paramref name="grant"/> (not after it has moved on),
+    /// with no usage event (they were never billed); once however often it is sent with the same
+    /// <paramref name="operationId"/>, so a return whose reply was lost is sent again safely.
+    /// </summary>
+    /// <exception cref="QuotaStoreUnavailableException">The store did not answer within its timeout.</exception>
+    ValueTask ReturnLeaseAsync(QuotaDebit block, RouteDecision grant, long unspent, string operationId, CancellationToken cancellationToken);
+
+    /// <summary>
     /// Records a credit lease of <paramref name="pool"/>: appends the usage events of its spends (the ledger's
     /// only record of them: the lease's own debit wrote none) and keeps what it still holds, or, closed,
     /// forgets it. The in-process store, which keeps no ledger and serves one replica, records nothing.

@@ -150,6 +150,10 @@ internal sealed class InProcessQuotaStore(TimeProvider timeProvider, TimeSpan? l
         return ValueTask.CompletedTask;
     }
 
+    /// <summary>In one process a call always lands: the operation id has nothing to guard.</summary>
+    public async ValueTask ReturnLeaseAsync(QuotaDebit block, RouteDecision grant, long unspent, string operationId, CancellationToken cancellationToken) =>
+        await AdjustAsync([block], grant, -unspent, UsageKind.Refund, null, cancellationToken).ConfigureAwait(false);
+
     /// <summary>Nothing to keep: this store has no ledger, and a replica that dies takes its counters with it.</summary>
     public ValueTask RecordLeaseAsync(PoolDefinition pool, LeaseRecord record, CancellationToken cancellationToken) => ValueTask.CompletedTask;
 

@@ -482,6 +482,21 @@ internal sealed class RedisQuotaStore : IQuotaStore
         }
     }
 
+    public async ValueTask ReturnLeaseAsync(QuotaDebit block, RouteDecision grant, long unspent, string operationId, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await AdjustScript.EvaluateAsync(_connection.GetDatabase(), _keys, [block], grant, -unspent, UsageKind.Refund, null, operationId)
+                .WaitAsync(_timeout, cancellationToken)
+                .ConfigureAwait(false);
+        }
+        catch (Exception ex) when (IsStoreFailure(ex))
+        {
+            QuotaLog.StoreUnavailable(_logger, block.Pool.Name, ex);
+            throw new QuotaStoreUnavailableException($"Redis did not take back lease return {operationId} within {_timeout.TotalMilliseconds} ms; it is sent again.", ex);
+        }
+    }
+
     private static readonly EmbeddedScript LeaseRecordScript = new("lease-record.lua");
     private static readonly EmbeddedScript LeaseSweepScript = new("lease-sweep.lua");
 
