@@ -17,17 +17,28 @@ internal sealed class UsageForecast
 
     private readonly ConcurrentDictionary<(string Pool, string Node), Track> _tracks = new();
 
+    /// <summary>Per pool: whether any of its nodes is forecast to run out (set by each read).</summary>
+    private readonly ConcurrentDictionary<string, bool> _poolRunsOut = new(StringComparer.Ordinal);
+
+    /// <summary>Whether any node of any pool is forecast to run out: when none is (the usual case), a request's lookup ends here.</summary>
+    private volatile bool _anyRunsOut;
+
     /// <summary>Takes in one read of <paramref name="pool"/>'s counters, made at <paramref name="now"/>.</summary>
     public void Observe(PoolDefinition pool, PoolUsage usage, DateTimeOffset now)
     {
+        var runsOut = false;
         foreach (var node in pool.Nodes.Values.Prepend(pool.Root))
         {
             var track = _tracks.GetOrAdd((pool.Name, node.Path), static _ => new Track());
             lock (track)
             {
                 track.Observe(usage.Window, usage.Used(node), usage.Available(node), now);
+                runsOut |= track.Forecast?.ExhaustsAt is not null;
             }
         }
+
+        _poolRunsOut[pool.Name] = runsOut;
+        _anyRunsOut = _poolRunsOut.Values.Any(value => value);
     }
 
     /// <summary>The node's forecast, or null before two reads of the same window have given it a rate.</summary>
@@ -50,9 +61,15 @@ internal sealed class UsageForecast
     /// </summary>
     public (PoolDefinition Pool, QuotaNode Node, DateTimeOffset ExhaustsAt)? Soonest(IReadOnlyList<QuotaDebit> debits)
     {
-        (PoolDefinition, QuotaNode, DateTimeOffset)? soonest = null;
-        foreach (var debit in debits)
+        if (!_anyRunsOut)
         {
+            return null;
+        }
+
+        (PoolDefinition, QuotaNode, DateTimeOffset)? soonest = null;
+        for (var i = 0; i < debits.Count; i++)
+        {
+            var debit = debits[i];
             for (var node = debit.Tenant; node is not null; node = node.Parent)
             {
                 if (For(debit.Pool, node)?.ExhaustsAt is { } at && (soonest is not { } current || at < current.Item3))
