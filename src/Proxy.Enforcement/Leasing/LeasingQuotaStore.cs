@@ -17,7 +17,7 @@ namespace QuotaProxy.Enforcement.Leasing;
 /// window's end, on a configuration change, a vendor closure and at shutdown. A reset or a store failover
 /// voids leases without returning them: their unspent credits stay counted, never billed.
 /// </summary>
-internal sealed class LeasingQuotaStore(IQuotaStore inner, QuotaMetrics metrics, ILogger<LeasingQuotaStore> logger) : IQuotaStore
+internal sealed class LeasingQuotaStore(IQuotaStore inner, QuotaMetrics metrics, ILogger<LeasingQuotaStore> logger) : QuotaStoreDecorator(inner)
 {
     private readonly ConcurrentDictionary<QuotaNode, LeaseSlot> _slots = new();
     private readonly string _replica = Guid.NewGuid().ToString("N")[..12];
@@ -25,11 +25,11 @@ internal sealed class LeasingQuotaStore(IQuotaStore inner, QuotaMetrics metrics,
     /// <summary>The slots in use (the keeper's passes walk them).</summary>
     internal ICollection<LeaseSlot> Slots => _slots.Values;
 
-    public ValueTask<RouteDecision> DebitAsync(IReadOnlyList<QuotaDebit> debits, UsageContext? usage, CancellationToken cancellationToken)
+    public override ValueTask<RouteDecision> DebitAsync(IReadOnlyList<QuotaDebit> debits, UsageContext? usage, CancellationToken cancellationToken)
     {
         if (SlotFor(debits, usage) is not { } slot)
         {
-            return inner.DebitAsync(debits, usage, cancellationToken);
+            return Inner.DebitAsync(debits, usage, cancellationToken);
         }
 
         var cost = debits[0].Cost;
@@ -74,7 +74,7 @@ internal sealed class LeasingQuotaStore(IQuotaStore inner, QuotaMetrics metrics,
 
     private async ValueTask<RouteDecision> ExactAsync(LeaseSlot slot, IReadOnlyList<QuotaDebit> debits, UsageContext? usage, CancellationToken cancellationToken)
     {
-        var decision = await inner.DebitAsync(debits, usage, cancellationToken).ConfigureAwait(false);
+        var decision = await Inner.DebitAsync(debits, usage, cancellationToken).ConfigureAwait(false);
         slot.Learn(decision);
         return decision;
     }
@@ -98,7 +98,7 @@ internal sealed class LeasingQuotaStore(IQuotaStore inner, QuotaMetrics metrics,
             }
 
             // The block is one debit with no usage event: the ledger hears of each request it pays for.
-            var grant = await inner.DebitAsync([debit with { Cost = size }], null, cancellationToken).ConfigureAwait(false);
+            var grant = await Inner.DebitAsync([debit with { Cost = size }], null, cancellationToken).ConfigureAwait(false);
             if (!grant.Admitted)
             {
                 // Less room than the last decision said: this request is decided on its own, and the next block sized from what it says.
@@ -116,19 +116,17 @@ internal sealed class LeasingQuotaStore(IQuotaStore inner, QuotaMetrics metrics,
     }
 
     /// <summary>A block this replica holds would pay: admitted, as a debit would be here; else the store's own answer (which counts every block as used).</summary>
-    public ValueTask<RouteDecision> PeekAsync(IReadOnlyList<QuotaDebit> debits, CancellationToken cancellationToken) =>
-        SlotFor(debits, null) is { } slot && slot.TryPeek(debits[0].Cost) is { } peeked ? ValueTask.FromResult(peeked) : inner.PeekAsync(debits, cancellationToken);
+    public override ValueTask<RouteDecision> PeekAsync(IReadOnlyList<QuotaDebit> debits, CancellationToken cancellationToken) =>
+        SlotFor(debits, null) is { } slot && slot.TryPeek(debits[0].Cost) is { } peeked ? ValueTask.FromResult(peeked) : Inner.PeekAsync(debits, cancellationToken);
 
     /// <summary>A vendor closure: this replica's leases of the pool end (returned) before the store closes it, so none is spent while it is closed.</summary>
-    public async ValueTask CloseAsync(PoolDefinition pool, long untilMs, CancellationToken cancellationToken)
+    public override async ValueTask CloseAsync(PoolDefinition pool, long untilMs, CancellationToken cancellationToken)
     {
-        await inner.CloseAsync(pool, untilMs, cancellationToken).ConfigureAwait(false);
+        await Inner.CloseAsync(pool, untilMs, cancellationToken).ConfigureAwait(false);
         await EndAsync(slot => slot.Pool.Name == pool.Name, forfeit: false, CancellationToken.None).ConfigureAwait(false);
     }
 
-    public ValueTask<long> ReopenAsync(PoolDefinition pool, CancellationToken cancellationToken) => inner.ReopenAsync(pool, cancellationToken);
-
-    public async ValueTask<int> AdjustAsync(IReadOnlyList<QuotaDebit> debits, RouteDecision decision, long delta, UsageKind kind, UsageContext? usage, CancellationToken cancellationToken)
+    public override async ValueTask<int> AdjustAsync(IReadOnlyList<QuotaDebit> debits, RouteDecision decision, long delta, UsageKind kind, UsageContext? usage, CancellationToken cancellationToken)
     {
         if (kind == UsageKind.Reset)
         {
@@ -142,21 +140,8 @@ internal sealed class LeasingQuotaStore(IQuotaStore inner, QuotaMetrics metrics,
         }
 
         // Decided by the store, or its lease has ended: the counters move, with the event in the same step.
-        return await inner.AdjustAsync(debits, decision, delta, kind, usage, cancellationToken).ConfigureAwait(false);
+        return await Inner.AdjustAsync(debits, decision, delta, kind, usage, cancellationToken).ConfigureAwait(false);
     }
-
-    public ValueTask RenewAsync(QuotaLease lease, CancellationToken cancellationToken) => inner.RenewAsync(lease, cancellationToken);
-
-    public ValueTask ReleaseAsync(QuotaLease lease, CancellationToken cancellationToken) => inner.ReleaseAsync(lease, cancellationToken);
-
-    public ValueTask<PoolUsage> ReadUsageAsync(PoolDefinition pool, CancellationToken cancellationToken) => inner.ReadUsageAsync(pool, cancellationToken);
-
-    public ValueTask ReturnLeaseAsync(QuotaDebit block, RouteDecision grant, long unspent, string operationId, CancellationToken cancellationToken) =>
-        inner.ReturnLeaseAsync(block, grant, unspent, operationId, cancellationToken);
-
-    public ValueTask RecordLeaseAsync(PoolDefinition pool, LeaseRecord record, CancellationToken cancellationToken) => inner.RecordLeaseAsync(pool, record, cancellationToken);
-
-    public ValueTask<(long Leases, long Credits)> SweepLeasesAsync(PoolDefinition pool, TimeSpan grace, CancellationToken cancellationToken) => inner.SweepLeasesAsync(pool, grace, cancellationToken);
 
     /// <summary>Voids every lease of <paramref name="pool"/> (every pool when null) without returning it: a reset, or a store that may have lost the blocks' debits.</summary>
     public void Forfeit(string? pool = null)
@@ -207,7 +192,7 @@ internal sealed class LeasingQuotaStore(IQuotaStore inner, QuotaMetrics metrics,
     {
         try
         {
-            await inner.ReturnLeaseAsync(new QuotaDebit(slot.Pool, slot.Tenant, pending.Unspent), pending.Grant, pending.Unspent, pending.OperationId, cancellationToken).ConfigureAwait(false);
+            await Inner.ReturnLeaseAsync(new QuotaDebit(slot.Pool, slot.Tenant, pending.Unspent), pending.Grant, pending.Unspent, pending.OperationId, cancellationToken).ConfigureAwait(false);
             metrics.LeaseCredits(slot.Pool.Name, "returned", pending.Unspent);
             return pending.Unspent;
         }
@@ -240,7 +225,7 @@ internal sealed class LeasingQuotaStore(IQuotaStore inner, QuotaMetrics metrics,
             {
                 try
                 {
-                    await inner.RecordLeaseAsync(slot.Pool, records[i], cancellationToken).ConfigureAwait(false);
+                    await Inner.RecordLeaseAsync(slot.Pool, records[i], cancellationToken).ConfigureAwait(false);
                 }
                 catch (Exception ex) when (ex is QuotaStoreUnavailableException or OperationCanceledException)
                 {

@@ -14,13 +14,13 @@ namespace QuotaProxy.Enforcement.Tests.Quotas;
 public sealed class LeasingQuotaStoreTests
 {
     /// <summary>The in-process store, with every debit it decides written down (the sizes blocks are taken in).</summary>
-    private sealed class Recorded(IQuotaStore store) : IQuotaStore
+    private sealed class Recorded(IQuotaStore store) : QuotaStoreDecorator(store)
     {
         public List<(string Tenant, long Cost, bool Admitted)> Debits { get; } = [];
 
-        public async ValueTask<RouteDecision> DebitAsync(IReadOnlyList<QuotaDebit> debits, UsageContext? usage, CancellationToken cancellationToken)
+        public override async ValueTask<RouteDecision> DebitAsync(IReadOnlyList<QuotaDebit> debits, UsageContext? usage, CancellationToken cancellationToken)
         {
-            var decision = await store.DebitAsync(debits, usage, cancellationToken);
+            var decision = await Inner.DebitAsync(debits, usage, cancellationToken);
             lock (Debits)
             {
                 Debits.Add((debits[0].Tenant.Path, debits[0].Cost, decision.Admitted));
@@ -28,28 +28,6 @@ public sealed class LeasingQuotaStoreTests
 
             return decision;
         }
-
-        public ValueTask<RouteDecision> PeekAsync(IReadOnlyList<QuotaDebit> debits, CancellationToken cancellationToken) => store.PeekAsync(debits, cancellationToken);
-
-        public ValueTask CloseAsync(PoolDefinition pool, long untilMs, CancellationToken cancellationToken) => store.CloseAsync(pool, untilMs, cancellationToken);
-
-        public ValueTask<long> ReopenAsync(PoolDefinition pool, CancellationToken cancellationToken) => store.ReopenAsync(pool, cancellationToken);
-
-        public ValueTask<int> AdjustAsync(IReadOnlyList<QuotaDebit> debits, RouteDecision decision, long delta, UsageKind kind, UsageContext? usage, CancellationToken cancellationToken) =>
-            store.AdjustAsync(debits, decision, delta, kind, usage, cancellationToken);
-
-        public ValueTask RenewAsync(QuotaLease lease, CancellationToken cancellationToken) => store.RenewAsync(lease, cancellationToken);
-
-        public ValueTask ReleaseAsync(QuotaLease lease, CancellationToken cancellationToken) => store.ReleaseAsync(lease, cancellationToken);
-
-        public ValueTask<PoolUsage> ReadUsageAsync(PoolDefinition pool, CancellationToken cancellationToken) => store.ReadUsageAsync(pool, cancellationToken);
-
-        public ValueTask ReturnLeaseAsync(QuotaDebit block, RouteDecision grant, long unspent, string operationId, CancellationToken cancellationToken) =>
-            store.ReturnLeaseAsync(block, grant, unspent, operationId, cancellationToken);
-
-        public ValueTask RecordLeaseAsync(PoolDefinition pool, LeaseRecord record, CancellationToken cancellationToken) => store.RecordLeaseAsync(pool, record, cancellationToken);
-
-        public ValueTask<(long Leases, long Credits)> SweepLeasesAsync(PoolDefinition pool, TimeSpan grace, CancellationToken cancellationToken) => store.SweepLeasesAsync(pool, grace, cancellationToken);
     }
 
     private static (LeasingQuotaStore Leasing, Recorded Store) Create()
@@ -88,18 +66,7 @@ public sealed class LeasingQuotaStoreTests
     [Fact]
     public async Task TheWorkedExampleUnderLeases_HoldsEveryLimitAndGuarantee_AndReturnedBlocksLeaveTheCountersAtWhatWasSpent()
     {
-        var pool = WithLease(new PoolOptions
-        {
-            Limit = 250,
-            Window = "1d",
-            Tenants =
-            {
-                ["prod"] = new TenantOptions { Allocation = 180, Guaranteed = 180, Priority = 1, Limit = 250 },
-                ["test"] = new TenantOptions { Allocation = 30, Guaranteed = 10, Priority = 2, Limit = 60 },
-                ["dev"] = new TenantOptions { Allocation = 30, Guaranteed = 10, Priority = 3, Limit = 60 },
-                ["e2e"] = new TenantOptions { Allocation = 10, Guaranteed = 5, Priority = 4, Limit = 20 },
-            },
-        }, maxCredits: 20);
+        var pool = WithLease(TestPools.WorkedExampleOptions(), maxCredits: 20);
         var (leasing, store) = Create();
         var random = new Random(17);
         var spent = new Dictionary<string, long> { ["prod"] = 0, ["test"] = 0, ["dev"] = 0, ["e2e"] = 0 };

@@ -28,7 +28,10 @@ internal static class TestPools
         QuotaModelBuilder.Build(new QuotaOptions { Pools = { [name] = options } }).Pools[name];
 
     /// <summary>DESIGN.md's worked example: 250 a day shared by prod, test, dev and e2e.</summary>
-    public static PoolDefinition WorkedExample(string name = "vendor-daily") => Create(name, new PoolOptions
+    public static PoolDefinition WorkedExample(string name = "vendor-daily") => Create(name, WorkedExampleOptions());
+
+    /// <summary>The worked example's options, to build on (<c>with { … }</c>).</summary>
+    public static PoolOptions WorkedExampleOptions() => new()
     {
         Limit = 250,
         Window = "1d",
@@ -39,7 +42,7 @@ internal static class TestPools
             ["dev"] = new TenantOptions { Allocation = 30, Guaranteed = 10, Priority = 3, Limit = 60 },
             ["e2e"] = new TenantOptions { Allocation = 10, Guaranteed = 5, Priority = 4, Limit = 20 },
         },
-    });
+    };
 
     public static QuotaDebit Debit(this PoolDefinition pool, string tenant, long cost) => new(pool, pool.Nodes[tenant], cost);
 }
