@@ -296,6 +296,51 @@ public sealed class StoreFaultTests(RedisFixture redis, PostgresFixture postgres
     }
 
     [Fact]
+    public async Task SentinelFailoverUnderLoad_WithCreditLeases_TheBlocksOfBeforeAreVoided_TheVendorNeverSeesMoreThanThePool_AndRedisAgreesWithTheLedger()
+    {
+        using var vendor = new VendorServer();
+        await using var sentinel = await LocalRedisSentinel.StartAsync();
+        var prefix = RedisFixture.NewKeyPrefix();
+        var ledger = await postgres.NewDatabaseAsync();
+        const long Pool = 1500;
+        TestProxyConfig Leased() => Config(vendor, sentinel.ConnectionString, prefix, ledger, limit: Pool)
+            .Set("Quota:Store:ReplicaAcks", "1")
+            .Set("Quota:Pools:daily:Lease:MaxCredits", "20")
+            .Set("Quota:Pools:daily:Lease:Ttl", "00:00:01");
+        await using var first = await ProxyInstance.StartAsync(Leased());
+        await using var second = await ProxyInstance.StartAsync(Leased());
+
+        var statuses = await UnderLoadAsync(first, second, sentinel.FailoverAsync);
+        Assert.All(statuses, status => Assert.Contains(status, new[] { HttpStatusCode.OK, HttpStatusCode.ServiceUnavailable, HttpStatusCode.TooManyRequests }));
+        await using var connection = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(sentinel.ConnectionString);
+        await TalliesAsync(connection, prefix, ledger, vendor, seen => seen.Balanced);
+
+        // Then the rest of the pool through both, until each says 429.
+        await Poll.UntilAsync(
+            "both replicas to decide again",
+            async () => (await SendAsync(first, "prod", -1)).Status != HttpStatusCode.ServiceUnavailable && (await SendAsync(second, "prod", -2)).Status != HttpStatusCode.ServiceUnavailable,
+            deciding => deciding,
+            TimeSpan.FromSeconds(30));
+        var rest = await SendManyAsync(first, (int)Pool, from: 10_000_000, until: HttpStatusCode.TooManyRequests);
+        rest.AddRange(await SendManyAsync(second, (int)Pool, from: 20_000_000, until: HttpStatusCode.TooManyRequests));
+        output.WriteLine("after the load: " + Summary(rest));
+        var forfeited = (await first.MetricsAsync()).Value("quota_proxy_lease_credits_total", ("pool", "daily"), ("outcome", "forfeited"))
+            + (await second.MetricsAsync()).Value("quota_proxy_lease_credits_total", ("pool", "daily"), ("outcome", "forfeited"));
+        output.WriteLine($"forfeited {forfeited}");
+        await first.DisposeAsync();
+        await second.DisposeAsync();
+
+        // The blocks taken before the switch were voided (counted, never billed: lease events); every credit of
+        // the pool is a vendor call or such a credit, and the vendor never saw more than the pool.
+        var final = await TalliesAsync(connection, prefix, ledger, vendor, seen => seen.Balanced && seen.Tenants.Sum(t => t.Redis) == Pool);
+        Assert.Equal(HttpStatusCode.TooManyRequests, rest[^1]);
+        Assert.Equal(await sentinel.MasterPortAsync(), sentinel.Second.Port);
+        Assert.InRange(vendor.Calls.Count, 1, Pool);
+        Assert.Equal(Pool, final.Tenants.Sum(t => t.Ledger));
+        Assert.Equal(vendor.Calls.Count, final.Tenants.Sum(t => t.Billed));
+    }
+
+    [Fact]
     public async Task SentinelFailoverToALaggingReplica_TheLostWritesAreFoundInTheLedger_AndRaisedBackBeforeDeciding_TheVendorSeesExactlyThePool()
     {
         using var vendor = new VendorServer();
@@ -641,8 +686,9 @@ public sealed class StoreFaultTests(RedisFixture redis, PostgresFixture postgres
                 {
                     var counters = (await connection.GetDatabase().HashGetAllAsync(keys.PoolUsage("daily"))).ToDictionary(e => e.Name.ToString(), e => (long)e.Value);
                     var net = await LedgerNetAsync(ledger, by: "tenant");
+                    var billed = await LedgerNetAsync(ledger, by: "tenant", billedOnly: true);
                     var waiting = await connection.GetDatabase().StreamLengthAsync(keys.EventStream("daily"));
-                    return new Tallies([.. Tenants.Select(t => new Tally(t, counters.GetValueOrDefault("t:" + t), net.GetValueOrDefault(t), vendorCalls[t]))], waiting);
+                    return new Tallies([.. Tenants.Select(t => new Tally(t, counters.GetValueOrDefault("t:" + t), net.GetValueOrDefault(t), billed.GetValueOrDefault(t), vendorCalls[t]))], waiting);
                 },
                 done,
                 TimeSpan.FromSeconds(90));
@@ -666,24 +712,31 @@ public sealed class StoreFaultTests(RedisFixture redis, PostgresFixture postgres
         return [.. billed.Where(row => row.Net != calls.GetValueOrDefault(row.Request)).Select(row => $"{row.Request}: billed {row.Net} ({row.Kinds}), vendor calls {calls.GetValueOrDefault(row.Request)}")];
     }
 
-    private sealed record Tally(string Tenant, long Redis, long Ledger, long Vendor);
+    /// <param name="Ledger">Every event's credits: what the counters must hold.</param>
+    /// <param name="Billed">Without resets and voided credit leases: what billing counts.</param>
+    private sealed record Tally(string Tenant, long Redis, long Ledger, long Billed, long Vendor);
 
     private sealed record Tallies(IReadOnlyList<Tally> Tenants, long Waiting)
     {
         public bool Exact => Waiting == 0 && Tenants.All(t => t.Redis == t.Ledger && t.Redis == t.Vendor);
 
+        /// <summary>With credit leases: the counters equal the ledger's net, and billing the vendor's calls (voided blocks are counted, never billed).</summary>
+        public bool Balanced => Waiting == 0 && Tenants.All(t => t.Redis == t.Ledger && t.Billed == t.Vendor);
+
         public override string ToString() =>
-            string.Join("; ", Tenants.Select(t => $"{t.Tenant}: redis {t.Redis}, ledger {t.Ledger}, vendor {t.Vendor}")) + $"; waiting {Waiting}";
+            string.Join("; ", Tenants.Select(t => $"{t.Tenant}: redis {t.Redis}, ledger {t.Ledger} (billed {t.Billed}), vendor {t.Vendor}")) + $"; waiting {Waiting}";
     }
 
     /// <param name="by">The ledger column to sum the net credits by: <c>tenant</c> or <c>pool</c>.</param>
-    private static async Task<Dictionary<string, long>> LedgerNetAsync(string ledger, string by)
+    /// <param name="billedOnly">Only what billing counts (no resets, no voided credit leases).</param>
+    private static async Task<Dictionary<string, long>> LedgerNetAsync(string ledger, string by, bool billedOnly = false)
     {
         Assert.Contains(by, new[] { "tenant", "pool" });
         try
         {
             await using var connection = new NpgsqlConnection(ledger);
-            return (await connection.QueryAsync<(string Key, long Net)>($"SELECT {by}, sum(credits)::bigint FROM usage_events GROUP BY {by}"))
+            var billed = billedOnly ? " WHERE kind NOT IN ('reset', 'lease')" : "";
+            return (await connection.QueryAsync<(string Key, long Net)>($"SELECT {by}, sum(credits)::bigint FROM usage_events{billed} GROUP BY {by}"))
                 .ToDictionary(row => row.Key, row => row.Net);
         }
         catch (PostgresException ex) when (ex.SqlState == PostgresErrorCodes.UndefinedTable)
