@@ -115,7 +115,7 @@ public static class QuotaProxyServiceCollectionExtensions
             var metered = new MeteredQuotaStore(
                 startup.Store.Kind == StoreKind.Redis ? sp.GetRequiredService<RedisQuotaStore>() : new InProcessQuotaStore(sp.GetRequiredService<TimeProvider>(), startup.Store.LeaseTtl),
                 sp.GetRequiredService<QuotaMetrics>());
-            var leasing = new Leasing.LeasingQuotaStore(metered, sp.GetRequiredService<QuotaMetrics>(), sp.GetRequiredService<ILogger<Leasing.LeasingQuotaStore>>());
+            var leasing = new Leasing.LeasingQuotaStore(metered, sp.GetRequiredService<QuotaMetrics>(), sp.GetRequiredService<ILogger<Leasing.LeasingQuotaStore>>(), startup.Store.Timeout);
             if (startup.Store.Kind == StoreKind.Redis)
             {
                 // A Redis that came back, or another master, may not hold the blocks' debits: no lease of before is spent on.

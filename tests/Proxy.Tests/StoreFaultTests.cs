@@ -313,7 +313,15 @@ public sealed class StoreFaultTests(RedisFixture redis, PostgresFixture postgres
         var statuses = await UnderLoadAsync(first, second, sentinel.FailoverAsync);
         Assert.All(statuses, status => Assert.Contains(status, new[] { HttpStatusCode.OK, HttpStatusCode.ServiceUnavailable, HttpStatusCode.TooManyRequests }));
         await using var connection = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(sentinel.ConnectionString);
-        await TalliesAsync(connection, prefix, ledger, vendor, seen => seen.Balanced);
+        // A block whose debit was not confirmed by the replica in the switch, or whose reply died with its
+        // connection, may be in the counters with no event (counted as used, never billed): a block's debit has
+        // no usage event to find it by, so the store counts it `unanswered`, and it is at most MaxCredits (20).
+        double Lease(ScrapedMetrics metrics, string outcome) => metrics.Value("quota_proxy_lease_credits_total", ("pool", "daily"), ("outcome", outcome));
+        async Task<double> UnknownAsync() =>
+            20 * ((await first.MetricsAsync()).Value("quota_proxy_store_abandoned_decisions_total", ("outcome", "unanswered"))
+                + (await second.MetricsAsync()).Value("quota_proxy_store_abandoned_decisions_total", ("outcome", "unanswered")));
+        var unknown = await UnknownAsync();
+        await TalliesAsync(connection, prefix, ledger, vendor, seen => seen.Billed && seen.Tenants.Sum(t => t.Redis - t.Ledger) is var gap && gap >= 0 && gap <= unknown);
 
         // Then the rest of the pool through both, until each says 429.
         await Poll.UntilAsync(
@@ -324,19 +332,22 @@ public sealed class StoreFaultTests(RedisFixture redis, PostgresFixture postgres
         var rest = await SendManyAsync(first, (int)Pool, from: 10_000_000, until: HttpStatusCode.TooManyRequests);
         rest.AddRange(await SendManyAsync(second, (int)Pool, from: 20_000_000, until: HttpStatusCode.TooManyRequests));
         output.WriteLine("after the load: " + Summary(rest));
-        var forfeited = (await first.MetricsAsync()).Value("quota_proxy_lease_credits_total", ("pool", "daily"), ("outcome", "forfeited"))
-            + (await second.MetricsAsync()).Value("quota_proxy_lease_credits_total", ("pool", "daily"), ("outcome", "forfeited"));
-        output.WriteLine($"forfeited {forfeited}");
+        var forfeited = Lease(await first.MetricsAsync(), "forfeited") + Lease(await second.MetricsAsync(), "forfeited");
+        var possiblyHeld = Lease(await first.MetricsAsync(), "unknown") + Lease(await second.MetricsAsync(), "unknown");
+        unknown = await UnknownAsync();
+        output.WriteLine($"forfeited {forfeited}, unanswered blocks up to {unknown} credits, blocks counted unknown {possiblyHeld}");
+        Assert.True(possiblyHeld <= unknown, "a block the proxy counts unknown is one the store could not resolve");
         await first.DisposeAsync();
         await second.DisposeAsync();
 
-        // The blocks taken before the switch were voided (counted, never billed: lease events); every credit of
-        // the pool is a vendor call or such a credit, and the vendor never saw more than the pool.
-        var final = await TalliesAsync(connection, prefix, ledger, vendor, seen => seen.Balanced && seen.Tenants.Sum(t => t.Redis) == Pool);
+        // The blocks taken before the switch were voided (counted, never billed: lease events); every call is
+        // billed once; the counters hold the pool, of which the ledger has all but the unconfirmed blocks; the
+        // vendor never saw more than the pool.
+        var final = await TalliesAsync(connection, prefix, ledger, vendor, seen => seen.Billed && seen.Tenants.Sum(t => t.Redis) == Pool && seen.Tenants.Sum(t => t.Redis - t.Ledger) <= unknown);
         Assert.Equal(HttpStatusCode.TooManyRequests, rest[^1]);
         Assert.Equal(await sentinel.MasterPortAsync(), sentinel.Second.Port);
         Assert.InRange(vendor.Calls.Count, 1, Pool);
-        Assert.Equal(Pool, final.Tenants.Sum(t => t.Ledger));
+        Assert.InRange(final.Tenants.Sum(t => t.Ledger), Pool - (long)unknown, Pool);
         Assert.Equal(vendor.Calls.Count, final.Tenants.Sum(t => t.Billed));
     }
 
@@ -707,8 +718,9 @@ public sealed class StoreFaultTests(RedisFixture redis, PostgresFixture postgres
     {
         var calls = vendor.Calls.GroupBy(c => c.RequestMessage!.Path!.TrimStart('/')).ToDictionary(g => g.Key, g => (long)g.Count());
         await using var connection = new NpgsqlConnection(ledger);
+        // Only what billing counts: no resets, no voided credit leases (which name no request).
         var billed = await connection.QueryAsync<(string Request, long Net, string Kinds)>(
-            "SELECT request_id, sum(credits)::bigint, string_agg(kind || ' ' || credits || ' at ' || to_char(occurred_at, 'HH24:MI:SS.MS'), ', ') FROM usage_events GROUP BY request_id");
+            "SELECT request_id, sum(credits)::bigint, string_agg(kind || ' ' || credits || ' at ' || to_char(occurred_at, 'HH24:MI:SS.MS'), ', ') FROM usage_events WHERE kind NOT IN ('reset', 'lease') GROUP BY request_id");
         return [.. billed.Where(row => row.Net != calls.GetValueOrDefault(row.Request)).Select(row => $"{row.Request}: billed {row.Net} ({row.Kinds}), vendor calls {calls.GetValueOrDefault(row.Request)}")];
     }
 
@@ -720,8 +732,8 @@ public sealed class StoreFaultTests(RedisFixture redis, PostgresFixture postgres
     {
         public bool Exact => Waiting == 0 && Tenants.All(t => t.Redis == t.Ledger && t.Redis == t.Vendor);
 
-        /// <summary>With credit leases: the counters equal the ledger's net, and billing the vendor's calls (voided blocks are counted, never billed).</summary>
-        public bool Balanced => Waiting == 0 && Tenants.All(t => t.Redis == t.Ledger && t.Billed == t.Vendor);
+        /// <summary>With credit leases: billing equals the vendor's calls (voided blocks are counted, never billed), and nothing waits in Redis.</summary>
+        public bool Billed => Waiting == 0 && Tenants.All(t => t.Billed == t.Vendor);
 
         public override string ToString() =>
             string.Join("; ", Tenants.Select(t => $"{t.Tenant}: redis {t.Redis}, ledger {t.Ledger} (billed {t.Billed}), vendor {t.Vendor}")) + $"; waiting {Waiting}";

@@ -34,8 +34,17 @@ internal sealed class LeaseKeeper(LeasingQuotaStore leases, LiveConfiguration li
 
     internal static readonly TimeSpan SweepEvery = TimeSpan.FromSeconds(5);
 
-    /// <summary>A lease's record is kept this long past its end; a replica sends a record the store did not take until half of it has gone.</summary>
+    /// <summary>How long past its end an open lease may still be closed by its replica before the sweep claims it as lost.</summary>
     internal static readonly TimeSpan Grace = TimeSpan.FromSeconds(10);
+
+    /// <summary>How long past its end a closed or claimed lease's record is kept: a record sent again within it applies at most once.</summary>
+    internal static readonly TimeSpan KeepEnded = TimeSpan.FromHours(1);
+
+    /// <summary>How long past its lease's end a record the store did not take is sent again (then it is given up, event 1500).</summary>
+    internal static readonly TimeSpan RecordFor = TimeSpan.FromMinutes(50);
+
+    /// <summary>How long shutdown tries a store that does not answer to return the leases and send their records.</summary>
+    internal static readonly TimeSpan ShutdownFor = TimeSpan.FromSeconds(5);
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -74,7 +83,7 @@ internal sealed class LeaseKeeper(LeasingQuotaStore leases, LiveConfiguration li
         var model = live.Model;
         await leases.EndAsync(slot => true, forfeit: false, cancellationToken, force: false).ConfigureAwait(false);
         await leases.EndAsync(slot => !IsCurrent(model, slot.Pool), forfeit: false, cancellationToken).ConfigureAwait(false);
-        await leases.SendRecordsAsync(time.GetUtcNow().ToUnixTimeMilliseconds(), (long)(Grace / 2).TotalMilliseconds, cancellationToken).ConfigureAwait(false);
+        await leases.SendRecordsAsync(time.GetUtcNow().ToUnixTimeMilliseconds(), (long)RecordFor.TotalMilliseconds, cancellationToken).ConfigureAwait(false);
         leases.Forget(pool => IsCurrent(model, pool));
         foreach (var (pool, held) in leases.HeldByPool())
         {
@@ -96,7 +105,7 @@ internal sealed class LeaseKeeper(LeasingQuotaStore leases, LiveConfiguration li
 
             try
             {
-                var (claimed, lost) = await leases.SweepLeasesAsync(pool, Grace, cancellationToken).ConfigureAwait(false);
+                var (claimed, lost) = await leases.SweepLeasesAsync(pool, Grace, KeepEnded, cancellationToken).ConfigureAwait(false);
                 if (claimed > 0)
                 {
                     metrics.LeaseCredits(pool.Name, "lost", lost);
@@ -115,9 +124,21 @@ internal sealed class LeaseKeeper(LeasingQuotaStore leases, LiveConfiguration li
         await base.StopAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            // Shutdown: every lease goes back, and every spend reaches the store, before the store goes.
+            // Shutdown: every lease goes back, and every spend reaches the store, before the store goes. A store
+            // that does not answer is tried for a few seconds; what it still has not taken then is given up
+            // (returns counted as forfeited, records logged as event 1500).
+            var until = time.GetUtcNow() + ShutdownFor;
+            await leases.EndAsync(slot => true, forfeit: false, cancellationToken).ConfigureAwait(false);
+            await leases.SendRecordsAsync(time.GetUtcNow().ToUnixTimeMilliseconds(), (long)RecordFor.TotalMilliseconds, cancellationToken).ConfigureAwait(false);
+            while (!leases.AllIdle && time.GetUtcNow() < until)
+            {
+                await Task.Delay(Pass * 5, time, cancellationToken).ConfigureAwait(false);
+                await leases.EndAsync(slot => true, forfeit: false, cancellationToken).ConfigureAwait(false);
+                await leases.SendRecordsAsync(time.GetUtcNow().ToUnixTimeMilliseconds(), (long)RecordFor.TotalMilliseconds, cancellationToken).ConfigureAwait(false);
+            }
+
             await leases.EndAsync(slot => true, forfeit: false, cancellationToken, final: true).ConfigureAwait(false);
-            await leases.SendRecordsAsync(time.GetUtcNow().ToUnixTimeMilliseconds(), (long)(Grace / 2).TotalMilliseconds, cancellationToken).ConfigureAwait(false);
+            await leases.SendRecordsAsync(time.GetUtcNow().ToUnixTimeMilliseconds(), giveUpAfterMs: 0, cancellationToken, final: true).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
         {

@@ -18,6 +18,7 @@ internal sealed class LeaseSlot(QuotaDebit debit, LeaseSettings settings, bool e
     private readonly List<LeasedSpend> _spends = [];
     private readonly List<LeaseRecord> _outbox = [];
     private long _sequence;
+
     /// <summary>Lease ids are unique in the process: the replica's id and this count.</summary>
     private static long s_leases;
 
@@ -33,7 +34,7 @@ internal sealed class LeaseSlot(QuotaDebit debit, LeaseSettings settings, bool e
     /// </summary>
     public bool Eligible { get; } = eligible;
 
-    /// <summary>One lease taken at a time: requests that find the block spent wait for the next one.</summary>
+    /// <summary>One block taken at a time: requests that find the block spent wait for the next one (at most the store timeout).</summary>
     public SemaphoreSlim Taking { get; } = new(1, 1);
 
     // The lease in force (Id null: none).
@@ -199,7 +200,7 @@ internal sealed class LeaseSlot(QuotaDebit debit, LeaseSettings settings, bool e
     }
 
     /// <summary>How long a return whose reply did not come is sent again (each applies once, by its operation id).</summary>
-    internal static readonly TimeSpan ReturnFor = TimeSpan.FromSeconds(5);
+    internal static readonly TimeSpan ReturnFor = TimeSpan.FromMinutes(1);
 
     private readonly List<PendingReturn> _returns = [];
 

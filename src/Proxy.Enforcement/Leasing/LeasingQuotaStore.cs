@@ -17,7 +17,8 @@ namespace QuotaProxy.Enforcement.Leasing;
 /// window's end, on a configuration change, a vendor closure and at shutdown. A reset or a store failover
 /// voids leases without returning them: their unspent credits stay counted, never billed.
 /// </summary>
-internal sealed class LeasingQuotaStore(IQuotaStore inner, QuotaMetrics metrics, ILogger<LeasingQuotaStore> logger) : QuotaStoreDecorator(inner)
+/// <param name="storeTimeout">The store's timeout: the longest a request waits behind another that is taking a block.</param>
+internal sealed class LeasingQuotaStore(IQuotaStore inner, QuotaMetrics metrics, ILogger<LeasingQuotaStore> logger, TimeSpan storeTimeout) : QuotaStoreDecorator(inner)
 {
     private readonly ConcurrentDictionary<QuotaNode, LeaseSlot> _slots = new();
     private readonly string _replica = Guid.NewGuid().ToString("N")[..12];
@@ -82,7 +83,13 @@ internal sealed class LeasingQuotaStore(IQuotaStore inner, QuotaMetrics metrics,
     private async ValueTask<RouteDecision> TakeAsync(LeaseSlot slot, IReadOnlyList<QuotaDebit> debits, UsageContext? usage, CancellationToken cancellationToken)
     {
         var debit = debits[0];
-        await slot.Taking.WaitAsync(cancellationToken).ConfigureAwait(false);
+        if (!await slot.Taking.WaitAsync(storeTimeout, cancellationToken).ConfigureAwait(false))
+        {
+            // Another request has been taking a block for the whole store timeout: the store is not answering,
+            // and this request gets the outage policy's answer now rather than queue behind it.
+            throw new QuotaStoreUnavailableException($"A credit lease of pool {debit.Pool.Name} was being taken for longer than the store timeout ({storeTimeout.TotalMilliseconds} ms).");
+        }
+
         try
         {
             // Another request may have taken a block while this one waited.
@@ -98,7 +105,20 @@ internal sealed class LeasingQuotaStore(IQuotaStore inner, QuotaMetrics metrics,
             }
 
             // The block is one debit with no usage event: the ledger hears of each request it pays for.
-            var grant = await Inner.DebitAsync([debit with { Cost = size }], null, cancellationToken).ConfigureAwait(false);
+            RouteDecision grant;
+            try
+            {
+                grant = await Inner.DebitAsync([debit with { Cost = size }], null, cancellationToken).ConfigureAwait(false);
+            }
+            catch (QuotaStoreUnavailableException ex) when (ex.MayHaveDebited)
+            {
+                // The block may have been debited and its answer is lost for good (a replica's acknowledgement
+                // missing in a failover, a connection that died with it): with no usage event to find it by, it
+                // stays counted as used. Counted here as what it may be: credits possibly held, never billed.
+                metrics.LeaseCredits(debit.Pool.Name, "unknown", size);
+                throw;
+            }
+
             if (!grant.Admitted)
             {
                 // Less room than the last decision said: this request is decided on its own, and the next block sized from what it says.
@@ -214,7 +234,8 @@ internal sealed class LeasingQuotaStore(IQuotaStore inner, QuotaMetrics metrics,
     /// Sends every slot's records (the spends since the last pass and what each lease holds); one the store
     /// did not take is sent again next pass, until <paramref name="giveUpAfterMs"/> past its lease's end.
     /// </summary>
-    internal async Task SendRecordsAsync(long nowMs, long giveUpAfterMs, CancellationToken cancellationToken)
+    /// <param name="final">No later pass will send them (shutdown): what the store does not take now is given up.</param>
+    internal async Task SendRecordsAsync(long nowMs, long giveUpAfterMs, CancellationToken cancellationToken, bool final = false)
     {
         foreach (var slot in _slots.Values)
         {
@@ -229,7 +250,7 @@ internal sealed class LeasingQuotaStore(IQuotaStore inner, QuotaMetrics metrics,
                 }
                 catch (Exception ex) when (ex is QuotaStoreUnavailableException or OperationCanceledException)
                 {
-                    var kept = records[i..].Where(r => r.ExpiresAtMs + giveUpAfterMs > nowMs).ToList();
+                    var kept = final ? [] : records[i..].Where(r => r.ExpiresAtMs + giveUpAfterMs > nowMs).ToList();
                     var dropped = records.Length - i - kept.Count;
                     if (dropped > 0)
                     {
@@ -254,6 +275,9 @@ internal sealed class LeasingQuotaStore(IQuotaStore inner, QuotaMetrics metrics,
             }
         }
     }
+
+    /// <summary>No lease in force, and nothing left to return or record.</summary>
+    internal bool AllIdle => _slots.Values.All(slot => slot.Idle);
 
     /// <summary>This replica's unspent leased credits per pool, for the gauge.</summary>
     internal Dictionary<string, long> HeldByPool()

@@ -53,7 +53,7 @@ internal sealed class MeteredQuotaStore(IQuotaStore inner, QuotaMetrics metrics)
     public ValueTask RecordLeaseAsync(PoolDefinition pool, LeaseRecord record, CancellationToken cancellationToken) =>
         MeasureAsync(StoreOperation.Lease, Stopwatch.GetTimestamp(), inner.RecordLeaseAsync(pool, record, cancellationToken));
 
-    public ValueTask<(long Leases, long Credits)> SweepLeasesAsync(PoolDefinition pool, TimeSpan grace, CancellationToken cancellationToken) => inner.SweepLeasesAsync(pool, grace, cancellationToken);
+    public ValueTask<(long Leases, long Credits)> SweepLeasesAsync(PoolDefinition pool, TimeSpan grace, TimeSpan keepEnded, CancellationToken cancellationToken) => inner.SweepLeasesAsync(pool, grace, keepEnded, cancellationToken);
 
     // The timestamp is an argument, taken before the call it measures starts.
     private async ValueTask MeasureAsync(string operation, long started, ValueTask call)

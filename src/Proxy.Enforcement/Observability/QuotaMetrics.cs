@@ -168,7 +168,7 @@ internal sealed class QuotaMetrics
             ["webhook", "outcome"]);
         _leaseCredits = factory.CreateCounter(
             "quota_proxy_lease_credits_total",
-            "Credits of credit leases, by pool and what became of them: granted (debited as a block), spent (by admitted requests; billed), returned (unspent, given back to the pool), forfeited (unspent when a reset or a store failover voided the lease: counted as used, never billed), lost (unspent in the lease of a replica that died, found by the sweep: counted as used, never billed).",
+            "Credits of credit leases, by pool and what became of them: granted (debited as a block), spent (by admitted requests; billed), returned (unspent, given back to the pool), forfeited (unspent when a reset or a store failover voided the lease: counted as used, never billed), lost (unspent in the lease of a replica that died, found by the sweep: counted as used, never billed), unknown (a block whose debit timed out or was not confirmed: possibly counted as used, never billed).",
             ["pool", "outcome"]);
         _leasesTaken = factory.CreateCounter("quota_proxy_leases_taken_total", "Credit leases this replica took (each one store decision).", ["pool"]);
         _leasedCredits = factory.CreateGauge("quota_proxy_leased_credits", "Unspent credits this replica holds in credit leases: used in the store, not yet spent or returned.", ["pool"]);
@@ -214,7 +214,7 @@ internal sealed class QuotaMetrics
 
     public void AccessLogDropped() => _accessLogDropped.Inc();
 
-    /// <param name="outcome">granted, spent, returned, forfeited or lost.</param>
+    /// <param name="outcome">granted, spent, returned, forfeited, lost or unknown.</param>
     public void LeaseCredits(string pool, string outcome, long credits)
     {
         if (credits != 0)

@@ -81,8 +81,9 @@ internal interface IQuotaStore
     /// <summary>
     /// Claims the leases of <paramref name="pool"/> that ended more than <paramref name="grace"/> ago without
     /// being closed (their replica died): their unspent credits stay counted as used and are never billed.
+    /// Records of leases closed or claimed more than <paramref name="keepEnded"/> ago go.
     /// </summary>
     /// <returns>The leases claimed (each is claimed once across replicas) and their unspent credits.</returns>
     /// <exception cref="QuotaStoreUnavailableException">The store did not answer within its timeout.</exception>
-    ValueTask<(long Leases, long Credits)> SweepLeasesAsync(PoolDefinition pool, TimeSpan grace, CancellationToken cancellationToken);
+    ValueTask<(long Leases, long Credits)> SweepLeasesAsync(PoolDefinition pool, TimeSpan grace, TimeSpan keepEnded, CancellationToken cancellationToken);
 }

@@ -157,7 +157,7 @@ internal sealed class InProcessQuotaStore(TimeProvider timeProvider, TimeSpan? l
     /// <summary>Nothing to keep: this store has no ledger, and a replica that dies takes its counters with it.</summary>
     public ValueTask RecordLeaseAsync(PoolDefinition pool, LeaseRecord record, CancellationToken cancellationToken) => ValueTask.CompletedTask;
 
-    public ValueTask<(long Leases, long Credits)> SweepLeasesAsync(PoolDefinition pool, TimeSpan grace, CancellationToken cancellationToken) => ValueTask.FromResult((0L, 0L));
+    public ValueTask<(long Leases, long Credits)> SweepLeasesAsync(PoolDefinition pool, TimeSpan grace, TimeSpan keepEnded, CancellationToken cancellationToken) => ValueTask.FromResult((0L, 0L));
 
     public ValueTask<PoolUsage> ReadUsageAsync(PoolDefinition pool, CancellationToken cancellationToken)
     {

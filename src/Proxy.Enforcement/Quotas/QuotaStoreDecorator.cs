@@ -33,6 +33,6 @@ internal abstract class QuotaStoreDecorator(IQuotaStore inner) : IQuotaStore
 
     public virtual ValueTask RecordLeaseAsync(PoolDefinition pool, LeaseRecord record, CancellationToken cancellationToken) => inner.RecordLeaseAsync(pool, record, cancellationToken);
 
-    public virtual ValueTask<(long Leases, long Credits)> SweepLeasesAsync(PoolDefinition pool, TimeSpan grace, CancellationToken cancellationToken) =>
-        inner.SweepLeasesAsync(pool, grace, cancellationToken);
+    public virtual ValueTask<(long Leases, long Credits)> SweepLeasesAsync(PoolDefinition pool, TimeSpan grace, TimeSpan keepEnded, CancellationToken cancellationToken) =>
+        inner.SweepLeasesAsync(pool, grace, keepEnded, cancellationToken);
 }

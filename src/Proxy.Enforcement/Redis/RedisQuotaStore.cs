@@ -224,7 +224,8 @@ internal sealed class RedisQuotaStore : IQuotaStore
         {
             // RedisServerException (a script error such as QP_CLOCK_SKEW, LOADING, READONLY) is a
             // RedisException too: whatever the store cannot decide, the outage policy answers.
-            if (ex is RedisConnectionException or RedisTimeoutException && _abandoned.CanResolve(usage))
+            var lost = ex is RedisConnectionException or RedisTimeoutException;
+            if (lost && _abandoned.CanResolve(usage))
             {
                 // The connection failed with the call on it (Redis killed, a network cut): it may have run, and
                 // its reply died with the connection. Looked up by its usage event after its deadline.
@@ -232,7 +233,7 @@ internal sealed class RedisQuotaStore : IQuotaStore
             }
 
             QuotaLog.StoreUnavailable(_logger, debits[0].Pool.Name, ex);
-            throw new QuotaStoreUnavailableException($"Redis did not decide within {_timeout.TotalMilliseconds} ms.", ex);
+            throw new QuotaStoreUnavailableException($"Redis did not decide within {_timeout.TotalMilliseconds} ms.", ex) { MayHaveDebited = lost };
         }
     }
 
@@ -341,7 +342,10 @@ internal sealed class RedisQuotaStore : IQuotaStore
             _abandoned.Unresolved();
         }
 
-        throw new QuotaStoreUnavailableException($"The debit reached {Math.Max(0, acknowledged)} of the {_replicaAcks} replica(s) it needs within {_timeout.TotalMilliseconds} ms; the vendor was not called.");
+        throw new QuotaStoreUnavailableException($"The debit reached {Math.Max(0, acknowledged)} of the {_replicaAcks} replica(s) it needs within {_timeout.TotalMilliseconds} ms; the vendor was not called.")
+        {
+            MayHaveDebited = true,
+        };
     }
 
     /// <summary>Below this, queued work runs on time (a timer's ordinary jitter).</summary>
@@ -492,7 +496,7 @@ internal sealed class RedisQuotaStore : IQuotaStore
         }
         catch (Exception ex) when (IsStoreFailure(ex))
         {
-            QuotaLog.StoreUnavailable(_logger, block.Pool.Name, ex);
+            // Not logged here: the keeper sends it again every pass for a minute, then counts it forfeited.
             throw new QuotaStoreUnavailableException($"Redis did not take back lease return {operationId} within {_timeout.TotalMilliseconds} ms; it is sent again.", ex);
         }
     }
@@ -525,17 +529,17 @@ internal sealed class RedisQuotaStore : IQuotaStore
         }
         catch (Exception ex) when (IsStoreFailure(ex))
         {
-            QuotaLog.StoreUnavailable(_logger, pool.Name, ex);
+            // Not logged here: the keeper sends it again every pass, and logs it if it gives up (event 1500).
             throw new QuotaStoreUnavailableException($"Redis did not record lease {record.Id} of pool {pool.Name} within {_timeout.TotalMilliseconds} ms; it is sent again.", ex);
         }
     }
 
-    public async ValueTask<(long Leases, long Credits)> SweepLeasesAsync(PoolDefinition pool, TimeSpan grace, CancellationToken cancellationToken)
+    public async ValueTask<(long Leases, long Credits)> SweepLeasesAsync(PoolDefinition pool, TimeSpan grace, TimeSpan keepEnded, CancellationToken cancellationToken)
     {
         try
         {
             var reply = (long[])(await _connection.GetDatabase()
-                .ScriptEvaluateAsync(LeaseSweepScript.Source, [_keys.LeaseRecords(pool), _keys.EventStream(pool)], [_useProxyClock ? _timeProvider.GetUtcNow().ToUnixTimeMilliseconds() : 0, (long)grace.TotalMilliseconds, LeaseRecord.Route])
+                .ScriptEvaluateAsync(LeaseSweepScript.Source, [_keys.LeaseRecords(pool), _keys.EventStream(pool)], [_useProxyClock ? _timeProvider.GetUtcNow().ToUnixTimeMilliseconds() : 0, (long)grace.TotalMilliseconds, LeaseRecord.Route, (long)keepEnded.TotalMilliseconds])
                 .WaitAsync(_timeout, cancellationToken)
                 .ConfigureAwait(false))!;
             return (reply[0], reply[1]);

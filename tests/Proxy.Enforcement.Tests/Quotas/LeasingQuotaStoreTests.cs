@@ -33,7 +33,7 @@ public sealed class LeasingQuotaStoreTests
     private static (LeasingQuotaStore Leasing, Recorded Store) Create()
     {
         var store = new Recorded(new InProcessQuotaStore(TimeProvider.System));
-        return (new LeasingQuotaStore(store, new QuotaMetrics(Prometheus.Metrics.NewCustomRegistry()), NullLogger<LeasingQuotaStore>.Instance), store);
+        return (new LeasingQuotaStore(store, new QuotaMetrics(Prometheus.Metrics.NewCustomRegistry()), NullLogger<LeasingQuotaStore>.Instance, TimeSpan.FromMilliseconds(50)), store);
     }
 
     private static PoolDefinition WithLease(PoolOptions options, long maxCredits) =>
