@@ -278,14 +278,7 @@ public sealed class StoreFaultTests(RedisFixture redis, PostgresFixture postgres
         // (their circuits closed), the rest of the pool through both, until each says 429.
         await using var connection = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(sentinel.ConnectionString);
         await AssertInvariantAsync(connection, prefix, ledger, vendor);
-        await Poll.UntilAsync(
-            "both replicas to decide again",
-            async () => (await SendAsync(first, "prod", -1)).Status != HttpStatusCode.ServiceUnavailable && (await SendAsync(second, "prod", -2)).Status != HttpStatusCode.ServiceUnavailable,
-            deciding => deciding,
-            TimeSpan.FromSeconds(30));
-        var rest = await SendManyAsync(first, (int)Pool, from: 10_000_000, until: HttpStatusCode.TooManyRequests);
-        rest.AddRange(await SendManyAsync(second, (int)Pool, from: 20_000_000, until: HttpStatusCode.TooManyRequests));
-        output.WriteLine("after the load: " + Summary(rest));
+        var rest = await TheRestOfThePoolAsync(first, second, Pool);
 
         Assert.Equal(HttpStatusCode.TooManyRequests, rest[^1]);
         // The proxy writes to the new master: the old one is a replica now.
@@ -324,14 +317,7 @@ public sealed class StoreFaultTests(RedisFixture redis, PostgresFixture postgres
         await TalliesAsync(connection, prefix, ledger, vendor, seen => seen.Billed && seen.Tenants.Sum(t => t.Redis - t.Ledger) is var gap && gap >= 0 && gap <= unknown);
 
         // Then the rest of the pool through both, until each says 429.
-        await Poll.UntilAsync(
-            "both replicas to decide again",
-            async () => (await SendAsync(first, "prod", -1)).Status != HttpStatusCode.ServiceUnavailable && (await SendAsync(second, "prod", -2)).Status != HttpStatusCode.ServiceUnavailable,
-            deciding => deciding,
-            TimeSpan.FromSeconds(30));
-        var rest = await SendManyAsync(first, (int)Pool, from: 10_000_000, until: HttpStatusCode.TooManyRequests);
-        rest.AddRange(await SendManyAsync(second, (int)Pool, from: 20_000_000, until: HttpStatusCode.TooManyRequests));
-        output.WriteLine("after the load: " + Summary(rest));
+        var rest = await TheRestOfThePoolAsync(first, second, Pool);
         var forfeited = Lease(await first.MetricsAsync(), "forfeited") + Lease(await second.MetricsAsync(), "forfeited");
         var possiblyHeld = Lease(await first.MetricsAsync(), "unknown") + Lease(await second.MetricsAsync(), "unknown");
         unknown = await UnknownAsync();
@@ -592,6 +578,20 @@ public sealed class StoreFaultTests(RedisFixture redis, PostgresFixture postgres
         Assert.All(statuses, status => Assert.Equal(HttpStatusCode.OK, status));
         Assert.Equal(1, readyDuring);
         await AssertInvariantAsync(redis.Connection, prefix, ledger, vendor);
+    }
+
+    /// <summary>Once both replicas decide again (their circuits closed), the rest of the pool through both, until each says 429.</summary>
+    private async Task<List<HttpStatusCode>> TheRestOfThePoolAsync(ProxyInstance first, ProxyInstance second, long pool)
+    {
+        await Poll.UntilAsync(
+            "both replicas to decide again",
+            async () => (await SendAsync(first, "prod", -1)).Status != HttpStatusCode.ServiceUnavailable && (await SendAsync(second, "prod", -2)).Status != HttpStatusCode.ServiceUnavailable,
+            deciding => deciding,
+            TimeSpan.FromSeconds(30));
+        var rest = await SendManyAsync(first, (int)pool, from: 10_000_000, until: HttpStatusCode.TooManyRequests);
+        rest.AddRange(await SendManyAsync(second, (int)pool, from: 20_000_000, until: HttpStatusCode.TooManyRequests));
+        output.WriteLine("after the load: " + Summary(rest));
+        return rest;
     }
 
     private static async Task<List<HttpStatusCode>> SendManyAsync(ProxyInstance proxy, int count, int from, HttpStatusCode? until = null)
