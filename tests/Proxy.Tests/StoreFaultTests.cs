@@ -299,7 +299,8 @@ public sealed class StoreFaultTests(RedisFixture redis, PostgresFixture postgres
         TestProxyConfig Leased() => Config(vendor, sentinel.ConnectionString, prefix, ledger, limit: Pool)
             .Set("Quota:Store:ReplicaAcks", "1")
             .Set("Quota:Pools:daily:Lease:MaxCredits", "20")
-            .Set("Quota:Pools:daily:Lease:Ttl", "00:00:01");
+            .Set("Quota:Pools:daily:Lease:Ttl", "00:00:01")
+            .Set("Quota:Ledger:ClaimIdle", "00:00:01");
         await using var first = await ProxyInstance.StartAsync(Leased());
         await using var second = await ProxyInstance.StartAsync(Leased());
 
@@ -325,6 +326,9 @@ public sealed class StoreFaultTests(RedisFixture redis, PostgresFixture postgres
         Assert.True(possiblyHeld <= unknown, "a block the proxy counts unknown is one the store could not resolve");
         await first.DisposeAsync();
         await second.DisposeAsync();
+        // Their last records are in Redis's stream (they stopped after returning their blocks): a fresh replica's
+        // flusher takes them to the ledger.
+        await using var drainer = await ProxyInstance.StartAsync(Leased());
 
         // The blocks taken before the switch were voided (counted, never billed: lease events); every call is
         // billed once; the counters hold the pool, of which the ledger has all but the unconfirmed blocks; the
