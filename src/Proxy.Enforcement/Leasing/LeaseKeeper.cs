@@ -23,7 +23,7 @@ internal sealed class LeaseKeeper(LeasingQuotaStore leases, LiveConfiguration li
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
         {
-            LeaseLog(ex);
+            QuotaLog.LeasePassFailed(logger, ex);
         }
 
         await base.StartAsync(cancellationToken).ConfigureAwait(false);
@@ -65,7 +65,7 @@ internal sealed class LeaseKeeper(LeasingQuotaStore leases, LiveConfiguration li
                 }
                 catch (Exception ex) when (ex is not OperationCanceledException)
                 {
-                    LeaseLog(ex);
+                    QuotaLog.LeasePassFailed(logger, ex);
                 }
             }
         }
@@ -74,8 +74,6 @@ internal sealed class LeaseKeeper(LeasingQuotaStore leases, LiveConfiguration li
             // Stopping: StopAsync returns what is left.
         }
     }
-
-    private void LeaseLog(Exception ex) => QuotaLog.LeasePassFailed(logger, ex);
 
     /// <summary>One pass: expired and outdated leases returned, records sent, the gauge set.</summary>
     internal async Task PassAsync(CancellationToken cancellationToken)
@@ -128,13 +126,16 @@ internal sealed class LeaseKeeper(LeasingQuotaStore leases, LiveConfiguration li
             // that does not answer is tried for a few seconds; what it still has not taken then is given up
             // (returns counted as forfeited, records logged as event 1500).
             var until = time.GetUtcNow() + ShutdownFor;
-            await leases.EndAsync(slot => true, forfeit: false, cancellationToken).ConfigureAwait(false);
-            await leases.SendRecordsAsync(time.GetUtcNow().ToUnixTimeMilliseconds(), (long)RecordFor.TotalMilliseconds, cancellationToken).ConfigureAwait(false);
-            while (!leases.AllIdle && time.GetUtcNow() < until)
+            while (true)
             {
-                await Task.Delay(Pass * 5, time, cancellationToken).ConfigureAwait(false);
                 await leases.EndAsync(slot => true, forfeit: false, cancellationToken).ConfigureAwait(false);
                 await leases.SendRecordsAsync(time.GetUtcNow().ToUnixTimeMilliseconds(), (long)RecordFor.TotalMilliseconds, cancellationToken).ConfigureAwait(false);
+                if (leases.AllIdle || time.GetUtcNow() >= until)
+                {
+                    break;
+                }
+
+                await Task.Delay(Pass * 5, time, cancellationToken).ConfigureAwait(false);
             }
 
             await leases.EndAsync(slot => true, forfeit: false, cancellationToken, final: true).ConfigureAwait(false);
@@ -142,7 +143,7 @@ internal sealed class LeaseKeeper(LeasingQuotaStore leases, LiveConfiguration li
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
         {
-            LeaseLog(ex);
+            QuotaLog.LeasePassFailed(logger, ex);
         }
     }
 }

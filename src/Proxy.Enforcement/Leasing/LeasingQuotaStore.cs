@@ -23,9 +23,6 @@ internal sealed class LeasingQuotaStore(IQuotaStore inner, QuotaMetrics metrics,
     private readonly ConcurrentDictionary<QuotaNode, LeaseSlot> _slots = new();
     private readonly string _replica = Guid.NewGuid().ToString("N")[..12];
 
-    /// <summary>The slots in use (the keeper's passes walk them).</summary>
-    internal ICollection<LeaseSlot> Slots => _slots.Values;
-
     public override ValueTask<RouteDecision> DebitAsync(IReadOnlyList<QuotaDebit> debits, UsageContext? usage, CancellationToken cancellationToken)
     {
         if (SlotFor(debits, usage) is not { } slot)
