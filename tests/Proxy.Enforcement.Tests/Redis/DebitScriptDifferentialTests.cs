@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Time.Testing;
 using QuotaProxy.Enforcement.Quotas;
+using QuotaProxy.Enforcement.Redis;
 using QuotaProxy.Enforcement.Tests.Quotas;
 using QuotaProxy.Testing;
 using Xunit.Abstractions;
@@ -58,7 +59,10 @@ public sealed class DebitScriptDifferentialTests(RedisFixture redis, ITestOutput
     /// <summary>
     /// Group commit: decisions sent at once to one hash tag go together in one call (after the first, which
     /// leaves alone), and each must come out exactly as the in-process store decides the same sequence one
-    /// at a time, in the order they were sent.
+    /// at a time, in the order they were sent. The script reads a batch's counters once and writes them once
+    /// at the end of the call, so after every step the pools' counters (idempotency keys included: one
+    /// decision in four carries one from a small set, so that a batch holds first uses, replays and
+    /// conflicts of one key) must equal the in-process store's, field by field.
     /// </summary>
     [Theory]
     [InlineData(1)]
@@ -70,8 +74,11 @@ public sealed class DebitScriptDifferentialTests(RedisFixture redis, ITestOutput
         var random = new Random(seed);
         var clock = new FakeTimeProvider(new DateTimeOffset(2030, 3, 9, 4, 30, 0, TimeSpan.Zero));
         var reference = new InProcessQuotaStore(clock);
-        var lua = RedisStores.Create(redis.Connection, clock);
+        var prefix = RedisFixture.NewKeyPrefix();
+        var lua = RedisStores.Create(redis.Connection, clock, prefix);
+        var database = redis.Connection.GetDatabase();
         var decisions = 0;
+        var replays = 0;
         // One decision per pool alone first: it sets the hash tag's baseline (the first decisions of a fresh
         // Redis wait for it, and go again in whatever order they come back in).
         foreach (var pool in Pools)
@@ -91,20 +98,73 @@ public sealed class DebitScriptDifferentialTests(RedisFixture redis, ITestOutput
                 var tenant = p.Nodes.Values.ElementAt(random.Next(p.Nodes.Count));
                 return new QuotaDebit(p, tenant, random.Next(10) == 0 ? random.Next(1, 60) : random.Next(1, 4));
             }).ToList();
+            var usages = debits.Select((_, i) =>
+            {
+                var key = random.Next(4);
+                return random.Next(4) == 0
+                    ? new UsageContext("route", $"request-{step}-{i}", new IdempotencyClaim($"key-{key}", key + 1 + (random.Next(4) == 0 ? 100 : 0), 1 + (key % 2)))
+                    : null;
+            }).ToList();
 
-            var sent = debits.Select(debit => lua.DebitAsync(debit, CancellationToken.None).AsTask()).ToList();
+            var sent = debits.Select((debit, i) => lua.DebitAsync([debit], usages[i], CancellationToken.None).AsTask()).ToList();
             var actual = await Task.WhenAll(sent);
             for (var i = 0; i < debits.Count; i++)
             {
-                var expected = await reference.DebitAsync(debits[i], CancellationToken.None);
-                Assert.True(expected == actual[i], $"seed {seed}, step {step}, decision {i} of {debits.Count}, {debits[i].Pool.Name}/{debits[i].Tenant.Name} cost {debits[i].Cost}: in-process {expected}, Lua {actual[i]}");
+                var expected = await reference.DebitAsync([debits[i]], usages[i], CancellationToken.None);
+                Assert.True(
+                    expected.Admitted == actual[i].Admitted && expected.Pools.SequenceEqual(actual[i].Pools),
+                    $"seed {seed}, step {step}, decision {i} of {debits.Count}, {debits[i].Pool.Name}/{debits[i].Tenant.Name} cost {debits[i].Cost}{(usages[i] is { Idempotency: { } claim } ? $" key {claim.Key}" : "")}: in-process {string.Join(" | ", expected.Pools)}, Lua {string.Join(" | ", actual[i].Pools)}");
+                replays += actual[i].Pools.Count(p => p.Replayed);
+            }
+
+            foreach (var checkedPool in debits.Select(d => d.Pool).Distinct())
+            {
+                var counters = reference.Snapshot(checkedPool.Name);
+                var hash = await database.HashGetAllAsync(new RedisKeys(prefix).PoolUsage(checkedPool));
+                var luaCounters = hash.Where(e => e.Name != "start" && e.Name != "end").ToDictionary(e => (string)e.Name!, e => (long)e.Value, StringComparer.Ordinal);
+                Assert.True(
+                    counters.Count == luaCounters.Count && counters.All(pair => luaCounters.TryGetValue(pair.Key, out var value) && value == pair.Value),
+                    $"seed {seed}, step {step}: counters of {checkedPool.Name} differ: in-process {Show(counters)}, Lua {Show(luaCounters)}");
             }
 
             decisions += debits.Count;
         }
 
-        output.WriteLine($"seed {seed}: {decisions} decisions in {steps} steps, {lua.BatchedCalls} calls carried more than one");
+        output.WriteLine($"seed {seed}: {decisions} decisions in {steps} steps, {lua.BatchedCalls} calls carried more than one, {replays} replays");
         Assert.True(lua.BatchedCalls > steps / 4, $"only {lua.BatchedCalls} batches formed");
+        Assert.True(replays > 0, "no idempotent replay happened");
+    }
+
+    private static string Show(Dictionary<string, long> counters) =>
+        string.Join(", ", counters.OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => $"{p.Key}={p.Value}"));
+
+    /// <summary>
+    /// With the ledger on, a full stream refuses (no admission goes unbilled). A batch reads the stream's
+    /// length once and counts the events it appends itself: decisions sent at once past the backlog's room
+    /// are admitted exactly up to it, in the order sent, and every admitted one has its event.
+    /// </summary>
+    [Fact]
+    public async Task ABatchReachingTheLedgerBacklog_AdmitsExactlyUpToIt_EachAdmissionWithItsEvent()
+    {
+        const int maxBacklog = 7;
+        var pool = TestPools.Create("backlog", 1_000, "1d", "UTC", ("prod", null));
+        var keys = new RedisKeys(RedisFixture.NewKeyPrefix());
+        var store = new RedisQuotaStore(
+            redis.Connection, keys, TimeSpan.FromSeconds(2), TimeProvider.System, Microsoft.Extensions.Logging.Abstractions.NullLogger<RedisQuotaStore>.Instance, ledger: true, maxBacklog: maxBacklog);
+        var prod = pool.Nodes["prod"];
+        // The first alone: it lays the tag's baseline.
+        Assert.True((await store.DebitAsync([new QuotaDebit(pool, prod, 1)], new UsageContext("route", "request-first"), CancellationToken.None)).Admitted);
+
+        var decisions = await Task.WhenAll(Enumerable.Range(0, 20)
+            .Select(i => store.DebitAsync([new QuotaDebit(pool, prod, 1)], new UsageContext("route", $"request-{i}"), CancellationToken.None).AsTask()));
+
+        output.WriteLine($"{store.BatchedCalls} calls carried more than one decision: {string.Join(" ", decisions.Select(d => d.Admitted ? "admitted" : d.Pools[0].LimitedBy.ToString()))}");
+        Assert.True(store.BatchedCalls > 0, "no batch formed");
+        Assert.All(decisions.Take(maxBacklog - 1), decision => Assert.True(decision.Admitted));
+        Assert.All(decisions.Skip(maxBacklog - 1), decision => Assert.Equal(QuotaLimitedBy.LedgerBacklog, decision.Pools[0].LimitedBy));
+        var database = redis.Connection.GetDatabase();
+        Assert.Equal(maxBacklog, await database.StreamLengthAsync(keys.EventStream(pool)));
+        Assert.Equal(maxBacklog, (long)await database.HashGetAsync(keys.PoolUsage(pool), "pool"));
     }
 
     /// <summary>Mostly small steps (many decisions per window), sometimes a jump across a minute, an hour or a day.</summary>

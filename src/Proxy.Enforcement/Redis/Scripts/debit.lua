@@ -74,7 +74,7 @@
 --   then      the r usage fields, which records name by their position i (1-based, 0 for none); then the q
 --           rates' r: fields of the state hash, in the order of their records
 --           The proxy builds the format, the records and the fields once per node (PathArguments.cs), so the script builds no
---           strings and converts no numbers: a call costs Redis a few microseconds.
+--           field names and parses no decimal arguments: a decision costs Redis a few microseconds.
 --
 -- Reply: one string of little-endian doubles, read with BinaryPrimitives (one bulk reply is cheaper for both
 -- sides than an array of integers: no reply object per value in the client), holding
@@ -97,11 +97,25 @@
 -- decision's key count, its argument count), then each decision's arguments; KEYS are each decision's keys
 -- in turn. Reply: one element per decision, its reply as above, or its error. The errors come before any
 -- write and are the same for every decision of a tag (its clock, its baseline), so none leaves a batch
--- half written.
+-- half written. A batch reads a usage hash once and writes what its decisions changed once, at the end of
+-- the call (hashes and flush, below), and reads a ledger stream's length once: Redis's work per decision
+-- is the script's arithmetic, not a command's.
 
 -- Read once per call, a batch's decisions sharing them: the server's clock (one call is one atomic
 -- instant) and the baseline marker found (one hash tag per call).
 local call_now_us, baseline_found
+-- The usage hashes as this call has read and changed them. A batch's decisions on one pool read each
+-- field from Redis once (later decisions see the earlier ones' debits here), and the fields they change
+-- are written once, by one HSET per hash when the call ends (flush, below): the same hash as a write per
+-- decision leaves, for a fraction of the calls and number conversions. values[field] is a number, or
+-- false for a field known to be absent; complete: the hash was just cleared, so a field not in values is
+-- absent. dirty[field]: changed, to be written.
+local hashes = {}
+-- Each ledger stream's length as this call knows it: one XLEN, then one more per event it appends.
+local backlogs = {}
+-- A path's packed records, unpacked once per call (a batch's decisions for one tenant share them; read only),
+-- and the reply's struct.pack format by its length.
+local unpacked_records, reply_formats = {}, {}
 
 -- Below, one decision: a function of its own KEYS and ARGV (the names shadow Redis's), left unindented.
 local function decide(KEYS, ARGV)
@@ -182,7 +196,11 @@ local limiting_pool = -1
 for p = 1, pool_count do
   local usage_key, state_key = KEYS[2 * p - 1], KEYS[2 * p]
   local fixed_length, offset, previous_start, start, finish, next_end = struct.unpack('<dddddd', ARGV[block + BLOCK_WINDOW])
-  local rec = { struct.unpack(ARGV[block + BLOCK_FORMAT], ARGV[block + BLOCK_RECORDS]) }
+  local rec = unpacked_records[ARGV[block + BLOCK_RECORDS]]
+  if not rec then
+    rec = { struct.unpack(ARGV[block + BLOCK_FORMAT], ARGV[block + BLOCK_RECORDS]) }
+    unpacked_records[ARGV[block + BLOCK_RECORDS]] = rec
+  end
   local read_count, depth = rec[1 + PATH_FIELD_COUNT], rec[1 + PATH_DEPTH]
   local FIRST_FIELD = block + BLOCK_HEADER_LENGTH
   local FIRST_RATE_FIELD = FIRST_FIELD + read_count
@@ -204,13 +222,29 @@ for p = 1, pool_count do
     end
   end
 
-  -- One HMGET for every field the decision reads, straight from ARGV.
-  local stored = redis.call('HMGET', usage_key, 'start', 'end', 'closed', idempotency ~= '' and idempotency or 'i:',
-    unpack(ARGV, FIRST_FIELD, FIRST_FIELD + read_count - 1))
-  local seen = idempotency ~= '' and tonumber(stored[4]) or nil
+  -- The fields the decision reads: from this call's copy of the hash, one HMGET for those it lacks.
+  local hash = hashes[usage_key]
+  if not hash then
+    hash = { values = {}, dirty = {}, complete = false }
+    hashes[usage_key] = hash
+  end
+  local values = hash.values
+  if not hash.complete then
+    local missing, m = {}, 0
+    if values['start'] == nil then missing[1], missing[2], missing[3], m = 'start', 'end', 'closed', 3 end
+    if idempotency ~= '' and values[idempotency] == nil then m = m + 1; missing[m] = idempotency end
+    for i = FIRST_FIELD, FIRST_FIELD + read_count - 1 do
+      if values[ARGV[i]] == nil then m = m + 1; missing[m] = ARGV[i] end
+    end
+    if m > 0 then
+      local stored = redis.call('HMGET', usage_key, unpack(missing, 1, m))
+      for i = 1, m do values[missing[i]] = tonumber(stored[i]) or false end
+    end
+  end
+  local seen = idempotency ~= '' and values[idempotency] or nil
   local value = {}
-  local stored_start = tonumber(stored[1])
-  local closed = tonumber(stored[3]) or 0
+  local stored_start = values['start'] or nil
+  local closed = values['closed'] or 0
   -- A new window starts from zero: no reset job, the first decision in it clears the counters.
   if stored_start == nil or window_start > stored_start then
     seen = nil
@@ -223,10 +257,13 @@ for p = 1, pool_count do
     -- Memory cleanup only (the start check above is what resets): kept a minute past the window's end
     -- or the closure's, whichever is later.
     redis.call('PEXPIRE', usage_key, max(window_end, closed) - now + KEEP_AFTER_WINDOW_MS)
+    -- Changes of this call's earlier decisions to the old window are gone with it, as the DEL made them.
+    hash = { values = { start = window_start, ['end'] = window_end, closed = closed > now and closed or false }, dirty = {}, complete = true }
+    hashes[usage_key] = hash
     for i = 1, read_count do value[i] = 0 end
   else
-    window_start, window_end = stored_start, tonumber(stored[2])
-    for i = 1, read_count do value[i] = tonumber(stored[i + 4]) or 0 end
+    window_start, window_end = stored_start, values['end']
+    for i = 1, read_count do value[i] = values[ARGV[FIRST_FIELD - 1 + i]] or 0 end
   end
 
   -- A key already bound in this window: a retry of its request (a replay while replays are left), or a
@@ -369,15 +406,23 @@ for p = 1, pool_count do
     lease_base = lease_base + lease_count
   end
 
-  if route ~= '' and redis.call('XLEN', KEYS[2 * pool_count + p]) >= max_backlog then
-    limited_by, limiting, wait_us = LEDGER_BACKLOG, 0, 0
+  if route ~= '' then
+    local stream = KEYS[2 * pool_count + p]
+    local length = backlogs[stream]
+    if not length then
+      length = redis.call('XLEN', stream)
+      backlogs[stream] = length
+    end
+    if length >= max_backlog then
+      limited_by, limiting, wait_us = LEDGER_BACKLOG, 0, 0
+    end
   end
 
   if conflict then
     limited_by, limiting, shadow_limited_by, shadow_limiting, wait_us = IDEMPOTENCY_CONFLICT, -1, NONE, -1, 0
   elseif idempotency ~= '' and not replayed then
     -- A first request binds the key to its fingerprint; past its replays the count stays where it is.
-    writes[w + 1], writes[w + 2] = idempotency, string.format('%d', seen or fingerprint * REPLAY_COUNT_RANGE)
+    writes[w + 1], writes[w + 2] = idempotency, seen or fingerprint * REPLAY_COUNT_RANGE
   end
 
   local result = {
@@ -399,10 +444,12 @@ if admitted and not peek then
   for p = 1, pool_count do
     -- A replayed pool was charged when the request first came: no credits, one more replay of its key.
     local result = results[p]
+    local hash = hashes[result.usage_key]
     if result.replayed then
-      redis.call('HINCRBY', result.usage_key, idempotency, 1)
+      hash.values[idempotency], hash.dirty[idempotency] = hash.values[idempotency] + 1, true
     else
-      redis.call('HSET', result.usage_key, unpack(result.writes))
+      local writes, values, dirty = result.writes, hash.values, hash.dirty
+      for i = 1, #writes, 2 do values[writes[i]], dirty[writes[i]] = writes[i + 1], true end
     end
     if result.rate_writes then redis.call('HSET', result.state_key, unpack(result.rate_writes)) end
     if result.lease_keys then
@@ -416,12 +463,15 @@ if admitted and not peek then
       local stream, shadow = KEYS[2 * pool_count + p], result.shadow_limited_by ~= NONE and ' 1' or ' 0'
       if result.replayed then
         redis.call('XADD', stream, '*', 'e', string.format('%d 0 replay', now) .. shadow .. event_tail)
+        backlogs[stream] = backlogs[stream] + 1
       else
         if cost > result.overage then
           redis.call('XADD', stream, '*', 'e', string.format('%d %d debit', now, cost - result.overage) .. shadow .. event_tail)
+          backlogs[stream] = backlogs[stream] + 1
         end
         if result.overage > 0 then
           redis.call('XADD', stream, '*', 'e', string.format('%d %d overage', now, result.overage) .. shadow .. event_tail)
+          backlogs[stream] = backlogs[stream] + 1
         end
       end
     end
@@ -450,11 +500,31 @@ for p = 1, pool_count do
     reply[at + REPLY_RETRY_AFTER_MICROS], reply[at + REPLY_REPLAYED] = 0, r.replayed and 1 or 0
   end
 end
-return struct.pack('<' .. string.rep('d', #reply), unpack(reply))
+local format = reply_formats[#reply]
+if not format then
+  format = '<' .. string.rep('d', #reply)
+  reply_formats[#reply] = format
+end
+return struct.pack(format, unpack(reply))
+end
+
+-- The changed fields of every usage hash, one HSET each; '%d': a Lua number passed as is would be
+-- written with 14 significant digits (and through the slow path of C's float formatting).
+local function flush()
+  for key, hash in pairs(hashes) do
+    local fields, n = {}, 0
+    for field in pairs(hash.dirty) do
+      fields[n + 1], fields[n + 2] = field, string.format('%d', hash.values[field])
+      n = n + 2
+    end
+    if n > 0 then redis.call('HSET', key, unpack(fields, 1, n)) end
+  end
 end
 
 if ARGV[1] ~= '' then
-  return decide(KEYS, ARGV)
+  local reply = decide(KEYS, ARGV)
+  flush()
+  return reply
 end
 
 local count = tonumber(ARGV[2])
@@ -464,4 +534,5 @@ for d = 1, count do
   replies[d] = decide({ unpack(KEYS, key_at + 1, key_at + key_count) }, { unpack(ARGV, arg_at + 1, arg_at + arg_count) })
   key_at, arg_at = key_at + key_count, arg_at + arg_count
 end
+flush()
 return replies
