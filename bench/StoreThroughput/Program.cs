@@ -46,7 +46,24 @@ foreach (var replicas in replicaCounts)
         .ToList();
     var stores = providers.Select(p => (Store: p.GetRequiredService<IQuotaStore>(), Pool: p.GetRequiredService<QuotaProxy.Enforcement.Configuration.LiveConfiguration>().Model.Pools["hot"])).ToList();
 
-    // Warm-up: baselines, scripts, the JIT.
+    // Warm-up: each store's first decision alone (it lays the pool's baseline on a fresh Redis; 256 at once
+    // would time out behind it and open the store's breaker for the measured run), then scripts and the JIT.
+    foreach (var (store, pool) in stores)
+    {
+        for (var attempt = 0; ; attempt++)
+        {
+            try
+            {
+                await store.DebitAsync([new QuotaDebit(pool, pool.Nodes.Values.First(), 1)], null, CancellationToken.None);
+                break;
+            }
+            catch (QuotaStoreUnavailableException) when (attempt < 50)
+            {
+                await Task.Delay(200);
+            }
+        }
+    }
+
     await Run(TimeSpan.FromSeconds(2), record: null);
     unavailable = 0;
     await server.ExecuteAsync("CONFIG", "RESETSTAT");
