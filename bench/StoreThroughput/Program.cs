@@ -46,8 +46,8 @@ foreach (var replicas in replicaCounts)
         .ToList();
     var stores = providers.Select(p => (Store: p.GetRequiredService<IQuotaStore>(), Pool: p.GetRequiredService<QuotaProxy.Enforcement.Configuration.LiveConfiguration>().Model.Pools["hot"])).ToList();
 
-    // Warm-up: each store's first decision alone (it lays the pool's baseline on a fresh Redis; 256 at once
-    // would time out behind it and open the store's breaker for the measured run), then scripts and the JIT.
+    // Warm-up: each store's first decision alone (it lays the pool's baseline on a fresh Redis, which 256 at
+    // once would wait for), then scripts and the JIT.
     foreach (var (store, pool) in stores)
     {
         for (var attempt = 0; ; attempt++)
@@ -105,6 +105,10 @@ foreach (var replicas in replicaCounts)
                 catch (QuotaStoreUnavailableException)
                 {
                     Interlocked.Increment(ref unavailable); // the default 50 ms timeout: what a proxy would answer 503
+                    // A refusal can come back at once (an open breaker): without a yield, 256 such loops would hold
+                    // the thread pool and starve the store's own work (its baseline, its replies), as no stream of
+                    // separate requests does.
+                    await Task.Yield();
                     continue;
                 }
 
