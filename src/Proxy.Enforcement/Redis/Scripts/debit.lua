@@ -230,11 +230,12 @@ for p = 1, pool_count do
   end
   local values = hash.values
   if not hash.complete then
-    local missing, m = {}, 0
-    if values['start'] == nil then missing[1], missing[2], missing[3], m = 'start', 'end', 'closed', 3 end
-    if idempotency ~= '' and values[idempotency] == nil then m = m + 1; missing[m] = idempotency end
+    -- Made only when a field is missing: after a batch's first decision on a path, none is.
+    local missing, m = nil, 0
+    if values['start'] == nil then missing, m = { 'start', 'end', 'closed' }, 3 end
+    if idempotency ~= '' and values[idempotency] == nil then missing = missing or {}; m = m + 1; missing[m] = idempotency end
     for i = FIRST_FIELD, FIRST_FIELD + read_count - 1 do
-      if values[ARGV[i]] == nil then m = m + 1; missing[m] = ARGV[i] end
+      if values[ARGV[i]] == nil then missing = missing or {}; m = m + 1; missing[m] = ARGV[i] end
     end
     if m > 0 then
       local stored = redis.call('HMGET', usage_key, unpack(missing, 1, m))
