@@ -20,7 +20,11 @@ internal sealed class DebitBatches(IConnectionMultiplexer connection)
     /// <summary>Calls that carried more than one decision (tests read it: batches did form).</summary>
     public long Batched => Interlocked.Read(ref _batched);
 
+    /// <summary>Arrays (a decision's KEYS or ARGV) a batch sent once for several decisions (tests read it).</summary>
+    public long Shared => Interlocked.Read(ref _shared);
+
     private long _batched;
+    private long _shared;
 
     /// <summary>The decision's own reply (as <c>debit.lua</c> alone would give it), or its error.</summary>
     public Task<RedisResult> EvaluateAsync(string tag, RedisKey[] keys, RedisValue[] args)
@@ -115,31 +119,60 @@ internal sealed class DebitBatches(IConnectionMultiplexer connection)
         }
 
         Interlocked.Increment(ref _batched);
-        var keyCount = 0;
-        var argCount = 2 + (2 * batch.Length);
-        foreach (var pending in batch)
+        // A decision whose KEYS or ARGV is the very array of an earlier one in the batch (a pool's shared keys, a
+        // node's shared ARGV: the commonest decisions share both) is sent as that array's number, negated, not
+        // again: Redis reads and copies each array once per call.
+        var keySets = new RedisKey[batch.Length][];
+        var argSets = new RedisValue[batch.Length][];
+        int keySetCount = 0, argSetCount = 0, keyCount = 0, argCount = 2 + (2 * batch.Length);
+        var counts = new RedisValue[2 * batch.Length];
+        for (var d = 0; d < batch.Length; d++)
         {
-            keyCount += pending.Keys.Length;
-            argCount += pending.Args.Length;
+            var pending = batch[d];
+            counts[2 * d] = Share(keySets, ref keySetCount, pending.Keys, ref keyCount);
+            counts[(2 * d) + 1] = Share(argSets, ref argSetCount, pending.Args, ref argCount);
         }
 
+        Interlocked.Add(ref _shared, (2 * batch.Length) - keySetCount - argSetCount);
         var keys = new RedisKey[keyCount];
         var args = new RedisValue[argCount];
         args[0] = "";
         args[1] = batch.Length;
-        int k = 0, a = 2 + (2 * batch.Length);
-        for (var d = 0; d < batch.Length; d++)
+        counts.CopyTo(args, 2);
+        var k = 0;
+        for (var s = 0; s < keySetCount; s++)
         {
-            var pending = batch[d];
-            args[2 + (2 * d)] = pending.Keys.Length;
-            args[3 + (2 * d)] = pending.Args.Length;
-            pending.Keys.CopyTo(keys, k);
-            pending.Args.CopyTo(args, a);
-            k += pending.Keys.Length;
-            a += pending.Args.Length;
+            keySets[s].CopyTo(keys, k);
+            k += keySets[s].Length;
+        }
+
+        var a = 2 + (2 * batch.Length);
+        for (var s = 0; s < argSetCount; s++)
+        {
+            argSets[s].CopyTo(args, a);
+            a += argSets[s].Length;
         }
 
         return EvaluateAsync(database, keys, args);
+    }
+
+    /// <summary>
+    /// What the batch says of a decision's array: its length when it is new (it is sent, and counted into
+    /// <paramref name="total"/>), or minus the 1-based number of the earlier array it is.
+    /// </summary>
+    private static long Share<T>(T[][] sets, ref int setCount, T[] array, ref int total)
+    {
+        for (var s = 0; s < setCount; s++)
+        {
+            if (ReferenceEquals(sets[s], array))
+            {
+                return -(s + 1);
+            }
+        }
+
+        sets[setCount++] = array;
+        total += array.Length;
+        return array.Length;
     }
 
     /// <summary>EVALSHA by the script's precomputed hash; EVAL (which loads it again) when the server does not hold it.</summary>

@@ -85,6 +85,9 @@ internal sealed class RedisQuotaStore : IQuotaStore
     /// <summary>Calls that carried more than one decision (group commit, <see cref="DebitBatches"/>).</summary>
     internal long BatchedCalls => _batches.Batched;
 
+    /// <summary>A decision's KEYS or ARGV that a batch did not send again (<see cref="DebitBatches.Shared"/>).</summary>
+    internal long SharedArrays => _batches.Shared;
+
     /// <summary>The pools (by the name that tags their keys) whose circuit is not closed, for <c>/readyz</c>.</summary>
     public IReadOnlyList<string> OpenCircuits =>
         [.. _breakers.Values.Where(b => b.State != Polly.CircuitBreaker.CircuitState.Closed).Select(b => b.Tag).Order(StringComparer.Ordinal)];

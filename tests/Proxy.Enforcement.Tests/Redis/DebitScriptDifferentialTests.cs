@@ -135,6 +135,64 @@ public sealed class DebitScriptDifferentialTests(RedisFixture redis, ITestOutput
         Assert.True(replays > 0, "no idempotent replay happened");
     }
 
+    /// <summary>
+    /// A batch sends an array that several of its decisions carry (a pool's keys; the ARGV of a node's commonest
+    /// decision, on the server's clock without a ledger event or idempotency key, shared within a millisecond)
+    /// once, and the script hands the same table to each of them. Decisions sent at once, tenants interleaved
+    /// and some with an idempotency key and a ledger event of their own (their ARGV is theirs, their KEYS the
+    /// pool's with its event stream: two key arrays in one batch), must decide as the in-process store decides
+    /// the same sequence, leave the same counters, and write an event for each admission that carried one (a
+    /// replay's of 0 credits).
+    /// </summary>
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    public async Task ABatchSharingItsDecisionsArrays_DecidesAsTheSameSequenceOneByOne(int seed)
+    {
+        var random = new Random(seed);
+        var pool = TestPools.Create("shared", 150, "1d", "UTC", ("prod", null), ("test", 30), ("dev", 12));
+        var keys = new RedisKeys(RedisFixture.NewKeyPrefix());
+        var store = new RedisQuotaStore(
+            redis.Connection, keys, TimeSpan.FromSeconds(2), TimeProvider.System, Microsoft.Extensions.Logging.Abstractions.NullLogger<RedisQuotaStore>.Instance, ledger: true);
+        var reference = new InProcessQuotaStore(TimeProvider.System);
+        var tenants = pool.Nodes.Values.ToArray();
+        var events = 0;
+        // The first alone: it lays the tag's baseline.
+        var first = new QuotaDebit(pool, tenants[0], 1);
+        Assert.True((await store.DebitAsync([first], null, CancellationToken.None)).Admitted);
+        Assert.True((await reference.DebitAsync([first], null, CancellationToken.None)).Admitted);
+
+        for (var round = 0; round < 4; round++)
+        {
+            var debits = Enumerable.Range(0, 30).Select(_ => new QuotaDebit(pool, tenants[random.Next(tenants.Length)], random.Next(1, 4))).ToList();
+            var usages = debits.Select((_, i) => random.Next(5) == 0
+                ? new UsageContext("route", $"request-{round}-{i}", new IdempotencyClaim($"key-{round}-{i % 3}", i % 3, 2))
+                : null).ToList();
+            var actual = await Task.WhenAll(debits.Select((debit, i) => store.DebitAsync([debit], usages[i], CancellationToken.None).AsTask()));
+            for (var i = 0; i < debits.Count; i++)
+            {
+                var expected = (await reference.DebitAsync([debits[i]], usages[i], CancellationToken.None)).Pools[0];
+                var got = actual[i].Pools[0];
+                Assert.True(
+                    (expected.Admitted, expected.LimitedBy, expected.Used, expected.PoolUsed, expected.Remaining, expected.Replayed) == (got.Admitted, got.LimitedBy, got.Used, got.PoolUsed, got.Remaining, got.Replayed),
+                    $"seed {seed}, round {round}, decision {i}, {debits[i].Tenant.Name} cost {debits[i].Cost}: in-process {expected}, Lua {got}");
+                events += usages[i] is not null && got.Admitted ? 1 : 0; // a replay's event is a 'replay' of 0 credits
+            }
+
+            var counters = reference.Snapshot(pool.Name);
+            var hash = await redis.Connection.GetDatabase().HashGetAllAsync(keys.PoolUsage(pool));
+            var luaCounters = hash.Where(e => e.Name != "start" && e.Name != "end").ToDictionary(e => (string)e.Name!, e => (long)e.Value, StringComparer.Ordinal);
+            Assert.True(
+                counters.Count == luaCounters.Count && counters.All(pair => luaCounters.TryGetValue(pair.Key, out var value) && value == pair.Value),
+                $"seed {seed}, round {round}: counters differ: in-process {Show(counters)}, Lua {Show(luaCounters)}");
+            Assert.Equal(events, await redis.Connection.GetDatabase().StreamLengthAsync(keys.EventStream(pool)));
+        }
+
+        output.WriteLine($"seed {seed}: {events} events, {store.BatchedCalls} calls carried more than one decision, {store.SharedArrays} arrays were not sent again");
+        Assert.True(store.BatchedCalls > 0, "no batch formed");
+        Assert.True(store.SharedArrays > 0, "no batch shared an array");
+    }
+
     private static string Show(Dictionary<string, long> counters) =>
         string.Join(", ", counters.OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => $"{p.Key}={p.Value}"));
 

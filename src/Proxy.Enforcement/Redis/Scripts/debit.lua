@@ -95,7 +95,8 @@
 -- arrive meanwhile go together in the next call, each decided in turn exactly as alone. Then ARGV[1] is
 -- empty (a single decision's ARGV[1] never is), ARGV[2] the number of decisions D, then D pairs (the
 -- decision's key count, its argument count), then each decision's arguments; KEYS are each decision's keys
--- in turn. Reply: one element per decision, its reply as above, or its error. The errors come before any
+-- in turn. A decision whose keys or arguments are an earlier decision's (the same array in the proxy) has
+-- -n for that count, the n-th set sent, and sends none of them again. Reply: one element per decision, its reply as above, or its error. The errors come before any
 -- write and are the same for every decision of a tag (its clock, its baseline), so none leaves a batch
 -- half written. A batch reads a usage hash once and writes what its decisions changed once, at the end of
 -- the call (hashes and flush, below), and reads a ledger stream's length once: Redis's work per decision
@@ -528,12 +529,22 @@ if ARGV[1] ~= '' then
   return reply
 end
 
+-- A decision's key or argument count is negative when its array is one an earlier decision of the batch
+-- brought: -n, the n-th array sent (decide only reads its KEYS and ARGV, so decisions share the table).
 local count = tonumber(ARGV[2])
-local replies, key_at, arg_at = {}, 0, 2 + 2 * count
+local replies, key_sets, arg_sets, key_at, arg_at = {}, {}, {}, 0, 2 + 2 * count
 for d = 1, count do
   local key_count, arg_count = tonumber(ARGV[1 + 2 * d]), tonumber(ARGV[2 + 2 * d])
-  replies[d] = decide({ unpack(KEYS, key_at + 1, key_at + key_count) }, { unpack(ARGV, arg_at + 1, arg_at + arg_count) })
-  key_at, arg_at = key_at + key_count, arg_at + arg_count
+  local keys, args = key_sets[-key_count], arg_sets[-arg_count]
+  if key_count >= 0 then
+    keys = { unpack(KEYS, key_at + 1, key_at + key_count) }
+    key_sets[#key_sets + 1], key_at = keys, key_at + key_count
+  end
+  if arg_count >= 0 then
+    args = { unpack(ARGV, arg_at + 1, arg_at + arg_count) }
+    arg_sets[#arg_sets + 1], arg_at = args, arg_at + arg_count
+  end
+  replies[d] = decide(keys, args)
 end
 flush()
 return replies
