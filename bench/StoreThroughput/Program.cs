@@ -13,30 +13,65 @@ using StackExchange.Redis;
 // core, and the decision latency seen by the caller. One Redis core's capacity on this pool is
 // 1 s / (Redis CPU per decision): reported as an estimate beside what was measured, since the client shares
 // this machine's cores with Redis.
-// Usage: QuotaProxy.Bench.StoreThroughput <redis host:port> [replica counts, default 1,2,4,8] [decisions in flight, default 256] [seconds, default 8]
+// With "ledger" last, the ledger is on as in production: each decision carries its route and request id and
+// an admitted one appends its usage event to the pool's stream (no flusher runs here; the stream is deleted
+// after each run).
+// Usage: QuotaProxy.Bench.StoreThroughput <redis host:port> [replica counts, default 1,2,4,8] [decisions in flight, default 256] [seconds, default 8] [ledger]
 var redis = args[0];
 var replicaCounts = (args.Length > 1 ? args[1] : "1,2,4,8").Split(',').Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToArray();
 var inFlight = args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 256;
 var seconds = args.Length > 3 ? int.Parse(args[3], CultureInfo.InvariantCulture) : 8;
+var ledger = args.Length > 4 && args[4] == "ledger";
+var keyPrefix = $"throughput{Environment.ProcessId}:";
 
 var values = new Dictionary<string, string?>
 {
     ["Quota:Store:Kind"] = "Redis",
     ["Quota:Store:Redis"] = redis,
-    ["Quota:Store:KeyPrefix"] = $"throughput{Environment.ProcessId}:",
+    ["Quota:Store:KeyPrefix"] = keyPrefix,
     ["Quota:Pools:hot:Limit"] = "1000000000000",
     ["Quota:Pools:hot:Window"] = "1d",
 };
+if (ledger)
+{
+    // Never connected to: nothing here starts the flusher. The backlog bound is out of the way of a long run.
+    values["Quota:Ledger:ConnectionString"] = "Host=127.0.0.1;Port=1;Database=unused";
+    values["Quota:Ledger:MaxBacklog"] = "1000000000000";
+}
+
 foreach (var tenant in new[] { "prod", "test", "dev", "e2e" })
 {
     values[$"Quota:Pools:hot:Tenants:{tenant}:Allocation"] = "100000000000";
 }
 
 var configuration = new ConfigurationBuilder().AddInMemoryCollection(values).Build();
+if (ledger)
+{
+    // The pool's baseline is laid by a replica without the ledger first: with it, a fresh Redis would wait
+    // for a ledger that is not there to say what the window used.
+    var offValues = values.Where(v => !v.Key.StartsWith("Quota:Ledger:", StringComparison.Ordinal)).ToDictionary();
+    var off = new ConfigurationBuilder().AddInMemoryCollection(offValues).Build();
+    await using var layer = new ServiceCollection().AddLogging().AddSingleton<IConfiguration>(off).AddQuotaProxy(off).BuildServiceProvider();
+    var hot = layer.GetRequiredService<QuotaProxy.Enforcement.Configuration.LiveConfiguration>().Model.Pools["hot"];
+    for (var attempt = 0; ; attempt++)
+    {
+        try
+        {
+            await layer.GetRequiredService<IQuotaStore>().DebitAsync([new QuotaDebit(hot, hot.Nodes.Values.First(), 1)], null, CancellationToken.None);
+            break;
+        }
+        catch (QuotaStoreUnavailableException) when (attempt < 50)
+        {
+            await Task.Delay(200);
+        }
+    }
+}
+
 var admin = await ConnectionMultiplexer.ConnectAsync($"{redis},allowAdmin=true");
 var server = admin.GetServers()[0];
 
 long unavailable = 0;
+Console.WriteLine(ledger ? "The ledger on: every decision with its usage event." : "The ledger off.");
 Console.WriteLine("| replicas | decisions in flight | decisions/s | unavailable (503) | Redis calls per decision | decisions per call | redis-server CPU µs per decision | redis-server CPU share of a core | p50 ms | p99 ms | one Redis core, estimated decisions/s |");
 Console.WriteLine("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
 foreach (var replicas in replicaCounts)
@@ -85,6 +120,11 @@ foreach (var replicas in replicaCounts)
         await provider.DisposeAsync();
     }
 
+    foreach (var stream in server.Keys(pattern: keyPrefix + "*events*"))
+    {
+        await admin.GetDatabase().KeyDeleteAsync(stream);
+    }
+
     async Task<long> Run(TimeSpan length, List<double>[]? record)
     {
         var until = Stopwatch.GetTimestamp() + (long)(length.TotalSeconds * Stopwatch.Frequency);
@@ -100,7 +140,8 @@ foreach (var replicas in replicaCounts)
                 RouteDecision decision;
                 try
                 {
-                    decision = await store.DebitAsync([new QuotaDebit(pool, tenant, 1)], null, CancellationToken.None);
+                    var usage = ledger ? new UsageContext("bench", string.Create(CultureInfo.InvariantCulture, $"r{worker}-{counts[worker]}-{started}")) : null;
+                    decision = await store.DebitAsync([new QuotaDebit(pool, tenant, 1)], usage, CancellationToken.None);
                 }
                 catch (QuotaStoreUnavailableException)
                 {

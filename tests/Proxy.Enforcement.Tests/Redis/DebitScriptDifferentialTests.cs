@@ -138,11 +138,11 @@ public sealed class DebitScriptDifferentialTests(RedisFixture redis, ITestOutput
     /// <summary>
     /// A batch sends an array that several of its decisions carry (a pool's keys; the ARGV of a node's commonest
     /// decision, on the server's clock without a ledger event or idempotency key, shared within a millisecond)
-    /// once, and the script hands the same table to each of them. Decisions sent at once, tenants interleaved
-    /// and some with an idempotency key and a ledger event of their own (their ARGV is theirs, their KEYS the
-    /// pool's with its event stream: two key arrays in one batch), must decide as the in-process store decides
-    /// the same sequence, leave the same counters, and write an event for each admission that carried one (a
-    /// replay's of 0 credits).
+    /// once, and the script hands the same table to each of them. Decisions sent at once, tenants interleaved,
+    /// half with a ledger event (their ARGV their own, their KEYS the pool's with its event stream: two key
+    /// arrays in one batch) and some of those with an idempotency key, must decide as the in-process store
+    /// decides the same sequence, leave the same counters, and write an event for each admission that carried
+    /// one (a replay's of 0 credits).
     /// </summary>
     [Theory]
     [InlineData(1)]
@@ -165,8 +165,9 @@ public sealed class DebitScriptDifferentialTests(RedisFixture redis, ITestOutput
         for (var round = 0; round < 4; round++)
         {
             var debits = Enumerable.Range(0, 30).Select(_ => new QuotaDebit(pool, tenants[random.Next(tenants.Length)], random.Next(1, 4))).ToList();
-            var usages = debits.Select((_, i) => random.Next(5) == 0
-                ? new UsageContext("route", $"request-{round}-{i}", new IdempotencyClaim($"key-{round}-{i % 3}", i % 3, 2))
+            // Half carry a ledger event (a request id: their ARGV is their own), a third of those an idempotency key.
+            var usages = debits.Select((_, i) => random.Next(2) == 0
+                ? new UsageContext("route", $"request-{round}-{i}", random.Next(3) == 0 ? new IdempotencyClaim($"key-{round}-{i % 3}", i % 3, 2) : null)
                 : null).ToList();
             var actual = await Task.WhenAll(debits.Select((debit, i) => store.DebitAsync([debit], usages[i], CancellationToken.None).AsTask()));
             for (var i = 0; i < debits.Count; i++)

@@ -442,7 +442,7 @@ end
 
 local admitted = limiting_pool == -1
 if admitted and not peek then
-  local event_tail = route ~= '' and (' ' .. #tenant .. ' ' .. #route .. ' ' .. tenant .. route .. request_id)
+  local event_tail = route ~= '' and (string.format(' %d %d ', #tenant, #route) .. tenant .. route .. request_id)
   for p = 1, pool_count do
     -- A replayed pool was charged when the request first came: no credits, one more replay of its key.
     local result = results[p]
