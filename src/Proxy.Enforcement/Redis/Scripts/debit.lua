@@ -96,11 +96,11 @@
 -- empty (a single decision's ARGV[1] never is), ARGV[2] the number of decisions D, then D pairs (the
 -- decision's key count, its argument count), then each decision's arguments; KEYS are each decision's keys
 -- in turn. A decision whose keys or arguments are an earlier decision's (the same array in the proxy) has
--- -n for that count, the n-th set sent, and sends none of them again. Reply: one element per decision, its reply as above, or its error. The errors come before any
--- write and are the same for every decision of a tag (its clock, its baseline), so none leaves a batch
--- half written. A batch reads a usage hash once and writes what its decisions changed once, at the end of
--- the call (hashes and flush, below), and reads a ledger stream's length once: Redis's work per decision
--- is the script's arithmetic, not a command's.
+-- -n for that count, the n-th set sent, and sends none of them again. Reply: one element per decision, its
+-- reply as above, or its error. The errors come before any write and are the same for every decision of a
+-- tag (its clock, its baseline), so none leaves a batch half written. A batch reads a usage hash once and
+-- writes what its decisions changed once, at the end of the call (hashes and flush, below), and reads a
+-- ledger stream's length once: Redis's work per decision is the script's arithmetic, not a command's.
 
 -- Read once per call, a batch's decisions sharing them: the server's clock (one call is one atomic
 -- instant) and the baseline marker found (one hash tag per call).
