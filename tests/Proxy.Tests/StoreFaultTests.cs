@@ -396,7 +396,7 @@ public sealed class StoreFaultTests(RedisFixture redis, PostgresFixture postgres
         Assert.Equal(100, vendor.Calls.Count);
         Assert.True(Both("quota_proxy_store_audits_total", "lost") >= 1, "an audit found the lost writes");
         // Put back from the ledger before deciding: raised by the audit (the promoted replica kept its marker), or
-        // restored because the master that decided next had no baseline marker (log event 1113; 3 of 26 runs on
+        // restored because the master that decided next had no baseline marker (log event 1113; 3 of 27 runs on
         // 2026-12-05, the audit's UNLINK refused first as sent to a replica). The counts above hold either way.
         Assert.True(
             Both("quota_proxy_store_baselines_total", "raised") + Both("quota_proxy_store_baselines_total", "restored") >= 1,
