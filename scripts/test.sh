@@ -37,5 +37,10 @@ status=${PIPESTATUS[0]}
 set -e
 passed=$(awk '$1 == "Passed:" && $2 ~ /^[0-9]+$/ {s += $2} END {print s + 0}' "$log")
 failed=$(awk '$1 == "Failed:" && $2 ~ /^[0-9]+$/ {s += $2} END {print s + 0}' "$log")
+if [ "$failed" -gt 0 ]; then
+  # CI keeps only the end of the output: repeat each failure (name, message, the top of its stack) here.
+  echo "failures:"
+  awk '/^  Failed [^ ]/ {n = 30} /^  Passed [^ ]/ {n = 0} n > 0 {print; n--}' "$log"
+fi
 echo "tests: ${passed} passed, ${failed} failed"
 exit "$status"
