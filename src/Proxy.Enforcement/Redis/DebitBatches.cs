@@ -8,7 +8,8 @@ namespace QuotaProxy.Enforcement.Redis;
 /// in flight go together in the next call (up to <see cref="MaxBatch"/>), each decided in turn exactly as
 /// alone, in the order they came. At low load a decision goes at once, alone: no added latency. Under load
 /// Redis runs one script call per batch instead of one per decision, and the proxy sends, reads and
-/// completes one reply per batch. The next batch leaves before the replies of the last are handed out.
+/// completes one reply per batch. The next batch leaves before the replies of the last are handed out, and a
+/// burst that queued more than one batch leaves as that many calls at once.
 /// </summary>
 internal sealed class DebitBatches(IConnectionMultiplexer connection)
 {
@@ -23,8 +24,12 @@ internal sealed class DebitBatches(IConnectionMultiplexer connection)
     /// <summary>Arrays (a decision's KEYS or ARGV) a batch sent once for several decisions (tests read it).</summary>
     public long Shared => Interlocked.Read(ref _shared);
 
+    /// <summary>The most calls one hash tag had in flight at once (tests read it: a burst went in together).</summary>
+    public long MostInFlight => Interlocked.Read(ref _mostInFlight);
+
     private long _batched;
     private long _shared;
+    private long _mostInFlight = 1;
 
     /// <summary>The decision's own reply (as <c>debit.lua</c> alone would give it), or its error.</summary>
     public Task<RedisResult> EvaluateAsync(string tag, RedisKey[] keys, RedisValue[] args)
@@ -49,41 +54,68 @@ internal sealed class DebitBatches(IConnectionMultiplexer connection)
 
     private async Task SendAsync(TagQueue queue)
     {
-        var batch = Take(queue)!;
-        var call = Send(batch);
-        while (true)
+        // The calls in flight, oldest first. Usually one: what arrives while it is in flight goes in the next.
+        // A burst that queued more than one batch goes in as many calls at once, not one round trip after
+        // another (at a replica's cold start, 400 requests at once waited out seven sequential round trips,
+        // each reply's continuation behind the burst in the thread pool's queue, and hundreds missed the
+        // 50 ms timeout). Redis runs one connection's calls in the order they were sent, so the decisions are
+        // still decided in the order they came.
+        var inFlight = new Queue<(Pending[] Batch, Task<RedisResult> Call)>();
+        SendWaiting(queue, inFlight);
+        while (inFlight.TryDequeue(out var sent))
         {
             RedisResult? result = null;
             Exception? error = null;
             try
             {
-                result = await call.ConfigureAwait(false);
+                result = await sent.Call.ConfigureAwait(false);
             }
             catch (Exception ex)
             {
                 error = ex;
             }
 
-            var next = Take(queue);
-            var nextCall = next is null ? null : Send(next);
-            HandOut(batch, result, error);
-            if (next is null)
-            {
-                return;
-            }
-
-            (batch, call) = (next, nextCall!);
+            SendWaiting(queue, inFlight);
+            HandOut(sent.Batch, result, error);
         }
     }
 
-    /// <summary>The decisions waiting, up to <see cref="MaxBatch"/>; null (and the queue idle) when none are.</summary>
-    private static Pending[]? Take(TagQueue queue)
+    /// <summary>
+    /// Sends the decisions waiting, in calls of up to <see cref="MaxBatch"/>; with none waiting and none in
+    /// flight, marks the queue idle (the next decision to come starts a new sender).
+    /// </summary>
+    private void SendWaiting(TagQueue queue, Queue<(Pending[] Batch, Task<RedisResult> Call)> inFlight)
+    {
+        while (Take(queue, idleWhenEmpty: inFlight.Count == 0) is { } batch)
+        {
+            inFlight.Enqueue((batch, Send(batch)));
+        }
+
+        var most = Interlocked.Read(ref _mostInFlight);
+        while (inFlight.Count > most)
+        {
+            var seen = Interlocked.CompareExchange(ref _mostInFlight, inFlight.Count, most);
+            if (seen == most)
+            {
+                break;
+            }
+
+            most = seen;
+        }
+    }
+
+    /// <summary>The decisions waiting, up to <see cref="MaxBatch"/>; null when none are (and the queue marked idle if <paramref name="idleWhenEmpty"/>).</summary>
+    private static Pending[]? Take(TagQueue queue, bool idleWhenEmpty)
     {
         lock (queue)
         {
             if (queue.Waiting.Count == 0)
             {
-                queue.Sending = false;
+                if (idleWhenEmpty)
+                {
+                    queue.Sending = false;
+                }
+
                 return null;
             }
 

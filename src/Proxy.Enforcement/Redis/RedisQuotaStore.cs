@@ -88,6 +88,9 @@ internal sealed class RedisQuotaStore : IQuotaStore
     /// <summary>A decision's KEYS or ARGV that a batch did not send again (<see cref="DebitBatches.Shared"/>).</summary>
     internal long SharedArrays => _batches.Shared;
 
+    /// <summary>The most <c>debit.lua</c> calls one hash tag had in flight at once (<see cref="DebitBatches.MostInFlight"/>).</summary>
+    internal long MostCallsInFlight => _batches.MostInFlight;
+
     /// <summary>The pools (by the name that tags their keys) whose circuit is not closed, for <c>/readyz</c>.</summary>
     public IReadOnlyList<string> OpenCircuits =>
         [.. _breakers.Values.Where(b => b.State != Polly.CircuitBreaker.CircuitState.Closed).Select(b => b.Tag).Order(StringComparer.Ordinal)];
