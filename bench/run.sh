@@ -6,20 +6,22 @@
 #   inproc   wrk -> QuotaProxy on its in-process store, every request metered and admitted -> nginx
 #   quota    wrk -> QuotaProxy on Redis (exact mode), every request metered and admitted -> nginx
 # and the Redis commands per metered request (INFO commandstats over the quota and lease arms).
-# The proxy arms run one after another in each of ROUNDS rounds (default 3) after a warm-up long enough for
+# The proxy arms run one after another in each of ROUNDS rounds (default 7) after a warm-up long enough for
 # tiered JIT to settle; each ratio quoted is the median of the per-round ratios to plain YARP, since these
-# shared machines drift. ARMS chooses the proxy arms (default "yarp host inproc quota lease"; yarp is always
+# shared machines drift: over a minute the whole machine's throughput moves by 10-25 %, so many short rounds
+# (8 s an arm) pair each arm with a plain YARP run close in time, and their median is steadier than that of
+# three long ones. ARMS chooses the proxy arms (default "yarp host inproc quota lease"; yarp is always
 # run): host is QuotaProxy with the quota step off (an unmetered route), inproc the in-process store, quota
 # Redis in exact mode (one atomic decision per request), lease Redis with credit leases (Lease MaxCredits 1000).
 # Then each arm's latency at a fixed rate, half of plain YARP's throughput (hey; LATENCY=0 skips it).
-# Usage: bench/run.sh [seconds per arm, default 15] [connections, default 64]   (env ROUNDS, WARMUP, ARMS, LATENCY, LATENCY_SECONDS)
+# Usage: bench/run.sh [seconds per arm, default 8] [connections, default 64]   (env ROUNDS, WARMUP, ARMS, LATENCY, LATENCY_SECONDS)
 # Needs: nginx, wrk, hey, redis-server (apt-get install nginx wrk hey redis-server), the .NET SDK.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DURATION=${1:-15}
+DURATION=${1:-8}
 CONNECTIONS=${2:-64}
 THREADS=2
-ROUNDS=${ROUNDS:-3}
+ROUNDS=${ROUNDS:-7}
 WARMUP=${WARMUP:-10}
 for tool in nginx wrk redis-server redis-cli; do
   command -v "$tool" >/dev/null || { echo "bench: $tool is missing (apt-get install nginx wrk redis-server)" >&2; exit 1; }
