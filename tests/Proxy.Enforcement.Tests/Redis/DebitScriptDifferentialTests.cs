@@ -76,7 +76,6 @@ public sealed class DebitScriptDifferentialTests(RedisFixture redis, ITestOutput
         var reference = new InProcessQuotaStore(clock);
         var prefix = RedisFixture.NewKeyPrefix();
         var lua = RedisStores.Create(redis.Connection, clock, prefix);
-        var database = redis.Connection.GetDatabase();
         var decisions = 0;
         var replays = 0;
         // One decision per pool alone first: it sets the hash tag's baseline (the first decisions of a fresh
@@ -119,12 +118,7 @@ public sealed class DebitScriptDifferentialTests(RedisFixture redis, ITestOutput
 
             foreach (var checkedPool in debits.Select(d => d.Pool).Distinct())
             {
-                var counters = reference.Snapshot(checkedPool.Name);
-                var hash = await database.HashGetAllAsync(new RedisKeys(prefix).PoolUsage(checkedPool));
-                var luaCounters = hash.Where(e => e.Name != "start" && e.Name != "end").ToDictionary(e => (string)e.Name!, e => (long)e.Value, StringComparer.Ordinal);
-                Assert.True(
-                    counters.Count == luaCounters.Count && counters.All(pair => luaCounters.TryGetValue(pair.Key, out var value) && value == pair.Value),
-                    $"seed {seed}, step {step}: counters of {checkedPool.Name} differ: in-process {Show(counters)}, Lua {Show(luaCounters)}");
+                await AssertSameCountersAsync(reference, new RedisKeys(prefix), checkedPool, $"seed {seed}, step {step}");
             }
 
             decisions += debits.Count;
@@ -180,12 +174,7 @@ public sealed class DebitScriptDifferentialTests(RedisFixture redis, ITestOutput
                 events += usages[i] is not null && got.Admitted ? 1 : 0; // a replay's event is a 'replay' of 0 credits
             }
 
-            var counters = reference.Snapshot(pool.Name);
-            var hash = await redis.Connection.GetDatabase().HashGetAllAsync(keys.PoolUsage(pool));
-            var luaCounters = hash.Where(e => e.Name != "start" && e.Name != "end").ToDictionary(e => (string)e.Name!, e => (long)e.Value, StringComparer.Ordinal);
-            Assert.True(
-                counters.Count == luaCounters.Count && counters.All(pair => luaCounters.TryGetValue(pair.Key, out var value) && value == pair.Value),
-                $"seed {seed}, round {round}: counters differ: in-process {Show(counters)}, Lua {Show(luaCounters)}");
+            await AssertSameCountersAsync(reference, keys, pool, $"seed {seed}, round {round}");
             Assert.Equal(events, await redis.Connection.GetDatabase().StreamLengthAsync(keys.EventStream(pool)));
         }
 
@@ -236,16 +225,22 @@ public sealed class DebitScriptDifferentialTests(RedisFixture redis, ITestOutput
                 $"decision {i}, {debits[i].Tenant.Name} cost {debits[i].Cost}: in-process {expected}, Lua {got}");
         }
 
+        await AssertSameCountersAsync(reference, keys, pool, "after the burst");
+        Assert.Equal(250, reference.Snapshot(pool.Name)["pool"]);
+        output.WriteLine($"{actual.Count(d => d.Admitted)} of {debits.Count} admitted; at most {store.MostCallsInFlight} calls in flight, {store.BatchedCalls} carried more than one decision");
+        // 300 queued behind the first: ceil(300 / 64) = 5 calls at once.
+        Assert.True(store.MostCallsInFlight >= 5, $"at most {store.MostCallsInFlight} calls were in flight at once");
+    }
+
+    /// <summary>The pool's usage hash in Redis holds exactly the in-process store's counters (the window's start and end aside).</summary>
+    private async Task AssertSameCountersAsync(InProcessQuotaStore reference, RedisKeys keys, PoolDefinition pool, string context)
+    {
         var counters = reference.Snapshot(pool.Name);
         var hash = await redis.Connection.GetDatabase().HashGetAllAsync(keys.PoolUsage(pool));
         var luaCounters = hash.Where(e => e.Name != "start" && e.Name != "end").ToDictionary(e => (string)e.Name!, e => (long)e.Value, StringComparer.Ordinal);
         Assert.True(
             counters.Count == luaCounters.Count && counters.All(pair => luaCounters.TryGetValue(pair.Key, out var value) && value == pair.Value),
-            $"counters differ: in-process {Show(counters)}, Lua {Show(luaCounters)}");
-        Assert.Equal(250, counters["pool"]);
-        output.WriteLine($"{actual.Count(d => d.Admitted)} of {debits.Count} admitted; at most {store.MostCallsInFlight} calls in flight, {store.BatchedCalls} carried more than one decision");
-        // 300 queued behind the first: ceil(300 / 64) = 5 calls at once.
-        Assert.True(store.MostCallsInFlight >= 5, $"at most {store.MostCallsInFlight} calls were in flight at once");
+            $"{context}: counters of {pool.Name} differ: in-process {Show(counters)}, Lua {Show(luaCounters)}");
     }
 
     private static string Show(Dictionary<string, long> counters) =>
