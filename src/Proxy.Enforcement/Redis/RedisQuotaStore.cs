@@ -526,17 +526,29 @@ internal sealed class RedisQuotaStore : IQuotaStore
             }
         }
 
+        long acknowledged;
         try
         {
-            await _connection.GetDatabase()
+            var database = _connection.GetDatabase();
+            await database
                 .ScriptEvaluateAsync(LeaseRecordScript.Source, [_keys.LeaseRecords(pool), _keys.EventStream(pool)], args)
                 .WaitAsync(_timeout, cancellationToken)
                 .ConfigureAwait(false);
+            // The record holds the spends' usage events, the only billing of those calls: with ReplicaAcks it is
+            // on the replicas before it counts as recorded, as a debit is before its call, so that a failover
+            // cannot lose it. One not confirmed is sent again; a record applies once, so a copy the new master
+            // already holds changes nothing.
+            acknowledged = _replicaAcks > 0 ? await _abandoned.AcknowledgedAsync(database, _keys.LeaseRecords(pool), _timeout).ConfigureAwait(false) : 0;
         }
         catch (Exception ex) when (IsStoreFailure(ex))
         {
             // Not logged here: the keeper sends it again every pass, and logs it if it gives up (event 1500).
             throw new QuotaStoreUnavailableException($"Redis did not record lease {record.Id} of pool {pool.Name} within {_timeout.TotalMilliseconds} ms; it is sent again.", ex);
+        }
+
+        if (acknowledged < _replicaAcks)
+        {
+            throw new QuotaStoreUnavailableException($"Lease {record.Id}'s record of pool {pool.Name} reached {Math.Max(0, acknowledged)} of the {_replicaAcks} replica(s) it needs within {_timeout.TotalMilliseconds} ms; it is sent again.");
         }
     }
 

@@ -48,6 +48,42 @@ public sealed class RedisQuotaStoreTests(RedisFixture redis)
         Assert.InRange(ttl.Value, TimeSpan.FromSeconds(1), TimeSpan.FromDays(1) + TimeSpan.FromMinutes(1));
     }
 
+    /// <summary>
+    /// With ReplicaAcks, a lease record (its spends' usage events are the only billing of the calls its lease
+    /// admitted) counts as recorded only once a replica holds it, as a debit does before its call: one the
+    /// replica did not confirm throws, so the keeper sends it again, and the copy the master already holds makes
+    /// that second sending change nothing. Before, a failover just after a record could lose its events (a
+    /// suite run: 9 calls of one tenant never billed).
+    /// </summary>
+    [Fact]
+    public async Task RecordLease_WithReplicaAcks_IsRecordedOnlyOnceAReplicaHoldsIt_AndOnceHoweverOftenItIsSent()
+    {
+        await using var sentinel = await LocalRedisSentinel.StartAsync();
+        await using var connection = await ConnectionMultiplexer.ConnectAsync(sentinel.ConnectionString);
+        var pool = TestPools.Create("leased", 100, "1d", "UTC", ("prod", null));
+        var tenant = pool.Nodes.Values.First();
+        var keys = new RedisKeys(RedisFixture.NewKeyPrefix());
+        var store = new RedisQuotaStore(connection, keys, TimeSpan.FromMilliseconds(300), TimeProvider.System, NullLogger<RedisQuotaStore>.Instance, ledger: true, replicaAcks: 1);
+        var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        LeaseRecord Record(long sequence, params string[] requests) =>
+            new("lease-1", sequence, tenant, now + 30_000, 10, false, [.. requests.Select(r => new LeasedSpend("route", r, 1, UsageKind.Debit, now))]);
+
+        await store.RecordLeaseAsync(pool, Record(1, "a", "b"), CancellationToken.None);
+        sentinel.Second.Pause();
+        try
+        {
+            await Assert.ThrowsAsync<QuotaStoreUnavailableException>(() => store.RecordLeaseAsync(pool, Record(2, "c"), CancellationToken.None).AsTask());
+        }
+        finally
+        {
+            sentinel.Second.Resume();
+        }
+
+        await store.RecordLeaseAsync(pool, Record(2, "c"), CancellationToken.None);
+        var events = await connection.GetDatabase().StreamRangeAsync(keys.EventStream(pool));
+        Assert.Equal(["a", "b", "c"], events.Select(e => ((string)e["e"]!)[^1..]));
+    }
+
     [Fact]
     public async Task Adjust_WithAnOperationId_AppliesOnce_HoweverOftenItIsSent()
     {
