@@ -377,15 +377,25 @@ internal sealed class RedisQuotaStore : IQuotaStore
     /// <exception cref="QuotaStoreUnavailableException">The store did not answer within its timeout.</exception>
     public async Task ChargeOnceAsync(IReadOnlyList<QuotaDebit> debits, RouteDecision decision, long credits, UsageContext? usage, string operationId)
     {
+        long acknowledged;
         try
         {
-            await AdjustScript.EvaluateAsync(_connection.GetDatabase(), _keys, debits, decision, credits, UsageKind.Debit, _ledger ? usage : null, operationId)
+            var database = _connection.GetDatabase();
+            await AdjustScript.EvaluateAsync(database, _keys, debits, decision, credits, UsageKind.Debit, _ledger ? usage : null, operationId)
                 .WaitAsync(_timeout)
                 .ConfigureAwait(false);
+            // Its event bills a call that happened: with ReplicaAcks it stays in the journal until a replica
+            // holds it (the operation id applies it once however often it is sent), so a failover cannot lose it.
+            acknowledged = _replicaAcks > 0 ? await _abandoned.AcknowledgedAsync(database, _keys.PoolUsage(debits[0].Pool), _timeout).ConfigureAwait(false) : 0;
         }
         catch (Exception ex) when (IsStoreFailure(ex))
         {
             throw new QuotaStoreUnavailableException($"Redis did not take journaled operation {operationId} within {_timeout.TotalMilliseconds} ms.", ex);
+        }
+
+        if (acknowledged < _replicaAcks)
+        {
+            throw new QuotaStoreUnavailableException($"Journaled operation {operationId} reached {Math.Max(0, acknowledged)} of the {_replicaAcks} replica(s) it needs within {_timeout.TotalMilliseconds} ms; it is sent again.");
         }
     }
 

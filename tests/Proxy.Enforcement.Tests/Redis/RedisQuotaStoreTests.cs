@@ -84,6 +84,39 @@ public sealed class RedisQuotaStoreTests(RedisFixture redis)
         Assert.Equal(["a", "b", "c"], events.Select(e => ((string)e["e"]!)[^1..]));
     }
 
+    /// <summary>
+    /// The same rule for an admission journaled during an outage (ChargeOnceAsync, the journal's replay): its
+    /// event bills a call that happened, so with ReplicaAcks it counts as charged only once a replica holds it;
+    /// one not confirmed throws, the journal keeps it, and sent again it is applied once (its operation id).
+    /// </summary>
+    [Fact]
+    public async Task ChargeOnce_WithReplicaAcks_IsChargedOnlyOnceAReplicaHoldsIt_AndOnceHoweverOftenItIsSent()
+    {
+        await using var sentinel = await LocalRedisSentinel.StartAsync();
+        await using var connection = await ConnectionMultiplexer.ConnectAsync(sentinel.ConnectionString);
+        var keys = new RedisKeys(RedisFixture.NewKeyPrefix());
+        var store = new RedisQuotaStore(connection, keys, TimeSpan.FromMilliseconds(300), TimeProvider.System, NullLogger<RedisQuotaStore>.Instance, ledger: true, replicaAcks: 1);
+        QuotaDebit[] debit = [Daily.Debit("prod", 3)];
+        var decision = await store.DebitAsync(debit, new UsageContext("quotes", "request-0"), CancellationToken.None);
+        var journaled = new UsageContext("quotes", "request-1");
+
+        sentinel.Second.Pause();
+        try
+        {
+            await Assert.ThrowsAsync<QuotaStoreUnavailableException>(() => store.ChargeOnceAsync(debit, decision, 3, journaled, "journal-1"));
+        }
+        finally
+        {
+            sentinel.Second.Resume();
+        }
+
+        await store.ChargeOnceAsync(debit, decision, 3, journaled, "journal-1");
+        var database = connection.GetDatabase();
+        Assert.Equal(6, (long)await database.HashGetAsync(keys.PoolUsage(Daily), "t:prod"));
+        var events = await database.StreamRangeAsync(keys.EventStream(Daily));
+        Assert.Equal(["request-0", "request-1"], events.Select(e => ((string)e["e"]!)[^9..]));
+    }
+
     [Fact]
     public async Task Adjust_WithAnOperationId_AppliesOnce_HoweverOftenItIsSent()
     {
