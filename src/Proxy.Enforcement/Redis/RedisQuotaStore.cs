@@ -377,25 +377,40 @@ internal sealed class RedisQuotaStore : IQuotaStore
     /// <exception cref="QuotaStoreUnavailableException">The store did not answer within its timeout.</exception>
     public async Task ChargeOnceAsync(IReadOnlyList<QuotaDebit> debits, RouteDecision decision, long credits, UsageContext? usage, string operationId)
     {
-        long acknowledged;
+        var database = _connection.GetDatabase();
         try
         {
-            var database = _connection.GetDatabase();
             await AdjustScript.EvaluateAsync(database, _keys, debits, decision, credits, UsageKind.Debit, _ledger ? usage : null, operationId)
                 .WaitAsync(_timeout)
                 .ConfigureAwait(false);
-            // Its event bills a call that happened: with ReplicaAcks it stays in the journal until a replica
-            // holds it (the operation id applies it once however often it is sent), so a failover cannot lose it.
-            acknowledged = _replicaAcks > 0 ? await _abandoned.AcknowledgedAsync(database, _keys.PoolUsage(debits[0].Pool), _timeout).ConfigureAwait(false) : 0;
         }
         catch (Exception ex) when (IsStoreFailure(ex))
         {
             throw new QuotaStoreUnavailableException($"Redis did not take journaled operation {operationId} within {_timeout.TotalMilliseconds} ms.", ex);
         }
 
+        // Its event bills a call that happened: it leaves the journal only once the replicas hold it.
+        await ConfirmBillingOnReplicasAsync(database, _keys.PoolUsage(debits[0].Pool), $"Journaled operation {operationId}").ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// With ReplicaAcks, a write whose usage events bill calls that already happened (a lease's record, a
+    /// journaled admission) counts as done only once the replicas hold it (<c>WAIT</c>), as a debit does before
+    /// its call, so that a failover cannot lose it. One not confirmed throws and is sent again: both writes
+    /// apply once however often they are sent, so a copy the new master already holds changes nothing.
+    /// </summary>
+    /// <exception cref="QuotaStoreUnavailableException">Fewer replicas than required acknowledged it in time.</exception>
+    private async Task ConfirmBillingOnReplicasAsync(IDatabase database, RedisKey key, string what)
+    {
+        if (_replicaAcks == 0)
+        {
+            return;
+        }
+
+        var acknowledged = await _abandoned.AcknowledgedAsync(database, key, _timeout).ConfigureAwait(false);
         if (acknowledged < _replicaAcks)
         {
-            throw new QuotaStoreUnavailableException($"Journaled operation {operationId} reached {Math.Max(0, acknowledged)} of the {_replicaAcks} replica(s) it needs within {_timeout.TotalMilliseconds} ms; it is sent again.");
+            throw new QuotaStoreUnavailableException($"{what} reached {Math.Max(0, acknowledged)} of the {_replicaAcks} replica(s) it needs within {_timeout.TotalMilliseconds} ms; it is sent again.");
         }
     }
 
@@ -536,19 +551,13 @@ internal sealed class RedisQuotaStore : IQuotaStore
             }
         }
 
-        long acknowledged;
+        var database = _connection.GetDatabase();
         try
         {
-            var database = _connection.GetDatabase();
             await database
                 .ScriptEvaluateAsync(LeaseRecordScript.Source, [_keys.LeaseRecords(pool), _keys.EventStream(pool)], args)
                 .WaitAsync(_timeout, cancellationToken)
                 .ConfigureAwait(false);
-            // The record holds the spends' usage events, the only billing of those calls: with ReplicaAcks it is
-            // on the replicas before it counts as recorded, as a debit is before its call, so that a failover
-            // cannot lose it. One not confirmed is sent again; a record applies once, so a copy the new master
-            // already holds changes nothing.
-            acknowledged = _replicaAcks > 0 ? await _abandoned.AcknowledgedAsync(database, _keys.LeaseRecords(pool), _timeout).ConfigureAwait(false) : 0;
         }
         catch (Exception ex) when (IsStoreFailure(ex))
         {
@@ -556,10 +565,8 @@ internal sealed class RedisQuotaStore : IQuotaStore
             throw new QuotaStoreUnavailableException($"Redis did not record lease {record.Id} of pool {pool.Name} within {_timeout.TotalMilliseconds} ms; it is sent again.", ex);
         }
 
-        if (acknowledged < _replicaAcks)
-        {
-            throw new QuotaStoreUnavailableException($"Lease {record.Id}'s record of pool {pool.Name} reached {Math.Max(0, acknowledged)} of the {_replicaAcks} replica(s) it needs within {_timeout.TotalMilliseconds} ms; it is sent again.");
-        }
+        // The record holds the spends' usage events, the only billing of those calls.
+        await ConfirmBillingOnReplicasAsync(database, _keys.LeaseRecords(pool), $"Lease {record.Id}'s record of pool {pool.Name}").ConfigureAwait(false);
     }
 
     public async ValueTask<(long Leases, long Credits)> SweepLeasesAsync(PoolDefinition pool, TimeSpan grace, TimeSpan keepEnded, CancellationToken cancellationToken)
