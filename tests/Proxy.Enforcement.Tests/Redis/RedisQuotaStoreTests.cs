@@ -63,7 +63,7 @@ public sealed class RedisQuotaStoreTests(RedisFixture redis)
         var pool = TestPools.Create("leased", 100, "1d", "UTC", ("prod", null));
         var tenant = pool.Nodes.Values.First();
         var keys = new RedisKeys(RedisFixture.NewKeyPrefix());
-        var store = new RedisQuotaStore(connection, keys, TimeSpan.FromMilliseconds(300), TimeProvider.System, NullLogger<RedisQuotaStore>.Instance, ledger: true, replicaAcks: 1);
+        var store = new RedisQuotaStore(connection, keys, new StoreOptions().Timeout, TimeProvider.System, NullLogger<RedisQuotaStore>.Instance, ledger: true, replicaAcks: 1);
         var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
         LeaseRecord Record(long sequence, params string[] requests) =>
             new("lease-1", sequence, tenant, now + 30_000, 10, false, [.. requests.Select(r => new LeasedSpend("route", r, 1, UsageKind.Debit, now))]);
@@ -79,7 +79,8 @@ public sealed class RedisQuotaStoreTests(RedisFixture redis)
             sentinel.Second.Resume();
         }
 
-        await store.RecordLeaseAsync(pool, Record(2, "c"), CancellationToken.None);
+        // Sent again, as the keeper does every pass, until the replica confirms it.
+        await SentUntilTakenAsync(() => store.RecordLeaseAsync(pool, Record(2, "c"), CancellationToken.None).AsTask());
         var events = await connection.GetDatabase().StreamRangeAsync(keys.EventStream(pool));
         Assert.Equal(["a", "b", "c"], events.Select(e => ((string)e["e"]!)[^1..]));
     }
@@ -95,7 +96,11 @@ public sealed class RedisQuotaStoreTests(RedisFixture redis)
         await using var sentinel = await LocalRedisSentinel.StartAsync();
         await using var connection = await ConnectionMultiplexer.ConnectAsync(sentinel.ConnectionString);
         var keys = new RedisKeys(RedisFixture.NewKeyPrefix());
-        var store = new RedisQuotaStore(connection, keys, TimeSpan.FromMilliseconds(300), TimeProvider.System, NullLogger<RedisQuotaStore>.Instance, ledger: true, replicaAcks: 1);
+        var store = new RedisQuotaStore(connection, keys, new StoreOptions().Timeout, TimeProvider.System, NullLogger<RedisQuotaStore>.Instance, ledger: true, replicaAcks: 1);
+        // The first decision on a fresh Redis lays the tag's baseline, which can take longer than the default
+        // timeout: tenant test's decisions go first until one is answered (a 503 costs nothing; only prod's
+        // counter is checked below).
+        await SentUntilTakenAsync(async () => Assert.True((await store.DebitAsync([Daily.Debit("test", 1)], null, CancellationToken.None)).Admitted));
         QuotaDebit[] debit = [Daily.Debit("prod", 3)];
         var decision = await store.DebitAsync(debit, new UsageContext("quotes", "request-0"), CancellationToken.None);
         var journaled = new UsageContext("quotes", "request-1");
@@ -110,12 +115,31 @@ public sealed class RedisQuotaStoreTests(RedisFixture redis)
             sentinel.Second.Resume();
         }
 
-        await store.ChargeOnceAsync(debit, decision, 3, journaled, "journal-1");
+        await SentUntilTakenAsync(() => store.ChargeOnceAsync(debit, decision, 3, journaled, "journal-1"));
         var database = connection.GetDatabase();
         Assert.Equal(6, (long)await database.HashGetAsync(keys.PoolUsage(Daily), "t:prod"));
         var events = await database.StreamRangeAsync(keys.EventStream(Daily));
         Assert.Equal(["request-0", "request-1"], events.Select(e => ((string)e["e"]!)[^9..]));
     }
+
+    /// <summary>Sent again while the store answers unavailable (as the keeper and the journal send theirs), until it is taken.</summary>
+    private static Task<bool> SentUntilTakenAsync(Func<Task> send) =>
+        Poll.UntilAsync(
+            "the store to take it",
+            async () =>
+            {
+                try
+                {
+                    await send();
+                    return true;
+                }
+                catch (QuotaStoreUnavailableException)
+                {
+                    return false;
+                }
+            },
+            confirmed => confirmed,
+            TimeSpan.FromSeconds(10));
 
     [Fact]
     public async Task Adjust_WithAnOperationId_AppliesOnce_HoweverOftenItIsSent()
